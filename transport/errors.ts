@@ -1,0 +1,67 @@
+// Named failures of the transport layer. Each has a stable `name` that tests and
+// callers match on, and a `cause` when it wraps a lower-level error.
+
+export class TransportError extends Error {
+  override name = "TransportError";
+}
+
+/** A request got no reply within its timeout (the link may be cut, or the responder slow). */
+export class TimeoutError extends TransportError {
+  override name = "TimeoutError";
+  constructor(
+    readonly subject: string,
+    readonly timeoutMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(`request to ${subject} timed out after ${timeoutMs} ms`, options);
+  }
+}
+
+/** A request reached the server, which knows no subscriber for the subject. */
+export class NoRespondersError extends TransportError {
+  override name = "NoRespondersError";
+  constructor(
+    readonly subject: string,
+    options?: ErrorOptions,
+  ) {
+    super(`no responders for ${subject}`, options);
+  }
+}
+
+/** The transport was closed (by the caller, or because the connection gave up). */
+export class TransportClosedError extends TransportError {
+  override name = "TransportClosedError";
+  constructor(message = "transport is closed", options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A payload is larger than the transport accepts. */
+export class PayloadTooLargeError extends TransportError {
+  override name = "PayloadTooLargeError";
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`payload of ${size} bytes exceeds the limit of ${limit} bytes`);
+  }
+}
+
+/** A subject is empty, has empty tokens, or misuses wildcards. */
+export class InvalidSubjectError extends TransportError {
+  override name = "InvalidSubjectError";
+  constructor(readonly subject: string) {
+    super(`invalid subject: ${JSON.stringify(subject)}`);
+  }
+}
+
+/** Could not connect to any server at start-up. */
+export class ConnectError extends TransportError {
+  override name = "ConnectError";
+  constructor(
+    readonly servers: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(`could not connect to ${servers.join(", ")}`, options);
+  }
+}

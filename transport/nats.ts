@@ -1,0 +1,258 @@
+// The Transport over a real nats-server, with the nats.js v3 client. It maps
+// the client's statuses and errors onto the Transport's own discriminated
+// union and named errors, and keeps reconnecting until closed.
+import {
+  connect,
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  errors as natsErrors,
+  headers as natsHeaders,
+  RequestError,
+  type Status,
+} from "@nats-io/transport-node";
+import {
+  ConnectError,
+  InvalidSubjectError,
+  NoRespondersError,
+  PayloadTooLargeError,
+  TimeoutError,
+  TransportClosedError,
+} from "./errors.js";
+import type {
+  Headers,
+  Message,
+  MessageHandler,
+  PublishOptions,
+  RequestOptions,
+  StatusListener,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportStatus,
+} from "./transport.js";
+import { isPublishSubject, isSubscribeSubject } from "./transport.js";
+
+export interface NatsTransportOptions {
+  readonly servers: readonly string[];
+  /** Client name shown by the server (`nats server report connections`). */
+  readonly name: string;
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+  /** Milliseconds between reconnect attempts; short so a healed link is noticed quickly. */
+  readonly reconnectWaitMs?: number;
+  /** Milliseconds to wait for the first connection. */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds between client pings; a silent server is declared lost after 2 missed. */
+  readonly pingIntervalMs?: number;
+  /** Called when a subscription handler throws; the transport itself carries on. */
+  readonly onHandlerError?: (error: unknown, subject: string) => void;
+}
+
+/** Connect to NATS; rejects with ConnectError when no server answers in time. */
+export async function connectNats(options: NatsTransportOptions): Promise<NatsTransport> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: [...options.servers],
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: options.reconnectWaitMs ?? 250,
+      reconnectJitter: 50,
+      timeout: options.connectTimeoutMs ?? 5_000,
+      pingInterval: options.pingIntervalMs ?? 10_000,
+      maxPingOut: 2,
+      ...(options.user !== undefined ? { user: options.user } : {}),
+      ...(options.pass !== undefined ? { pass: options.pass } : {}),
+      ...(options.token !== undefined ? { token: options.token } : {}),
+    });
+  } catch (error) {
+    throw new ConnectError(options.servers, { cause: error });
+  }
+  return new NatsTransport(nc, options);
+}
+
+export class NatsTransport implements Transport {
+  readonly name: string;
+  #status: TransportStatus["type"] = "connected";
+  readonly #listeners = new Set<StatusListener>();
+  readonly #onHandlerError: (error: unknown, subject: string) => void;
+
+  constructor(
+    /** The underlying connection, for NATS-only features (JetStream, micro services). */
+    readonly connection: NatsConnection,
+    options: Pick<NatsTransportOptions, "name" | "onHandlerError">,
+  ) {
+    this.name = options.name;
+    this.#onHandlerError = options.onHandlerError ?? (() => {});
+    void this.#watchStatus();
+    void connection.closed().then((error) => {
+      this.#emit(error ? { type: "closed", error } : { type: "closed" });
+    });
+  }
+
+  get maxPayload(): number {
+    return this.connection.info?.max_payload ?? 1024 * 1024;
+  }
+
+  get status(): TransportStatus["type"] {
+    return this.#status;
+  }
+
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): void {
+    this.#checkOpen();
+    this.#checkPublish(subject, data);
+    this.connection.publish(subject, data, toPublishOptions(options));
+  }
+
+  subscribe(subject: string, handler: MessageHandler, options?: SubscribeOptions): Subscription {
+    this.#checkOpen();
+    if (!isSubscribeSubject(subject)) throw new InvalidSubjectError(subject);
+    const onError = this.#onHandlerError;
+    const sub = this.connection.subscribe(subject, {
+      ...(options?.queue !== undefined ? { queue: options.queue } : {}),
+      callback: (err, msg) => {
+        if (err) {
+          onError(err, subject);
+          return;
+        }
+        try {
+          handler(toMessage(msg));
+        } catch (error) {
+          onError(error, subject);
+        }
+      },
+    });
+    return {
+      subject,
+      unsubscribe: () => {
+        if (!sub.isClosed()) sub.unsubscribe();
+      },
+    };
+  }
+
+  async request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Message> {
+    this.#checkOpen();
+    this.#checkPublish(subject, data);
+    try {
+      const msg = await this.connection.request(subject, data, {
+        timeout: options.timeoutMs,
+        ...(options.headers ? { headers: toNatsHeaders(options.headers) } : {}),
+      });
+      return toMessage(msg);
+    } catch (error) {
+      throw mapRequestError(error, subject, options.timeoutMs);
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    try {
+      await this.connection.flush();
+    } catch (error) {
+      if (this.connection.isClosed()) throw new TransportClosedError(undefined, { cause: error });
+      throw error;
+    }
+  }
+
+  onStatus(listener: StatusListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  inbox(): string {
+    return createInbox();
+  }
+
+  async close(): Promise<void> {
+    if (this.connection.isClosed()) return;
+    try {
+      await this.connection.drain();
+    } catch {
+      await this.connection.close();
+    }
+  }
+
+  async closed(): Promise<Error | undefined> {
+    return (await this.connection.closed()) ?? undefined;
+  }
+
+  #checkOpen(): void {
+    if (this.connection.isClosed() || this.connection.isDraining()) throw new TransportClosedError();
+  }
+
+  #checkPublish(subject: string, data: Uint8Array): void {
+    if (!isPublishSubject(subject)) throw new InvalidSubjectError(subject);
+    if (data.byteLength > this.maxPayload) throw new PayloadTooLargeError(data.byteLength, this.maxPayload);
+  }
+
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.connection.status()) {
+      const mapped = mapStatus(s);
+      if (mapped) this.#emit(mapped);
+    }
+  }
+
+  #emit(status: TransportStatus): void {
+    if (this.#status === "closed") return;
+    this.#status = status.type;
+    for (const listener of this.#listeners) {
+      try {
+        listener(status);
+      } catch (error) {
+        this.#onHandlerError(error, "status");
+      }
+    }
+  }
+}
+
+function mapStatus(s: Status): TransportStatus | undefined {
+  switch (s.type) {
+    case "disconnect":
+      return { type: "disconnected", server: s.server };
+    case "reconnecting":
+      return { type: "reconnecting" };
+    case "reconnect":
+      return { type: "connected", server: s.server };
+    default:
+      return undefined;
+  }
+}
+
+function mapRequestError(error: unknown, subject: string, timeoutMs: number): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  if (error instanceof natsErrors.TimeoutError) return new TimeoutError(subject, timeoutMs, { cause: error });
+  if (
+    error instanceof natsErrors.NoRespondersError ||
+    (error instanceof RequestError && error.isNoResponders())
+  )
+    return new NoRespondersError(subject, { cause: error });
+  if (error instanceof natsErrors.ClosedConnectionError || /connection closed/.test(error.message))
+    return new TransportClosedError(undefined, { cause: error });
+  return error;
+}
+
+function toPublishOptions(options: PublishOptions | undefined) {
+  if (!options) return undefined;
+  return {
+    ...(options.reply !== undefined ? { reply: options.reply } : {}),
+    ...(options.headers ? { headers: toNatsHeaders(options.headers) } : {}),
+  };
+}
+
+function toNatsHeaders(h: Headers): MsgHdrs {
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
+
+function toMessage(msg: Msg): Message {
+  let headers: Record<string, string> | undefined;
+  if (msg.headers) {
+    headers = {};
+    for (const k of msg.headers.keys()) headers[k] = msg.headers.get(k);
+  }
+  return { subject: msg.subject, data: msg.data, reply: msg.reply || undefined, headers };
+}
