@@ -65,3 +65,14 @@ export class ConnectError extends TransportError {
     super(`could not connect to ${servers.join(", ")}`, options);
   }
 }
+
+/** A reply could not be decoded or is not a valid RPLY. */
+export class BadReplyError extends TransportError {
+  override name = "BadReplyError";
+  constructor(
+    readonly subject: string,
+    readonly reason: string,
+  ) {
+    super(`bad reply on ${subject}: ${reason}`);
+  }
+}

@@ -1,0 +1,131 @@
+// The node daemon's configuration: one zod schema gives the defaults, the
+// checks and the types. Values come from defaults < config file (YAML or JSON)
+// < command-line flags; an unknown key or a bad value is a ConfigError naming
+// its path.
+import { readFileSync } from "node:fs";
+import { extname, join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { describeIssues, nodeIdSchema } from "../transport/protocol.js";
+import { isClusterName } from "../transport/subjects.js";
+import { ConfigError } from "./errors.js";
+
+const natsUrl = z
+  .string()
+  .refine((s) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(s) || /^[^\s:/]+:\d+$/.test(s), {
+    message: "expected a NATS URL such as nats://127.0.0.1:4222",
+  });
+
+export const configSchema = z.strictObject({
+  /** This node's id (a small non-negative integer). */
+  node: nodeIdSchema,
+  /** Cluster name, the `<c>` of every subject. */
+  cluster: z.string().refine(isClusterName, "letters, digits, - and _, at most 32").default("dvs"),
+  nats: z
+    .strictObject({
+      servers: z.array(natsUrl).min(1).default(["nats://127.0.0.1:4222"]),
+      user: z.string().min(1).optional(),
+      /** Password; prefer passFile in production. */
+      pass: z.string().min(1).optional(),
+      /** File holding the password (first line), so secrets stay out of the config. */
+      passFile: z.string().min(1).optional(),
+      token: z.string().min(1).optional(),
+      reconnectWaitMs: z.number().int().min(10).max(60_000).default(250),
+      connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+    })
+    .prefault({}),
+  /** Directory for state that survives a restart; default ./data/node-<id>. */
+  stateDir: z.string().min(1).optional(),
+  log: z
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .prefault({}),
+  requests: z
+    .strictObject({
+      /** How long a node waits for another node's reply. */
+      timeoutMs: z.number().int().min(10).max(600_000).default(2_000),
+    })
+    .prefault({}),
+  shutdown: z
+    .strictObject({
+      /** Longest a graceful shutdown may take before the daemon exits anyway. */
+      graceMs: z.number().int().min(100).max(120_000).default(5_000),
+    })
+    .prefault({}),
+});
+
+export type NodeConfig = z.output<typeof configSchema> & { stateDir: string };
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Reads a YAML or JSON config file into a plain object (not yet validated). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`, [], {
+      cause: error,
+    });
+  }
+  let value: unknown;
+  try {
+    value = extname(path) === ".json" ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(
+      `config file ${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`,
+      [],
+      {
+        cause: error,
+      },
+    );
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError(`config file ${path} must hold a mapping of keys to values`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Validates merged config values, fills defaults and resolves the state dir. */
+export function parseConfig(values: Record<string, unknown>, source = "config"): NodeConfig {
+  const result = configSchema.safeParse(values);
+  if (!result.success) throw new ConfigError(`invalid ${source}`, describeIssues(result.error));
+  const config = result.data;
+  let pass = config.nats.pass;
+  if (config.nats.passFile !== undefined) {
+    try {
+      pass = readFileSync(config.nats.passFile, "utf8").split("\n")[0]?.trim();
+    } catch (error) {
+      throw new ConfigError(`cannot read nats.passFile ${config.nats.passFile}`, [], { cause: error });
+    }
+  }
+  return {
+    ...config,
+    nats: { ...config.nats, ...(pass !== undefined ? { pass } : {}) },
+    stateDir: resolve(config.stateDir ?? join("data", `node-${config.node}`)),
+  };
+}
+
+/** Loads the config: file values first, then the flags that were given on the command line. */
+export function loadConfig(file: string | undefined, flags: Record<string, unknown>): NodeConfig {
+  const fromFile = file ? readConfigFile(file) : {};
+  return parseConfig(mergeDeep(fromFile, flags), file ? `config (${file} and flags)` : "config (flags)");
+}
+
+function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] =
+      isPlainObject(b) && isPlainObject(v)
+        ? mergeDeep(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): boolean {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

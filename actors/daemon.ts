@@ -1,0 +1,102 @@
+// `dvsd run`: one node daemon on a real NATS deployment. Wires the node runtime
+// to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
+// into a graceful stop bounded by `shutdown.graceMs`.
+import { systemClock } from "../transport/clock.js";
+import { connectNats, type NatsTransport } from "../transport/nats.js";
+import type { NodeConfig } from "./config.js";
+import { registerService } from "./discovery.js";
+import { createLogger, type Logger } from "./logger.js";
+import { NodeRuntime } from "./node.js";
+import { nextIncarnation } from "./stateDir.js";
+
+export function createNatsNode(config: NodeConfig, logger: Logger): NodeRuntime<NatsTransport> {
+  const incarnation = nextIncarnation(config.stateDir);
+  return new NodeRuntime<NatsTransport>(
+    { node: config.node, cluster: config.cluster, incarnation },
+    {
+      clock: systemClock,
+      logger,
+      connect: (identity) =>
+        connectNats({
+          servers: config.nats.servers,
+          name: `dvsd-${identity.cluster}-${identity.node}`,
+          reconnectWaitMs: config.nats.reconnectWaitMs,
+          connectTimeoutMs: config.nats.connectTimeoutMs,
+          onHandlerError: (error, subject) => logger.error({ err: error, subject }, "handler failed"),
+          ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
+          ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
+          ...(config.nats.token !== undefined ? { token: config.nats.token } : {}),
+        }),
+      register: (transport, identity) => registerService(transport.connection, identity),
+    },
+  );
+}
+
+/** Runs the daemon until it ends; returns the process exit code. */
+export async function runDaemon(config: NodeConfig): Promise<number> {
+  const logger = createLogger({ level: config.log.level, node: config.node });
+  const node = createNatsNode(config, logger);
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const timer = setTimeout(() => {
+      logger.error({ graceMs: config.shutdown.graceMs }, "graceful shutdown took too long; exiting");
+      process.exit(1);
+    }, config.shutdown.graceMs);
+    timer.unref();
+    node.actor.send({ type: "node.stop", reason: signal });
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  watchParent(logger, () => onSignal("SIGTERM"));
+
+  node.start();
+  logger.info(
+    {
+      cluster: config.cluster,
+      servers: config.nats.servers,
+      stateDir: config.stateDir,
+      incarnation: node.identity.incarnation,
+    },
+    "node starting",
+  );
+  try {
+    await node.running();
+  } catch (error) {
+    logger.flush();
+    process.stderr.write(`dvsd: ${(error as Error).message}${causeOf(error)}\n`);
+    return 1;
+  }
+  const reason = await node.ended();
+  logger.flush();
+  return stopping ? 0 : reason === "connection closed" ? 1 : 0;
+}
+
+/**
+ * A node started by `dvsd up` stops by itself when the launcher is gone (even
+ * if it was SIGKILLed), so no orphan daemons are left behind.
+ */
+function watchParent(logger: Logger, stop: () => void): void {
+  const parent = Number(process.env.DVS_PARENT_PID);
+  if (!Number.isInteger(parent) || parent <= 1) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(parent, 0);
+    } catch {
+      clearInterval(timer);
+      logger.warn({ parent }, "the launcher is gone; stopping");
+      stop();
+    }
+  }, 1_000);
+  timer.unref();
+}
+
+function causeOf(error: unknown): string {
+  const snap = (error as { cause?: unknown }).cause;
+  return snap instanceof Error ? `: ${snap.message}` : "";
+}

@@ -1,0 +1,160 @@
+// `dvsd up`: the main job on an embedded default. Starts nats-server from
+// nats.conf (unless one already answers on the port), then each node as its
+// own child process so one can be killed alone, shows the nodes once they all
+// answer, and stops everything on Ctrl-C / SIGTERM.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
+import { type DiscoveredNode, discoverNodes } from "./discovery.js";
+import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
+import { formatTable } from "./table.js";
+
+export interface LaunchOptions {
+  readonly nodes: number;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly cluster: string;
+  readonly natsConfig: string;
+  readonly logLevel: string;
+  /** Longest wait for every node to answer discovery. */
+  readonly readyTimeoutMs: number;
+}
+
+interface Child {
+  readonly node: number;
+  readonly process: ChildProcess;
+  readonly log: string;
+}
+
+const dvsdBin = fileURLToPath(new URL("../bin/dvsd.js", import.meta.url));
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+export async function launchCluster(options: LaunchOptions): Promise<number> {
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(join(dataDir, "logs"), { recursive: true });
+  let server: NatsServer | undefined;
+  const url = `nats://127.0.0.1:${options.port}`;
+  if (await canConnect(options.port)) {
+    out(`using the nats-server already listening at ${url}`);
+  } else {
+    server = await startNatsServer({
+      config: options.natsConfig,
+      port: options.port,
+      storeDir: join(dataDir, "nats"),
+    });
+    out(
+      `started nats-server (pid ${server.pid}) at ${server.url}, JetStream data in ${join(dataDir, "nats")}`,
+    );
+  }
+
+  const children: Child[] = [];
+  let stopping = false;
+  const stopAll = async (code: number): Promise<number> => {
+    stopping = true;
+    out("stopping nodes…");
+    await Promise.all(children.map((c) => stopChild(c.process, 10_000)));
+    if (server) {
+      out("stopping nats-server…");
+      await server.stop();
+    }
+    out("stopped");
+    return code;
+  };
+
+  for (let node = 1; node <= options.nodes; node++) {
+    const log = join(dataDir, "logs", `node-${node}.log`);
+    const child = spawn(
+      process.execPath,
+      [
+        dvsdBin,
+        "run",
+        "--node",
+        String(node),
+        "--cluster",
+        options.cluster,
+        "--nats",
+        url,
+        "--state",
+        join(dataDir, `node-${node}`),
+        "--log-level",
+        options.logLevel,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DVS_PARENT_PID: String(process.pid) } },
+    );
+    const sink = createWriteStream(log, { flags: "a" });
+    child.stdout?.pipe(sink);
+    child.stderr?.pipe(sink);
+    child.once("exit", (code, signal) => {
+      if (!stopping) out(`node ${node} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); see ${log}`);
+    });
+    children.push({ node, process: child, log });
+    out(`node ${node}: pid ${child.pid}, log ${log}`);
+  }
+
+  const done = new Promise<number>((resolveDone) => {
+    const onSignal = () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      void stopAll(0).then(resolveDone);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+
+  let nodes: DiscoveredNode[];
+  try {
+    nodes = await waitForNodes(url, options.cluster, options.nodes, options.readyTimeoutMs);
+  } catch (error) {
+    out(`could not list the nodes: ${(error as Error).message}`);
+    return stopAll(1);
+  }
+  if (nodes.length < options.nodes) {
+    out(
+      `only ${nodes.length} of ${options.nodes} nodes answered within ${options.readyTimeoutMs} ms; see the logs above`,
+    );
+  }
+  out("");
+  out(
+    formatTable(
+      ["node", "incarnation", "pid", "version", "service id"],
+      nodes.map((n) => [n.node, n.incarnation, n.pid, n.version, n.id]),
+    ),
+  );
+  out("");
+  out(`cluster "${options.cluster}" is up at ${url}; try: npx dvsctl nodes   (Ctrl-C stops everything)`);
+  return done;
+}
+
+async function waitForNodes(
+  url: string,
+  cluster: string,
+  want: number,
+  timeoutMs: number,
+): Promise<DiscoveredNode[]> {
+  const nc = await connect({ servers: url, name: "dvsd-up", timeout: 5_000 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let nodes: DiscoveredNode[] = [];
+    while (Date.now() < deadline) {
+      nodes = await discoverNodes(nc, cluster, 300);
+      if (nodes.length >= want) break;
+    }
+    return nodes;
+  } finally {
+    await nc.close();
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolveStop) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolveStop();
+    });
+    child.kill("SIGTERM");
+  });
+}

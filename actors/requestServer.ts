@@ -1,0 +1,142 @@
+// The request server of a node: takes RQSTs on the node's own subject and on
+// the cluster's queue subject, validates them, dispatches to the handler of
+// their type and answers one RPLY in the requester's encoding. Bad input is
+// answered with an error code and logged with a throttle; nothing a requester
+// sends can throw out of here.
+import type { Clock } from "../transport/clock.js";
+import { encode, errorRply, headersFor, makeRply, parseRqst } from "../transport/codec.js";
+import type { ErrorName, NodeId, RequestType, Rply, Rqst } from "../transport/protocol.js";
+import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
+import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { type Logger, throttledWarn } from "./logger.js";
+
+/** What a handler answers: a result code (0, a positive result, or a negative error) and data. */
+export type Outcome =
+  | { readonly rcode: number; readonly data?: unknown }
+  | { readonly error: ErrorName; readonly message: string };
+
+export type RequestHandler = (rqst: Rqst) => Outcome | Promise<Outcome>;
+export type RequestHandlers = Partial<{ [T in RequestType]: RequestHandler }>;
+
+export interface RequestServerOptions {
+  readonly node: NodeId;
+  readonly subjects: Subjects;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly handlers: RequestHandlers;
+}
+
+export interface RequestServerStats {
+  received: number;
+  answered: number;
+  rejected: number;
+  failed: number;
+}
+
+export class RequestServer {
+  readonly stats: RequestServerStats = { received: 0, answered: 0, rejected: 0, failed: 0 };
+  readonly #options: RequestServerOptions;
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  #subscriptions: Subscription[] = [];
+
+  constructor(options: RequestServerOptions) {
+    this.#options = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+  }
+
+  start(): void {
+    const { transport, subjects, node } = this.#options;
+    const onMessage = (msg: Message) => this.#serve(msg);
+    this.#subscriptions = [
+      transport.subscribe(subjects.nodeRqst(node), onMessage),
+      transport.subscribe(subjects.anyRqst, onMessage, { queue: QUEUE_GROUP }),
+    ];
+  }
+
+  stop(): void {
+    for (const sub of this.#subscriptions) sub.unsubscribe();
+    this.#subscriptions = [];
+  }
+
+  #serve(msg: Message): void {
+    this.stats.received++;
+    const { node, handlers } = this.#options;
+    const parsed = parseRqst(msg);
+    if (!parsed.ok) {
+      this.stats.rejected++;
+      this.#warn(
+        `bad:${parsed.error}`,
+        { subject: msg.subject, error: parsed.error, reason: parsed.message, bytes: msg.data.byteLength },
+        "rejected a request",
+      );
+      this.#answer(
+        msg,
+        parsed.encoding,
+        errorRply(parsed.partial, node, parsed.error, parsed.message, parsed.issues),
+      );
+      return;
+    }
+    const { rqst, encoding } = parsed;
+    const handler = handlers[rqst.type];
+    if (!handler) {
+      this.#answer(
+        msg,
+        encoding,
+        errorRply(rqst, node, "ENOSYS", `${rqst.type} is not implemented by this node`),
+      );
+      return;
+    }
+    let pending: Outcome | Promise<Outcome>;
+    try {
+      pending = handler(rqst);
+    } catch (error) {
+      this.#fail(msg, rqst, encoding, error);
+      return;
+    }
+    Promise.resolve(pending).then(
+      (outcome) => this.#answer(msg, encoding, toRply(rqst, node, outcome)),
+      (error: unknown) => this.#fail(msg, rqst, encoding, error),
+    );
+  }
+
+  #fail(msg: Message, rqst: Rqst, encoding: "cbor" | "json", error: unknown): void {
+    this.stats.failed++;
+    this.#options.logger.error(
+      { err: error, type: rqst.type, seq: rqst.seq, src: rqst.src },
+      "request handler failed",
+    );
+    this.#answer(
+      msg,
+      encoding,
+      errorRply(rqst, this.#options.node, "EINVAL", "the request failed on the node"),
+    );
+  }
+
+  #answer(msg: Message, encoding: "cbor" | "json", rply: Rply): void {
+    if (!msg.reply) return;
+    const { transport, node } = this.#options;
+    const headers = headersFor(encoding);
+    try {
+      let bytes = encode(rply, encoding);
+      if (bytes.byteLength > transport.maxPayload) {
+        const tooLarge = errorRply(
+          { type: rply.type, src: rply.dst, seq: rply.seq },
+          node,
+          "EMSGSIZE",
+          `reply of ${bytes.byteLength} bytes exceeds the transport limit of ${transport.maxPayload}`,
+        );
+        bytes = encode(tooLarge, encoding);
+      }
+      transport.publish(msg.reply, bytes, headers ? { headers } : {});
+      this.stats.answered++;
+    } catch (error) {
+      this.#warn("reply", { err: error, reply: msg.reply }, "could not send a reply");
+    }
+  }
+}
+
+function toRply(rqst: Rqst, node: NodeId, outcome: Outcome): Rply {
+  if ("error" in outcome) return errorRply(rqst, node, outcome.error, outcome.message);
+  return makeRply(rqst, node, outcome.rcode, outcome.data ?? null);
+}

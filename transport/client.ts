@@ -1,0 +1,61 @@
+// The client side of the protocol: builds RQSTs, sends them to one node or to
+// the cluster, and validates the RPLY. Used by dvsctl, the benchmarks and tests;
+// external tools may speak the same protocol with any NATS client.
+import { decode, type Encoding, encode, encodingOf, headersFor } from "./codec.js";
+import { BadReplyError } from "./errors.js";
+import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Rply, rplySchema } from "./protocol.js";
+import { type Subjects, subjects as subjectsOf } from "./subjects.js";
+import type { Transport } from "./transport.js";
+
+export interface DvsClientOptions {
+  readonly cluster: string;
+  /** The requester's id (`src`): a node id, or a tool's client id. */
+  readonly clientId: NodeId | string;
+  readonly encoding?: Encoding;
+  readonly timeoutMs?: number;
+}
+
+export interface SendOptions {
+  /** A node id, or ALL; default ALL through the cluster's queue subject. */
+  readonly dst?: NodeId | typeof ALL;
+  readonly timeoutMs?: number;
+  readonly action?: string;
+}
+
+export class DvsClient {
+  readonly subjects: Subjects;
+  #seq = 0;
+
+  constructor(
+    readonly transport: Transport,
+    readonly options: DvsClientOptions,
+  ) {
+    this.subjects = subjectsOf(options.cluster);
+  }
+
+  /** Sends one RQST and resolves with its validated RPLY; transport failures reject with named errors. */
+  async request(type: RequestType | string, params: unknown = {}, send: SendOptions = {}): Promise<Rply> {
+    const encoding = this.options.encoding ?? "cbor";
+    const dst = send.dst ?? ALL;
+    const rqst = {
+      v: PROTOCOL_VERSION,
+      type,
+      src: this.options.clientId,
+      dst,
+      seq: ++this.#seq,
+      ...(send.action !== undefined ? { action: send.action } : {}),
+      params,
+    };
+    const subject = dst === ALL ? this.subjects.anyRqst : this.subjects.nodeRqst(dst);
+    const headers = headersFor(encoding);
+    const msg = await this.transport.request(subject, encode(rqst, encoding), {
+      timeoutMs: send.timeoutMs ?? this.options.timeoutMs ?? 5_000,
+      ...(headers ? { headers } : {}),
+    });
+    const decoded = decode(msg.data, encodingOf(msg), this.transport.maxPayload);
+    if (!decoded.ok) throw new BadReplyError(subject, decoded.message);
+    const rply = rplySchema.safeParse(decoded.value);
+    if (!rply.success) throw new BadReplyError(subject, rply.error.message.slice(0, 300));
+    return rply.data;
+  }
+}

@@ -1,0 +1,192 @@
+// Bytes ↔ protocol messages. CBOR (cbor-x) by default; a message whose header
+// says `Content-Type: application/json` is read as JSON and answered in JSON.
+// Decoding never throws: every failure is a result naming the error code.
+import { Encoder } from "cbor-x";
+import type { z } from "zod";
+import {
+  countOf,
+  describeIssues,
+  type ErrorData,
+  type ErrorName,
+  errorName,
+  isRequestType,
+  MAX_MESSAGE_BYTES,
+  PARAMS,
+  PROTOCOL_VERSION,
+  type RequestType,
+  type Rply,
+  type Rqst,
+  rcode,
+  rqstEnvelopeSchema,
+} from "./protocol.js";
+import { type Headers, header, type Message } from "./transport.js";
+
+export type Encoding = "cbor" | "json";
+
+export const JSON_CONTENT_TYPE = "application/json";
+export const JSON_HEADERS: Headers = { "Content-Type": JSON_CONTENT_TYPE };
+
+// Plain maps and arrays only: no record extension, so any CBOR implementation can read us.
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+/** The encoding a message asks for, from its Content-Type header. */
+export function encodingOf(msg: Pick<Message, "headers">): Encoding {
+  const type = header(msg, "Content-Type");
+  return type !== undefined && type.toLowerCase().split(";")[0]?.trim() === JSON_CONTENT_TYPE
+    ? "json"
+    : "cbor";
+}
+
+/** Headers to send with a message of this encoding. */
+export function headersFor(encoding: Encoding): Headers | undefined {
+  return encoding === "json" ? JSON_HEADERS : undefined;
+}
+
+export function encode(value: unknown, encoding: Encoding = "cbor"): Uint8Array {
+  if (encoding === "json") return utf8Encoder.encode(JSON.stringify(value, jsonReplacer));
+  return cbor.encode(value);
+}
+
+export type DecodeResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: ErrorName; readonly message: string };
+
+export function decode(data: Uint8Array, encoding: Encoding, limit = MAX_MESSAGE_BYTES): DecodeResult {
+  if (data.byteLength > limit) {
+    return { ok: false, error: "EMSGSIZE", message: `message of ${data.byteLength} bytes exceeds ${limit}` };
+  }
+  if (data.byteLength === 0) return { ok: false, error: "EBADMSG", message: "empty message" };
+  try {
+    const value = encoding === "json" ? JSON.parse(utf8.decode(data)) : cbor.decode(data);
+    return { ok: true, value };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { ok: false, error: "EBADMSG", message: `undecodable ${encoding}: ${reason.slice(0, 200)}` };
+  }
+}
+
+/** Binary fields travel as base64 strings in JSON. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}
+
+// ---- requests ----
+
+export type ParsedRqst =
+  | { readonly ok: true; readonly rqst: Rqst; readonly encoding: Encoding }
+  | {
+      readonly ok: false;
+      readonly encoding: Encoding;
+      readonly error: ErrorName;
+      readonly message: string;
+      readonly issues?: readonly { path: string; message: string }[];
+      /** What could be read of the envelope, so the error reply still names the request. */
+      readonly partial: { type: string; src: number | string; seq: number };
+    };
+
+/**
+ * Decodes and validates a RQST: undecodable or ill-shaped → EBADMSG, too large →
+ * EMSGSIZE, an unknown type → ENOSYS, params not of the type's shape → EBADMSG.
+ */
+export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
+  const encoding = encodingOf(msg);
+  const decoded = decode(msg.data, encoding);
+  if (!decoded.ok) {
+    return {
+      ok: false,
+      encoding,
+      error: decoded.error,
+      message: decoded.message,
+      partial: partialOf(undefined),
+    };
+  }
+  const partial = partialOf(decoded.value);
+  const envelope = rqstEnvelopeSchema.safeParse(decoded.value);
+  if (!envelope.success) {
+    return fail(encoding, "EBADMSG", "request is not a valid RQST", partial, envelope.error);
+  }
+  const { type, params, ...rest } = envelope.data;
+  if (!isRequestType(type)) {
+    return { ok: false, encoding, error: "ENOSYS", message: `unknown request type ${type}`, partial };
+  }
+  const schema: z.ZodType = PARAMS[type];
+  const checked = schema.safeParse(params ?? {});
+  if (!checked.success) {
+    return fail(encoding, "EBADMSG", `params are not valid for ${type}`, partial, checked.error, "params");
+  }
+  return { ok: true, encoding, rqst: { ...rest, type, params: checked.data } as Rqst };
+}
+
+function fail(
+  encoding: Encoding,
+  error: ErrorName,
+  message: string,
+  partial: { type: string; src: number | string; seq: number },
+  zodError: z.ZodError,
+  prefix?: string,
+): ParsedRqst {
+  const issues = describeIssues(zodError).map((i) =>
+    prefix ? { path: i.path === "(root)" ? prefix : `${prefix}.${i.path}`, message: i.message } : i,
+  );
+  return { ok: false, encoding, error, message, issues, partial };
+}
+
+function partialOf(value: unknown): { type: string; src: number | string; seq: number } {
+  const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  const type = typeof v.type === "string" ? v.type.slice(0, 32) : "UNKNOWN";
+  const src =
+    typeof v.src === "number" && Number.isSafeInteger(v.src) && v.src >= 0
+      ? v.src
+      : typeof v.src === "string" && /^[A-Za-z0-9_.:-]{1,64}$/.test(v.src)
+        ? v.src
+        : "";
+  const seq = typeof v.seq === "number" && Number.isSafeInteger(v.seq) && v.seq >= 0 ? v.seq : 0;
+  return { type, src, seq };
+}
+
+// ---- replies ----
+
+/** A reply to a request, from node `src`: rcode 0 or a result, with `count` derived from `data`. */
+export function makeRply(
+  to: { type: string; src: number | string; seq: number },
+  src: number,
+  code: number,
+  data: unknown = null,
+): Rply {
+  return {
+    v: PROTOCOL_VERSION,
+    type: to.type,
+    src,
+    dst: to.src,
+    seq: to.seq,
+    rcode: code,
+    count: countOf(data),
+    data,
+  };
+}
+
+/** An error reply whose `data` says which error and why. */
+export function errorRply(
+  to: { type: string; src: number | string; seq: number },
+  src: number,
+  error: ErrorName,
+  message: string,
+  issues?: readonly { path: string; message: string }[],
+): Rply {
+  const data: ErrorData = issues?.length ? { error, message, issues } : { error, message };
+  return makeRply(to, src, rcode(error), data);
+}
+
+/** The error a reply carries, if its rcode is negative. */
+export function rplyError(rply: Pick<Rply, "rcode">): ErrorName | "EUNKNOWN" | undefined {
+  if (rply.rcode >= 0) return undefined;
+  return errorName(rply.rcode) ?? "EUNKNOWN";
+}
+
+export function makeRqst<T extends RequestType>(fields: Omit<Rqst<T>, "v">): Rqst<T> {
+  return { v: PROTOCOL_VERSION, ...fields } as Rqst<T>;
+}

@@ -1,0 +1,266 @@
+// The DVS wire protocol: RQST, RPLY and membership event messages (SPEC 3.1),
+// the request types of SPEC 5 with the params each accepts, and the table of
+// named error codes. Validation is by zod schemas, so the types and the checks
+// cannot drift apart.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest encoded RQST or RPLY accepted (bytes); larger ones are refused with EMSGSIZE. */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** The destination meaning "every member of the current view" (the seed's DVS_ALLNODES). */
+export const ALL = "ALL";
+
+/** Every request type of SPEC 5, grouped as there. The seed's `RQST_` prefix is accepted on input. */
+export const REQUEST_GROUPS = {
+  dvs: ["DVSINIT", "GETDVSINFO", "DVSEND"],
+  dc: ["DCINIT", "GETDCINFO", "DCEND"],
+  node: ["ADDNODE", "GETNODEINFO", "DELNODE", "GETPROXYINFO", "GETPROXYSTS"],
+  process: ["GETPROCINFO", "SETPRIV", "GETPRIV", "MIGRATE"],
+  host: [
+    "COMMAND",
+    "PS",
+    "VMSTAT",
+    "IFCONFIG",
+    "NETSTAT",
+    "DF",
+    "MOUNT",
+    "KILL",
+    "PIDSTAT",
+    "CONTAINER",
+    "CONTROLLER",
+  ],
+} as const;
+
+export type RequestGroup = keyof typeof REQUEST_GROUPS;
+export type RequestType = (typeof REQUEST_GROUPS)[RequestGroup][number];
+export const REQUEST_TYPES: readonly RequestType[] = Object.values(REQUEST_GROUPS).flat();
+
+export function isRequestType(value: unknown): value is RequestType {
+  return typeof value === "string" && (REQUEST_TYPES as readonly string[]).includes(value);
+}
+
+/** Requests that change a node or its host; refused with EPERM for requesters without the right. */
+export const MUTATING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
+  "DVSINIT",
+  "DVSEND",
+  "DCINIT",
+  "DCEND",
+  "ADDNODE",
+  "DELNODE",
+  "SETPRIV",
+  "MIGRATE",
+  "COMMAND",
+  "KILL",
+]);
+
+/**
+ * Named error codes, negative as in the original DVS (and as Linux errno where one fits).
+ * A reply's `rcode` is 0, a positive result (DVSINIT: node id, DCINIT: DCID), or one of these.
+ */
+export const ERRORS = {
+  EPERM: { code: -1, meaning: "not permitted for this requester" },
+  ENOENT: { code: -2, meaning: "no such DVS, DC, node, process or file" },
+  EAGAIN: { code: -11, meaning: "no coordinator yet; try again" },
+  EBUSY: { code: -16, meaning: "resource busy" },
+  EEXIST: { code: -17, meaning: "already exists" },
+  EINVAL: { code: -22, meaning: "a parameter has a bad value" },
+  ENOSYS: { code: -38, meaning: "unknown or unimplemented request type" },
+  EBADMSG: { code: -74, meaning: "malformed message: undecodable, or not of the documented shape" },
+  EMSGSIZE: { code: -90, meaning: "message larger than the protocol limit" },
+  ETIMEDOUT: { code: -110, meaning: "the node did not answer in time" },
+  EHOSTDOWN: { code: -112, meaning: "the node is not in the view" },
+  ENOTINIT: { code: -300, meaning: "DVS not initialised on that node (send DVSINIT first)" },
+} as const;
+
+export type ErrorName = keyof typeof ERRORS;
+export const rcode = (name: ErrorName): number => ERRORS[name].code;
+
+/** The name of a negative rcode, or undefined for results and unknown codes. */
+export function errorName(code: number): ErrorName | undefined {
+  return (Object.keys(ERRORS) as ErrorName[]).find((n) => ERRORS[n].code === code);
+}
+
+// ---- shared field schemas ----
+
+/** Node ids are small non-negative integers, as in the original DVS. */
+export const nodeIdSchema = z.number().int().min(0).max(65_535);
+export type NodeId = z.infer<typeof nodeIdSchema>;
+
+/** A tool's client id: letters, digits, `-`, `_`, `.`, `:`, at most 64 characters. */
+export const clientIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.:-]+$/);
+
+const dcidSchema = z.number().int().min(0).max(65_535);
+const endpointSchema = z.number().int().min(-65_536).max(65_536);
+const count = z.number().int().min(0).max(1_000_000);
+const name = z.string().min(1).max(64);
+
+// ---- params per request type ----
+
+const empty = z.strictObject({});
+
+/** `dvs_usr` of the seed: the DVS-wide limits, all optional at DVSINIT (defaults apply). */
+export const dvsUsrSchema = z.strictObject({
+  name: name.optional(),
+  nr_dcs: count.optional(),
+  nr_nodes: count.optional(),
+  nr_procs: count.optional(),
+  nr_tasks: count.optional(),
+  nr_sysprocs: count.optional(),
+  max_copybuf: count.optional(),
+  max_copylen: count.optional(),
+  dbglvl: z.number().int().min(0).max(0xffff_ffff).optional(),
+  version: z.string().max(32).optional(),
+});
+
+/** `dc_usr` of the seed: a DC's configuration; `dcid` is required. */
+export const dcUsrSchema = z.strictObject({
+  dcid: dcidSchema,
+  flags: z.number().int().min(0).optional(),
+  nr_procs: count.optional(),
+  nr_tasks: count.optional(),
+  nr_sysprocs: count.optional(),
+  nr_nodes: count.optional(),
+  nodes: z.array(nodeIdSchema).max(65_536).optional(),
+  warn2proc: endpointSchema.optional(),
+  warnmsg: z.number().int().optional(),
+  name: name.optional(),
+});
+
+const dcRef = z.strictObject({ dcid: dcidSchema });
+const dcNode = z.strictObject({ dcid: dcidSchema, nodeid: nodeIdSchema });
+const procRef = z.strictObject({ dcid: dcidSchema, endpoint: endpointSchema });
+
+export const PARAMS = {
+  DVSINIT: dvsUsrSchema,
+  GETDVSINFO: empty,
+  DVSEND: empty,
+  DCINIT: dcUsrSchema,
+  GETDCINFO: dcRef,
+  DCEND: dcRef,
+  ADDNODE: dcNode,
+  DELNODE: dcNode,
+  GETNODEINFO: z.strictObject({ nodeid: nodeIdSchema.optional() }),
+  GETPROXYINFO: z.strictObject({ nodeid: nodeIdSchema }),
+  GETPROXYSTS: z.strictObject({ nodeid: nodeIdSchema.optional() }),
+  GETPROCINFO: procRef,
+  SETPRIV: z.strictObject({
+    dcid: dcidSchema,
+    endpoint: endpointSchema,
+    priv: z.strictObject({
+      rqsts: z.array(z.string().max(32)).max(64),
+      endpoints: z.array(endpointSchema).max(4096),
+    }),
+  }),
+  GETPRIV: procRef,
+  MIGRATE: z.strictObject({ dcid: dcidSchema, endpoint: endpointSchema, to: nodeIdSchema }),
+  COMMAND: z.strictObject({
+    command: z.string().min(1).max(64),
+    args: z.array(z.string().max(4096)).max(64).optional(),
+  }),
+  PS: empty,
+  VMSTAT: empty,
+  IFCONFIG: empty,
+  NETSTAT: empty,
+  DF: empty,
+  MOUNT: empty,
+  KILL: z.strictObject({ pid: z.number().int().min(1), signal: z.string().max(16).optional() }),
+  PIDSTAT: z.strictObject({ pid: z.number().int().min(1).optional() }),
+  CONTAINER: empty,
+  CONTROLLER: empty,
+} satisfies Record<RequestType, z.ZodType>;
+
+export type Params<T extends RequestType> = z.infer<(typeof PARAMS)[T]>;
+
+// ---- messages ----
+
+const typeField = z
+  .string()
+  .max(32)
+  .transform((t) => (t.startsWith("RQST_") ? t.slice(5) : t));
+
+/** The RQST envelope. `type` is checked against REQUEST_TYPES separately, so an unknown type is ENOSYS, not EBADMSG. */
+export const rqstEnvelopeSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  type: typeField,
+  src: z.union([nodeIdSchema, clientIdSchema]),
+  dst: z.union([nodeIdSchema, z.literal(ALL)]),
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  action: z.string().min(1).max(64).optional(),
+  params: z.unknown().optional(),
+});
+export type RqstEnvelope = z.infer<typeof rqstEnvelopeSchema>;
+
+export interface Rqst<T extends RequestType = RequestType> {
+  readonly v: typeof PROTOCOL_VERSION;
+  readonly type: T;
+  readonly src: NodeId | string;
+  readonly dst: NodeId | typeof ALL;
+  readonly seq: number;
+  readonly action?: string;
+  readonly params: Params<T>;
+}
+
+export const rplySchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.string().max(32),
+  src: z.union([nodeIdSchema, clientIdSchema]),
+  dst: z.union([nodeIdSchema, clientIdSchema, z.literal("")]),
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  rcode: z.number().int(),
+  count: z.number().int().min(0),
+  data: z.unknown(),
+});
+export type Rply = z.infer<typeof rplySchema>;
+
+/** What an error reply carries in `data`: a readable message and, for EBADMSG, the failing paths. */
+export interface ErrorData {
+  readonly error: ErrorName | "EUNKNOWN";
+  readonly message: string;
+  readonly issues?: readonly { readonly path: string; readonly message: string }[];
+}
+
+/** `count` is the number of entries in `data` (an array's length, 1 for any other value, 0 for none). */
+export function countOf(data: unknown): number {
+  if (data === undefined || data === null) return 0;
+  return Array.isArray(data) ? data.length : 1;
+}
+
+// ---- membership events ----
+
+export const MEMBERSHIP_EVENTS = ["JOIN", "DISCONNECT", "PARTITION", "MERGE"] as const;
+export type MembershipEventName = (typeof MEMBERSHIP_EVENTS)[number];
+
+export const memberSchema = z.strictObject({
+  node: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+});
+
+export const viewSchema = z.strictObject({
+  id: z.number().int().min(0),
+  members: z.array(nodeIdSchema),
+});
+
+export const eventSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  node: nodeIdSchema,
+  event: z.enum(MEMBERSHIP_EVENTS),
+  view: viewSchema,
+  changed: z.array(memberSchema),
+  cause: z.string().max(256),
+  at: z.number(),
+});
+export type EventMessage = z.infer<typeof eventSchema>;
+
+/** Flattens zod issues into `path: message` pairs for error replies and logs. */
+export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.slice(0, 16).map((i) => ({
+    path: i.path.length ? i.path.map(String).join(".") : "(root)",
+    message: i.message,
+  }));
+}

@@ -1,0 +1,38 @@
+// Subject names of SPEC 3.3. Public subjects are documented in docs/protocol.md
+// and stable; internal ones (prefixed `dvs.<c>._`) may change between versions.
+import type { NodeId } from "./protocol.js";
+
+const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function isClusterName(name: string): boolean {
+  return CLUSTER_NAME.test(name);
+}
+
+/** All subjects of one cluster. */
+export function subjects(cluster: string) {
+  if (!isClusterName(cluster)) throw new RangeError(`invalid cluster name ${JSON.stringify(cluster)}`);
+  const base = `dvs.${cluster}`;
+  return {
+    /** The request server of one node. */
+    nodeRqst: (node: NodeId) => `${base}.node.${node}.rqst`,
+    /** Any node answers (queue group `QUEUE_GROUP`). */
+    anyRqst: `${base}.rqst`,
+    /** Membership and lifecycle events. */
+    events: `${base}.events`,
+    /** Registry: who is the coordinator. */
+    dnsWho: `${base}.dns.who`,
+    fileCommit: `${base}.file.commit`,
+    fileUpdate: `${base}.file.update`,
+    /** Internal: heartbeats and leave announcements. */
+    heartbeat: (node: NodeId) => `${base}._hb.${node}`,
+    heartbeats: `${base}._hb.*`,
+  } as const;
+}
+
+export type Subjects = ReturnType<typeof subjects>;
+
+/** Queue group of the `dvs.<c>.rqst` subject. */
+export const QUEUE_GROUP = "dvsd";
+
+/** NATS micro service name every node registers (`nats micro ls`, `$SRV.PING.dvsd`). */
+export const SERVICE_NAME = "dvsd";
