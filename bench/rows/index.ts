@@ -1,0 +1,7 @@
+// Every row, in the order a full run executes them. A new row is a module in
+// this folder exporting a BenchRow, added to this list.
+import type { BenchRow } from "../row.js";
+import { rqstLatency } from "./rqstLatency.js";
+import { rqstThroughput } from "./rqstThroughput.js";
+
+export const ROWS: readonly BenchRow[] = [rqstLatency, rqstThroughput];

@@ -1,0 +1,116 @@
+// A node daemon's runtime over a real nats-server owned by this file.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../actors/config.js";
+import { createNatsNode } from "../../actors/daemon.js";
+import { discoverNodes } from "../../actors/discovery.js";
+import { silentLogger } from "../../actors/logger.js";
+import { decode, encode } from "../../transport/codec.js";
+import { rcode, rplySchema } from "../../transport/protocol.js";
+import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
+
+let server: TestNatsServer;
+let nc: NatsConnection;
+const stateDir = mkdtempSync(join(tmpdir(), "dvs-node-"));
+
+beforeAll(async () => {
+  server = await startTestNatsServer();
+  nc = await connect({ servers: server.url });
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+const jsonHeaders = () => {
+  const h = headers();
+  h.set("Content-Type", "application/json");
+  return h;
+};
+
+function config(node: number) {
+  return parseConfig({
+    node,
+    nats: { servers: [server.url] },
+    stateDir: join(stateDir, `n${node}`),
+    log: { level: "silent" },
+  });
+}
+
+describe("node daemon over NATS", () => {
+  it("registers as a micro service, answers requests, rejects bad input, and deregisters on stop", async () => {
+    const node = createNatsNode(config(1), silentLogger).start();
+    await node.running();
+
+    const found = await discoverNodes(nc, "dvs", 500);
+    expect(found.map((n) => [n.node, n.incarnation])).toEqual([[1, 1]]);
+
+    // Garbage params in JSON get a JSON EBADMSG reply.
+    const bad = await nc.request(
+      "dvs.dvs.node.1.rqst",
+      JSON.stringify({
+        v: 1,
+        type: "DCINIT",
+        src: "test",
+        dst: 1,
+        seq: 9,
+        params: { dcid: "zzz", junk: [1] },
+      }),
+      { timeout: 2_000, headers: jsonHeaders() },
+    );
+    expect(bad.headers?.get("Content-Type")).toBe("application/json");
+    const badReply = rplySchema.parse(JSON.parse(bad.string()));
+    expect(badReply).toMatchObject({ rcode: rcode("EBADMSG"), seq: 9, src: 1, dst: "test", type: "DCINIT" });
+
+    // Undecodable CBOR gets a CBOR EBADMSG reply.
+    const junk = await nc.request("dvs.dvs.node.1.rqst", new Uint8Array([0xff, 0xfe, 0x00]), {
+      timeout: 2_000,
+    });
+    const junkReply = decode(junk.data, "cbor");
+    expect(junkReply.ok && rplySchema.parse(junkReply.value).rcode).toBe(rcode("EBADMSG"));
+
+    // A flood of bad input, with and without reply subjects, leaves the node serving.
+    for (let i = 0; i < 500; i++) nc.publish("dvs.dvs.node.1.rqst", new Uint8Array([i & 0xff, 0x9f]));
+    await nc.flush();
+    const good = await nc.request(
+      "dvs.dvs.rqst",
+      encode({ v: 1, type: "GETDVSINFO", src: "test", dst: "ALL", seq: 10, params: {} }),
+      { timeout: 2_000 },
+    );
+    const goodReply = decode(good.data, "cbor");
+    expect(goodReply.ok && rplySchema.parse(goodReply.value)).toMatchObject({
+      rcode: rcode("ENOSYS"),
+      seq: 10,
+      src: 1,
+    });
+
+    await node.stop("test");
+    expect(node.actor.getSnapshot().status).toBe("done");
+    expect(await discoverNodes(nc, "dvs", 300)).toEqual([]);
+  });
+
+  it("starts as a new incarnation each time it restarts", async () => {
+    const first = createNatsNode(config(2), silentLogger).start();
+    await first.running();
+    await first.stop();
+    const second = createNatsNode(config(2), silentLogger).start();
+    await second.running();
+    expect(second.identity.incarnation).toBe(first.identity.incarnation + 1);
+    await second.stop();
+  });
+
+  it("fails to start with a ConnectError naming the server when NATS is not there", async () => {
+    const c = parseConfig({
+      node: 3,
+      nats: { servers: ["nats://127.0.0.1:1"], connectTimeoutMs: 500 },
+      stateDir: join(stateDir, "n3"),
+      log: { level: "silent" },
+    });
+    const node = createNatsNode(c, silentLogger).start();
+    await expect(node.running()).rejects.toMatchObject({ name: "ConnectError" });
+    expect(await node.ended()).toBe("start failed");
+  });
+});

@@ -1,0 +1,106 @@
+// Child processes for end-to-end tests: the compiled CLIs, a free port, and
+// waiting on output with a deadline.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { repoRoot } from "./natsServer.js";
+
+export const dvsdBin = join(repoRoot, "dist/bin/dvsd.js");
+export const dvsctlBin = join(repoRoot, "dist/bin/dvsctl.js");
+
+export function requireBuild(): void {
+  if (!existsSync(dvsdBin) || !existsSync(dvsctlBin)) {
+    throw new Error(`${dvsdBin} is missing: run \`npm run build\` first (npm test does)`);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const address = s.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Spawned {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Resolves when the output matches, rejects after timeoutMs or if the process exits first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  exited(timeoutMs?: number): Promise<number | null>;
+}
+
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let output = "";
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const w of waiters) w();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    waitFor(pattern, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = pattern.exec(output);
+          if (m) {
+            cleanup();
+            resolve(m[0]);
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern}; output so far:\n${output}`));
+        }, timeoutMs);
+        const onExit = () => {
+          cleanup();
+          reject(new Error(`process exited before ${pattern}; output:\n${output}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off("exit", onExit);
+        };
+        waiters.add(check);
+        child.once("exit", onExit);
+        check();
+      });
+    },
+    async exited(timeoutMs = 20_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`process did not exit within ${timeoutMs} ms:\n${output}`)),
+          timeoutMs,
+        );
+      });
+      try {
+        return await Promise.race([exit, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

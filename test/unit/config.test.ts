@@ -1,0 +1,73 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig, parseConfig } from "../../actors/config.js";
+import { ConfigError } from "../../actors/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "dvs-config-"));
+const file = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).issues];
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config", () => {
+  it("fills every default from the node id alone", () => {
+    const c = parseConfig({ node: 2 });
+    expect(c.cluster).toBe("dvs");
+    expect(c.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
+    expect(c.requests.timeoutMs).toBe(2_000);
+    expect(c.log.level).toBe("info");
+    expect(c.stateDir.endsWith(join("data", "node-2"))).toBe(true);
+  });
+
+  it("names the path of an unknown key", () => {
+    const issues = issuesOf(() => parseConfig({ node: 1, nats: { servers: ["nats://x:1"], srevers: [] } }));
+    expect(issues.map((i) => i.path)).toContain("nats");
+    expect(issues.map((i) => i.message).join()).toMatch(/srevers/);
+  });
+
+  it("names the path of a bad value", () => {
+    const issues = issuesOf(() => parseConfig({ node: 1, requests: { timeoutMs: -5 } }));
+    expect(issues.map((i) => i.path)).toEqual(["requests.timeoutMs"]);
+    expect(issuesOf(() => parseConfig({ node: "one" })).map((i) => i.path)).toEqual(["node"]);
+    expect(issuesOf(() => parseConfig({})).map((i) => i.path)).toEqual(["node"]);
+    expect(issuesOf(() => parseConfig({ node: 1, cluster: "a.b" })).map((i) => i.path)).toEqual(["cluster"]);
+  });
+
+  it("reads YAML and JSON files, and flags override the file", () => {
+    const yaml = file(
+      "a.yaml",
+      "node: 4\ncluster: lab\nnats:\n  servers: [nats://10.0.0.1:4222]\nlog:\n  level: debug\n",
+    );
+    const fromYaml = loadConfig(yaml, { cluster: "prod", log: undefined });
+    expect(fromYaml.node).toBe(4);
+    expect(fromYaml.cluster).toBe("prod");
+    expect(fromYaml.log.level).toBe("debug");
+    const json = file("a.json", JSON.stringify({ node: 5, requests: { timeoutMs: 100 } }));
+    expect(loadConfig(json, { node: 6 }).node).toBe(6);
+    expect(loadConfig(json, {}).requests.timeoutMs).toBe(100);
+  });
+
+  it("reports an unreadable or malformed file as a ConfigError", () => {
+    expect(() => loadConfig(join(dir, "missing.yaml"), {})).toThrow(ConfigError);
+    expect(() => loadConfig(file("bad.json", "{ nope"), {})).toThrow(/not valid JSON/);
+    expect(() => loadConfig(file("list.yaml", "- 1\n- 2\n"), {})).toThrow(/mapping/);
+  });
+
+  it("reads the NATS password from a file so secrets stay out of the config", () => {
+    const secret = file("pass.txt", "s3cret\n");
+    expect(parseConfig({ node: 1, nats: { user: "node", passFile: secret } }).nats.pass).toBe("s3cret");
+  });
+});
