@@ -14,6 +14,10 @@ import { UnexpectedReplyError } from "./errors.js";
 import type { Requester } from "./load.js";
 import type { BenchContext } from "./row.js";
 
+/** Printed with each echo row, so the comparison's one client difference is never hidden. */
+export const ECHO_CLIENT_NOTE =
+  "raw: nats.js connection defaults; ours: NatsTransport, which sets noAsyncTraces (no stack captured per request)";
+
 const CLUSTER = "bench";
 const NODE = 1;
 const CLIENT_ID = "bench-client";

@@ -64,6 +64,9 @@ export async function connectNats(options: NatsTransportOptions): Promise<NatsTr
       timeout: options.connectTimeoutMs ?? 5_000,
       pingInterval: options.pingIntervalMs ?? 10_000,
       maxPingOut: 2,
+      // nats.js captures a stack trace for every request in case it fails; our
+      // named errors carry the subject and timeout instead, so skip that cost.
+      noAsyncTraces: true,
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.pass !== undefined ? { pass: options.pass } : {}),
       ...(options.token !== undefined ? { token: options.token } : {}),

@@ -1,7 +1,7 @@
 // SPEC 10: a RQST/RPLY to one node has p50 ≤ 1.2× a raw nats.js echo on the
 // same server in the same run. Sequential requests, raw and ours alternating
 // in blocks after a warm-up of each.
-import { startEchoPair } from "../echo.js";
+import { ECHO_CLIENT_NOTE, startEchoPair } from "../echo.js";
 import { interleaved, sequential } from "../load.js";
 import type { BenchRow } from "../row.js";
 import { ratio, summarize } from "../stats.js";
@@ -50,6 +50,7 @@ export const rqstLatency: BenchRow = {
         { name: "p99", of: "ours.p99 / raw.p99", value: ratio(ours.p99, raw.p99) },
       ],
       notes: [
+        ECHO_CLIENT_NOTE,
         `${plan.warmup} warm-up requests each, then ${plan.blocks} alternating blocks of ${plan.perBlock}`,
         `RQST ${pair.bytes.rqst} B (raw echoes it back), RPLY ${pair.bytes.rply} B`,
       ],

@@ -1,7 +1,7 @@
 // SPEC 10: pipelined RQST/RPLY throughput to one node is ≥ 0.7× a raw nats.js
 // echo on the same server in the same run. 64 requests in flight, raw and ours
 // alternating in blocks after a warm-up of each.
-import { startEchoPair } from "../echo.js";
+import { ECHO_CLIENT_NOTE, startEchoPair } from "../echo.js";
 import { interleaved, pipelined, type Throughput } from "../load.js";
 import type { BenchRow } from "../row.js";
 import { ratio } from "../stats.js";
@@ -57,6 +57,7 @@ export const rqstThroughput: BenchRow = {
         },
       ],
       notes: [
+        ECHO_CLIENT_NOTE,
         `${plan.warmup} warm-up requests each, then ${plan.blocks} alternating blocks of ${plan.perBlock}`,
         `rate = all timed requests / time spent in their blocks`,
       ],
