@@ -41,12 +41,6 @@ export const configSchema = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
-  requests: z
-    .strictObject({
-      /** How long a node waits for another node's reply. */
-      timeoutMs: z.number().int().min(10).max(600_000).default(2_000),
-    })
-    .prefault({}),
   shutdown: z
     .strictObject({
       /** Longest a graceful shutdown may take before the daemon exits anyway. */

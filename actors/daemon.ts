@@ -74,7 +74,8 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
   }
   const reason = await node.ended();
   logger.flush();
-  return stopping ? 0 : reason === "connection closed" ? 1 : 0;
+  // Ended without being asked to: the connection closed under it.
+  return stopping ? 0 : reason.startsWith("connection closed") ? 1 : 0;
 }
 
 /**

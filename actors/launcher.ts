@@ -3,7 +3,7 @@
 // own child process so one can be killed alone, shows the nodes once they all
 // answer, and stops everything on Ctrl-C / SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
@@ -65,6 +65,9 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
 
   for (let node = 1; node <= options.nodes; node++) {
     const log = join(dataDir, "logs", `node-${node}.log`);
+    // The node writes its log file itself (not through a pipe to us), so its
+    // last lines survive even if the launcher is killed first.
+    const logFd = openSync(log, "a");
     const child = spawn(
       process.execPath,
       [
@@ -81,11 +84,9 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
         "--log-level",
         options.logLevel,
       ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DVS_PARENT_PID: String(process.pid) } },
+      { stdio: ["ignore", logFd, logFd], env: { ...process.env, DVS_PARENT_PID: String(process.pid) } },
     );
-    const sink = createWriteStream(log, { flags: "a" });
-    child.stdout?.pipe(sink);
-    child.stderr?.pipe(sink);
+    closeSync(logFd);
     child.once("exit", (code, signal) => {
       if (!stopping) out(`node ${node} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); see ${log}`);
     });

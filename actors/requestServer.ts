@@ -5,7 +5,14 @@
 // sends can throw out of here.
 import type { Clock } from "../transport/clock.js";
 import { encode, errorRply, headersFor, makeRply, parseRqst } from "../transport/codec.js";
-import type { ErrorName, NodeId, RequestType, Rply, Rqst } from "../transport/protocol.js";
+import {
+  ALL,
+  type ErrorName,
+  type NodeId,
+  type RequestType,
+  type Rply,
+  type Rqst,
+} from "../transport/protocol.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
@@ -78,6 +85,15 @@ export class RequestServer {
       return;
     }
     const { rqst, encoding } = parsed;
+    if (rqst.dst !== ALL && rqst.dst !== node) {
+      // Forwarding to another node belongs to the replication server (next milestone).
+      this.#answer(
+        msg,
+        encoding,
+        errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`),
+      );
+      return;
+    }
     const handler = handlers[rqst.type];
     if (!handler) {
       this.#answer(

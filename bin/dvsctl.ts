@@ -52,6 +52,11 @@ const program = new Command()
   .option("--json", "machine-readable output", false)
   .option("--timeout <ms>", "how long to wait for answers", positive, 5_000)
   .showHelpAfterError()
+  // Set before the subcommands are added, so they inherit it: usage errors exit 2.
+  .exitOverride((err) => {
+    const ok = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code);
+    process.exit(ok ? EXIT.ok : EXIT.usage);
+  })
   .addHelpText(
     "after",
     "\nExit status: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable.",
@@ -147,16 +152,6 @@ function printReplies(rply: Rply, json: boolean): void {
   ]);
   process.stdout.write(`${formatTable(["node", "type", "seq", "rcode", "count", "data"], rows)}\n`);
 }
-
-program.exitOverride((err) => {
-  if (
-    err.code === "commander.helpDisplayed" ||
-    err.code === "commander.version" ||
-    err.code === "commander.help"
-  )
-    process.exit(EXIT.ok);
-  process.exit(EXIT.usage);
-});
 
 try {
   await program.parseAsync();

@@ -24,7 +24,12 @@ const program = new Command()
   .name("dvsd")
   .description("DVS node daemon: runs one node of a cluster over NATS, or a whole local cluster")
   .version(VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Set before the subcommands are added, so they inherit it: usage errors exit 2.
+  .exitOverride((err) => {
+    const ok = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code);
+    process.exit(ok ? 0 : 2);
+  });
 
 program
   .command("run")

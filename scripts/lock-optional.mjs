@@ -10,8 +10,13 @@ const path = new URL("../package-lock.json", import.meta.url);
 const lock = JSON.parse(readFileSync(path, "utf8"));
 const packages = lock.packages;
 const platform = (name) => {
-  const m = /(android|darwin|linux|win32|freebsd|openbsd|sunos|aix)-(arm64|x64|arm|ia32|s390x|ppc64|riscv64|loong64)(-(musl|gnu))?$/.exec(name);
-  return m ? { os: [m[1]], cpu: [m[2]], ...(m[4] ? { libc: [m[4] === "musl" ? "musl" : "glibc"] } : {}) } : {};
+  const m =
+    /(android|darwin|linux|win32|freebsd|openbsd|sunos|aix)-(arm64|x64|arm|ia32|s390x|ppc64|riscv64|loong64)(-(musl|gnu))?$/.exec(
+      name,
+    );
+  return m
+    ? { os: [m[1]], cpu: [m[2]], ...(m[4] ? { libc: [m[4] === "musl" ? "musl" : "glibc"] } : {}) }
+    : {};
 };
 let added = 0;
 for (const [key, pkg] of Object.entries(packages)) {
@@ -29,7 +34,9 @@ for (const [key, pkg] of Object.entries(packages)) {
     added++;
   }
 }
-const sorted = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b))));
+const sorted = Object.fromEntries(
+  Object.entries(packages).sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b))),
+);
 lock.packages = sorted;
 writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`lock-optional: added ${added} optional platform entries`);

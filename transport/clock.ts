@@ -1,6 +1,8 @@
-// Time and randomness, injected. This is the only module that reads the wall
-// clock or the system's random source; everything else receives a Clock and a
-// Random so that a simulated run with the same seed is the same run.
+// Time and randomness, injected. Everything that also runs in the simulation
+// (machines, transport, node runtime) receives a Clock and a Random from here,
+// so a simulated run with the same seed is the same run. Only process-level
+// tooling (the launcher, the nats-server starter, signal handling) uses the
+// wall clock directly.
 import { randomBytes } from "node:crypto";
 
 export type TimerHandle = { readonly timer: unknown };

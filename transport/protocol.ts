@@ -6,7 +6,10 @@ import { z } from "zod";
 
 export const PROTOCOL_VERSION = 1;
 
-/** Largest encoded RQST or RPLY accepted (bytes); larger ones are refused with EMSGSIZE. */
+/**
+ * Largest encoded RQST a node accepts (bytes); larger ones are answered EMSGSIZE.
+ * Replies are bounded by the transport's max payload instead (nats.conf max_payload).
+ */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
 /** The destination meaning "every member of the current view" (the seed's DVS_ALLNODES). */

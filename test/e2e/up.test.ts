@@ -81,6 +81,11 @@ describe("dvsd up", () => {
     // Not implemented yet: the node answers ENOSYS and dvsctl exits 1 (a node answered an error).
     expect(await rqst.exited()).toBe(1);
     expect(JSON.parse(rqst.output())).toMatchObject({ src: 2, rcode: rcode("ENOSYS") });
+    // Bad usage is exit status 2, whether the program or the subcommand finds it.
+    expect(await spawnNode([dvsctlBin, "rqst"], env).exited()).toBe(2);
+    expect(await spawnNode([dvsctlBin, "rqst", "PS", "--node", "x"], env).exited()).toBe(2);
+    expect(await spawnNode([dvsctlBin, "rqst", "PS", "--param", "novalue"], env).exited()).toBe(2);
+    expect(await spawnNode([dvsctlBin, "frobnicate"], env).exited()).toBe(2);
   });
 
   it("keeps the other nodes when one is killed, and stops everything on SIGINT", async () => {

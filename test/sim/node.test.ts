@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { DvsClient } from "../../transport/client.js";
+import { decode, encode } from "../../transport/codec.js";
 import { NoRespondersError } from "../../transport/errors.js";
 import { rcode } from "../../transport/protocol.js";
 import { SimNetwork } from "../../transport/sim/index.js";
@@ -37,6 +38,13 @@ describe("node runtime over the simulated network", () => {
       expect(ok).toMatchObject({ rcode: 0, src: 1, data: { name: "n1" } });
       const bad = await client.request("DCINIT", { dcid: -1 }, { dst: 1 });
       expect(bad.rcode).toBe(rcode("EBADMSG"));
+      const wrongDst = await client.transport.request(
+        "dvs.dvs.node.1.rqst",
+        encode({ v: 1, type: "GETDVSINFO", src: "tool", dst: 2, seq: 5, params: {} }),
+        { timeoutMs: 500 },
+      );
+      const wrong = decode(wrongDst.data, "cbor");
+      expect(wrong.ok && wrong.value).toMatchObject({ rcode: rcode("EINVAL"), seq: 5, src: 1 });
 
       network.cutLink("node-1");
       await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "isolated" }), 1_000);

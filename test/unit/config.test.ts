@@ -27,7 +27,7 @@ describe("config", () => {
     const c = parseConfig({ node: 2 });
     expect(c.cluster).toBe("dvs");
     expect(c.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
-    expect(c.requests.timeoutMs).toBe(2_000);
+    expect(c.shutdown.graceMs).toBe(5_000);
     expect(c.log.level).toBe("info");
     expect(c.stateDir.endsWith(join("data", "node-2"))).toBe(true);
   });
@@ -39,8 +39,8 @@ describe("config", () => {
   });
 
   it("names the path of a bad value", () => {
-    const issues = issuesOf(() => parseConfig({ node: 1, requests: { timeoutMs: -5 } }));
-    expect(issues.map((i) => i.path)).toEqual(["requests.timeoutMs"]);
+    const issues = issuesOf(() => parseConfig({ node: 1, shutdown: { graceMs: -5 } }));
+    expect(issues.map((i) => i.path)).toEqual(["shutdown.graceMs"]);
     expect(issuesOf(() => parseConfig({ node: "one" })).map((i) => i.path)).toEqual(["node"]);
     expect(issuesOf(() => parseConfig({})).map((i) => i.path)).toEqual(["node"]);
     expect(issuesOf(() => parseConfig({ node: 1, cluster: "a.b" })).map((i) => i.path)).toEqual(["cluster"]);
@@ -55,9 +55,9 @@ describe("config", () => {
     expect(fromYaml.node).toBe(4);
     expect(fromYaml.cluster).toBe("prod");
     expect(fromYaml.log.level).toBe("debug");
-    const json = file("a.json", JSON.stringify({ node: 5, requests: { timeoutMs: 100 } }));
+    const json = file("a.json", JSON.stringify({ node: 5, shutdown: { graceMs: 100 } }));
     expect(loadConfig(json, { node: 6 }).node).toBe(6);
-    expect(loadConfig(json, {}).requests.timeoutMs).toBe(100);
+    expect(loadConfig(json, {}).shutdown.graceMs).toBe(100);
   });
 
   it("reports an unreadable or malformed file as a ConfigError", () => {
