@@ -110,7 +110,11 @@ export class RequestServer {
       this.#fail(msg, rqst, encoding, error);
       return;
     }
-    Promise.resolve(pending).then(
+    if (!(pending instanceof Promise)) {
+      this.#answer(msg, encoding, toRply(rqst, node, pending));
+      return;
+    }
+    pending.then(
       (outcome) => this.#answer(msg, encoding, toRply(rqst, node, outcome)),
       (error: unknown) => this.#fail(msg, rqst, encoding, error),
     );
