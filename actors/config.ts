@@ -6,9 +6,11 @@ import { readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
 import { describeIssues, nodeIdSchema } from "../transport/protocol.js";
 import { isClusterName } from "../transport/subjects.js";
 import { ConfigError } from "./errors.js";
+import { scriptsConfigSchema } from "./scripts.js";
 
 const natsUrl = z
   .string()
@@ -41,6 +43,24 @@ export const configSchema = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
+  membership: z
+    .strictObject({
+      /** How often each node publishes a heartbeat. */
+      heartbeatMs: z.number().int().min(10).max(60_000).default(200),
+      /** Missed heartbeats before a peer is suspect (it stays in the view). */
+      suspectAfterMissed: z.number().int().min(1).max(100).default(3),
+      /** Missed heartbeats before a silent peer is unreachable (PARTITION), unless NATS says so sooner. */
+      unreachableAfterMissed: z.number().int().min(1).max(1_000).default(5),
+      /** How long a peer may stay unreachable before it is declared down (DISCONNECT). */
+      downAfterMs: z.number().int().min(100).max(3_600_000).default(5_000),
+      /** A component without a majority of the last full view marks itself minority. */
+      quorum: z.boolean().default(false),
+    })
+    .refine((m) => m.unreachableAfterMissed >= m.suspectAfterMissed, {
+      message: "unreachableAfterMissed must be at least suspectAfterMissed",
+    })
+    .prefault({}),
+  scripts: scriptsConfigSchema.prefault({}),
   shutdown: z
     .strictObject({
       /** Longest a graceful shutdown may take before the daemon exits anyway. */
@@ -122,4 +142,15 @@ function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>)
 
 function isPlainObject(v: unknown): boolean {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The membership machine's timings from the config's `membership` section. */
+export function membershipTimings(config: Pick<NodeConfig, "membership">): MembershipTimings {
+  const m = config.membership;
+  return {
+    ...defaultTimings(m.heartbeatMs),
+    suspectAfterMissed: m.suspectAfterMissed,
+    unreachableAfterMissed: m.unreachableAfterMissed,
+    downAfterMs: m.downAfterMs,
+  };
 }

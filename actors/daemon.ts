@@ -3,19 +3,33 @@
 // into a graceful stop bounded by `shutdown.graceMs`.
 import { systemClock } from "../transport/clock.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
-import type { NodeConfig } from "./config.js";
+import { membershipTimings, type NodeConfig } from "./config.js";
 import { registerService } from "./discovery.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NodeRuntime } from "./node.js";
+import { ScriptRunner } from "./scripts.js";
 import { nextIncarnation } from "./stateDir.js";
 
-export function createNatsNode(config: NodeConfig, logger: Logger): NodeRuntime<NatsTransport> {
+export function createNatsNode(
+  config: NodeConfig,
+  logger: Logger,
+  scripts?: ScriptRunner,
+): NodeRuntime<NatsTransport> {
   const incarnation = nextIncarnation(config.stateDir);
   return new NodeRuntime<NatsTransport>(
-    { node: config.node, cluster: config.cluster, incarnation },
+    {
+      node: config.node,
+      cluster: config.cluster,
+      incarnation,
+      timings: membershipTimings(config),
+      quorum: config.membership.quorum,
+    },
     {
       clock: systemClock,
       logger,
+      pid: process.pid,
+      nextIncarnation: () => nextIncarnation(config.stateDir),
+      ...(scripts ? { onViewChange: (event) => scripts.enqueue(event) } : {}),
       connect: (identity) =>
         connectNats({
           servers: config.nats.servers,
@@ -35,7 +49,8 @@ export function createNatsNode(config: NodeConfig, logger: Logger): NodeRuntime<
 /** Runs the daemon until it ends; returns the process exit code. */
 export async function runDaemon(config: NodeConfig): Promise<number> {
   const logger = createLogger({ level: config.log.level, node: config.node });
-  const node = createNatsNode(config, logger);
+  const scripts = new ScriptRunner(config.scripts, { logger, clock: systemClock });
+  const node = createNatsNode(config, logger, scripts);
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -73,6 +88,7 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
     return 1;
   }
   const reason = await node.ended();
+  await scripts.stop();
   logger.flush();
   // Ended without being asked to: the connection closed under it.
   return stopping ? 0 : reason.startsWith("connection closed") ? 1 : 0;

@@ -1,15 +1,19 @@
 // The node runtime: runs the node lifecycle machine as an actor and gives it
 // its effects — connect the transport, register for discovery, serve requests,
-// drain on stop. The same runtime runs over NATS (`dvsd run`) and over the
-// simulated network (tests), since everything it touches is injected.
+// keep the membership view, run the event scripts, drain on stop. The same
+// runtime runs over NATS (`dvsd run`) and over the simulated network (tests),
+// since everything it touches is injected.
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
+import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import type { Clock } from "../transport/clock.js";
-import type { NodeId } from "../transport/protocol.js";
-import { subjects } from "../transport/subjects.js";
-import type { Transport } from "../transport/transport.js";
+import { encode } from "../transport/codec.js";
+import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } from "../transport/protocol.js";
+import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+import type { Subscription, Transport } from "../transport/transport.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
 import type { Logger } from "./logger.js";
+import { Membership } from "./membership.js";
 import { type RequestHandlers, RequestServer } from "./requestServer.js";
 
 export interface NodeComponents<T extends Transport = Transport> {
@@ -19,6 +23,12 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly connect: (identity: NodeIdentity) => Promise<T>;
   /** Announces the node for discovery (NATS micro service); optional. */
   readonly register?: (transport: T, identity: NodeIdentity) => Promise<Registration>;
+  /** The next incarnation of this node, persisted; used when the cluster declared this one down. */
+  readonly nextIncarnation?: () => number;
+  /** Receives every view change this node observes, in order (the event scripts). */
+  readonly onViewChange?: (event: EventMessage) => void;
+  /** The process id reported by `dvsctl members`. */
+  readonly pid?: number;
 }
 
 export interface NodeOptions {
@@ -26,25 +36,33 @@ export interface NodeOptions {
   readonly cluster: string;
   readonly incarnation: number;
   readonly handlers?: RequestHandlers;
+  readonly timings?: MembershipTimings;
+  readonly quorum?: boolean;
 }
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
 
 export class NodeRuntime<T extends Transport = Transport> {
   readonly actor;
-  readonly identity: NodeIdentity;
+  readonly subjects: Subjects;
+  #identity: NodeIdentity;
   #transport: T | undefined;
   #requestServer: RequestServer | undefined;
   #registration: Registration | undefined;
+  #membership: Membership | undefined;
+  #statusSub: Subscription | undefined;
   #stopStatus: (() => void) | undefined;
   #startError: unknown;
+  readonly #timings: MembershipTimings;
 
   constructor(
-    options: NodeOptions,
+    readonly options: NodeOptions,
     readonly components: NodeComponents<T>,
   ) {
     const { logger, clock } = components;
-    this.identity = { node: options.node, cluster: options.cluster, incarnation: options.incarnation };
+    this.#identity = { node: options.node, cluster: options.cluster, incarnation: options.incarnation };
+    this.#timings = options.timings ?? defaultTimings();
+    this.subjects = subjectsOf(options.cluster);
     const machine = nodeMachine.provide({
       actors: {
         connect: fromPromise(async () => {
@@ -58,7 +76,11 @@ export class NodeRuntime<T extends Transport = Transport> {
         drain: fromPromise(async () => this.#drain()),
       },
       actions: {
-        reportRunning: () => logger.info({ incarnation: options.incarnation }, "node running"),
+        reportRunning: () =>
+          logger.info(
+            { incarnation: this.#identity.incarnation, view: this.#membership?.context.view },
+            "node joined",
+          ),
         reportIsolated: () => logger.warn("lost the NATS link; isolated until it comes back"),
         reportReconnected: () => logger.info("NATS link restored"),
         reportLeaving: ({ context }) => logger.info({ reason: context.reason }, "node leaving"),
@@ -66,12 +88,20 @@ export class NodeRuntime<T extends Transport = Transport> {
         reportEnded: ({ context }) => logger.info({ reason: context.reason }, "node ended"),
       },
     });
-    const input: NodeMachineInput = this.identity;
+    const input: NodeMachineInput = this.#identity;
     this.actor = createActor(machine, { input, clock });
+  }
+
+  get identity(): NodeIdentity {
+    return this.#identity;
   }
 
   get transport(): T | undefined {
     return this.#transport;
+  }
+
+  get membership(): Membership | undefined {
+    return this.#membership;
   }
 
   start(): this {
@@ -86,10 +116,10 @@ export class NodeRuntime<T extends Transport = Transport> {
     });
     if (snap.status !== "done") return;
     if (this.#startError instanceof Error) throw this.#startError;
-    throw new Error(`node ${this.identity.node} ended before it ran: ${snap.context.reason}`);
+    throw new Error(`node ${this.#identity.node} ended before it ran: ${snap.context.reason}`);
   }
 
-  /** Graceful stop: drains and closes; resolves when the node has ended. */
+  /** Graceful stop: announces the leave, drains and closes; resolves when the node has ended. */
   async stop(reason = "stop", timeoutMs = 10_000): Promise<void> {
     this.actor.send({ type: "node.stop", reason });
     await this.ended(timeoutMs);
@@ -101,35 +131,115 @@ export class NodeRuntime<T extends Transport = Transport> {
     return snap.context.reason ?? "ended";
   }
 
+  /** What `dvsctl members` shows for this node. */
+  status(): NodeStatus {
+    const snap = this.actor.getSnapshot();
+    const ctx = this.#membership?.context;
+    const state = typeof snap.value === "string" ? snap.value : Object.values(snap.value).join(".");
+    return {
+      v: PROTOCOL_VERSION,
+      node: this.#identity.node,
+      incarnation: this.#identity.incarnation,
+      state: ctx?.minority ? `${state} (minority)` : state,
+      view: ctx ? { id: ctx.view.id, members: [...ctx.view.members] } : { id: 0, members: [] },
+      minority: ctx?.minority ?? false,
+      peers: ctx
+        ? Object.entries(ctx.peers).map(([node, p]) => ({
+            node: Number(node),
+            incarnation: p.incarnation,
+            state: p.state,
+          }))
+        : [],
+      pid: this.components.pid ?? 0,
+    };
+  }
+
   async #connect(handlers: RequestHandlers): Promise<void> {
     const { logger, clock } = this.components;
-    const transport = await this.components.connect(this.identity);
+    const transport = await this.components.connect(this.#identity);
     this.#transport = transport;
     this.#stopStatus = transport.onStatus((status) => {
-      if (status.type === "disconnected") this.actor.send({ type: "link.down" });
-      else if (status.type === "connected") this.actor.send({ type: "link.up" });
-      else if (status.type === "closed")
+      if (status.type === "disconnected") {
+        this.actor.send({ type: "link.down" });
+        this.#membership?.link(false);
+      } else if (status.type === "connected") {
+        this.actor.send({ type: "link.up" });
+        this.#membership?.link(true);
+      } else if (status.type === "closed") {
         this.actor.send({
           type: "link.closed",
           reason: status.error ? `connection closed: ${status.error.message}` : "connection closed",
         });
+      }
     });
     this.#requestServer = new RequestServer({
-      node: this.identity.node,
-      subjects: subjects(this.identity.cluster),
+      node: this.#identity.node,
+      subjects: this.subjects,
       transport,
       clock,
       logger,
       handlers,
     });
     this.#requestServer.start();
+    this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
+      if (msg.reply) transport.publish(msg.reply, encode(this.status()));
+    });
+    this.#startMembership(transport, undefined);
     if (this.components.register)
-      this.#registration = await this.components.register(transport, this.identity);
+      this.#registration = await this.components.register(transport, this.#identity);
     await transport.flush();
   }
 
+  #startMembership(transport: T, viewId: number | undefined): void {
+    const { logger, clock } = this.components;
+    const membership = new Membership({
+      self: { node: this.#identity.node, incarnation: this.#identity.incarnation },
+      subjects: this.subjects,
+      timings: this.#timings,
+      quorum: this.options.quorum ?? false,
+      ...(viewId !== undefined ? { viewId } : {}),
+      transport,
+      clock,
+      logger,
+      onChange: (change, event) => this.#onViewChange(change, event),
+      onRejoin: (_reason, lastViewId) => void this.#rejoin(lastViewId),
+    });
+    this.#membership = membership;
+    membership.start();
+  }
+
+  #onViewChange(change: ViewChange, event: EventMessage): void {
+    if (change.cause === "started" || this.actor.getSnapshot().matches({ running: "joining" })) {
+      this.actor.send({ type: "membership.joined" });
+    }
+    this.components.onViewChange?.(event);
+  }
+
+  /** The others declared this incarnation down: come back as a new one, keeping the view ids growing. */
+  async #rejoin(viewId: number): Promise<void> {
+    const transport = this.#transport;
+    const old = this.#membership;
+    if (!transport || !old) return;
+    await old.stop({ leave: false });
+    const next = this.components.nextIncarnation?.() ?? this.#identity.incarnation + 1;
+    this.#identity = { ...this.#identity, incarnation: next };
+    this.components.logger.warn({ incarnation: next }, "rejoining as a new incarnation");
+    this.#startMembership(transport, viewId);
+    if (this.components.register && this.#registration) {
+      await this.#registration.stop().catch(() => {});
+      this.#registration = await this.components
+        .register(transport, this.#identity)
+        .catch((error: unknown) => {
+          this.components.logger.warn({ err: error }, "could not re-register the service");
+          return undefined;
+        });
+    }
+  }
+
   async #drain(): Promise<void> {
+    await this.#membership?.stop({ leave: true });
     this.#requestServer?.stop();
+    this.#statusSub?.unsubscribe();
     await this.#registration?.stop().catch((error: unknown) => {
       this.components.logger.warn({ err: error }, "could not deregister the service");
     });

@@ -1,7 +1,7 @@
-// The lifecycle of one node daemon: starting (connect and start serving) →
-// running, with `connected` and `isolated` while its NATS link is down →
-// leaving (drain) → ended. Pure: connecting, draining and reporting are
-// provided by the runtime (actors/node.ts).
+// The lifecycle of one node daemon (SPEC 4, 6.1): starting (connect, start
+// serving) → joining (listening for the others) → member ↔ isolated (while its
+// NATS link is down) → leaving (announce the leave, drain) → ended. Pure:
+// connecting, draining and reporting are provided by the runtime (actors/node.ts).
 import { assign, fromPromise, setup } from "xstate";
 import { notProvided } from "./notProvided.js";
 
@@ -22,6 +22,7 @@ export type NodeEvent =
   | { type: "link.down" }
   | { type: "link.up" }
   | { type: "link.closed"; reason: string }
+  | { type: "membership.joined" }
   | { type: "node.stop"; reason: string };
 
 export const nodeMachine = setup({
@@ -71,10 +72,12 @@ export const nodeMachine = setup({
       },
     },
     running: {
-      entry: "reportRunning",
-      initial: "connected",
+      initial: "joining",
       states: {
-        connected: {
+        joining: {
+          on: { "membership.joined": { target: "member", actions: "reportRunning" } },
+        },
+        member: {
           on: {
             "link.down": {
               target: "isolated",
@@ -84,7 +87,7 @@ export const nodeMachine = setup({
         },
         isolated: {
           entry: "reportIsolated",
-          on: { "link.up": { target: "connected", actions: "reportReconnected" } },
+          on: { "link.up": { target: "member", actions: "reportReconnected" } },
         },
       },
       on: {

@@ -252,6 +252,8 @@ export const viewSchema = z.strictObject({
 export const eventSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   node: nodeIdSchema,
+  /** The observing node's incarnation. */
+  incarnation: z.number().int().min(0),
   event: z.enum(MEMBERSHIP_EVENTS),
   view: viewSchema,
   changed: z.array(memberSchema),
@@ -259,6 +261,38 @@ export const eventSchema = z.strictObject({
   at: z.number(),
 });
 export type EventMessage = z.infer<typeof eventSchema>;
+
+// ---- internal membership traffic (free to change between versions) ----
+
+/** Published every heartbeat period on `dvs.<c>._hb.<node>`; `leaving` announces a graceful leave. */
+export const heartbeatSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  node: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+  seq: z.number().int().min(0),
+  view: viewSchema,
+  down: z.array(memberSchema).max(65_536),
+  leaving: z.boolean().optional(),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+/** The answer to a probe on `dvs.<c>._probe.<node>`: who is there. */
+export const probeReplySchema = memberSchema;
+
+/** What a node reports about itself on `dvs.<c>._status` (for `dvsctl members`). */
+export const nodeStatusSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  node: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+  state: z.string().max(32),
+  view: viewSchema,
+  minority: z.boolean(),
+  peers: z.array(
+    z.strictObject({ node: nodeIdSchema, incarnation: z.number().int().min(0), state: z.string().max(16) }),
+  ),
+  pid: z.number().int(),
+});
+export type NodeStatus = z.infer<typeof nodeStatusSchema>;
 
 /** Flattens zod issues into `path: message` pairs for error replies and logs. */
 export function describeIssues(error: z.ZodError): { path: string; message: string }[] {

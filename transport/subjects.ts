@@ -26,6 +26,10 @@ export function subjects(cluster: string) {
     /** Internal: heartbeats and leave announcements. */
     heartbeat: (node: NodeId) => `${base}._hb.${node}`,
     heartbeats: `${base}._hb.*`,
+    /** Internal: a late peer is probed here; "no responders" means it is gone. */
+    probe: (node: NodeId) => `${base}._probe.${node}`,
+    /** Internal: every node answers with its status (dvsctl members). */
+    status: `${base}._status`,
   } as const;
 }
 

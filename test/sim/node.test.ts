@@ -31,7 +31,7 @@ describe("node runtime over the simulated network", () => {
       clientId: "tool",
       timeoutMs: 500,
     });
-    await network.clock.runUntil(() => node.actor.getSnapshot().matches("running"), 1_000);
+    await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "member" }), 2_000);
     const stop = network.clock.autoRun();
     try {
       const ok = await client.request("GETDVSINFO", {}, { dst: 1 });
@@ -51,7 +51,7 @@ describe("node runtime over the simulated network", () => {
       await expect(client.request("GETDVSINFO", {}, { dst: 1 })).rejects.toBeInstanceOf(NoRespondersError);
 
       network.restoreLink("node-1");
-      await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "connected" }), 2_000);
+      await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "member" }), 2_000);
       expect(node.actor.getSnapshot().context.linkLosses).toBe(1);
       expect((await client.request("GETDVSINFO", {}, { dst: 1 })).rcode).toBe(0);
 

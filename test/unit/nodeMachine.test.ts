@@ -24,16 +24,19 @@ function provided(overrides: { connect?: () => Promise<void>; drain?: () => Prom
 }
 
 describe("node lifecycle machine", () => {
-  it("runs once connected, is isolated while the link is down, and leaves then ends on stop", async () => {
+  it("joins once connected, is isolated while the link is down, and leaves then ends on stop", async () => {
     const { machine, reports } = provided();
     const actor = createActor(machine, { input }).start();
     expect(actor.getSnapshot().value).toBe("starting");
-    await waitFor(actor, (s) => s.matches({ running: "connected" }));
+    await waitFor(actor, (s) => s.matches({ running: "joining" }));
+    expect(reports).toEqual([]);
+    actor.send({ type: "membership.joined" });
+    expect(actor.getSnapshot().value).toEqual({ running: "member" });
     actor.send({ type: "link.down" });
     expect(actor.getSnapshot().value).toEqual({ running: "isolated" });
     expect(actor.getSnapshot().context.linkLosses).toBe(1);
     actor.send({ type: "link.up" });
-    expect(actor.getSnapshot().value).toEqual({ running: "connected" });
+    expect(actor.getSnapshot().value).toEqual({ running: "member" });
     actor.send({ type: "node.stop", reason: "SIGTERM" });
     const done = await waitFor(actor, (s) => s.status === "done");
     expect(done.context.reason).toBe("SIGTERM");

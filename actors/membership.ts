@@ -1,0 +1,252 @@
+// The membership runtime of one node: runs the membership machine as an actor
+// and gives it the world — heartbeats in and out, probes of late peers (NATS
+// "no responders" says at once that a peer's subscriptions are gone), the
+// node's own link status, and a tick from the injected clock. View changes go
+// out on `dvs.<c>.events` and to the caller (scripts, the node lifecycle).
+import { type Actor, createActor } from "xstate";
+import {
+  downList,
+  type Member,
+  type MembershipMachine,
+  type MembershipTimings,
+  membershipMachine,
+  type ViewChange,
+} from "../machines/membership.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { decode, encode } from "../transport/codec.js";
+import { NoRespondersError } from "../transport/errors.js";
+import {
+  type EventMessage,
+  type Heartbeat,
+  heartbeatSchema,
+  PROTOCOL_VERSION,
+  probeReplySchema,
+} from "../transport/protocol.js";
+import type { Subjects } from "../transport/subjects.js";
+import type { Subscription, Transport } from "../transport/transport.js";
+import { type Logger, throttledWarn } from "./logger.js";
+
+export interface MembershipOptions {
+  readonly self: Member;
+  readonly subjects: Subjects;
+  readonly timings: MembershipTimings;
+  readonly quorum: boolean;
+  /** The view id to continue from after a rejoin. */
+  readonly viewId?: number;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Every view change, in order, after it was published. */
+  readonly onChange?: (change: ViewChange, event: EventMessage) => void;
+  /** This incarnation was declared down by the others: the caller must rejoin as a new one. */
+  readonly onRejoin?: (reason: string, viewId: number) => void;
+}
+
+export class Membership {
+  readonly actor: Actor<MembershipMachine>;
+  readonly #o: MembershipOptions;
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  #subscriptions: Subscription[] = [];
+  #heartbeatTimer: TimerHandle | undefined;
+  #tickTimer: TimerHandle | undefined;
+  #seq = 0;
+  #stopped = false;
+  /** Events observed while the link was down, published when it is back (bounded). */
+  #outbox: Uint8Array[] = [];
+  #rejoining = false;
+
+  constructor(options: MembershipOptions) {
+    this.#o = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+    const machine = membershipMachine.provide({
+      actions: {
+        announce: (_, change) => this.#announce(change),
+        probe: (_, peer) => this.#probe(peer),
+        rejoin: (_, params) => {
+          if (this.#rejoining) return;
+          this.#rejoining = true;
+          options.logger.warn(
+            { reason: params.reason },
+            "declared down by the cluster; rejoining as a new incarnation",
+          );
+          options.onRejoin?.(params.reason, params.viewId);
+        },
+      },
+    });
+    this.actor = createActor(machine, {
+      input: {
+        self: options.self,
+        timings: options.timings,
+        quorum: options.quorum,
+        at: options.clock.now(),
+        ...(options.viewId !== undefined ? { viewId: options.viewId } : {}),
+      },
+    });
+  }
+
+  get self(): Member {
+    return this.#o.self;
+  }
+
+  get context() {
+    return this.actor.getSnapshot().context;
+  }
+
+  start(): void {
+    const { transport, subjects, self } = this.#o;
+    this.actor.start();
+    this.#subscriptions = [
+      transport.subscribe(subjects.heartbeats, (msg) => this.#onHeartbeat(msg.data)),
+      transport.subscribe(subjects.probe(self.node), (msg) => {
+        if (msg.reply)
+          transport.publish(msg.reply, encode({ node: self.node, incarnation: self.incarnation }));
+      }),
+    ];
+    this.#heartbeat();
+    this.#scheduleTick();
+  }
+
+  /** The node's own NATS link went down or came back. */
+  link(up: boolean): void {
+    if (this.#stopped) return;
+    this.actor.send({ type: up ? "link.up" : "link.down", at: this.#o.clock.now() });
+    if (!up) return;
+    this.#heartbeat();
+    const pending = this.#outbox;
+    this.#outbox = [];
+    for (const bytes of pending) this.#publishEvent(bytes);
+  }
+
+  /** Stops heartbeating; with `leave`, first tells the others so they see DISCONNECT at once. */
+  async stop(options: { leave: boolean }): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const { transport, clock } = this.#o;
+    clock.clearTimeout(this.#heartbeatTimer);
+    clock.clearTimeout(this.#tickTimer);
+    if (options.leave && transport.status === "connected") {
+      try {
+        transport.publish(
+          this.#o.subjects.heartbeat(this.#o.self.node),
+          encode(this.#heartbeatMessage(true)),
+        );
+        await transport.flush();
+      } catch (error) {
+        this.#o.logger.warn({ err: error }, "could not announce the leave");
+      }
+    }
+    for (const sub of this.#subscriptions) sub.unsubscribe();
+    this.#subscriptions = [];
+    this.actor.stop();
+  }
+
+  #heartbeatMessage(leaving = false): Heartbeat {
+    const ctx = this.context;
+    return {
+      v: PROTOCOL_VERSION,
+      node: this.#o.self.node,
+      incarnation: this.#o.self.incarnation,
+      seq: ++this.#seq,
+      view: { id: ctx.view.id, members: [...ctx.view.members] },
+      down: downList(ctx),
+      ...(leaving ? { leaving: true } : {}),
+    };
+  }
+
+  #heartbeat(): void {
+    if (this.#stopped) return;
+    const { transport, clock, subjects, self, timings } = this.#o;
+    clock.clearTimeout(this.#heartbeatTimer);
+    if (transport.status === "connected") {
+      try {
+        transport.publish(subjects.heartbeat(self.node), encode(this.#heartbeatMessage()));
+      } catch (error) {
+        this.#warn("heartbeat", { err: error }, "could not publish a heartbeat");
+      }
+    }
+    this.#heartbeatTimer = clock.setTimeout(() => this.#heartbeat(), timings.heartbeatMs);
+  }
+
+  #scheduleTick(): void {
+    const { clock, timings } = this.#o;
+    this.#tickTimer = clock.setTimeout(() => {
+      if (this.#stopped) return;
+      this.actor.send({ type: "clock.tick", at: clock.now() });
+      this.#scheduleTick();
+    }, timings.tickMs);
+  }
+
+  #onHeartbeat(data: Uint8Array): void {
+    if (this.#stopped) return;
+    const decoded = decode(data, "cbor");
+    const hb = decoded.ok ? heartbeatSchema.safeParse(decoded.value) : undefined;
+    if (!hb?.success) {
+      this.#warn("bad-heartbeat", { bytes: data.byteLength }, "ignored a malformed heartbeat");
+      return;
+    }
+    const { node, incarnation, view, down, leaving } = hb.data;
+    if (node === this.#o.self.node) return;
+    const at = this.#o.clock.now();
+    const from = { node, incarnation };
+    if (leaving) this.actor.send({ type: "peer.leave", from, at });
+    else this.actor.send({ type: "peer.heartbeat", from, view, down, at });
+  }
+
+  #probe(peer: Member): void {
+    const { transport, subjects, clock, timings } = this.#o;
+    transport
+      .request(subjects.probe(peer.node), encode({ node: this.#o.self.node }), {
+        timeoutMs: timings.heartbeatMs,
+      })
+      .then(
+        (reply) => {
+          const decoded = decode(reply.data, "cbor");
+          const who = decoded.ok ? probeReplySchema.safeParse(decoded.value) : undefined;
+          if (who?.success && !this.#stopped) {
+            this.actor.send({ type: "probe.answered", from: who.data, at: clock.now() });
+          }
+        },
+        (error: unknown) => {
+          if (this.#stopped) return;
+          if (error instanceof NoRespondersError) {
+            this.actor.send({ type: "probe.noResponders", peer, at: clock.now() });
+          }
+          // A timeout says nothing new: the peer may be slow, or the link cut.
+        },
+      );
+  }
+
+  #announce(change: ViewChange): void {
+    const { self, logger } = this.#o;
+    const event: EventMessage = {
+      v: PROTOCOL_VERSION,
+      node: self.node,
+      incarnation: self.incarnation,
+      event: change.event,
+      view: { id: change.view.id, members: [...change.view.members] },
+      changed: change.changed.map((m) => ({ node: m.node, incarnation: m.incarnation })),
+      cause: change.cause,
+      at: change.at,
+    };
+    logger.info(
+      { event: event.event, view: event.view, changed: event.changed, cause: event.cause },
+      `membership ${event.event}`,
+    );
+    this.#publishEvent(encode(event));
+    this.#o.onChange?.(change, event);
+  }
+
+  #publishEvent(bytes: Uint8Array): void {
+    const { transport, subjects } = this.#o;
+    if (transport.status !== "connected") {
+      if (this.#outbox.length < 1_000) this.#outbox.push(bytes);
+      else this.#warn("outbox", {}, "dropped a membership event: too many while the link is down");
+      return;
+    }
+    try {
+      transport.publish(subjects.events, bytes);
+    } catch (error) {
+      this.#warn("event", { err: error }, "could not publish a membership event");
+    }
+  }
+}
