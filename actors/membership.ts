@@ -33,6 +33,8 @@ export interface MembershipOptions {
   readonly quorum: boolean;
   /** The view id to continue from after a rejoin. */
   readonly viewId?: number;
+  /** The machine to run; tests pass mutated ones (createMembershipMachine). */
+  readonly machine?: MembershipMachine;
   readonly transport: Transport;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -58,7 +60,7 @@ export class Membership {
   constructor(options: MembershipOptions) {
     this.#o = options;
     this.#warn = throttledWarn(options.logger, options.clock);
-    const machine = membershipMachine.provide({
+    const machine = (options.machine ?? membershipMachine).provide({
       actions: {
         announce: (_, change) => this.#announce(change),
         probe: (_, peer) => this.#probe(peer),

@@ -4,7 +4,12 @@
 // runtime runs over NATS (`dvsd run`) and over the simulated network (tests),
 // since everything it touches is injected.
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
-import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
+import {
+  defaultTimings,
+  type MembershipMachine,
+  type MembershipTimings,
+  type ViewChange,
+} from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import type { Clock } from "../transport/clock.js";
 import { encode } from "../transport/codec.js";
@@ -38,6 +43,8 @@ export interface NodeOptions {
   readonly handlers?: RequestHandlers;
   readonly timings?: MembershipTimings;
   readonly quorum?: boolean;
+  /** The membership machine to run (tests pass mutated ones). */
+  readonly membershipMachine?: MembershipMachine;
 }
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
@@ -197,6 +204,7 @@ export class NodeRuntime<T extends Transport = Transport> {
       subjects: this.subjects,
       timings: this.#timings,
       quorum: this.options.quorum ?? false,
+      ...(this.options.membershipMachine ? { machine: this.options.membershipMachine } : {}),
       ...(viewId !== undefined ? { viewId } : {}),
       transport,
       clock,

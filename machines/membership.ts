@@ -403,45 +403,57 @@ function syncViewId(ctx: MembershipContext, from: Member, view: View): void {
   if (sameMembers(view.members, ctx.view.members)) ctx.view = { id: view.id, members: ctx.view.members };
 }
 
-export const membershipMachine = setup({
-  types: {
-    context: {} as MembershipContext,
-    input: {} as MembershipInput,
-    events: {} as MembershipEvent,
-  },
-  actions: {
-    announce: notProvided("action announce") as (_: unknown, params: ViewChange) => void,
-    probe: notProvided("action probe") as (_: unknown, params: Member) => void,
-    rejoin: notProvided("action rejoin") as (_: unknown, params: { reason: string; viewId: number }) => void,
-  },
-}).createMachine({
-  id: "membership",
-  context: ({ input }) => initialContext(input),
-  initial: "joining",
-  on: {
-    "*": {
-      actions: enqueueActions(({ context, event, enqueue }) => {
-        const outputs = step(context, event);
-        enqueue.assign({ ...context });
-        for (const o of outputs) {
-          if (o.type === "announce") enqueue({ type: "announce", params: o.change });
-          else if (o.type === "probe") enqueue({ type: "probe", params: o.peer });
-          else enqueue({ type: "rejoin", params: { reason: o.reason, viewId: o.viewId } });
-        }
-      }),
+export type MembershipStep = (ctx: MembershipContext, event: MembershipEvent) => MembershipOutput[];
+
+/**
+ * The membership machine around a step function. Production uses `step`;
+ * tests plant bugs by passing a mutated one and check that the harness finds them.
+ */
+export const createMembershipMachine = (stepFn: MembershipStep = step) =>
+  setup({
+    types: {
+      context: {} as MembershipContext,
+      input: {} as MembershipInput,
+      events: {} as MembershipEvent,
     },
-  },
-  states: {
-    joining: {
-      always: { guard: ({ context }) => context.phase === "member", target: "member" },
+    actions: {
+      announce: notProvided("action announce") as (_: unknown, params: ViewChange) => void,
+      probe: notProvided("action probe") as (_: unknown, params: Member) => void,
+      rejoin: notProvided("action rejoin") as (
+        _: unknown,
+        params: { reason: string; viewId: number },
+      ) => void,
     },
-    member: {
-      always: { guard: ({ context }) => !context.linkUp, target: "isolated" },
+  }).createMachine({
+    id: "membership",
+    context: ({ input }) => initialContext(input),
+    initial: "joining",
+    on: {
+      "*": {
+        actions: enqueueActions(({ context, event, enqueue }) => {
+          const outputs = stepFn(context, event);
+          enqueue.assign({ ...context });
+          for (const o of outputs) {
+            if (o.type === "announce") enqueue({ type: "announce", params: o.change });
+            else if (o.type === "probe") enqueue({ type: "probe", params: o.peer });
+            else enqueue({ type: "rejoin", params: { reason: o.reason, viewId: o.viewId } });
+          }
+        }),
+      },
     },
-    isolated: {
-      always: { guard: ({ context }) => context.linkUp, target: "member" },
+    states: {
+      joining: {
+        always: { guard: ({ context }) => context.phase === "member", target: "member" },
+      },
+      member: {
+        always: { guard: ({ context }) => !context.linkUp, target: "isolated" },
+      },
+      isolated: {
+        always: { guard: ({ context }) => context.linkUp, target: "member" },
+      },
     },
-  },
-});
+  });
+
+export const membershipMachine = createMembershipMachine();
 
 export type MembershipMachine = typeof membershipMachine;
