@@ -273,7 +273,7 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
   const t = ctx.timings;
   const gap = at - ctx.lastTick;
   ctx.lastTick = at;
-  if (gap > 3 * t.tickMs) {
+  if (gap > Math.max(3 * t.tickMs, t.heartbeatMs)) {
     // This node itself was stalled (overload, SIGSTOP): the silence is ours, not
     // the peers'. Credit them the stall and let queued heartbeats arrive first.
     const credit = gap - t.tickMs;
