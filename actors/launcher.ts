@@ -1,12 +1,15 @@
 // `dvsd up`: the main job on an embedded default. Starts nats-server from
 // nats.conf (unless one already answers on the port), then each node as its
 // own child process so one can be killed alone, shows the nodes once they all
-// answer, and stops everything on Ctrl-C / SIGTERM.
+// answer discovery and agree on one view of all of them, and stops everything
+// on Ctrl-C / SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect } from "@nats-io/transport-node";
+import { connectNats, type NatsTransport } from "../transport/nats.js";
+import type { NodeStatus } from "../transport/protocol.js";
+import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
 import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
 import { formatTable } from "./table.js";
@@ -18,7 +21,7 @@ export interface LaunchOptions {
   readonly cluster: string;
   readonly natsConfig: string;
   readonly logLevel: string;
-  /** Longest wait for every node to answer discovery. */
+  /** Longest wait for every node to answer discovery, and again for them to agree on one view. */
   readonly readyTimeoutMs: number;
 }
 
@@ -105,12 +108,22 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   });
 
   let nodes: DiscoveredNode[];
+  let members: { nodes: NodeStatus[]; agreed: boolean };
+  let transport: NatsTransport | undefined;
   try {
-    nodes = await waitForNodes(url, options.cluster, options.nodes, options.readyTimeoutMs);
+    transport = await connectNats({ servers: [url], name: "dvsd-up", connectTimeoutMs: 5_000 });
+    const stopped = () => stopping;
+    nodes = await waitForNodes(transport, options.cluster, options.nodes, options.readyTimeoutMs, stopped);
+    const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
+    members = await waitForView(transport, options.cluster, ids, options.readyTimeoutMs, stopped);
   } catch (error) {
     out(`could not list the nodes: ${(error as Error).message}`);
+    await transport?.close().catch(() => {});
     return stopAll(1);
   }
+  await transport.close().catch(() => {});
+  // Ctrl-C while waiting: stopAll is already under way.
+  if (stopping) return done;
   if (nodes.length < options.nodes) {
     out(
       `only ${nodes.length} of ${options.nodes} nodes answered within ${options.readyTimeoutMs} ms; see the logs above`,
@@ -124,27 +137,51 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     ),
   );
   out("");
-  out(`cluster "${options.cluster}" is up at ${url}; try: npx dvsctl nodes   (Ctrl-C stops everything)`);
+  if (!members.agreed) {
+    out(
+      `the nodes did not agree on one view of all ${options.nodes} within ${options.readyTimeoutMs} ms; their views:`,
+    );
+  }
+  out(members.nodes.length > 0 ? formatMembers(members.nodes) : "no node answered the status request");
+  out("");
+  out(
+    `cluster "${options.cluster}" is up at ${url}; try: npx dvsctl members, npx dvsctl watch   (Ctrl-C stops everything)`,
+  );
   return done;
 }
 
 async function waitForNodes(
-  url: string,
+  transport: NatsTransport,
   cluster: string,
   want: number,
   timeoutMs: number,
+  stopped: () => boolean,
 ): Promise<DiscoveredNode[]> {
-  const nc = await connect({ servers: url, name: "dvsd-up", timeout: 5_000 });
-  try {
-    const deadline = Date.now() + timeoutMs;
-    let nodes: DiscoveredNode[] = [];
-    while (Date.now() < deadline) {
-      nodes = await discoverNodes(nc, cluster, 300);
-      if (nodes.length >= want) break;
-    }
-    return nodes;
-  } finally {
-    await nc.close();
+  const deadline = Date.now() + timeoutMs;
+  let nodes: DiscoveredNode[] = [];
+  while (Date.now() < deadline && !stopped()) {
+    nodes = await discoverNodes(transport.connection, cluster, 300);
+    if (nodes.length >= want) break;
+  }
+  return nodes;
+}
+
+/** Polls every node's status until they all report the same view of exactly `ids`, or the deadline. */
+async function waitForView(
+  transport: NatsTransport,
+  cluster: string,
+  ids: readonly number[],
+  timeoutMs: number,
+  stopped: () => boolean,
+): Promise<{ nodes: NodeStatus[]; agreed: boolean }> {
+  const deadline = Date.now() + timeoutMs;
+  let nodes: NodeStatus[] = [];
+  for (;;) {
+    const left = deadline - Date.now();
+    nodes = (await collectStatus(transport, { cluster, timeoutMs: Math.max(1, Math.min(left, 500)) })).nodes;
+    if (agreeOnView(nodes, ids)) return { nodes, agreed: true };
+    if (Date.now() + 100 >= deadline || stopped()) return { nodes, agreed: false };
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

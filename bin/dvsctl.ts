@@ -3,13 +3,22 @@
 // the local cluster that `dvsd up` starts (nats://127.0.0.1:4222, cluster dvs).
 import { hostname } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { collectStatus, formatMembers } from "../actors/clusterStatus.js";
 import { discoverNodes } from "../actors/discovery.js";
 import { ParamError, parseParams } from "../actors/params.js";
 import { formatTable } from "../actors/table.js";
 import { VERSION } from "../actors/version.js";
 import { DvsClient } from "../transport/client.js";
+import { decode, encodingOf } from "../transport/codec.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
-import { errorName, REQUEST_TYPES, type Rply } from "../transport/protocol.js";
+import {
+  type EventMessage,
+  errorName,
+  eventSchema,
+  REQUEST_TYPES,
+  type Rply,
+} from "../transport/protocol.js";
+import { subjects } from "../transport/subjects.js";
 
 /** Exit codes: 0 all answered OK, 1 a node answered an error, 2 bad usage, 3 cluster unreachable. */
 const EXIT = { ok: 0, replyError: 1, usage: 2, unreachable: 3 } as const;
@@ -95,6 +104,83 @@ program
       if (nodes.length === 0) process.exitCode = EXIT.unreachable;
     });
   });
+
+program
+  .command("members")
+  .description("every node's status and view (each node answers on dvs.<c>._status)")
+  .addHelpText(
+    "after",
+    "\nWaits until every node named in an answer's view has answered, at most --timeout (here 1000 ms unless given).\nExit status 3 when no node answers.",
+  )
+  .action(async () => {
+    await withConnection(async (t, g) => {
+      const timeoutMs = program.getOptionValueSource("timeout") === "default" ? 1_000 : g.timeout;
+      const status = await collectStatus(t, { cluster: g.cluster, timeoutMs });
+      if (g.json) process.stdout.write(`${JSON.stringify(status.nodes)}\n`);
+      else if (status.nodes.length > 0) process.stdout.write(`${formatMembers(status.nodes)}\n`);
+      if (status.nodes.length === 0) {
+        process.stderr.write(`dvsctl: no node of cluster "${g.cluster}" answered within ${timeoutMs} ms\n`);
+        process.exitCode = EXIT.unreachable;
+        return;
+      }
+      if (status.missing.length > 0) {
+        process.stderr.write(
+          `dvsctl: in a view but did not answer within ${timeoutMs} ms: node ${status.missing.join(", ")}\n`,
+        );
+      }
+      if (status.malformed > 0)
+        process.stderr.write(`dvsctl: ignored ${status.malformed} malformed answer(s)\n`);
+    });
+  });
+
+program
+  .command("watch")
+  .description("print membership events (dvs.<c>.events) as they happen, until Ctrl-C")
+  .addHelpText(
+    "after",
+    "\nOne line per event and observing node: time, observer node/incarnation, event, view id, members, changed, cause.\nWith --json, one JSON object per line.",
+  )
+  .action(async () => {
+    await withConnection(async (t, g) => {
+      const subject = subjects(g.cluster).events;
+      const stopped = new Promise<void>((resolveStop) => {
+        const onSignal = () => {
+          process.off("SIGINT", onSignal);
+          process.off("SIGTERM", onSignal);
+          resolveStop();
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
+      });
+      const sub = t.subscribe(subject, (msg) => {
+        const decoded = decode(msg.data, encodingOf(msg));
+        const parsed = decoded.ok ? eventSchema.safeParse(decoded.value) : undefined;
+        if (!parsed?.success) {
+          const reason = decoded.ok ? "not a membership event" : decoded.message;
+          process.stderr.write(`dvsctl: skipped a malformed message on ${subject}: ${reason}\n`);
+          return;
+        }
+        process.stdout.write(`${g.json ? JSON.stringify(parsed.data) : formatEvent(parsed.data)}\n`);
+      });
+      await t.flush();
+      process.stderr.write(`dvsctl: watching ${subject} (Ctrl-C stops)\n`);
+      await stopped;
+      sub.unsubscribe();
+    });
+  });
+
+/** One readable line per event: time, observer, event, view, changed members, cause. */
+function formatEvent(e: EventMessage): string {
+  const changed = e.changed.map((m) => `${m.node}/${m.incarnation}`).join(",") || "-";
+  return [
+    new Date(e.at).toISOString(),
+    `node ${e.node}/${e.incarnation}`,
+    e.event.padEnd(10),
+    `view ${e.view.id} [${e.view.members.join(",")}]`,
+    `changed ${changed}`,
+    `cause: ${e.cause}`,
+  ].join("  ");
+}
 
 program
   .command("rqst")

@@ -235,8 +235,11 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
     case "peer.leave": {
       const peer = ctx.peers[event.from.node];
       if (!peer || peer.incarnation !== event.from.incarnation || peer.state === "down") break;
+      const wasMember = peer.state === "alive" || peer.state === "suspect";
       peer.state = "down";
       peer.since = event.at;
+      // A member that leaves on purpose no longer counts toward a majority.
+      if (wasMember) ctx.fullViewSize = Math.max(1, ctx.fullViewSize - 1);
       announce("DISCONNECT", [event.from], "left", event.at);
       break;
     }
@@ -384,8 +387,13 @@ function commitView(
 ): void {
   const members = membersOf(ctx);
   ctx.view = { id: ctx.view.id + 1, members };
+  // The last full view only shrinks where this node holds a majority of it (or
+  // by graceful leaves, see peer.leave): a minority that declares the others
+  // down must not come to see itself as the whole cluster.
   const unreachable = Object.values(ctx.peers).some((p) => p.state === "unreachable");
-  if (!unreachable) ctx.fullViewSize = members.length;
+  if (!unreachable && (members.length >= ctx.fullViewSize || members.length * 2 > ctx.fullViewSize)) {
+    ctx.fullViewSize = members.length;
+  }
   ctx.minority = ctx.quorum && members.length * 2 <= ctx.fullViewSize && ctx.fullViewSize > 1;
   out.push({ type: "announce", change: { event, view: ctx.view, changed, cause, at } });
 }

@@ -121,4 +121,22 @@ describe("membership over the simulated network", () => {
     for (const v of c.views().values()) expect(v.members).toEqual([1, 2, 3, 4]);
     expect(allSame(c)).toBe(true);
   });
+
+  it("in quorum mode the minority side of a partition stays a minority after it declares the others down", async () => {
+    const c = new SimCluster({ seed: 8, servers: 2, quorum: true });
+    for (const id of [1, 2, 3, 4, 5]) c.start(id, id <= 2 ? 1 : 0);
+    await c.advance(1_000);
+    const minority = (id: number) => c.nodes.get(id)?.membership?.context.minority;
+    expect([1, 2, 3, 4, 5].map(minority)).toEqual([false, false, false, false, false]);
+    c.network.cutRoute(0, 1);
+    await c.advance(2_000);
+    expect([1, 2, 3, 4, 5].map(minority)).toEqual([true, true, false, false, false]);
+    await c.advance(6_000);
+    expect(c.views().get(1)?.members).toEqual([1, 2]);
+    expect([1, 2, 3, 4, 5].map(minority)).toEqual([true, true, false, false, false]);
+    c.network.restoreRoute(0, 1);
+    await c.advance(3_000);
+    expect([1, 2, 3, 4, 5].map(minority)).toEqual([false, false, false, false, false]);
+    for (const v of c.views().values()) expect(v.members).toEqual([1, 2, 3, 4, 5]);
+  });
 });

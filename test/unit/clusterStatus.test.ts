@@ -1,0 +1,87 @@
+// collectStatus over the simulated network: real node runtimes answer on
+// `dvs.<c>._status`; the gathering stops as soon as every node named in a view
+// has answered, and at the deadline otherwise.
+import { describe, expect, it } from "vitest";
+import { agreeOnView, collectStatus, formatMembers } from "../../actors/clusterStatus.js";
+import { encode } from "../../transport/codec.js";
+import { type NodeStatus, PROTOCOL_VERSION } from "../../transport/protocol.js";
+import { SimCluster } from "../support/simCluster.js";
+
+async function cluster(ids: number[], seed: number) {
+  const c = new SimCluster({ seed });
+  for (const id of ids) c.start(id);
+  await c.advance(1_000);
+  return c;
+}
+
+function status(node: number, members: number[], id = 5): NodeStatus {
+  return {
+    v: PROTOCOL_VERSION,
+    node,
+    incarnation: 1,
+    state: "member",
+    view: { id, members },
+    minority: false,
+    peers: [],
+    pid: 100 + node,
+  };
+}
+
+describe("collectStatus", () => {
+  it("gathers every node's status and stops as soon as the whole view has answered", async () => {
+    const c = await cluster([1, 2, 3], 11);
+    const tool = c.network.connect("tool");
+    const start = c.clock.now();
+    let doneAt = 0;
+    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 1_000, clock: c.clock }).then((r) => {
+      doneAt = c.clock.now();
+      return r;
+    });
+    await c.advance(1_100);
+    const r = await result;
+    expect(r.complete).toBe(true);
+    expect(r.missing).toEqual([]);
+    expect(r.nodes.map((n) => n.node)).toEqual([1, 2, 3]);
+    expect(agreeOnView(r.nodes, [1, 2, 3])).toBe(true);
+    expect(doneAt - start).toBeLessThan(1_000);
+    expect(formatMembers(r.nodes).split("\n")[0]).toMatch(
+      /^node\s+incarnation\s+state\s+view\s+members\s+pid$/,
+    );
+  });
+
+  it("waits until the deadline for a node named in a view, and counts malformed answers", async () => {
+    const c = new SimCluster({ seed: 12 });
+    const rogue = c.network.connect("rogue");
+    rogue.subscribe("dvs.dvs._status", (msg) => {
+      if (!msg.reply) return;
+      rogue.publish(msg.reply, encode({ hello: "world" }));
+      rogue.publish(msg.reply, encode(status(7, [7, 9])));
+    });
+    const tool = c.network.connect("tool");
+    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock });
+    await c.advance(600);
+    const r = await result;
+    expect(r.nodes.map((n) => n.node)).toEqual([7]);
+    expect(r.complete).toBe(false);
+    expect(r.missing).toEqual([9]);
+    expect(r.malformed).toBe(1);
+  });
+
+  it("finds nobody when no node listens", async () => {
+    const c = new SimCluster({ seed: 13 });
+    const tool = c.network.connect("tool");
+    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 300, clock: c.clock });
+    await c.advance(400);
+    expect(await result).toEqual({ nodes: [], complete: false, missing: [], malformed: 0 });
+  });
+});
+
+describe("agreeOnView", () => {
+  it("needs exactly the wanted nodes, one view id and the same members", () => {
+    expect(agreeOnView([status(1, [1, 2]), status(2, [1, 2])], [1, 2])).toBe(true);
+    expect(agreeOnView([status(1, [1, 2]), status(2, [1, 2], 6)], [1, 2])).toBe(false);
+    expect(agreeOnView([status(1, [1, 2])], [1, 2])).toBe(false);
+    expect(agreeOnView([status(1, [1]), status(2, [1, 2])], [1, 2])).toBe(false);
+    expect(agreeOnView([], [])).toBe(false);
+  });
+});
