@@ -88,6 +88,10 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
     return 1;
   }
   const reason = await node.ended();
+  // Let the scripts of the last events finish, within what is left of the grace period.
+  await scripts.drain(config.shutdown.graceMs / 2).catch((error: unknown) => {
+    logger.warn({ err: error }, "event scripts still running at shutdown; stopping them");
+  });
   await scripts.stop();
   logger.flush();
   // Ended without being asked to: the connection closed under it.

@@ -83,6 +83,8 @@ export interface MembershipContext {
   /** Size of the last view in which every known live member was reachable. */
   fullViewSize: number;
   minority: boolean;
+  /** While joining: the highest view heard, so the first view continues the cluster's numbering. */
+  heardView: View | undefined;
 }
 
 export interface ViewChange {
@@ -127,6 +129,7 @@ export function initialContext(input: MembershipInput): MembershipContext {
     view: { id: input.viewId ?? 0, members: [input.self.node] },
     fullViewSize: 1,
     minority: false,
+    heardView: undefined,
   };
 }
 
@@ -228,7 +231,14 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
         }
         if (wasUnreachable) announce("MERGE", [from], "reachable again", at);
       }
-      if (event.type === "peer.heartbeat") syncViewId(ctx, event.from, event.view);
+      if (event.type === "peer.heartbeat") {
+        // While joining, start numbering from the highest id the cluster has
+        // reached, so our first view and the others' next one carry the same id.
+        if (ctx.phase === "joining" && event.view.id > (ctx.heardView?.id ?? ctx.view.id)) {
+          ctx.heardView = { id: event.view.id, members: [...event.view.members] };
+        }
+        syncViewId(ctx, event.from, event.view);
+      }
       break;
     }
 
@@ -296,6 +306,14 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
         joined.push({ node: Number(node), incarnation: peer.incarnation });
     }
     joined.sort((a, b) => a.node - b.node);
+    // Continue the cluster's numbering: the others may already have announced
+    // this very view (they heard us during our join window), or will next.
+    const heard = ctx.heardView;
+    ctx.heardView = undefined;
+    if (heard && heard.id >= ctx.view.id) {
+      const same = sameMembers(heard.members, membersOf(ctx));
+      ctx.view = { id: same ? heard.id - 1 : heard.id, members: ctx.view.members };
+    }
     commitView(ctx, "JOIN", joined, "started", at, out);
   }
 

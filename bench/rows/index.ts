@@ -1,7 +1,16 @@
 // Every row, in the order a full run executes them. A new row is a module in
 // this folder exporting a BenchRow, added to this list.
 import type { BenchRow } from "../row.js";
+import { membershipConvergence } from "./membershipConvergence.js";
+import { membershipDetection } from "./membershipDetection.js";
+import { membershipNoFalseEvents } from "./membershipNoFalseEvents.js";
 import { rqstLatency } from "./rqstLatency.js";
 import { rqstThroughput } from "./rqstThroughput.js";
 
-export const ROWS: readonly BenchRow[] = [rqstLatency, rqstThroughput];
+export const ROWS: readonly BenchRow[] = [
+  rqstLatency,
+  rqstThroughput,
+  membershipDetection,
+  membershipConvergence,
+  membershipNoFalseEvents,
+];

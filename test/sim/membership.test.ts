@@ -70,6 +70,12 @@ describe("membership over the simulated network", () => {
     expect(kinds).toContain("DISCONNECT:3/1");
     expect(kinds).toContain("JOIN:3/2");
     expect(kinds.indexOf("DISCONNECT:3/1")).toBeLessThan(kinds.indexOf("JOIN:3/2"));
+    // The restarted node numbers its first view as the others number the view it joins.
+    const seenBy1 = c
+      .eventsOf(1)
+      .find((e) => e.event === "JOIN" && e.changed.some((m) => m.node === 3 && m.incarnation === 2));
+    const own = c.events.find((e) => e.node === 3 && e.incarnation === 2 && e.cause === "started");
+    expect(own?.view).toEqual(seenBy1?.view);
     expect(allSame(c)).toBe(true);
     expect(c.views().get(1)?.members).toEqual([1, 2, 3]);
   });

@@ -1,0 +1,102 @@
+// One `dvsd run` node as an operator runs it: its own state dir and config
+// file (written by the test), a child process the test can SIGKILL, SIGSTOP,
+// stop gracefully and start again with the same state, as a restart would.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify as toYaml } from "yaml";
+import type { ConfigInput } from "../../actors/config.js";
+import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
+
+export interface DvsdNodeOptions {
+  readonly node: number;
+  /** The NATS URL this node connects to (a TCP proxy's, to cut its link). */
+  readonly natsUrl: string;
+  /** Holds the node's state dir and config file. */
+  readonly dir: string;
+  /** Config file contents, without `node` (given with --node). */
+  readonly config: Omit<ConfigInput, "node">;
+  readonly format?: "yaml" | "json";
+}
+
+export class DvsdNode implements AsyncDisposable {
+  readonly node: number;
+  readonly stateDir: string;
+  readonly configFile: string;
+  #process: Spawned | undefined;
+  /** Output of the earlier runs (incarnations) of this node. */
+  readonly #earlier: string[] = [];
+  readonly #natsUrl: string;
+
+  constructor(options: DvsdNodeOptions) {
+    this.node = options.node;
+    this.#natsUrl = options.natsUrl;
+    this.stateDir = join(options.dir, `node-${options.node}`, "state");
+    const format = options.format ?? "yaml";
+    this.configFile = join(options.dir, `node-${options.node}`, `dvsd.${format}`);
+    mkdirSync(this.stateDir, { recursive: true });
+    writeFileSync(
+      this.configFile,
+      format === "json" ? JSON.stringify(options.config, null, 2) : toYaml(options.config),
+    );
+  }
+
+  /** Starts the daemon (again, with the same state dir: a new incarnation). */
+  start(): Spawned {
+    if (this.running) throw new Error(`node ${this.node} is already running`);
+    if (this.#process) this.#earlier.push(this.#process.output());
+    this.#process = spawnNode([
+      dvsdBin,
+      "run",
+      "--node",
+      String(this.node),
+      "--nats",
+      this.#natsUrl,
+      "--state",
+      this.stateDir,
+      "--config",
+      this.configFile,
+    ]);
+    return this.#process;
+  }
+
+  get process(): Spawned {
+    if (!this.#process) throw new Error(`node ${this.node} was never started`);
+    return this.#process;
+  }
+
+  get running(): boolean {
+    const child = this.#process?.child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
+  get pid(): number {
+    return this.process.child.pid ?? -1;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.process.child.kill(signal);
+  }
+
+  /** SIGTERM and wait for the exit code: the graceful stop of an operator. */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (!this.running) return this.process.child.exitCode;
+    this.signal("SIGTERM");
+    return this.process.exited(timeoutMs);
+  }
+
+  /** SIGKILL (after SIGCONT, should it be stopped) and wait until it is gone. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.signal("SIGKILL");
+    await this.process.exited(5_000);
+  }
+
+  /** Everything every run of this node wrote (pino JSON lines), oldest first. */
+  output(): string {
+    return [...this.#earlier, this.#process?.output() ?? ""].join("");
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.kill();
+  }
+}
