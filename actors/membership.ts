@@ -53,8 +53,14 @@ export class Membership {
   #tickTimer: TimerHandle | undefined;
   #seq = 0;
   #stopped = false;
-  /** Events observed while the link was down, published when it is back (bounded). */
+  /**
+   * Events not yet confirmed by a flush (bounded). A link that breaks silently
+   * swallows what was published just before; those are published again when
+   * the link is back, so delivery is at least once (dedupe by node, incarnation, view id).
+   */
   #outbox: Uint8Array[] = [];
+  /** Bumped at every link loss: a flush that completes across a loss confirms nothing. */
+  #linkEpoch = 0;
   #rejoining = false;
 
   constructor(options: MembershipOptions) {
@@ -111,12 +117,11 @@ export class Membership {
   /** The node's own NATS link went down or came back. */
   link(up: boolean): void {
     if (this.#stopped) return;
+    if (!up) this.#linkEpoch++;
     this.actor.send({ type: up ? "link.up" : "link.down", at: this.#o.clock.now() });
     if (!up) return;
     this.#heartbeat();
-    const pending = this.#outbox;
-    this.#outbox = [];
-    for (const bytes of pending) this.#publishEvent(bytes);
+    for (const bytes of [...this.#outbox]) this.#sendEvent(bytes);
   }
 
   /** Stops heartbeating; with `leave`, first tells the others so they see DISCONNECT at once. */
@@ -239,16 +244,35 @@ export class Membership {
   }
 
   #publishEvent(bytes: Uint8Array): void {
-    const { transport, subjects } = this.#o;
-    if (transport.status !== "connected") {
-      if (this.#outbox.length < 1_000) this.#outbox.push(bytes);
-      else this.#warn("outbox", {}, "dropped a membership event: too many while the link is down");
-      return;
+    if (this.#outbox.length >= 1_000) {
+      this.#outbox.shift();
+      this.#warn(
+        "outbox",
+        {},
+        "dropped the oldest unconfirmed membership event: too many while the link is down",
+      );
     }
+    this.#outbox.push(bytes);
+    this.#sendEvent(bytes);
+  }
+
+  #sendEvent(bytes: Uint8Array): void {
+    const { transport, subjects } = this.#o;
+    if (transport.status !== "connected") return;
     try {
       transport.publish(subjects.events, bytes);
     } catch (error) {
       this.#warn("event", { err: error }, "could not publish a membership event");
+      return;
     }
+    const epoch = this.#linkEpoch;
+    transport.flush().then(
+      () => {
+        if (epoch !== this.#linkEpoch) return;
+        const i = this.#outbox.indexOf(bytes);
+        if (i >= 0) this.#outbox.splice(i, 1);
+      },
+      () => {},
+    );
   }
 }

@@ -165,6 +165,8 @@ export class NodeRuntime<T extends Transport = Transport> {
     const { logger, clock } = this.components;
     const transport = await this.components.connect(this.#identity);
     this.#transport = transport;
+    // Stopped while connecting: start nothing; the machine goes on to drain.
+    if (this.#stopRequested()) return;
     this.#stopStatus = transport.onStatus((status) => {
       if (status.type === "disconnected") {
         this.actor.send({ type: "link.down" });
@@ -194,7 +196,11 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#startMembership(transport, undefined);
     if (this.components.register)
       this.#registration = await this.components.register(transport, this.#identity);
-    await transport.flush();
+    if (!this.#stopRequested()) await transport.flush();
+  }
+
+  #stopRequested(): boolean {
+    return this.actor.getSnapshot().context.reason !== undefined;
   }
 
   #startMembership(transport: T, viewId: number | undefined): void {

@@ -266,6 +266,12 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
 
     case "link.down": {
       ctx.linkUp = false;
+      if (ctx.phase === "joining") {
+        // Nothing was announced about them yet: forget them, and hear them again after the link is back.
+        ctx.peers = {};
+        ctx.heardView = undefined;
+        break;
+      }
       const lost = markUnreachable(ctx, event.at, () => true);
       if (lost.length) announce("PARTITION", lost, "lost own NATS link", event.at);
       break;

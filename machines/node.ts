@@ -58,7 +58,11 @@ export const nodeMachine = setup({
           cluster: context.cluster,
           incarnation: context.incarnation,
         }),
-        onDone: "running",
+        onDone: [
+          // A stop asked for while starting: drain what the start set up, then end.
+          { guard: ({ context }) => context.reason !== undefined, target: "leaving" },
+          { target: "running" },
+        ],
         onError: {
           target: "ended",
           actions: [
@@ -68,7 +72,7 @@ export const nodeMachine = setup({
         },
       },
       on: {
-        "node.stop": { target: "ended", actions: assign({ reason: ({ event }) => event.reason }) },
+        "node.stop": { actions: assign({ reason: ({ event }) => event.reason }) },
       },
     },
     running: {

@@ -3,7 +3,7 @@
 // and advance simulated time; every membership event each node observed is kept.
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
-import { defaultTimings, type MembershipTimings } from "../../machines/membership.js";
+import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
 import type { EventMessage } from "../../transport/protocol.js";
 import { SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
@@ -12,6 +12,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly seed: number;
   readonly timings?: MembershipTimings;
   readonly quorum?: boolean;
+  /** The membership machine every node runs (tests plant bugs with createMembershipMachine). */
+  readonly membershipMachine?: MembershipMachine;
 }
 
 export interface ObservedEvent extends EventMessage {
@@ -55,6 +57,7 @@ export class SimCluster {
         incarnation: nextIncarnation(),
         timings: this.timings,
         quorum: this.options.quorum ?? false,
+        ...(this.options.membershipMachine ? { membershipMachine: this.options.membershipMachine } : {}),
       },
       {
         clock: this.network.hostClock(name),

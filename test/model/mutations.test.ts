@@ -1,0 +1,44 @@
+// Planted bugs: the membership property must find a counterexample against a
+// machine that is wrong in one known way, and blame the invariant that the bug
+// breaks. Each check stops at the first counterexample and shrinks it.
+import { describe, expect, it } from "vitest";
+import { InvariantViolation } from "./invariants.js";
+import { machineThatDropsMergeAnnouncements, machineThatForgetsToBumpViewIds } from "./mutations.js";
+import { checkMembership, describeFailure, type MembershipRunDetails } from "./property.js";
+
+const seed = 20_250_601;
+
+function violation(details: MembershipRunDetails): InvariantViolation {
+  expect(details.failed, "the planted bug went unnoticed").toBe(true);
+  const error = details.errorInstance;
+  expect(error, describeFailure(details)).toBeInstanceOf(InvariantViolation);
+  return error as InvariantViolation;
+}
+
+describe("the membership property against planted bugs", () => {
+  it("finds a machine that merges members back without announcing the MERGE", async () => {
+    const details = await checkMembership({
+      seed,
+      numRuns: 100,
+      maxCommands: 25,
+      machine: machineThatDropsMergeAnnouncements,
+    });
+    const found = violation(details);
+    expect(found.invariant).toMatch(
+      /replaying a node's events gives its current view|events are consistent with views/,
+    );
+    // The counterexample comes with a replay line and the trace of the failing run.
+    expect(describeFailure(details)).toMatch(/replay: .*--seed \d+ --path "[\d:]+"/);
+    expect(found.detail).toContain("last 8 events per node");
+  }, 60_000);
+
+  it("finds a machine that announces view changes without bumping the view id", async () => {
+    const details = await checkMembership({
+      seed,
+      numRuns: 100,
+      maxCommands: 25,
+      machine: machineThatForgetsToBumpViewIds,
+    });
+    expect(violation(details).invariant).toBe("view ids strictly increase along a lineage");
+  }, 60_000);
+});
