@@ -2,7 +2,7 @@
 // embedded default cluster and by the tests, which own their server.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { connect as tcpConnect } from "node:net";
+import { createServer, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { NatsServerNotFoundError, NatsServerStartError } from "./errors.js";
 
@@ -111,5 +111,18 @@ export function canConnect(port: number, host = "127.0.0.1", timeoutMs = 500): P
     socket.setTimeout(timeoutMs, () => done(false));
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));
+  });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for tests and benchmarks). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const address = s.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      s.close(() => resolve(port));
+    });
   });
 }

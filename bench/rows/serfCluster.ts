@@ -4,8 +4,8 @@
 // when `serf` is on PATH; the bench never installs it.
 import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "../../actors/natsServer.js";
 import { BenchTimeoutError } from "../errors.js";
 import type { BenchContext } from "../row.js";
 
@@ -175,17 +175,5 @@ function aliveMembers(rpcPort: number): Promise<number> {
       { timeout: 2_000 },
       (error, stdout) => resolve(error ? 0 : stdout.split("\n").filter((l) => l.trim()).length),
     );
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
   });
 }

@@ -2,9 +2,11 @@
 // waiting on output with a deadline.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "../../actors/natsServer.js";
 import { repoRoot } from "./natsServer.js";
+
+export { freePort };
 
 export const dvsdBin = join(repoRoot, "dist/bin/dvsd.js");
 export const dvsctlBin = join(repoRoot, "dist/bin/dvsctl.js");
@@ -13,18 +15,6 @@ export function requireBuild(): void {
   if (!existsSync(dvsdBin) || !existsSync(dvsctlBin)) {
     throw new Error(`${dvsdBin} is missing: run \`npm run build\` first (npm test does)`);
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Spawned {
