@@ -145,4 +145,17 @@ describe("membership over the simulated network", () => {
     expect([1, 2, 3, 4, 5].map(minority)).toEqual([false, false, false, false, false]);
     for (const v of c.views().values()) expect(v.members).toEqual([1, 2, 3, 4, 5]);
   });
+
+  it("when a cut node has declared the others down but they not yet it, a heal makes only the cut node rejoin", async () => {
+    const c = await cluster([1, 2, 3], 3);
+    c.cutLink(3);
+    await c.advance(5_100);
+    expect(c.eventsOf(3).some((e) => e.event === "DISCONNECT")).toBe(true);
+    expect(c.eventsOf(1).some((e) => e.event === "DISCONNECT")).toBe(false);
+    c.restoreLink(3);
+    await c.advance(3_000);
+    expect([1, 2, 3].map((id) => c.incarnationOf(id))).toEqual([1, 1, 2]);
+    for (const v of c.views().values()) expect(v.members).toEqual([1, 2, 3]);
+    expect(allSame(c)).toBe(true);
+  });
 });
