@@ -1,36 +1,19 @@
 // `dvsctl members` and `dvsctl watch` against a real `dvsd up` cluster of its
 // own (a free port, a temporary data directory): the view every node reports,
 // and the membership events when a node leaves gracefully and when one is killed.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventMessage, NodeStatus } from "../../transport/protocol.js";
-import { dvsctlBin, dvsdBin, freePort, requireBuild, type Spawned, spawnNode } from "../support/processes.js";
+import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;
 let env: NodeJS.ProcessEnv;
 const watchers: Spawned[] = [];
-const data = mkdtempSync(join(tmpdir(), "dvs-ctl-"));
 
 beforeAll(async () => {
-  requireBuild();
-  const port = await freePort();
-  env = { DVS_NATS: `nats://127.0.0.1:${port}` };
-  up = spawnNode([
-    dvsdBin,
-    "up",
-    "--nodes",
-    "3",
-    "--port",
-    String(port),
-    "--data",
-    data,
-    "--log-level",
-    "warn",
-  ]);
-  await up.waitFor(/is up at/, 30_000);
+  const cluster = await startLocalCluster();
+  up = cluster.up;
+  env = { DVS_NATS: cluster.url };
 }, 40_000);
 
 afterAll(async () => {

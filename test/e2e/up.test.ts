@@ -1,44 +1,20 @@
 // `dvsd up` as an operator runs it: a real nats-server and three node
 // processes, found through NATS micro discovery, stopped by Ctrl-C.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { discoverNodes } from "../../actors/discovery.js";
 import { rcode } from "../../transport/protocol.js";
-import {
-  dvsctlBin,
-  dvsdBin,
-  freePort,
-  isAlive,
-  requireBuild,
-  type Spawned,
-  spawnNode,
-} from "../support/processes.js";
+import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;
 let port: number;
 let nc: NatsConnection;
-const data = mkdtempSync(join(tmpdir(), "dvs-up-"));
 
 beforeAll(async () => {
-  requireBuild();
-  port = await freePort();
-  up = spawnNode([
-    dvsdBin,
-    "up",
-    "--nodes",
-    "3",
-    "--port",
-    String(port),
-    "--data",
-    data,
-    "--log-level",
-    "warn",
-  ]);
-  await up.waitFor(/is up at/, 30_000);
-  nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const cluster = await startLocalCluster();
+  up = cluster.up;
+  port = cluster.port;
+  nc = await connect({ servers: cluster.url });
 }, 40_000);
 
 afterAll(async () => {

@@ -1,7 +1,8 @@
 // Child processes for end-to-end tests: the compiled CLIs, a free port, and
 // waiting on output with a deadline.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../actors/natsServer.js";
 import { repoRoot } from "./natsServer.js";
@@ -93,4 +94,27 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** `dvsd up` on a free port with a temporary data dir, once it says the cluster is up. */
+export async function startLocalCluster(
+  nodes = 3,
+): Promise<{ up: Spawned; port: number; url: string; data: string }> {
+  requireBuild();
+  const port = await freePort();
+  const data = mkdtempSync(join(tmpdir(), "dvs-up-"));
+  const up = spawnNode([
+    dvsdBin,
+    "up",
+    "--nodes",
+    String(nodes),
+    "--port",
+    String(port),
+    "--data",
+    data,
+    "--log-level",
+    "warn",
+  ]);
+  await up.waitFor(/is up at/, 30_000);
+  return { up, port, url: `nats://127.0.0.1:${port}`, data };
 }
