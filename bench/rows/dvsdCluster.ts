@@ -5,14 +5,15 @@
 // status. Every wait is bounded with `ctx.within`.
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { createInbox, type NatsConnection } from "@nats-io/transport-node";
-import { decode, encode } from "../../transport/codec.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
+import { decode } from "../../transport/codec.js";
+import { NatsTransport } from "../../transport/nats.js";
 import {
   type EventMessage,
   eventSchema,
   type MembershipEventName,
   type NodeStatus,
-  nodeStatusSchema,
 } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
 import type { BenchContext } from "../row.js";
@@ -40,6 +41,7 @@ export class DvsdCluster {
   readonly #children = new Map<number, ChildProcess>();
   readonly #waiters = new Set<() => void>();
   readonly #subjects;
+  #transport: NatsTransport | undefined;
 
   private constructor(
     ctx: BenchContext,
@@ -187,31 +189,13 @@ export class DvsdCluster {
   }
 
   /** Every node's answer to one status request, collected for `windowMs` or until `expect` answered. */
-  async statuses(expect: number, windowMs = 300): Promise<NodeStatus[]> {
-    const inbox = createInbox();
-    const replies: NodeStatus[] = [];
-    let done: () => void = () => {};
-    const finished = new Promise<void>((resolve) => {
-      done = resolve;
+  async statuses(windowMs = 300): Promise<NodeStatus[]> {
+    this.#transport ??= new NatsTransport(this.connection, { name: "bench-observer" });
+    const status = await collectStatus(this.#transport, {
+      cluster: this.#options.cluster,
+      timeoutMs: windowMs,
     });
-    const sub = this.connection.subscribe(inbox, {
-      callback: (err, msg) => {
-        if (err) return;
-        const decoded = decode(msg.data, "cbor");
-        const parsed = decoded.ok ? nodeStatusSchema.safeParse(decoded.value) : undefined;
-        if (parsed?.success) replies.push(parsed.data);
-        if (replies.length >= expect) done();
-      },
-    });
-    const timer = setTimeout(done, windowMs);
-    try {
-      this.connection.publish(this.#subjects.status, encode({}), { reply: inbox });
-      await finished;
-    } finally {
-      clearTimeout(timer);
-      sub.unsubscribe();
-    }
-    return replies.sort((a, b) => a.node - b.node);
+    return status.nodes;
   }
 
   /**
@@ -224,13 +208,8 @@ export class DvsdCluster {
     let gaveUp = false;
     const poll = async (): Promise<NodeStatus[]> => {
       while (!gaveUp) {
-        last = await this.statuses(nodes.length);
-        if (
-          last.map((s) => s.node).join(",") === want &&
-          last.every((s) => s.view.members.join(",") === want) &&
-          new Set(last.map((s) => s.view.id)).size === 1
-        )
-          return last;
+        last = await this.statuses();
+        if (agreeOnView(last, nodes)) return last;
         await new Promise((resolve) => setTimeout(resolve, pollMs));
       }
       return last;

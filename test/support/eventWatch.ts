@@ -2,14 +2,15 @@
 // on `dvs.<c>.events` (decoded and validated as the wire carries it), and the
 // nodes' answers on the status subject. Tests wait on these with deadlines
 // instead of sleeping.
-import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
-import { decode, encode } from "../../transport/codec.js";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
+import { decode } from "../../transport/codec.js";
+import { NatsTransport } from "../../transport/nats.js";
 import {
   type EventMessage,
   eventSchema,
   type MembershipEventName,
   type NodeStatus,
-  nodeStatusSchema,
 } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
 
@@ -43,12 +44,15 @@ export class EventWatch implements AsyncDisposable {
   readonly malformed: string[] = [];
   readonly #waiters = new Set<() => void>();
   readonly #subjects;
+  readonly #cluster: string;
+  #transport: NatsTransport | undefined;
 
   private constructor(
     readonly connection: NatsConnection,
     cluster: string,
   ) {
     this.#subjects = subjects(cluster);
+    this.#cluster = cluster;
     connection.subscribe(this.#subjects.events, {
       callback: (err, msg) => {
         if (err) return;
@@ -156,29 +160,13 @@ export class EventWatch implements AsyncDisposable {
   }
 
   /** Every node's answer to one status request, collected for `windowMs` or until `expect` answered. */
-  async statuses(options: { windowMs?: number; expect?: number } = {}): Promise<NodeStatus[]> {
-    const nc = this.connection;
-    const inbox = createInbox();
-    const replies: NodeStatus[] = [];
-    let done: () => void = () => {};
-    const finished = new Promise<void>((resolve) => {
-      done = resolve;
+  async statuses(options: { windowMs?: number } = {}): Promise<NodeStatus[]> {
+    this.#transport ??= new NatsTransport(this.connection, { name: "event-watch" });
+    const status = await collectStatus(this.#transport, {
+      cluster: this.#cluster,
+      timeoutMs: options.windowMs ?? 500,
     });
-    const sub = nc.subscribe(inbox, {
-      callback: (err, msg) => {
-        if (err) return;
-        const decoded = decode(msg.data, "cbor");
-        const parsed = decoded.ok ? nodeStatusSchema.safeParse(decoded.value) : undefined;
-        if (parsed?.success) replies.push(parsed.data);
-        if (options.expect !== undefined && replies.length >= options.expect) done();
-      },
-    });
-    const timer = setTimeout(done, options.windowMs ?? 500);
-    nc.publish(this.#subjects.status, encode({}), { reply: inbox });
-    await finished;
-    clearTimeout(timer);
-    sub.unsubscribe();
-    return replies.sort((a, b) => a.node - b.node);
+    return status.nodes;
   }
 
   /**
@@ -191,14 +179,8 @@ export class EventWatch implements AsyncDisposable {
     const deadline = performance.now() + timeoutMs;
     let last: NodeStatus[] = [];
     while (performance.now() < deadline) {
-      last = await this.statuses({ expect: nodes.length, windowMs: 300 });
-      const ids = new Set(last.map((s) => s.view.id));
-      if (
-        last.map((s) => s.node).join(",") === want &&
-        last.every((s) => s.view.members.join(",") === want) &&
-        ids.size === 1
-      )
-        return last;
+      last = await this.statuses({ windowMs: 300 });
+      if (agreeOnView(last, nodes)) return last;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const seen = last.map((s) => `node ${s.node}: view ${s.view.id} {${s.view.members.join(",")}}`);
