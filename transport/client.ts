@@ -19,6 +19,8 @@ export interface SendOptions {
   /** A node id, or ALL; default ALL through the cluster's queue subject. */
   readonly dst?: NodeId | typeof ALL;
   readonly timeoutMs?: number;
+  /** How long the answering node may gather members' answers (RQST `timeout`); node default when absent. */
+  readonly gatherTimeoutMs?: number;
   readonly action?: string;
 }
 
@@ -44,6 +46,7 @@ export class DvsClient {
       dst,
       seq: ++this.#seq,
       ...(send.action !== undefined ? { action: send.action } : {}),
+      ...(send.gatherTimeoutMs !== undefined ? { timeout: send.gatherTimeoutMs } : {}),
       params,
     };
     const subject = dst === ALL ? this.subjects.anyRqst : this.subjects.nodeRqst(dst);

@@ -15,12 +15,16 @@ export const MAX_MESSAGE_BYTES = 256 * 1024;
 /** The destination meaning "every member of the current view" (the seed's DVS_ALLNODES). */
 export const ALL = "ALL";
 
-/** Every request type of SPEC 5, grouped as there. The seed's `RQST_` prefix is accepted on input. */
+/**
+ * Every request type of SPEC 5, grouped as there, plus three process requests of
+ * this runtime (SPAWN, SEND, PROCEND) that start, message and end a process.
+ * The seed's `RQST_` prefix is accepted on input.
+ */
 export const REQUEST_GROUPS = {
   dvs: ["DVSINIT", "GETDVSINFO", "DVSEND"],
   dc: ["DCINIT", "GETDCINFO", "DCEND"],
   node: ["ADDNODE", "GETNODEINFO", "DELNODE", "GETPROXYINFO", "GETPROXYSTS"],
-  process: ["GETPROCINFO", "SETPRIV", "GETPRIV", "MIGRATE"],
+  process: ["GETPROCINFO", "SETPRIV", "GETPRIV", "MIGRATE", "SPAWN", "SEND", "PROCEND"],
   host: [
     "COMMAND",
     "PS",
@@ -54,6 +58,9 @@ export const MUTATING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
   "DELNODE",
   "SETPRIV",
   "MIGRATE",
+  "SPAWN",
+  "SEND",
+  "PROCEND",
   "COMMAND",
   "KILL",
 ]);
@@ -98,8 +105,8 @@ export const clientIdSchema = z
   .max(64)
   .regex(/^[A-Za-z0-9_.:-]+$/);
 
-const dcidSchema = z.number().int().min(0).max(65_535);
-const endpointSchema = z.number().int().min(-65_536).max(65_536);
+export const dcidSchema = z.number().int().min(0).max(65_535);
+export const endpointSchema = z.number().int().min(-65_536).max(65_536);
 const count = z.number().int().min(0).max(1_000_000);
 const name = z.string().min(1).max(64);
 
@@ -162,6 +169,18 @@ export const PARAMS = {
   }),
   GETPRIV: procRef,
   MIGRATE: z.strictObject({ dcid: dcidSchema, endpoint: endpointSchema, to: nodeIdSchema }),
+  SPAWN: z.strictObject({
+    dcid: dcidSchema,
+    /** Chosen by the node (lowest free one it knows of) when absent. */
+    endpoint: endpointSchema.optional(),
+    /** The registered machine's name. */
+    machine: name,
+    name: name.optional(),
+    /** The machine's input. */
+    input: z.unknown().optional(),
+  }),
+  SEND: z.strictObject({ dcid: dcidSchema, endpoint: endpointSchema, body: z.unknown() }),
+  PROCEND: procRef,
   COMMAND: z.strictObject({
     command: z.string().min(1).max(64),
     args: z.array(z.string().max(4096)).max(64).optional(),
@@ -195,6 +214,8 @@ export const rqstEnvelopeSchema = z.strictObject({
   dst: z.union([nodeIdSchema, z.literal(ALL)]),
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   action: z.string().min(1).max(64).optional(),
+  /** How long a node may take gathering the answers of a forwarded or `ALL` request (ms). */
+  timeout: z.number().int().min(1).max(600_000).optional(),
   params: z.unknown().optional(),
 });
 export type RqstEnvelope = z.infer<typeof rqstEnvelopeSchema>;
@@ -206,6 +227,7 @@ export interface Rqst<T extends RequestType = RequestType> {
   readonly dst: NodeId | typeof ALL;
   readonly seq: number;
   readonly action?: string;
+  readonly timeout?: number;
   readonly params: Params<T>;
 }
 

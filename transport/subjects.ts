@@ -30,6 +30,18 @@ export function subjects(cluster: string) {
     probe: (node: NodeId) => `${base}._probe.${node}`,
     /** Internal: every node answers with its status (dvsctl members). */
     status: `${base}._status`,
+    /** Internal: `dst: ALL` requests, multicast by a replication server to every node. */
+    multicast: `${base}._mcast`,
+    /** Internal: where the members' answers to one node's multicasts come back. */
+    gather: (node: NodeId) => `${base}._gather.${node}`,
+    /** Internal: DC tables offered to a node that joined the view. */
+    dcSync: (node: NodeId) => `${base}._dcsync.${node}`,
+    /** Internal: the proxy receiver of node `to` (process traffic between nodes). */
+    proxy: (to: NodeId) => `${base}._px.${to}`,
+    /** Internal: process locations announced on spawn, migration and end. */
+    procLocation: `${base}._loc`,
+    /** Internal: a migrating process's snapshot, sent to its new node. */
+    migrate: (to: NodeId) => `${base}._migr.${to}`,
   } as const;
 }
 

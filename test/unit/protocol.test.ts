@@ -4,7 +4,7 @@ import { subjects } from "../../transport/subjects.js";
 
 describe("protocol", () => {
   it("lists every request type of the specification, each with a params schema", () => {
-    expect(REQUEST_TYPES).toHaveLength(26);
+    expect(REQUEST_TYPES).toHaveLength(29);
     expect(Object.keys(REQUEST_GROUPS)).toEqual(["dvs", "dc", "node", "process", "host"]);
     for (const t of REQUEST_TYPES) expect(PARAMS[t]).toBeDefined();
     expect(REQUEST_TYPES).toEqual(
