@@ -43,6 +43,12 @@ export const configSchema = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
+  requests: z
+    .strictObject({
+      /** How long a node gathers answers to a `dst: ALL` request, or waits for a forwarded one, when the request names no timeout. */
+      timeoutMs: z.number().int().min(10).max(600_000).default(2_000),
+    })
+    .prefault({}),
   membership: z
     .strictObject({
       /** How often each node publishes a heartbeat. */

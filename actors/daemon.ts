@@ -23,11 +23,13 @@ export function createNatsNode(
       incarnation,
       timings: membershipTimings(config),
       quorum: config.membership.quorum,
+      requestTimeoutMs: config.requests.timeoutMs,
     },
     {
       clock: systemClock,
       logger,
       pid: process.pid,
+      stateDir: config.stateDir,
       nextIncarnation: () => nextIncarnation(config.stateDir),
       ...(scripts ? { onViewChange: (event) => scripts.enqueue(event) } : {}),
       connect: (identity) =>

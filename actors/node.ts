@@ -12,14 +12,31 @@ import {
 } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import type { Clock } from "../transport/clock.js";
-import { encode } from "../transport/codec.js";
-import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } from "../transport/protocol.js";
+import { decode, encode } from "../transport/codec.js";
+import {
+  ERRORS,
+  type ErrorName,
+  type EventMessage,
+  type NodeId,
+  type NodeStatus,
+  PROTOCOL_VERSION,
+  type Rply,
+  type Rqst,
+} from "../transport/protocol.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
+import {
+  type DvsNodeContext,
+  dvsRequestHandlers,
+  type NodeTraffic,
+  notInitializedGate,
+} from "./dvsRequests.js";
+import { DvsStore, dcRecordSchema } from "./dvsStore.js";
 import type { Logger } from "./logger.js";
 import { Membership } from "./membership.js";
-import { type RequestHandlers, RequestServer } from "./requestServer.js";
+import { ReplicationServer } from "./replication.js";
+import { type Outcome, type RequestHandlers, RequestServer } from "./requestServer.js";
 
 export interface NodeComponents<T extends Transport = Transport> {
   readonly clock: Clock;
@@ -34,13 +51,18 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly onViewChange?: (event: EventMessage) => void;
   /** The process id reported by `dvsctl members`. */
   readonly pid?: number;
+  /** Where the DVS and DC tables persist; memory only when absent. */
+  readonly stateDir?: string;
 }
 
 export interface NodeOptions {
   readonly node: NodeId;
   readonly cluster: string;
   readonly incarnation: number;
+  /** Handlers added to (or replacing) the built-in ones, by request type. */
   readonly handlers?: RequestHandlers;
+  /** How long a forwarded or `dst: ALL` request waits for answers when it names no timeout. */
+  readonly requestTimeoutMs?: number;
   readonly timings?: MembershipTimings;
   readonly quorum?: boolean;
   /** The membership machine to run (tests pass mutated ones). */
@@ -49,12 +71,28 @@ export interface NodeOptions {
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
 
+/** Default for `NodeOptions.requestTimeoutMs`. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
+
+const NO_TRAFFIC: NodeTraffic = {
+  proxies: [],
+  msgsSent: 0,
+  msgsReceived: 0,
+  lastSent: null,
+  lastReceived: null,
+};
+
 export class NodeRuntime<T extends Transport = Transport> {
   readonly actor;
   readonly subjects: Subjects;
+  /** The DVS and DC tables of this node. */
+  readonly store: DvsStore;
   #identity: NodeIdentity;
   #transport: T | undefined;
   #requestServer: RequestServer | undefined;
+  #replication: ReplicationServer | undefined;
+  #dcSyncSub: Subscription | undefined;
+  #lastViewId = 0;
   #registration: Registration | undefined;
   #membership: Membership | undefined;
   #statusSub: Subscription | undefined;
@@ -70,6 +108,11 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#identity = { node: options.node, cluster: options.cluster, incarnation: options.incarnation };
     this.#timings = options.timings ?? defaultTimings();
     this.subjects = subjectsOf(options.cluster);
+    this.store = new DvsStore({
+      node: options.node,
+      logger,
+      ...(components.stateDir !== undefined ? { stateDir: components.stateDir } : {}),
+    });
     const machine = nodeMachine.provide({
       actors: {
         connect: fromPromise(async () => {
@@ -109,6 +152,15 @@ export class NodeRuntime<T extends Transport = Transport> {
 
   get membership(): Membership | undefined {
     return this.#membership;
+  }
+
+  get replication(): ReplicationServer | undefined {
+    return this.#replication;
+  }
+
+  /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
+  viewMembers(): readonly NodeId[] {
+    return this.#membership?.context.view.members ?? [this.#identity.node];
   }
 
   start(): this {
@@ -181,15 +233,31 @@ export class NodeRuntime<T extends Transport = Transport> {
         });
       }
     });
+    const replication = new ReplicationServer({
+      node: this.#identity.node,
+      subjects: this.subjects,
+      transport,
+      clock,
+      logger,
+      view: () => this.viewMembers(),
+      timeoutMs: this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    });
+    this.#replication = replication;
+    replication.start();
     this.#requestServer = new RequestServer({
       node: this.#identity.node,
       subjects: this.subjects,
       transport,
       clock,
       logger,
-      handlers,
+      handlers: { ...dvsRequestHandlers(this.#dvsContext(replication)), ...handlers },
+      gate: notInitializedGate(this.store),
+      replication,
     });
     this.#requestServer.start();
+    this.#dcSyncSub = transport.subscribe(this.subjects.dcSync(this.#identity.node), (msg) =>
+      this.#onDcSync(msg.data),
+    );
     this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
       if (msg.reply) transport.publish(msg.reply, encode(this.status()));
     });
@@ -223,10 +291,77 @@ export class NodeRuntime<T extends Transport = Transport> {
   }
 
   #onViewChange(change: ViewChange, event: EventMessage): void {
+    this.#lastViewId = change.view.id;
     if (change.cause === "started" || this.actor.getSnapshot().matches({ running: "joining" })) {
       this.actor.send({ type: "membership.joined" });
     }
+    this.#replication?.view(change.view.members);
+    if (change.event === "JOIN" || change.event === "MERGE")
+      this.#offerDcs(change.changed.map((m) => m.node));
     this.components.onViewChange?.(event);
+  }
+
+  /** Sends this node's DC tables to nodes that joined, so a late node learns the DCs it belongs to. */
+  #offerDcs(nodes: readonly NodeId[]): void {
+    const transport = this.#transport;
+    const records = this.store.records();
+    if (!transport || records.length === 0) return;
+    const bytes = encode(records);
+    for (const node of nodes) {
+      if (node === this.#identity.node) continue;
+      try {
+        transport.publish(this.subjects.dcSync(node), bytes);
+      } catch (error) {
+        this.components.logger.warn({ err: error, node }, "could not offer the DC tables");
+      }
+    }
+  }
+
+  #onDcSync(data: Uint8Array): void {
+    const decoded = decode(data, "cbor", this.#transport?.maxPayload);
+    const parsed = decoded.ok ? dcRecordSchema.array().max(65_536).safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.components.logger.warn("dropped malformed DC tables from another node");
+      return;
+    }
+    if (this.store.merge(parsed.data)) this.components.logger.info("learnt DC tables from another node");
+  }
+
+  #dvsContext(replication: ReplicationServer): DvsNodeContext {
+    return {
+      node: this.#identity.node,
+      store: this.store,
+      identity: () => {
+        const status = this.status();
+        return { incarnation: status.incarnation, state: status.state, minority: status.minority };
+      },
+      view: () => (this.#membership ? this.viewMembers() : []),
+      attached: () => this.#membership !== undefined,
+      attach: () => void this.#attach(),
+      detach: () => void this.#detach(),
+      traffic: () => NO_TRAFFIC,
+      forward: async (rqst: Rqst, dst: NodeId): Promise<Outcome> =>
+        relayed(await replication.forward(rqst, dst)),
+    };
+  }
+
+  /** DVSEND: leave the view gracefully (the others see DISCONNECT at once), keep serving requests. */
+  async #detach(): Promise<void> {
+    const membership = this.#membership;
+    if (!membership) return;
+    this.#membership = undefined;
+    this.actor.send({ type: "dvs.ended" });
+    this.#replication?.view(this.viewMembers());
+    await membership.stop({ leave: true });
+    this.components.logger.info("left the DVS (DVSEND)");
+  }
+
+  /** DVSINIT after DVSEND: join the view again as a new incarnation. */
+  async #attach(): Promise<void> {
+    const transport = this.#transport;
+    if (!transport || this.#membership || this.#stopRequested()) return;
+    await this.#newIncarnation(transport, this.#lastViewId);
+    this.actor.send({ type: "dvs.initialized" });
   }
 
   /** The others declared this incarnation down: come back as a new one, keeping the view ids growing. */
@@ -235,6 +370,10 @@ export class NodeRuntime<T extends Transport = Transport> {
     const old = this.#membership;
     if (!transport || !old) return;
     await old.stop({ leave: false });
+    await this.#newIncarnation(transport, viewId);
+  }
+
+  async #newIncarnation(transport: T, viewId: number): Promise<void> {
     const next = this.components.nextIncarnation?.() ?? this.#identity.incarnation + 1;
     this.#identity = { ...this.#identity, incarnation: next };
     this.components.logger.warn({ incarnation: next }, "rejoining as a new incarnation");
@@ -253,6 +392,8 @@ export class NodeRuntime<T extends Transport = Transport> {
   async #drain(): Promise<void> {
     await this.#membership?.stop({ leave: true });
     this.#requestServer?.stop();
+    this.#replication?.stop();
+    this.#dcSyncSub?.unsubscribe();
     this.#statusSub?.unsubscribe();
     await this.#registration?.stop().catch((error: unknown) => {
       this.components.logger.warn({ err: error }, "could not deregister the service");
@@ -260,4 +401,15 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#stopStatus?.();
     await this.#transport?.close();
   }
+}
+
+/** A reply relayed from another node, as the outcome this node answers with. */
+function relayed(rply: Rply): Outcome {
+  if (rply.rcode >= 0) return { rcode: rply.rcode, data: rply.data };
+  const data = rply.data as { error?: unknown; message?: unknown } | null;
+  const name = typeof data?.error === "string" ? data.error : undefined;
+  return {
+    error: (name && name in ERRORS ? name : "EHOSTDOWN") as ErrorName,
+    message: typeof data?.message === "string" ? data.message : `node answered ${rply.rcode}`,
+  };
 }

@@ -1,6 +1,8 @@
-// The request server of a node: takes RQSTs on the node's own subject and on
-// the cluster's queue subject, validates them, dispatches to the handler of
-// their type and answers one RPLY in the requester's encoding. Bad input is
+// The request server of a node: takes RQSTs on the node's own subject, on the
+// cluster's queue subject and from other nodes' multicasts, validates them and
+// answers one RPLY in the requester's encoding. A request for this node goes to
+// the handler of its type (after the gate: ENOTINIT before DVSINIT); `dst: ALL`
+// and requests for another node go to the replication server. Bad input is
 // answered with an error code and logged with a throttle; nothing a requester
 // sends can throw out of here.
 import type { Clock } from "../transport/clock.js";
@@ -16,10 +18,16 @@ import {
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { ReplicationServer } from "./replication.js";
 
 /** What a handler answers: a result code (0, a positive result, or a negative error) and data. */
 export type Outcome =
-  | { readonly rcode: number; readonly data?: unknown }
+  | {
+      readonly rcode: number;
+      readonly data?: unknown;
+      /** Runs once the reply is on its way (DVSEND leaves the view only after answering). */
+      readonly afterReply?: () => void;
+    }
   | { readonly error: ErrorName; readonly message: string };
 
 export type RequestHandler = (rqst: Rqst) => Outcome | Promise<Outcome>;
@@ -32,6 +40,10 @@ export interface RequestServerOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly handlers: RequestHandlers;
+  /** Refuses a request before its handler runs (ENOTINIT before DVSINIT); undefined lets it through. */
+  readonly gate?: (rqst: Rqst) => Outcome | undefined;
+  /** Multicasts `dst: ALL` and forwards requests for other nodes; without it those are EINVAL. */
+  readonly replication?: ReplicationServer;
 }
 
 export interface RequestServerStats {
@@ -58,6 +70,8 @@ export class RequestServer {
     this.#subscriptions = [
       transport.subscribe(subjects.nodeRqst(node), onMessage),
       transport.subscribe(subjects.anyRqst, onMessage, { queue: QUEUE_GROUP }),
+      // Another node's replication server asks every node: serve it here, whatever its dst.
+      transport.subscribe(subjects.multicast, (msg) => this.#serve(msg, true)),
     ];
   }
 
@@ -66,9 +80,9 @@ export class RequestServer {
     this.#subscriptions = [];
   }
 
-  #serve(msg: Message): void {
+  #serve(msg: Message, multicast = false): void {
     this.stats.received++;
-    const { node, handlers } = this.#options;
+    const { node, replication } = this.#options;
     const parsed = parseRqst(msg);
     if (!parsed.ok) {
       this.stats.rejected++;
@@ -85,39 +99,57 @@ export class RequestServer {
       return;
     }
     const { rqst, encoding } = parsed;
-    if (rqst.dst !== ALL && rqst.dst !== node) {
-      // Forwarding to another node belongs to the replication server (next milestone).
-      this.#answer(
-        msg,
-        encoding,
-        errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`),
-      );
+    if (!multicast && rqst.dst === ALL && replication) {
+      replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply));
       return;
     }
-    const handler = handlers[rqst.type];
-    if (!handler) {
-      this.#answer(
-        msg,
-        encoding,
-        errorRply(rqst, node, "ENOSYS", `${rqst.type} is not implemented by this node`),
-      );
+    if (!multicast && rqst.dst !== ALL && rqst.dst !== node) {
+      if (!replication) {
+        this.#answer(
+          msg,
+          encoding,
+          errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`),
+        );
+        return;
+      }
+      replication.forward(rqst, rqst.dst).then((rply) => this.#answer(msg, encoding, rply));
       return;
     }
     let pending: Outcome | Promise<Outcome>;
     try {
-      pending = handler(rqst);
+      pending = this.serveLocal(rqst);
     } catch (error) {
       this.#fail(msg, rqst, encoding, error);
       return;
     }
     if (!(pending instanceof Promise)) {
-      this.#answer(msg, encoding, toRply(rqst, node, pending));
+      this.#answerOutcome(msg, encoding, rqst, pending);
       return;
     }
     pending.then(
-      (outcome) => this.#answer(msg, encoding, toRply(rqst, node, outcome)),
+      (outcome) => this.#answerOutcome(msg, encoding, rqst, outcome),
       (error: unknown) => this.#fail(msg, rqst, encoding, error),
     );
+  }
+
+  /** Serves a request on this node: the gate, then the handler of its type. */
+  serveLocal(rqst: Rqst): Outcome | Promise<Outcome> {
+    const refused = this.#options.gate?.(rqst);
+    if (refused) return refused;
+    const handler = this.#options.handlers[rqst.type];
+    if (!handler) return { error: "ENOSYS", message: `${rqst.type} is not implemented by this node` };
+    return handler(rqst);
+  }
+
+  #answerOutcome(msg: Message, encoding: "cbor" | "json", rqst: Rqst, outcome: Outcome): void {
+    this.#answer(msg, encoding, toRply(rqst, this.#options.node, outcome));
+    if ("afterReply" in outcome && outcome.afterReply) {
+      try {
+        outcome.afterReply();
+      } catch (error) {
+        this.#options.logger.error({ err: error, type: rqst.type }, "after-reply step failed");
+      }
+    }
   }
 
   #fail(msg: Message, rqst: Rqst, encoding: "cbor" | "json", error: unknown): void {

@@ -1,6 +1,8 @@
 // The lifecycle of one node daemon (SPEC 4, 6.1): starting (connect, start
 // serving) → joining (listening for the others) → member ↔ isolated (while its
-// NATS link is down) → leaving (announce the leave, drain) → ended. Pure:
+// NATS link is down) → leaving (announce the leave, drain) → ended. DVSEND
+// takes a running node out of the view (detached, still serving requests)
+// until a DVSINIT brings it back through joining. Pure:
 // connecting, draining and reporting are provided by the runtime (actors/node.ts).
 import { assign, fromPromise, setup } from "xstate";
 import { notProvided } from "./notProvided.js";
@@ -23,6 +25,8 @@ export type NodeEvent =
   | { type: "link.up" }
   | { type: "link.closed"; reason: string }
   | { type: "membership.joined" }
+  | { type: "dvs.ended" }
+  | { type: "dvs.initialized" }
   | { type: "node.stop"; reason: string };
 
 export const nodeMachine = setup({
@@ -93,8 +97,12 @@ export const nodeMachine = setup({
           entry: "reportIsolated",
           on: { "link.up": { target: "member", actions: "reportReconnected" } },
         },
+        detached: {
+          on: { "dvs.initialized": "joining" },
+        },
       },
       on: {
+        "dvs.ended": ".detached",
         "node.stop": { target: "leaving", actions: assign({ reason: ({ event }) => event.reason }) },
         "link.closed": { target: "ended", actions: assign({ reason: ({ event }) => event.reason }) },
       },

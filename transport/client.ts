@@ -18,6 +18,8 @@ export interface DvsClientOptions {
 export interface SendOptions {
   /** A node id, or ALL; default ALL through the cluster's queue subject. */
   readonly dst?: NodeId | typeof ALL;
+  /** Send through the cluster's queue subject even to one node (any node takes it and forwards it). */
+  readonly viaAnyNode?: boolean;
   readonly timeoutMs?: number;
   /** How long the answering node may gather members' answers (RQST `timeout`); node default when absent. */
   readonly gatherTimeoutMs?: number;
@@ -49,7 +51,7 @@ export class DvsClient {
       ...(send.gatherTimeoutMs !== undefined ? { timeout: send.gatherTimeoutMs } : {}),
       params,
     };
-    const subject = dst === ALL ? this.subjects.anyRqst : this.subjects.nodeRqst(dst);
+    const subject = dst === ALL || send.viaAnyNode ? this.subjects.anyRqst : this.subjects.nodeRqst(dst);
     const headers = headersFor(encoding);
     const msg = await this.transport.request(subject, encode(rqst, encoding), {
       timeoutMs: send.timeoutMs ?? this.options.timeoutMs ?? 5_000,

@@ -34,6 +34,9 @@ describe("node runtime over the simulated network", () => {
     await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "member" }), 2_000);
     const stop = network.clock.autoRun();
     try {
+      const before = await client.request("GETDVSINFO", {}, { dst: 1 });
+      expect(before.rcode).toBe(rcode("ENOTINIT"));
+      expect((await client.request("DVSINIT", {}, { dst: 1 })).rcode).toBe(1);
       const ok = await client.request("GETDVSINFO", {}, { dst: 1 });
       expect(ok).toMatchObject({ rcode: 0, src: 1, data: { name: "n1" } });
       const bad = await client.request("DCINIT", { dcid: -1 }, { dst: 1 });
@@ -44,7 +47,8 @@ describe("node runtime over the simulated network", () => {
         { timeoutMs: 500 },
       );
       const wrong = decode(wrongDst.data, "cbor");
-      expect(wrong.ok && wrong.value).toMatchObject({ rcode: rcode("EINVAL"), seq: 5, src: 1 });
+      // Node 2 is not in node 1's view: forwarding it answers EHOSTDOWN at once.
+      expect(wrong.ok && wrong.value).toMatchObject({ rcode: rcode("EHOSTDOWN"), seq: 5, src: 1 });
 
       network.cutLink("node-1");
       await network.clock.runUntil(() => node.actor.getSnapshot().matches({ running: "isolated" }), 1_000);

@@ -1,0 +1,146 @@
+// The internal messages of processes between nodes (SPEC 3.3, internal and
+// free to change): proxy frames on `dvs.<c>._px.<to>`, location announcements
+// on `dvs.<c>._loc`, migration offers on `dvs.<c>._migr.<to>`, and the record
+// a process is persisted as. zod schemas, so a bad internal message is dropped
+// and counted rather than trusted.
+import { z } from "zod";
+import {
+  clientIdSchema,
+  dcidSchema,
+  ERRORS,
+  type ErrorName,
+  endpointSchema,
+  nodeIdSchema,
+  PROTOCOL_VERSION,
+} from "../transport/protocol.js";
+
+const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const keySchema = z.string().min(1).max(160);
+const machineName = z.string().min(1).max(64);
+const errorNameSchema = z.enum(Object.keys(ERRORS) as [ErrorName, ...ErrorName[]]);
+
+export const senderSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("process"), key: keySchema, dcid: dcidSchema, endpoint: endpointSchema }),
+  z.strictObject({
+    kind: z.literal("client"),
+    key: keySchema,
+    node: nodeIdSchema,
+    src: z.union([nodeIdSchema, clientIdSchema]),
+  }),
+]);
+
+/** One process message: who sent it, its per-(sender, destination) sequence number, where to. */
+export const envelopeSchema = z.strictObject({
+  sender: senderSchema,
+  seq: seqSchema,
+  dcid: dcidSchema,
+  endpoint: endpointSchema,
+  body: z.unknown(),
+  /** Proxy hops so far; a message bounced more than MAX_HOPS times is dropped. */
+  hops: z.number().int().min(0).max(64),
+});
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+export const MAX_HOPS = 8;
+
+/** A frame of the proxy pair `from` → `to`: `pseq` numbers the pair's frames within `epoch`. */
+export const proxyFrameSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  from: nodeIdSchema,
+  to: nodeIdSchema,
+  epoch: z.number().int().min(0),
+  pseq: seqSchema,
+  msg: envelopeSchema,
+});
+export type ProxyFrame = z.infer<typeof proxyFrameSchema>;
+
+/** Where a process runs: the higher `epoch` wins; `ended` marks a process that is gone. */
+export const locationSchema = z.strictObject({
+  dcid: dcidSchema,
+  endpoint: endpointSchema,
+  node: nodeIdSchema,
+  epoch: z.number().int().min(1),
+  ended: z.boolean(),
+  machine: machineName,
+  name: z.string().max(64),
+});
+export type Location = z.infer<typeof locationSchema>;
+
+export const announcementSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  from: nodeIdSchema,
+  entries: z.array(locationSchema).max(65_536),
+});
+export type Announcement = z.infer<typeof announcementSchema>;
+
+/** What a process may use. `"*"` in `rqsts` and ANY_ENDPOINT in `endpoints` are wildcards. */
+export const privilegesSchema = z.strictObject({
+  rqsts: z.array(z.string().max(32)).max(64),
+  endpoints: z.array(endpointSchema).max(4096),
+});
+export type Privileges = z.infer<typeof privilegesSchema>;
+
+/** A message accepted out of order, waiting for the ones before it. */
+export const pendingSchema = z.strictObject({ msg: envelopeSchema, since: z.number() });
+
+/** The reorder state of one process: per sender key, the last seq delivered and what waits. */
+export const mailboxStateSchema = z.strictObject({
+  delivered: z.record(z.string(), z.number().int().min(0)),
+  pending: z.record(z.string(), z.array(pendingSchema)),
+});
+export type MailboxState = z.infer<typeof mailboxStateSchema>;
+
+/** A process as it moves or persists: everything needed to run it on from where it was. */
+export const processRecordSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  dcid: dcidSchema,
+  endpoint: endpointSchema,
+  name: z.string().max(64),
+  machine: machineName,
+  epoch: z.number().int().min(1),
+  /** Bumped at each restore from disk: a restored process is a new sender (its seqs may have been lost). */
+  gen: z.number().int().min(0),
+  priv: privilegesSchema,
+  /** `actor.getPersistedSnapshot()` of the process's machine. */
+  snapshot: z.unknown(),
+  mailbox: mailboxStateSchema,
+  /** Accepted in order but not yet handed to the actor; delivered first. */
+  ready: z.array(envelopeSchema),
+  /** Per destination `dcid:endpoint`, the last seq this process sent there. */
+  sendSeq: z.record(z.string(), z.number().int().min(0)),
+  delivered: z.number().int().min(0),
+  spawnedAt: z.number(),
+});
+export type ProcessRecord = z.infer<typeof processRecordSchema>;
+
+/** Sent by the old host to the new one (request/reply on `_migr.<to>`). */
+export const migrationOfferSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  kind: z.literal("offer"),
+  from: nodeIdSchema,
+  process: processRecordSchema,
+  /** Messages that arrived while the process was stopped for the move, in arrival order. */
+  stash: z.array(envelopeSchema),
+});
+export type MigrationOffer = z.infer<typeof migrationOfferSchema>;
+
+/** Published by the old host when the offer timed out: the target drops the copy it may have started. */
+export const migrationAbortSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  kind: z.literal("abort"),
+  from: nodeIdSchema,
+  dcid: dcidSchema,
+  endpoint: endpointSchema,
+  epoch: z.number().int().min(1),
+});
+
+export const migrationMessageSchema = z.discriminatedUnion("kind", [
+  migrationOfferSchema,
+  migrationAbortSchema,
+]);
+
+export const migrationReplySchema = z.discriminatedUnion("ok", [
+  z.strictObject({ ok: z.literal(true), proc: z.unknown() }),
+  z.strictObject({ ok: z.literal(false), error: errorNameSchema, message: z.string().max(512) }),
+]);
+export type MigrationReply = z.infer<typeof migrationReplySchema>;

@@ -1,0 +1,160 @@
+// The replication server of a node (SPEC 3.1, 5; seed 000): it multicasts a
+// `dst: ALL` request to every node in one message, gathers the members'
+// answers with one gather actor per request, and answers one aggregated RPLY
+// the moment the last member of the view has answered; members that are gone
+// from the view get EHOSTDOWN, silent ones ETIMEDOUT at the request's timeout.
+// It also forwards a request whose `dst` is another node.
+import { type Actor, createActor } from "xstate";
+import { createGatherMachine, type GatherOutput } from "../machines/gather.js";
+import type { Clock } from "../transport/clock.js";
+import { decode, encode, errorRply, makeRply } from "../transport/codec.js";
+import { NoRespondersError, TimeoutError } from "../transport/errors.js";
+import { ALL, type NodeId, type Rply, type Rqst, rplySchema } from "../transport/protocol.js";
+import type { Subjects } from "../transport/subjects.js";
+import type { Subscription, Transport } from "../transport/transport.js";
+import { type Logger, throttledWarn } from "./logger.js";
+
+export interface ReplicationServerOptions {
+  readonly node: NodeId;
+  readonly subjects: Subjects;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The members of this node's current view, ascending. */
+  readonly view: () => readonly NodeId[];
+  /** How long a gather or a forward waits when the request names no `timeout`. */
+  readonly timeoutMs: number;
+}
+
+export interface ReplicationStats {
+  multicasts: number;
+  forwards: number;
+  /** Answers that arrived for no running gather (late or duplicate) or twice for one. */
+  dropped: number;
+}
+
+const gatherMachine = createGatherMachine<Rply>();
+type GatherActor = Actor<typeof gatherMachine>;
+
+export class ReplicationServer {
+  readonly stats: ReplicationStats = { multicasts: 0, forwards: 0, dropped: 0 };
+  readonly #o: ReplicationServerOptions;
+  readonly #gathers = new Map<number, GatherActor>();
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  #subscription: Subscription | undefined;
+  /** Multicast sequence numbers start at the clock, so a restarted node never reuses a recent one. */
+  #seq: number;
+
+  constructor(options: ReplicationServerOptions) {
+    this.#o = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+    this.#seq = Math.floor(options.clock.now()) * 1_000;
+  }
+
+  start(): void {
+    const { transport, subjects, node } = this.#o;
+    this.#subscription = transport.subscribe(subjects.gather(node), (msg) => this.#onAnswer(msg.data));
+  }
+
+  /** Ends every running gather at once (members still missing count as gone) and stops listening. */
+  stop(): void {
+    this.view([]);
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+  }
+
+  /** The view changed: members that left no longer hold up a gather. */
+  view(members: readonly NodeId[]): void {
+    for (const actor of [...this.#gathers.values()]) actor.send({ type: "view.changed", members });
+  }
+
+  /** How many gathers are running. */
+  get running(): number {
+    return this.#gathers.size;
+  }
+
+  /** Multicasts `rqst` to every node and resolves with the aggregated reply of the current view's members. */
+  gather(rqst: Rqst): Promise<Rply> {
+    const { transport, subjects, node, clock, view } = this.#o;
+    const seq = ++this.#seq;
+    const expected = [...view()].sort((a, b) => a - b);
+    const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
+    const actor = createActor(gatherMachine, { input: { expected, timeoutMs }, clock });
+    this.#gathers.set(seq, actor);
+    this.stats.multicasts++;
+    return new Promise<Rply>((resolve) => {
+      actor.subscribe({
+        complete: () => {
+          this.#gathers.delete(seq);
+          const output = actor.getSnapshot().output as GatherOutput<Rply>;
+          this.stats.dropped += output.dropped;
+          resolve(aggregate(rqst, node, output, timeoutMs));
+        },
+      });
+      actor.start();
+      if (actor.getSnapshot().status === "done") return;
+      try {
+        transport.publish(subjects.multicast, encode({ ...rqst, dst: ALL, seq }), {
+          reply: subjects.gather(node),
+        });
+      } catch (error) {
+        this.#warn("multicast", { err: error }, "could not multicast a request");
+        actor.send({ type: "view.changed", members: [] });
+      }
+    });
+  }
+
+  /** Sends `rqst` to node `rqst.dst` and resolves with its reply, or with EHOSTDOWN / ETIMEDOUT. */
+  async forward(rqst: Rqst, dst: NodeId): Promise<Rply> {
+    const { transport, subjects, node, view } = this.#o;
+    this.stats.forwards++;
+    if (!view().includes(dst)) return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} is not in the view`);
+    const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
+    try {
+      const msg = await transport.request(subjects.nodeRqst(dst), encode({ ...rqst, dst }), { timeoutMs });
+      const decoded = decode(msg.data, "cbor", transport.maxPayload);
+      const rply = decoded.ok ? rplySchema.safeParse(decoded.value) : undefined;
+      if (rply?.success) return { ...rply.data, seq: rqst.seq };
+      return errorRply(rqst, node, "EBADMSG", `node ${dst} answered with a malformed reply`);
+    } catch (error) {
+      if (error instanceof NoRespondersError)
+        return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} does not serve requests`);
+      if (error instanceof TimeoutError)
+        return errorRply(rqst, node, "ETIMEDOUT", `node ${dst} did not answer within ${timeoutMs} ms`);
+      return errorRply(rqst, node, "EHOSTDOWN", `could not reach node ${dst}: ${String(error)}`);
+    }
+  }
+
+  #onAnswer(data: Uint8Array): void {
+    const decoded = decode(data, "cbor", this.#o.transport.maxPayload);
+    const parsed = decoded.ok ? rplySchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success || typeof parsed.data.src !== "number") {
+      this.stats.dropped++;
+      this.#warn("answer", {}, "dropped a malformed answer to a multicast");
+      return;
+    }
+    const actor = this.#gathers.get(parsed.data.seq);
+    if (!actor) {
+      this.stats.dropped++;
+      return;
+    }
+    actor.send({ type: "member.answered", node: parsed.data.src, reply: parsed.data });
+  }
+}
+
+/** One RPLY for the requester: an entry per expected member; rcode 0, or the first entry's error. */
+function aggregate(rqst: Rqst, node: NodeId, output: GatherOutput<Rply>, timeoutMs: number): Rply {
+  const entries = output.entries.map((entry): Rply => {
+    if (entry.outcome === "answered") return { ...entry.reply, seq: rqst.seq, dst: rqst.src };
+    if (entry.outcome === "timeout")
+      return errorRply(
+        rqst,
+        entry.node,
+        "ETIMEDOUT",
+        `node ${entry.node} did not answer within ${timeoutMs} ms`,
+      );
+    return errorRply(rqst, entry.node, "EHOSTDOWN", `node ${entry.node} left the view before answering`);
+  });
+  const failed = entries.find((e) => e.rcode < 0);
+  return makeRply(rqst, node, failed ? failed.rcode : 0, entries);
+}

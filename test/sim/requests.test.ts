@@ -1,0 +1,153 @@
+// Requests across a cluster of real node runtimes on the simulated network:
+// ALL requests gathered from the view, forwarding, DVS and DC state kept the
+// same on every node, DVSEND as a graceful leave.
+import { afterEach, describe, expect, it } from "vitest";
+import { DvsClient } from "../../transport/client.js";
+import { type Rply, rcode } from "../../transport/protocol.js";
+import { SimCluster } from "../support/simCluster.js";
+
+let stopClock: (() => void) | undefined;
+afterEach(() => {
+  stopClock?.();
+  stopClock = undefined;
+});
+
+async function cluster(seed: number, ids: readonly number[]) {
+  const c = new SimCluster({ seed });
+  for (const id of ids) c.start(id);
+  await c.clock.runUntil(() => {
+    const views = c.views();
+    return ids.every((id) => views.get(id)?.members.length === ids.length);
+  }, 5_000);
+  const client = new DvsClient(c.network.connect("tool"), {
+    cluster: "dvs",
+    clientId: "tool",
+    timeoutMs: 10_000,
+  });
+  stopClock = c.clock.autoRun();
+  return { c, client };
+}
+
+const entries = (rply: Rply) => rply.data as Rply[];
+
+describe("requests over the simulated network", () => {
+  it("an ALL request is answered as soon as the last member replies, one entry per member", async () => {
+    const { c, client } = await cluster(41, [1, 2, 3]);
+    const t0 = c.clock.now();
+    const rply = await client.request("DVSINIT", { name: "lab" }, { gatherTimeoutMs: 5_000 });
+    const elapsed = c.clock.now() - t0;
+    expect(rply).toMatchObject({ rcode: 0, count: 3 });
+    expect(entries(rply).map((e) => [e.src, e.rcode, e.seq, e.dst])).toEqual([
+      [1, 1, rply.seq, "tool"],
+      [2, 2, rply.seq, "tool"],
+      [3, 3, rply.seq, "tool"],
+    ]);
+    // Simulated network latency is milliseconds: far from the 5 s gather timeout.
+    expect(elapsed).toBeLessThan(200);
+    const info = await client.request("GETDVSINFO", {}, { dst: 2 });
+    expect(info).toMatchObject({ rcode: 0, src: 2, data: { name: "lab", nr_dcs: 32 } });
+    const again = await client.request("DVSINIT", {}, { dst: 3 });
+    expect(again.rcode).toBe(rcode("EEXIST"));
+  });
+
+  it("a member that does not answer gets an ETIMEDOUT entry at the request timeout", async () => {
+    const { c, client } = await cluster(42, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    // Node 3 stops answering but has not been noticed yet: the gather waits for it, then says so.
+    c.network.crash("node-3");
+    c.nodes.get(3)?.actor.stop();
+    const t0 = c.clock.now();
+    const rply = await client.request("GETDVSINFO", {}, { dst: 1, gatherTimeoutMs: 150 });
+    expect(rply.src).toBe(1);
+    // dst 1 is not ALL: ask ALL through node 1 explicitly.
+    const all = await client.request("GETDVSINFO", {}, { gatherTimeoutMs: 150 });
+    const elapsed = c.clock.now() - t0;
+    const byNode = new Map(entries(all).map((e) => [e.src, e.rcode]));
+    expect([...byNode.keys()].sort()).toEqual([1, 2, 3]);
+    expect(byNode.get(3)).toBeOneOf([rcode("ETIMEDOUT"), rcode("EHOSTDOWN")]);
+    expect(all.rcode).toBe(byNode.get(3));
+    expect(byNode.get(1)).toBe(0);
+    expect(byNode.get(2)).toBe(0);
+    expect(elapsed).toBeLessThan(1_000);
+  });
+
+  it("a member that leaves the view during the gather gets EHOSTDOWN without waiting for the timeout", async () => {
+    const { c, client } = await cluster(43, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    c.cutLink(3);
+    const t0 = c.clock.now();
+    const all = await client
+      .request("GETDVSINFO", {}, { dst: 1, gatherTimeoutMs: 8_000 })
+      .then(() => client.request("GETDVSINFO", {}, { gatherTimeoutMs: 8_000 }));
+    const elapsed = c.clock.now() - t0;
+    const three = entries(all).find((e) => e.src === 3);
+    // Either node 3 was already out of the view (2 entries) or it left during the gather (EHOSTDOWN).
+    if (three) expect(three.rcode).toBe(rcode("EHOSTDOWN"));
+    else expect(entries(all).map((e) => e.src)).toEqual([1, 2]);
+    expect(elapsed).toBeLessThan(3_000);
+  });
+
+  it("a request for another node is forwarded by whichever node takes it", async () => {
+    const { c, client } = await cluster(44, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    const before = c.nodes.get(1)?.replication?.stats.forwards ?? 0;
+    for (let i = 0; i < 6; i++) {
+      const rply = await client.request("GETNODEINFO", {}, { dst: 3, viaAnyNode: true });
+      expect(rply).toMatchObject({ rcode: 0, src: 3, data: { nodeid: 3, view: [1, 2, 3] } });
+    }
+    const forwards = [1, 2].map((id) => c.nodes.get(id)?.replication?.stats.forwards ?? 0);
+    expect(forwards[0]! - before + forwards[1]!).toBeGreaterThan(0);
+    const viaOther = await client.request("GETNODEINFO", { nodeid: 2 }, { dst: 1 });
+    expect(viaOther).toMatchObject({ rcode: 0, data: { nodeid: 2 } });
+    const missing = await client.request("GETNODEINFO", {}, { dst: 9, viaAnyNode: true });
+    expect(missing.rcode).toBe(rcode("EHOSTDOWN"));
+  });
+
+  it("DC changes sent to ALL leave the same DC on every node, and a node that joins later learns it", async () => {
+    const { c, client } = await cluster(45, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    const init = await client.request("DCINIT", { dcid: 7, name: "web", nodes: [1, 2] });
+    expect(entries(init).map((e) => e.rcode)).toEqual([7, 7, 7]);
+    const add = await client.request("ADDNODE", { dcid: 7, nodeid: 4 });
+    expect(add.rcode).toBe(0);
+    const dup = await client.request("ADDNODE", { dcid: 7, nodeid: 4 }, { dst: 2 });
+    expect(dup.rcode).toBe(rcode("EEXIST"));
+    const infos = entries(await client.request("GETDCINFO", { dcid: 7 }));
+    expect(new Set(infos.map((e) => JSON.stringify(e.data))).size).toBe(1);
+    expect(infos[0]?.data).toMatchObject({ dcid: 7, name: "web", nodes: [1, 2, 4], nr_nodes: 3 });
+
+    c.start(4);
+    await c.clock.runUntil(() => c.nodes.get(4)?.store.dc(7) !== undefined, 5_000);
+    expect(c.nodes.get(4)?.store.dc(7)?.nodes).toEqual([1, 2, 4]);
+    const ended = await client.request("DCEND", { dcid: 7 }, { dst: 1 });
+    expect(ended.rcode).toBe(0);
+    expect((await client.request("GETDCINFO", { dcid: 7 }, { dst: 1 })).rcode).toBe(rcode("ENOENT"));
+  });
+
+  it("before DVSINIT a node answers ENOTINIT, but host requests and DVSINIT pass", async () => {
+    const { client } = await cluster(46, [1, 2]);
+    const rply = await client.request("GETDCINFO", { dcid: 1 });
+    expect(entries(rply).map((e) => e.rcode)).toEqual([rcode("ENOTINIT"), rcode("ENOTINIT")]);
+    const host = await client.request("PS", {}, { dst: 1 });
+    expect(host.rcode).not.toBe(rcode("ENOTINIT"));
+  });
+
+  it("DVSEND leaves the view gracefully and DVSINIT brings the node back", async () => {
+    const { c, client } = await cluster(47, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    const end = await client.request("DVSEND", {}, { dst: 2 });
+    expect(end.rcode).toBe(0);
+    await c.clock.runUntil(() => c.views().get(1)?.members.join() === "1,3", 2_000);
+    const left = c.eventsOf(1).find((e) => e.event === "DISCONNECT");
+    expect(left).toMatchObject({ changed: [{ node: 2 }] });
+    expect(left?.cause).toMatch(/left/);
+    expect(c.nodes.get(2)?.actor.getSnapshot().matches({ running: "detached" })).toBe(true);
+    // Out of the view, node 2 still serves its own subject: not initialised, until DVSINIT.
+    expect((await client.request("DCINIT", { dcid: 1 }, { dst: 2 })).rcode).toBe(rcode("ENOTINIT"));
+    const all = await client.request("GETDVSINFO", {}, { dst: 1 }).then(() => client.request("PS", {}));
+    expect(entries(all).length).toBeLessThanOrEqual(2);
+    expect((await client.request("DVSINIT", {}, { dst: 2 })).rcode).toBe(2);
+    await c.clock.runUntil(() => c.views().get(1)?.members.join() === "1,2,3", 5_000);
+    expect(c.nodes.get(2)?.actor.getSnapshot().matches({ running: "member" })).toBe(true);
+  });
+});
