@@ -7,8 +7,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DvsClient } from "../transport/client.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import type { NodeStatus } from "../transport/protocol.js";
+import { type Rply, rcode } from "../transport/protocol.js";
 import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
 import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
@@ -23,6 +25,8 @@ export interface LaunchOptions {
   readonly logLevel: string;
   /** Longest wait for every node to answer discovery, and again for them to agree on one view. */
   readonly readyTimeoutMs: number;
+  /** Send DVSINIT to ALL once the view holds every node (nodes already initialised keep their DVS). */
+  readonly init: boolean;
 }
 
 interface Child {
@@ -110,12 +114,14 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   let nodes: DiscoveredNode[];
   let members: { nodes: NodeStatus[]; agreed: boolean };
   let transport: NatsTransport | undefined;
+  let initLine = "";
   try {
     transport = await connectNats({ servers: [url], name: "dvsd-up", connectTimeoutMs: 5_000 });
     const stopped = () => stopping;
     nodes = await waitForNodes(transport, options.cluster, options.nodes, options.readyTimeoutMs, stopped);
     const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
     members = await waitForView(transport, options.cluster, ids, options.readyTimeoutMs, stopped);
+    if (options.init && members.agreed && !stopping) initLine = await initialise(transport, options);
   } catch (error) {
     out(`could not list the nodes: ${(error as Error).message}`);
     await transport?.close().catch(() => {});
@@ -144,10 +150,34 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   }
   out(members.nodes.length > 0 ? formatMembers(members.nodes) : "no node answered the status request");
   out("");
+  if (initLine) out(initLine);
   out(
     `cluster "${options.cluster}" is up at ${url}; try: npx dvsctl members, npx dvsctl watch   (Ctrl-C stops everything)`,
   );
   return done;
+}
+
+/** DVSINIT to ALL with the cluster's name; says how many nodes took it and how many already had a DVS. */
+async function initialise(transport: NatsTransport, options: LaunchOptions): Promise<string> {
+  const client = new DvsClient(transport, {
+    cluster: options.cluster,
+    clientId: "dvsd-up",
+    timeoutMs: 5_000,
+  });
+  try {
+    const rply = await client.request("DVSINIT", { name: options.cluster }, { gatherTimeoutMs: 4_000 });
+    const entries = Array.isArray(rply.data) ? (rply.data as Rply[]) : [];
+    const fresh = entries.filter((e) => e.rcode >= 0).length;
+    const already = entries.filter((e) => e.rcode === rcode("EEXIST")).length;
+    const failed = entries.filter((e) => e.rcode < 0 && e.rcode !== rcode("EEXIST")).map((e) => e.src);
+    return (
+      `DVS "${options.cluster}" initialised on ${fresh} node(s)` +
+      (already ? `, already on ${already}` : "") +
+      (failed.length ? `; failed on node ${failed.join(", ")} (see their logs)` : "")
+    );
+  } catch (error) {
+    return `could not initialise the DVS: ${(error as Error).message}`;
+  }
 }
 
 async function waitForNodes(

@@ -81,6 +81,7 @@ program
   .option("--nats-config <file>", "nats-server config file", resolve(repoRoot, "nats.conf"))
   .addOption(new Option("--log-level <level>", "nodes' log level").choices(logLevels).default("info"))
   .option("--ready-timeout <ms>", "how long to wait for every node to answer", integer(100, 600_000), 15_000)
+  .option("--no-init", "do not send DVSINIT to the nodes once they agree on one view")
   .action(
     async (opts: {
       nodes: number;
@@ -90,6 +91,7 @@ program
       natsConfig: string;
       logLevel: string;
       readyTimeout: number;
+      init: boolean;
     }) => {
       process.exitCode = await launchCluster({
         nodes: opts.nodes,
@@ -98,6 +100,7 @@ program
         cluster: opts.cluster,
         natsConfig: opts.natsConfig,
         logLevel: opts.logLevel,
+        init: opts.init,
         readyTimeoutMs: opts.readyTimeout,
       });
     },
