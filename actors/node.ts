@@ -351,7 +351,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     if (!membership) return;
     this.#membership = undefined;
     this.actor.send({ type: "dvs.ended" });
-    this.#replication?.view(this.viewMembers());
+    // Running gathers keep waiting for the members they expected: a DVSEND to ALL still hears from everyone.
     await membership.stop({ leave: true });
     this.components.logger.info("left the DVS (DVSEND)");
   }

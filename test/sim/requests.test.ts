@@ -150,4 +150,19 @@ describe("requests over the simulated network", () => {
     await c.clock.runUntil(() => c.views().get(1)?.members.join() === "1,2,3", 5_000);
     expect(c.nodes.get(2)?.actor.getSnapshot().matches({ running: "member" })).toBe(true);
   });
+
+  it("DVSEND to ALL hears from every member before they all leave", async () => {
+    const { c, client } = await cluster(48, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    const end = await client.request("DVSEND", {}, { gatherTimeoutMs: 3_000 });
+    expect(entries(end).map((e) => [e.src, e.rcode])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ]);
+    await c.clock.runUntil(
+      () => [1, 2, 3].every((id) => c.nodes.get(id)?.actor.getSnapshot().matches({ running: "detached" })),
+      2_000,
+    );
+  });
 });
