@@ -81,10 +81,13 @@ describe("node daemon over NATS", () => {
       { timeout: 2_000 },
     );
     const goodReply = decode(good.data, "cbor");
+    // An ALL request, gathered from the view (just node 1), before DVSINIT.
     expect(goodReply.ok && rplySchema.parse(goodReply.value)).toMatchObject({
-      rcode: rcode("ENOSYS"),
+      rcode: rcode("ENOTINIT"),
       seq: 10,
       src: 1,
+      count: 1,
+      data: [{ src: 1, seq: 10, rcode: rcode("ENOTINIT") }],
     });
 
     await node.stop("test");
@@ -92,13 +95,27 @@ describe("node daemon over NATS", () => {
     expect(await discoverNodes(nc, "dvs", 300)).toEqual([]);
   });
 
-  it("starts as a new incarnation each time it restarts", async () => {
+  it("starts as a new incarnation each time it restarts, keeping its DVS and DC tables", async () => {
+    const ask = async (type: string, params: object) => {
+      const msg = await nc.request(
+        "dvs.dvs.node.2.rqst",
+        encode({ v: 1, type, src: "test", dst: 2, seq: 1, params }),
+        { timeout: 2_000 },
+      );
+      const decoded = decode(msg.data, "cbor");
+      return rplySchema.parse(decoded.ok ? decoded.value : undefined);
+    };
     const first = createNatsNode(config(2), silentLogger).start();
     await first.running();
+    expect((await ask("DVSINIT", { name: "kept" })).rcode).toBe(2);
+    expect((await ask("DCINIT", { dcid: 4, nodes: [2] })).rcode).toBe(4);
+    expect((await ask("ADDNODE", { dcid: 4, nodeid: 5 })).rcode).toBe(0);
     await first.stop();
     const second = createNatsNode(config(2), silentLogger).start();
     await second.running();
     expect(second.identity.incarnation).toBe(first.identity.incarnation + 1);
+    expect(await ask("GETDVSINFO", {})).toMatchObject({ rcode: 0, data: { name: "kept" } });
+    expect(await ask("GETDCINFO", { dcid: 4 })).toMatchObject({ rcode: 0, data: { nodes: [2, 5] } });
     await second.stop();
   });
 
