@@ -351,6 +351,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     if (!membership) return;
     this.#membership = undefined;
     this.actor.send({ type: "dvs.ended" });
+    this.#requestServer?.leaveCluster();
     // Running gathers keep waiting for the members they expected: a DVSEND to ALL still hears from everyone.
     await membership.stop({ leave: true });
     this.components.logger.info("left the DVS (DVSEND)");
@@ -361,6 +362,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     const transport = this.#transport;
     if (!transport || this.#membership || this.#stopRequested()) return;
     await this.#newIncarnation(transport, this.#lastViewId);
+    this.#requestServer?.joinCluster();
     this.actor.send({ type: "dvs.initialized" });
   }
 

@@ -58,6 +58,7 @@ export class RequestServer {
   readonly #options: RequestServerOptions;
   readonly #warn: ReturnType<typeof throttledWarn>;
   #subscriptions: Subscription[] = [];
+  #clusterSubscriptions: Subscription[] = [];
 
   constructor(options: RequestServerOptions) {
     this.#options = options;
@@ -66,16 +67,32 @@ export class RequestServer {
 
   start(): void {
     const { transport, subjects, node } = this.#options;
-    const onMessage = (msg: Message) => this.#serve(msg);
-    this.#subscriptions = [
-      transport.subscribe(subjects.nodeRqst(node), onMessage),
-      transport.subscribe(subjects.anyRqst, onMessage, { queue: QUEUE_GROUP }),
+    this.#subscriptions = [transport.subscribe(subjects.nodeRqst(node), (msg) => this.#serve(msg))];
+    this.joinCluster();
+  }
+
+  /** Takes requests sent to any node and other nodes' multicasts (while the node is in the DVS). */
+  joinCluster(): void {
+    if (this.#clusterSubscriptions.length > 0) return;
+    const { transport, subjects } = this.#options;
+    this.#clusterSubscriptions = [
+      transport.subscribe(subjects.anyRqst, (msg) => this.#serve(msg), { queue: QUEUE_GROUP }),
       // Another node's replication server asks every node: serve it here, whatever its dst.
       transport.subscribe(subjects.multicast, (msg) => this.#serve(msg, true)),
     ];
   }
 
+  /**
+   * Out of the DVS (DVSEND): only the node's own subject is served, and an ALL
+   * request sent there is answered by this node alone.
+   */
+  leaveCluster(): void {
+    for (const sub of this.#clusterSubscriptions) sub.unsubscribe();
+    this.#clusterSubscriptions = [];
+  }
+
   stop(): void {
+    this.leaveCluster();
     for (const sub of this.#subscriptions) sub.unsubscribe();
     this.#subscriptions = [];
   }
@@ -99,8 +116,12 @@ export class RequestServer {
       return;
     }
     const { rqst, encoding } = parsed;
-    if (!multicast && rqst.dst === ALL && replication) {
+    if (!multicast && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
       replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply));
+      return;
+    }
+    if (!multicast && rqst.dst === ALL && replication) {
+      this.#serveAlone(msg, encoding, rqst);
       return;
     }
     if (!multicast && rqst.dst !== ALL && rqst.dst !== node) {
@@ -130,6 +151,24 @@ export class RequestServer {
       (outcome) => this.#answerOutcome(msg, encoding, rqst, outcome),
       (error: unknown) => this.#fail(msg, rqst, encoding, error),
     );
+  }
+
+  /** An ALL request while out of the DVS: this node's own answer as the one entry. */
+  #serveAlone(msg: Message, encoding: "cbor" | "json", rqst: Rqst): void {
+    const { node } = this.#options;
+    const settle = (outcome: Outcome) => {
+      const entry = toRply(rqst, node, outcome);
+      this.#answer(msg, encoding, makeRply(rqst, node, Math.min(entry.rcode, 0), [entry]));
+      if ("afterReply" in outcome) outcome.afterReply?.();
+    };
+    try {
+      const pending = this.serveLocal(rqst);
+      if (pending instanceof Promise)
+        pending.then(settle, (error: unknown) => this.#fail(msg, rqst, encoding, error));
+      else settle(pending);
+    } catch (error) {
+      this.#fail(msg, rqst, encoding, error);
+    }
   }
 
   /** Serves a request on this node: the gate, then the handler of its type. */

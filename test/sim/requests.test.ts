@@ -3,6 +3,7 @@
 // same on every node, DVSEND as a graceful leave.
 import { afterEach, describe, expect, it } from "vitest";
 import { DvsClient } from "../../transport/client.js";
+import { decode, encode } from "../../transport/codec.js";
 import { type Rply, rcode } from "../../transport/protocol.js";
 import { SimCluster } from "../support/simCluster.js";
 
@@ -144,8 +145,23 @@ describe("requests over the simulated network", () => {
     expect(c.nodes.get(2)?.actor.getSnapshot().matches({ running: "detached" })).toBe(true);
     // Out of the view, node 2 still serves its own subject: not initialised, until DVSINIT.
     expect((await client.request("DCINIT", { dcid: 1 }, { dst: 2 })).rcode).toBe(rcode("ENOTINIT"));
-    const all = await client.request("GETDVSINFO", {}, { dst: 1 }).then(() => client.request("PS", {}));
-    expect(entries(all).length).toBeLessThanOrEqual(2);
+    // It left the queue group: requests to any node and multicasts no longer reach it.
+    for (let i = 0; i < 6; i++) {
+      const all = await client.request("PS", {});
+      expect(entries(all).map((e) => e.src)).toEqual([1, 3]);
+    }
+    // An ALL request on its own subject is answered by node 2 alone.
+    const raw = await client.transport.request(
+      c.nodes.get(2)?.subjects.nodeRqst(2) ?? "",
+      encode({ v: 1, type: "GETDVSINFO", src: "tool", dst: "ALL", seq: 77, params: {} }),
+      { timeoutMs: 1_000 },
+    );
+    const alone = decode(raw.data, "cbor");
+    expect(alone.ok && alone.value).toMatchObject({
+      rcode: rcode("ENOTINIT"),
+      seq: 77,
+      data: [{ src: 2, rcode: rcode("ENOTINIT") }],
+    });
     expect((await client.request("DVSINIT", {}, { dst: 2 })).rcode).toBe(2);
     await c.clock.runUntil(() => c.views().get(1)?.members.join() === "1,2,3", 5_000);
     expect(c.nodes.get(2)?.actor.getSnapshot().matches({ running: "member" })).toBe(true);
