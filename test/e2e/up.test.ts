@@ -54,9 +54,16 @@ describe("dvsd up", () => {
     expect(await nodes.exited()).toBe(0);
     expect((JSON.parse(nodes.output()) as { node: number }[]).map((n) => n.node)).toEqual([1, 2, 3]);
     const rqst = spawnNode([dvsctlBin, "rqst", "GETDVSINFO", "--node", "2", "--json"], env);
-    // Not implemented yet: the node answers ENOSYS and dvsctl exits 1 (a node answered an error).
-    expect(await rqst.exited()).toBe(1);
-    expect(JSON.parse(rqst.output())).toMatchObject({ src: 2, rcode: rcode("ENOSYS") });
+    // `dvsd up` initialised every node once they agreed on one view.
+    expect(await rqst.exited()).toBe(0);
+    expect(JSON.parse(rqst.output())).toMatchObject({ src: 2, rcode: 0, data: { name: "dvs" } });
+    // A node that answers an error makes dvsctl exit 1.
+    const missing = spawnNode(
+      [dvsctlBin, "rqst", "GETDCINFO", "--node", "2", "--param", "dcid=99", "--json"],
+      env,
+    );
+    expect(await missing.exited()).toBe(1);
+    expect(JSON.parse(missing.output())).toMatchObject({ src: 2, rcode: rcode("ENOENT") });
     // Bad usage is exit status 2, whether the program or the subcommand finds it.
     expect(await spawnNode([dvsctlBin, "rqst"], env).exited()).toBe(2);
     expect(await spawnNode([dvsctlBin, "rqst", "PS", "--node", "x"], env).exited()).toBe(2);
