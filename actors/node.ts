@@ -3,6 +3,7 @@
 // keep the membership view, run the event scripts, drain on stop. The same
 // runtime runs over NATS (`dvsd run`) and over the simulated network (tests),
 // since everything it touches is injected.
+import { join } from "node:path";
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
 import {
   defaultTimings,
@@ -34,7 +35,10 @@ import {
 } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
 import type { Logger } from "./logger.js";
+import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
+import { ProcessRuntime, type ProcessTimings } from "./processes.js";
+import { FileSnapshotStore, MemorySnapshotStore } from "./processStore.js";
 import { ReplicationServer } from "./replication.js";
 import { type Outcome, type RequestHandlers, RequestServer } from "./requestServer.js";
 
@@ -51,8 +55,10 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly onViewChange?: (event: EventMessage) => void;
   /** The process id reported by `dvsctl members`. */
   readonly pid?: number;
-  /** Where the DVS and DC tables persist; memory only when absent. */
+  /** Where the DVS and DC tables and process snapshots persist; memory only when absent. */
   readonly stateDir?: string;
+  /** The machines processes can be spawned from (default: the example machines). */
+  readonly registry?: MachineRegistry;
 }
 
 export interface NodeOptions {
@@ -64,6 +70,7 @@ export interface NodeOptions {
   /** How long a forwarded or `dst: ALL` request waits for answers when it names no timeout. */
   readonly requestTimeoutMs?: number;
   readonly timings?: MembershipTimings;
+  readonly processTimings?: Partial<ProcessTimings>;
   readonly quorum?: boolean;
   /** The membership machine to run (tests pass mutated ones). */
   readonly membershipMachine?: MembershipMachine;
@@ -91,6 +98,7 @@ export class NodeRuntime<T extends Transport = Transport> {
   #transport: T | undefined;
   #requestServer: RequestServer | undefined;
   #replication: ReplicationServer | undefined;
+  #processes: ProcessRuntime | undefined;
   #dcSyncSub: Subscription | undefined;
   #lastViewId = 0;
   #registration: Registration | undefined;
@@ -156,6 +164,10 @@ export class NodeRuntime<T extends Transport = Transport> {
 
   get replication(): ReplicationServer | undefined {
     return this.#replication;
+  }
+
+  get processes(): ProcessRuntime | undefined {
+    return this.#processes;
   }
 
   /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
@@ -244,13 +256,36 @@ export class NodeRuntime<T extends Transport = Transport> {
     });
     this.#replication = replication;
     replication.start();
+    const { stateDir } = this.components;
+    const processes = new ProcessRuntime({
+      node: this.#identity.node,
+      subjects: this.subjects,
+      transport,
+      clock,
+      logger,
+      registry: this.components.registry ?? defaultRegistry(),
+      dcNodes: (dcid) => this.store.nodesOf(dcid),
+      view: () => this.viewMembers(),
+      forward: (rqst, dst) => replication.forward(rqst, dst),
+      snapshots:
+        stateDir !== undefined
+          ? new FileSnapshotStore(join(stateDir, "processes"))
+          : new MemorySnapshotStore(),
+      incarnation: this.#identity.incarnation,
+      ...(this.options.processTimings ? { timings: this.options.processTimings } : {}),
+    });
+    this.#processes = processes;
     this.#requestServer = new RequestServer({
       node: this.#identity.node,
       subjects: this.subjects,
       transport,
       clock,
       logger,
-      handlers: { ...dvsRequestHandlers(this.#dvsContext(replication)), ...handlers },
+      handlers: {
+        ...dvsRequestHandlers(this.#dvsContext(replication, processes)),
+        ...processes.handlers(),
+        ...handlers,
+      },
       gate: notInitializedGate(this.store),
       replication,
     });
@@ -258,6 +293,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#dcSyncSub = transport.subscribe(this.subjects.dcSync(this.#identity.node), (msg) =>
       this.#onDcSync(msg.data),
     );
+    await processes.start();
     this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
       if (msg.reply) transport.publish(msg.reply, encode(this.status()));
     });
@@ -296,6 +332,9 @@ export class NodeRuntime<T extends Transport = Transport> {
       this.actor.send({ type: "membership.joined" });
     }
     this.#replication?.view(change.view.members);
+    // Out of the membership machine's action first: the process side creates actors (proxy pairs).
+    const members = change.view.members;
+    queueMicrotask(() => this.#processes?.onView(members));
     if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
     this.components.onViewChange?.(event);
@@ -327,7 +366,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     if (this.store.merge(parsed.data)) this.components.logger.info("learnt DC tables from another node");
   }
 
-  #dvsContext(replication: ReplicationServer): DvsNodeContext {
+  #dvsContext(replication: ReplicationServer, processes: ProcessRuntime): DvsNodeContext {
     return {
       node: this.#identity.node,
       store: this.store,
@@ -339,7 +378,7 @@ export class NodeRuntime<T extends Transport = Transport> {
       attached: () => this.#membership !== undefined,
       attach: () => void this.#attach(),
       detach: () => void this.#detach(),
-      traffic: () => NO_TRAFFIC,
+      traffic: () => processes.traffic(),
       forward: async (rqst: Rqst, dst: NodeId): Promise<Outcome> =>
         relayed(await replication.forward(rqst, dst)),
     };
@@ -352,6 +391,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#membership = undefined;
     this.actor.send({ type: "dvs.ended" });
     this.#requestServer?.leaveCluster();
+    this.#processes?.onView(this.viewMembers());
     // Running gathers keep waiting for the members they expected: a DVSEND to ALL still hears from everyone.
     await membership.stop({ leave: true });
     this.components.logger.info("left the DVS (DVSEND)");
@@ -393,6 +433,9 @@ export class NodeRuntime<T extends Transport = Transport> {
 
   async #drain(): Promise<void> {
     await this.#membership?.stop({ leave: true });
+    await this.#processes?.stop().catch((error: unknown) => {
+      this.components.logger.warn({ err: error }, "could not stop the processes cleanly");
+    });
     this.#requestServer?.stop();
     this.#replication?.stop();
     this.#dcSyncSub?.unsubscribe();

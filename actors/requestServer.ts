@@ -14,6 +14,7 @@ import {
   type RequestType,
   type Rply,
   type Rqst,
+  UNICAST_ONLY_TYPES,
 } from "../transport/protocol.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
@@ -116,6 +117,14 @@ export class RequestServer {
       return;
     }
     const { rqst, encoding } = parsed;
+    if (rqst.dst === ALL && UNICAST_ONLY_TYPES.has(rqst.type)) {
+      this.#answer(
+        msg,
+        encoding,
+        errorRply(rqst, node, "EINVAL", `${rqst.type} acts on one process: send it to one node, not ALL`),
+      );
+      return;
+    }
     if (!multicast && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
       replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply));
       return;

@@ -65,6 +65,15 @@ export const MUTATING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
   "KILL",
 ]);
 
+/** Requests that act on one process or one node's processes: `dst: ALL` is refused with EINVAL. */
+export const UNICAST_ONLY_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
+  "SPAWN",
+  "SEND",
+  "MIGRATE",
+  "PROCEND",
+  "SETPRIV",
+]);
+
 /**
  * Named error codes, negative as in the original DVS (and as Linux errno where one fits).
  * A reply's `rcode` is 0, a positive result (DVSINIT: node id, DCINIT: DCID), or one of these.

@@ -181,4 +181,34 @@ describe("requests over the simulated network", () => {
       2_000,
     );
   });
+
+  it("a process spawned on one node is reached from any node, and keeps its state and endpoint when it migrates", async () => {
+    const { c, client } = await cluster(49, [1, 2, 3]);
+    await client.request("DVSINIT", {});
+    await client.request("DCINIT", { dcid: 1, nodes: [1, 2, 3] });
+    const spawn = await client.request(
+      "SPAWN",
+      { dcid: 1, endpoint: 5, machine: "counter", name: "hits" },
+      { dst: 1 },
+    );
+    expect(spawn.rcode).toBe(5);
+    const viaAll = await client.request("SPAWN", { dcid: 1, machine: "counter" });
+    expect(viaAll.rcode).toBe(rcode("EINVAL"));
+    for (const dst of [1, 2, 3, 2]) {
+      const sent = await client.request("SEND", { dcid: 1, endpoint: 5, body: { type: "inc" } }, { dst });
+      expect(sent.rcode).toBe(0);
+    }
+    const moved = await client.request("MIGRATE", { dcid: 1, endpoint: 5, to: 3 }, { dst: 2 });
+    expect(moved).toMatchObject({ rcode: 0, data: { nodeid: 3, endpoint: 5 } });
+    await client.request("SEND", { dcid: 1, endpoint: 5, body: { type: "inc", by: 10 } }, { dst: 1 });
+    await c.clock.runUntil(() => (c.nodes.get(3)?.processes?.processes()[0]?.delivered ?? 0) >= 5, 2_000);
+    const info = await client.request("GETPROCINFO", { dcid: 1, endpoint: 5 }, { dst: 1 });
+    expect(info).toMatchObject({
+      rcode: 0,
+      data: { nodeid: 3, endpoint: 5, name: "hits", machine: "counter", delivered: 5 },
+    });
+    expect(c.nodes.get(3)?.processes?.processes()[0]).toMatchObject({ endpoint: 5 });
+    const node = await client.request("GETNODEINFO", {}, { dst: 1 });
+    expect((node.data as { msgs_sent: number }).msgs_sent).toBeGreaterThan(0);
+  });
 });

@@ -1,0 +1,259 @@
+// The proxies of a node: one pair per peer (sender + receiver), carrying
+// process messages between nodes on `dvs.<c>._px.<to>` as CBOR frames that
+// name the sending node and number the pair's frames, so the receiver can
+// count gaps. Each pair's state and statistics live in a proxy machine actor
+// (machines/proxy.ts); nothing a peer sends can throw out of here.
+import { type Actor, createActor } from "xstate";
+import { nextSendSeq, type ProxyContext, type ProxyMachine, proxyMachine } from "../machines/proxy.js";
+import type { Clock } from "../transport/clock.js";
+import { decode, encode } from "../transport/codec.js";
+import { PayloadTooLargeError } from "../transport/errors.js";
+import { type ErrorName, type NodeId, PROTOCOL_VERSION } from "../transport/protocol.js";
+import type { Subjects } from "../transport/subjects.js";
+import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { type Logger, throttledWarn } from "./logger.js";
+import { type Envelope, type ProxyFrame, proxyFrameSchema } from "./processWire.js";
+
+/** One direction's counters, as GETPROXYSTS reports them. */
+export interface ProxyCounters {
+  readonly msgs: number;
+  readonly bytes: number;
+  readonly errors: number;
+  /** Clock ms of the last frame, or null. */
+  readonly last: number | null;
+  readonly seq: number;
+}
+
+/** GETPROXYSTS: the statistics of the pair of node `nodeid` toward `peer`. */
+export interface ProxyStats {
+  readonly nodeid: NodeId;
+  readonly peer: NodeId;
+  readonly state: "up" | "down";
+  readonly since: number;
+  readonly downs: number;
+  readonly sent: ProxyCounters;
+  readonly received: ProxyCounters & {
+    readonly missing: number;
+    readonly duplicates: number;
+    readonly rejected: number;
+  };
+}
+
+/** GETPROXYINFO: one of the two ends of a pair. */
+export interface ProxyInfo {
+  readonly role: "sender" | "receiver";
+  readonly nodeid: NodeId;
+  readonly peer: NodeId;
+  readonly state: "up" | "down";
+  readonly since: number;
+  /** The subject this end publishes to (sender) or listens on (receiver). */
+  readonly subject: string;
+  /** Sender: last frame number sent. Receiver: last frame number received. */
+  readonly seq: number;
+  /** The epoch the frame numbers belong to (sender: ours; receiver: the peer's, null before any frame). */
+  readonly epoch: number | null;
+}
+
+export interface ProxiesOptions {
+  readonly node: NodeId;
+  readonly subjects: Subjects;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** This runtime's epoch: frame numbers restart at 1 in each. */
+  readonly epoch: number;
+  /** Every message a peer's proxy carried here, after its pair counted it. */
+  readonly deliver: (msg: Envelope, from: NodeId) => void;
+}
+
+/** The pair toward one peer: its machine actor, fed with what was sent and received. */
+export class ProxyPair {
+  readonly actor: Actor<ProxyMachine>;
+
+  constructor(
+    readonly peer: NodeId,
+    self: NodeId,
+    up: boolean,
+    clock: Clock,
+  ) {
+    this.actor = createActor(proxyMachine, { input: { self, peer, up, at: clock.now() }, clock }).start();
+  }
+
+  get context(): ProxyContext {
+    return this.actor.getSnapshot().context;
+  }
+
+  get state(): "up" | "down" {
+    return this.context.up ? "up" : "down";
+  }
+
+  stats(): ProxyStats {
+    const c = this.context;
+    const { epoch: _epoch, ...received } = c.received;
+    return {
+      nodeid: c.self,
+      peer: c.peer,
+      state: this.state,
+      since: c.since,
+      downs: c.downs,
+      sent: { ...c.sent },
+      received,
+    };
+  }
+}
+
+export class Proxies {
+  readonly #o: ProxiesOptions;
+  readonly #pairs = new Map<NodeId, ProxyPair>();
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  #members = new Set<NodeId>();
+  #subscription: Subscription | undefined;
+  /** Frames that named no readable sender. */
+  unattributed = 0;
+
+  constructor(options: ProxiesOptions) {
+    this.#o = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+  }
+
+  start(members: readonly NodeId[]): void {
+    this.onView(members);
+    const { transport, subjects, node } = this.#o;
+    this.#subscription = transport.subscribe(subjects.proxy(node), (msg) => this.#receive(msg));
+  }
+
+  stop(): void {
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+    for (const pair of this.#pairs.values()) pair.actor.stop();
+  }
+
+  /** Peers in the view get a pair that is up; pairs of peers out of it go down. */
+  onView(members: readonly NodeId[]): void {
+    const at = this.#o.clock.now();
+    this.#members = new Set(members);
+    for (const peer of members)
+      if (peer !== this.#o.node) this.#ensure(peer).actor.send({ type: "peer.up", at });
+    for (const [peer, pair] of this.#pairs)
+      if (!this.#members.has(peer)) pair.actor.send({ type: "peer.down", at });
+  }
+
+  /** Sends one message to `peer`'s proxy receiver; an error name when it could not be published. */
+  send(peer: NodeId, msg: Envelope): ErrorName | undefined {
+    const { transport, subjects, node, epoch, clock } = this.#o;
+    const pair = this.#ensure(peer);
+    const frame: ProxyFrame = {
+      v: PROTOCOL_VERSION,
+      from: node,
+      to: peer,
+      epoch,
+      pseq: nextSendSeq(pair.context),
+      msg,
+    };
+    let bytes: Uint8Array;
+    try {
+      bytes = encode(frame);
+      transport.publish(subjects.proxy(peer), bytes);
+    } catch (error) {
+      pair.actor.send({ type: "frame.failed", at: clock.now() });
+      this.#warn(`send:${peer}`, { err: error, peer }, "a proxy could not send a frame");
+      return error instanceof PayloadTooLargeError ? "EMSGSIZE" : "EHOSTDOWN";
+    }
+    pair.actor.send({ type: "frame.sent", seq: frame.pseq, bytes: bytes.byteLength, at: clock.now() });
+    return undefined;
+  }
+
+  get(peer: NodeId): ProxyPair | undefined {
+    return this.#pairs.get(peer);
+  }
+
+  /** Every pair, by peer id. */
+  list(): ProxyPair[] {
+    return [...this.#pairs.values()].sort((a, b) => a.peer - b.peer);
+  }
+
+  /** GETPROXYINFO: the sender and the receiver of the pair toward `peer`. */
+  info(peer: NodeId): [ProxyInfo, ProxyInfo] | undefined {
+    const pair = this.#pairs.get(peer);
+    if (pair === undefined) return undefined;
+    const { subjects, node, epoch } = this.#o;
+    const c = pair.context;
+    const common = { nodeid: node, peer, state: pair.state, since: c.since };
+    return [
+      { role: "sender", ...common, subject: subjects.proxy(peer), seq: c.sent.seq, epoch },
+      {
+        role: "receiver",
+        ...common,
+        subject: subjects.proxy(node),
+        seq: c.received.seq,
+        epoch: c.received.epoch,
+      },
+    ];
+  }
+
+  /** Totals over every pair, for GETNODEINFO. */
+  traffic(): {
+    proxies: NodeId[];
+    msgsSent: number;
+    msgsReceived: number;
+    lastSent: number | null;
+    lastReceived: number | null;
+  } {
+    let msgsSent = 0;
+    let msgsReceived = 0;
+    let lastSent: number | null = null;
+    let lastReceived: number | null = null;
+    const pairs = this.list();
+    for (const pair of pairs) {
+      const { sent, received } = pair.context;
+      msgsSent += sent.msgs;
+      msgsReceived += received.msgs;
+      if (sent.last !== null && (lastSent === null || sent.last > lastSent)) lastSent = sent.last;
+      if (received.last !== null && (lastReceived === null || received.last > lastReceived)) {
+        lastReceived = received.last;
+      }
+    }
+    return { proxies: pairs.map((p) => p.peer), msgsSent, msgsReceived, lastSent, lastReceived };
+  }
+
+  #ensure(peer: NodeId): ProxyPair {
+    let pair = this.#pairs.get(peer);
+    if (pair === undefined) {
+      pair = new ProxyPair(peer, this.#o.node, this.#members.has(peer), this.#o.clock);
+      this.#pairs.set(peer, pair);
+    }
+    return pair;
+  }
+
+  #receive(msg: Message): void {
+    const { node, clock, transport } = this.#o;
+    try {
+      const decoded = decode(msg.data, "cbor", transport.maxPayload);
+      const parsed = decoded.ok ? proxyFrameSchema.safeParse(decoded.value) : undefined;
+      if (parsed === undefined || !parsed.success || parsed.data.to !== node) {
+        const from = decoded.ok ? fromOf(decoded.value) : undefined;
+        if (from !== undefined && from !== node)
+          this.#ensure(from).actor.send({ type: "frame.rejected", at: clock.now() });
+        else this.unattributed++;
+        this.#warn("bad-frame", { from, bytes: msg.data.byteLength }, "dropped an unreadable proxy frame");
+        return;
+      }
+      const frame = parsed.data;
+      this.#ensure(frame.from).actor.send({
+        type: "frame.received",
+        seq: frame.pseq,
+        epoch: frame.epoch,
+        bytes: msg.data.byteLength,
+        at: clock.now(),
+      });
+      this.#o.deliver(frame.msg, frame.from);
+    } catch (error) {
+      this.#warn("frame-handler", { err: error }, "a proxy frame handler failed");
+    }
+  }
+}
+
+function fromOf(value: unknown): NodeId | undefined {
+  const from = (value as { from?: unknown } | null)?.from;
+  return typeof from === "number" && Number.isInteger(from) && from >= 0 && from <= 65_535 ? from : undefined;
+}

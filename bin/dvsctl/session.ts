@@ -1,0 +1,100 @@
+// What every dvsctl command shares: the global options, one NATS connection
+// per run, the exit statuses, and sending one request and showing its reply
+// (a table, or the RPLY as JSON with --json) with the exit status it implies.
+import { hostname } from "node:os";
+import type { Command } from "commander";
+import { DvsClient, type SendOptions } from "../../transport/client.js";
+import type { Encoding } from "../../transport/codec.js";
+import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { ALL, type NodeId, type RequestType, type Rply } from "../../transport/protocol.js";
+import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
+
+/** Exit statuses: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable. */
+export const EXIT = { ok: 0, replyError: 1, usage: 2, unreachable: 3 } as const;
+
+export interface GlobalOptions {
+  nats: string;
+  cluster: string;
+  user?: string;
+  pass?: string;
+  json: boolean;
+  timeout: number;
+}
+
+/** The program's options as seen from any (sub)command. */
+export function globalsOf(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
+
+export async function withConnection<T>(
+  cmd: Command,
+  fn: (t: NatsTransport, g: GlobalOptions) => Promise<T>,
+): Promise<T> {
+  const g = globalsOf(cmd);
+  const transport = await connectNats({
+    servers: g.nats.split(","),
+    name: `dvsctl@${hostname()}`,
+    connectTimeoutMs: Math.min(g.timeout, 5_000),
+    ...(g.user !== undefined ? { user: g.user } : {}),
+    ...(g.pass !== undefined ? { pass: g.pass } : {}),
+  });
+  try {
+    return await fn(transport, g);
+  } finally {
+    await transport.close();
+  }
+}
+
+/**
+ * The RQST `timeout` for a dvsctl `--timeout`: a little less, so the node that
+ * gathers an ALL request (or forwards one) answers with ETIMEDOUT entries for
+ * the silent members before dvsctl itself gives up on the whole reply.
+ */
+export function gatherTimeout(timeoutMs: number): number {
+  const margin = Math.min(1_000, Math.max(100, Math.round(timeoutMs / 10)));
+  return Math.min(600_000, Math.max(1, timeoutMs - margin));
+}
+
+/** Chooses the destination once connected (proc commands pick a node of the DC). */
+export type DstResolver = (client: DvsClient, g: GlobalOptions) => Promise<NodeId>;
+
+/** Every request waits `--timeout`, and lets the node gather or forward a little less (RQST `timeout`). */
+export function sendOptions(g: GlobalOptions, dst: NodeId | typeof ALL): SendOptions {
+  return { dst, timeoutMs: g.timeout, gatherTimeoutMs: gatherTimeout(g.timeout) };
+}
+
+export interface RequestCall {
+  readonly type: RequestType | string;
+  readonly params: unknown;
+  readonly dst: NodeId | typeof ALL | DstResolver;
+  /** How the table shows a successful entry's data. */
+  readonly view: ReplyView;
+  readonly encoding?: Encoding;
+  /** Replaces the table (rqst keeps its own columns); `--json` still prints the RPLY. */
+  readonly format?: (entries: readonly Rply[]) => string;
+}
+
+/** Sends one request, prints its reply and sets the exit status; transport failures reject (status 3). */
+export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply> {
+  return withConnection(cmd, async (t, g) => {
+    const client = new DvsClient(t, {
+      cluster: g.cluster,
+      clientId: `dvsctl.${process.pid}`,
+      ...(call.encoding ? { encoding: call.encoding } : {}),
+    });
+    const dst = typeof call.dst === "function" ? await call.dst(client, g) : call.dst;
+    const rply = await client.request(call.type, call.params, sendOptions(g, dst));
+    const entries = entriesOf(rply, dst === ALL);
+    if (g.json) process.stdout.write(`${JSON.stringify(rply)}\n`);
+    else if (entries.length > 0)
+      process.stdout.write(`${call.format ? call.format(entries) : formatEntries(entries, call.view)}\n`);
+    if (entries.length === 0) {
+      // An ALL reply with no entries: the node that took it had nobody in its view to ask.
+      process.stderr.write(`dvsctl: node ${rply.src} answered for no node (its view was empty)\n`);
+      process.exitCode = EXIT.unreachable;
+      return rply;
+    }
+    process.exitCode = entries.some((e) => e.rcode < 0) ? EXIT.replyError : EXIT.ok;
+    return rply;
+  });
+}
