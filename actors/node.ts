@@ -78,6 +78,9 @@ export interface NodeOptions {
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
 
+/** Longest a stopping node waits for the answers under way to go out. */
+const DRAIN_ANSWERS_MS = 1_000;
+
 /** Default for `NodeOptions.requestTimeoutMs`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 
@@ -437,7 +440,9 @@ export class NodeRuntime<T extends Transport = Transport> {
       this.components.logger.warn({ err: error }, "could not stop the processes cleanly");
     });
     this.#requestServer?.stop();
+    // Answer what is under way (gathers, forwards, handlers) before the connection closes.
     this.#replication?.stop();
+    await this.#requestServer?.idle(DRAIN_ANSWERS_MS);
     this.#dcSyncSub?.unsubscribe();
     this.#statusSub?.unsubscribe();
     await this.#registration?.stop().catch((error: unknown) => {

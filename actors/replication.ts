@@ -42,6 +42,9 @@ export class ReplicationServer {
   readonly #gathers = new Map<number, GatherActor>();
   readonly #warn: ReturnType<typeof throttledWarn>;
   #subscription: Subscription | undefined;
+  /** Settles each running forward with EHOSTDOWN (the node is stopping). */
+  readonly #forwards = new Set<() => void>();
+  #stopped = false;
   /** Multicast sequence numbers start at the clock, so a restarted node never reuses a recent one. */
   #seq: number;
 
@@ -56,9 +59,15 @@ export class ReplicationServer {
     this.#subscription = transport.subscribe(subjects.gather(node), (msg) => this.#onAnswer(msg.data));
   }
 
-  /** Ends every running gather at once (members still missing count as gone) and stops listening. */
+  /**
+   * Ends every running gather at once (members still missing count as gone),
+   * settles running forwards with EHOSTDOWN, and stops listening: every request
+   * this server holds is answered before the node closes its connection.
+   */
   stop(): void {
+    this.#stopped = true;
     this.view([]);
+    for (const settle of [...this.#forwards]) settle();
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
   }
@@ -92,6 +101,7 @@ export class ReplicationServer {
         },
       });
       actor.start();
+      if (this.#stopped) actor.send({ type: "view.changed", members: [] });
       if (actor.getSnapshot().status === "done") return;
       try {
         transport.publish(subjects.multicast, encode({ ...rqst, dst: ALL, seq }), {
@@ -108,7 +118,22 @@ export class ReplicationServer {
   async forward(rqst: Rqst, dst: NodeId): Promise<Rply> {
     const { transport, subjects, node, view } = this.#o;
     this.stats.forwards++;
+    if (this.#stopped) return errorRply(rqst, node, "EHOSTDOWN", `node ${node} is stopping`);
     if (!view().includes(dst)) return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} is not in the view`);
+    let settle = () => {};
+    const stopping = new Promise<Rply>((resolve) => {
+      settle = () => resolve(errorRply(rqst, node, "EHOSTDOWN", `node ${node} stopped while forwarding`));
+    });
+    this.#forwards.add(settle);
+    try {
+      return await Promise.race([this.#relay(rqst, dst), stopping]);
+    } finally {
+      this.#forwards.delete(settle);
+    }
+  }
+
+  async #relay(rqst: Rqst, dst: NodeId): Promise<Rply> {
+    const { transport, subjects, node } = this.#o;
     const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
     try {
       const msg = await transport.request(subjects.nodeRqst(dst), encode({ ...rqst, dst }), { timeoutMs });

@@ -60,6 +60,8 @@ export class RequestServer {
   readonly #warn: ReturnType<typeof throttledWarn>;
   #subscriptions: Subscription[] = [];
   #clusterSubscriptions: Subscription[] = [];
+  /** Answers still to be sent (handlers, gathers and forwards under way). */
+  readonly #inflight = new Set<Promise<unknown>>();
 
   constructor(options: RequestServerOptions) {
     this.#options = options;
@@ -126,7 +128,7 @@ export class RequestServer {
       return;
     }
     if (!multicast && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
-      replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply));
+      this.#track(replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply)));
       return;
     }
     if (!multicast && rqst.dst === ALL && replication) {
@@ -142,7 +144,7 @@ export class RequestServer {
         );
         return;
       }
-      replication.forward(rqst, rqst.dst).then((rply) => this.#answer(msg, encoding, rply));
+      this.#track(replication.forward(rqst, rqst.dst).then((rply) => this.#answer(msg, encoding, rply)));
       return;
     }
     let pending: Outcome | Promise<Outcome>;
@@ -156,10 +158,29 @@ export class RequestServer {
       this.#answerOutcome(msg, encoding, rqst, pending);
       return;
     }
-    pending.then(
-      (outcome) => this.#answerOutcome(msg, encoding, rqst, outcome),
-      (error: unknown) => this.#fail(msg, rqst, encoding, error),
+    this.#track(
+      pending.then(
+        (outcome) => this.#answerOutcome(msg, encoding, rqst, outcome),
+        (error: unknown) => this.#fail(msg, rqst, encoding, error),
+      ),
     );
+  }
+
+  #track(answered: Promise<unknown>): void {
+    this.#inflight.add(answered);
+    void answered.finally(() => this.#inflight.delete(answered));
+  }
+
+  /** Resolves once every answer under way has been sent, or after `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<void> {
+    if (this.#inflight.size === 0) return;
+    const { clock } = this.#options;
+    let timer: ReturnType<Clock["setTimeout"]> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([Promise.allSettled([...this.#inflight]), deadline]);
+    clock.clearTimeout(timer);
   }
 
   /** An ALL request while out of the DVS: this node's own answer as the one entry. */

@@ -8,7 +8,7 @@ describe("npm run bench", () => {
     const report = await runBench({ quick: true });
     expect(report.summary.errors).toBe(0);
     const names = report.rows.map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining(["rqst-latency", "rqst-throughput"]));
+    expect(names).toEqual(expect.arrayContaining(["rqst-latency", "rqst-throughput", "rqst-all"]));
     for (const row of report.rows) {
       expect(row.status).toBe("ok");
       expect(row.ratios?.length).toBeGreaterThan(0);

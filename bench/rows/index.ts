@@ -4,12 +4,14 @@ import type { BenchRow } from "../row.js";
 import { membershipConvergence } from "./membershipConvergence.js";
 import { membershipDetection } from "./membershipDetection.js";
 import { membershipNoFalseEvents } from "./membershipNoFalseEvents.js";
+import { rqstAll } from "./rqstAll.js";
 import { rqstLatency } from "./rqstLatency.js";
 import { rqstThroughput } from "./rqstThroughput.js";
 
 export const ROWS: readonly BenchRow[] = [
   rqstLatency,
   rqstThroughput,
+  rqstAll,
   membershipDetection,
   membershipConvergence,
   membershipNoFalseEvents,

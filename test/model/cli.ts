@@ -1,9 +1,9 @@
 // `npm run model -- --seed S --runs N [--steps M] [--path P --replay-path R] [--mutation NAME]`:
-// long exploration of the membership property outside CI, with progress on
-// stderr; prints any counterexample (shrunk, with its trace) and exits 1.
+// long exploration of the cluster property (membership and requests) outside
+// CI, with progress on stderr; prints any counterexample (shrunk, with its
+// trace) and exits 1.
 import { parseArgs } from "node:util";
-import type { MembershipMachine } from "../../machines/membership.js";
-import type { CoverageCounts } from "./harness.js";
+import type { CoverageCounts, ModelMutation } from "./harness.js";
 import { mutations } from "./mutations.js";
 import { checkMembership, describeFailure } from "./property.js";
 
@@ -24,12 +24,12 @@ function main(): Promise<number> | number {
   const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 0x7fffffff;
   const numRuns = Number(values.runs ?? 100);
   const maxCommands = Number(values.steps ?? 25);
-  const machine = values.mutation !== undefined ? mutations.get(values.mutation) : undefined;
+  const mutation = values.mutation !== undefined ? mutations.get(values.mutation) : undefined;
   if (![seed, numRuns, maxCommands].every(Number.isSafeInteger) || numRuns < 1 || maxCommands < 1) {
     console.error(`--seed, --runs and --steps take positive integers\n${usage}`);
     return 2;
   }
-  if (values.mutation !== undefined && !machine) {
+  if (values.mutation !== undefined && !mutation) {
     console.error(`unknown mutation ${values.mutation}\n${usage}`);
     return 2;
   }
@@ -37,7 +37,7 @@ function main(): Promise<number> | number {
     seed,
     numRuns,
     maxCommands,
-    machine,
+    mutation: mutation ?? {},
     path: values.path,
     replayPath: values["replay-path"],
   });
@@ -61,26 +61,40 @@ async function explore(o: {
   seed: number;
   numRuns: number;
   maxCommands: number;
-  machine: MembershipMachine | undefined;
+  mutation: ModelMutation;
   path: string | undefined;
   replayPath: string | undefined;
 }): Promise<number> {
   const started = performance.now();
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
   console.error(
-    `membership model: seed ${o.seed}, ${o.numRuns} runs of at most ${o.maxCommands} commands${
+    `cluster model: seed ${o.seed}, ${o.numRuns} runs of at most ${o.maxCommands} commands${
       o.path ? `, replaying path ${o.path}` : ""
     }`,
   );
   let runs = 0;
   let failedAt: number | undefined;
-  const total: CoverageCounts = { steps: 0, quietChecks: 0, splitChecks: 0, leaveReceivers: 0, events: 0 };
+  const total: CoverageCounts = {
+    steps: 0,
+    quietChecks: 0,
+    splitChecks: 0,
+    leaveReceivers: 0,
+    events: 0,
+    requests: 0,
+    allReplies: 0,
+    unicastReplies: 0,
+    timedOutEntries: 0,
+    hostDownEntries: 0,
+    unanswered: 0,
+    quietReplies: 0,
+  };
   const every = Math.max(1, Math.round(o.numRuns / 20));
   const details = await checkMembership({
     seed: o.seed,
     numRuns: o.numRuns,
     maxCommands: o.maxCommands,
-    ...(o.machine ? { machine: o.machine } : {}),
+    ...(o.mutation.machine ? { machine: o.mutation.machine } : {}),
+    ...(o.mutation.gather ? { gather: o.mutation.gather } : {}),
     ...(o.path !== undefined ? { path: o.path } : {}),
     ...(o.replayPath !== undefined ? { replayPath: o.replayPath } : {}),
     onRun: (passed, coverage) => {
@@ -101,6 +115,9 @@ async function explore(o: {
   console.log(describeFailure(details));
   console.error(
     `coverage before any failure: ${total.steps} steps, ${total.events} events, ${total.quietChecks} quiet-period checks (${total.splitChecks} with a partition), ${total.leaveReceivers} leave receivers checked`,
+  );
+  console.error(
+    `requests: ${total.requests} sent; ${total.allReplies} ALL replies (${total.timedOutEntries} ETIMEDOUT and ${total.hostDownEntries} EHOSTDOWN entries), ${total.unicastReplies} unicast replies, ${total.quietReplies} checked against the quiet-cluster bounds, ${total.unanswered} unanswered (each excused by a crash, a cut or no node to take it)`,
   );
   console.error(`done in ${elapsed()}`);
   return details.failed ? 1 : 0;

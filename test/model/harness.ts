@@ -1,9 +1,10 @@
-// The system under test of the membership model: a SimCluster of real node
+// The system under test of the cluster model: a SimCluster of real node
 // runtimes (the same NodeRuntime `dvsd` runs), one observer per simulated
-// server subscribed to `dvs.<c>.events`, and the topology the commands set.
-// Every operation checks the invariants it can check soundly at that point and
-// fails with a readable trace: the commands with their simulated times, the
-// topology, every node's view and peers, and the last events of each node.
+// server subscribed to `dvs.<c>.events`, a tool that sends requests
+// (requests.ts), and the topology the commands set. Every operation checks the
+// invariants it can check soundly at that point and fails with a readable
+// trace: the commands and replies with their simulated times, the topology,
+// every node's view and peers, and the last events of each node.
 import type { MembershipMachine, View } from "../../machines/membership.js";
 import { decode } from "../../transport/codec.js";
 import { type EventMessage, eventSchema } from "../../transport/protocol.js";
@@ -20,11 +21,13 @@ import {
   type MemberState,
   replayEvents,
 } from "./invariants.js";
+import type { RequestSpec } from "./requestInvariants.js";
+import { type GatherMutation, type RequestCoverage, RequestLedger, TOOL_SERVER } from "./requests.js";
 
 export const NODE_IDS = [1, 2, 3, 4, 5, 6] as const;
 
 /** How much of the model a run exercised, for the CLI's coverage summary. */
-export interface CoverageCounts {
+export interface CoverageCounts extends RequestCoverage {
   /** Lines of the trace: commands, plus the start and the final heal. */
   steps: number;
   /** Quiet-partition checks, and those among them with more than one component. */
@@ -42,6 +45,12 @@ export interface ModelConfig {
   /** Server of node id i at index i-1 (ignored with one server). */
   readonly serverOf: readonly number[];
   readonly initial: readonly number[];
+}
+
+/** Planted bugs to run the model against (mutations.ts); production code when absent. */
+export interface ModelMutation {
+  readonly machine?: MembershipMachine;
+  readonly gather?: GatherMutation;
 }
 
 /** Events shown per node in a counterexample's trace. */
@@ -69,7 +78,8 @@ export class MembershipHarness {
   #lastChange = 0;
   #malformed = 0;
   readonly #log: string[] = [];
-  readonly coverage: CoverageCounts = {
+  readonly #requests: RequestLedger;
+  readonly #coverage = {
     steps: 0,
     quietChecks: 0,
     splitChecks: 0,
@@ -77,14 +87,29 @@ export class MembershipHarness {
     events: 0,
   };
 
-  constructor(config: ModelConfig, machine?: MembershipMachine) {
+  constructor(config: ModelConfig, mutation: ModelMutation = {}) {
     this.#config = config;
     this.cluster = new SimCluster({
       seed: config.seed,
       servers: config.servers,
-      ...(machine ? { membershipMachine: machine } : {}),
+      ...(mutation.machine ? { membershipMachine: mutation.machine } : {}),
     });
     this.stabilisationMs = this.cluster.timings.downAfterMs + 3_000;
+    this.#requests = new RequestLedger(
+      this.cluster.network,
+      {
+        now: () => this.now,
+        nodes: this.cluster.nodes,
+        canServe: (id) =>
+          this.cluster.nodes.get(id)?.replication !== undefined &&
+          this.#attached(id) &&
+          (!this.#routeCut || this.serverOf(id) === TOOL_SERVER),
+        quietComponents: () =>
+          this.now - this.#lastChange >= this.stabilisationMs ? this.#components() : undefined,
+        note: (line) => this.#log.push(`t=${this.now} ${line}`),
+      },
+      mutation.gather,
+    );
     const events = subjects("dvs").events;
     for (let server = 0; server < config.servers; server++) {
       const observer = this.cluster.network.connect(`observer-${server}`, { server });
@@ -111,6 +136,10 @@ export class MembershipHarness {
     return this.cluster.clock.now();
   }
 
+  get coverage(): CoverageCounts {
+    return { ...this.#coverage, ...this.#requests.coverage };
+  }
+
   serverOf(id: number): number {
     return this.#config.servers === 1 ? 0 : (this.#config.serverOf[id - 1] ?? 0);
   }
@@ -120,6 +149,7 @@ export class MembershipHarness {
     for (const id of this.#config.initial) this.#startNode(id);
     this.#note(`begin: start ${this.#config.initial.join(",")}`);
     await this.cluster.advance(1_000);
+    this.#requests.instrument();
     this.#verify();
   }
 
@@ -127,11 +157,13 @@ export class MembershipHarness {
     this.#startNode(id);
     this.#changed(`start(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
     await this.cluster.advance(0);
+    this.#requests.instrument();
     this.#verify();
   }
 
   async crash(id: number): Promise<void> {
     this.cluster.crash(id);
+    this.#requests.changed({ kind: "crash", node: id });
     this.#changed(`crash(${id})`);
     this.#verify();
   }
@@ -139,9 +171,21 @@ export class MembershipHarness {
   /** Crash and start again at the same instant: the others see a new incarnation. */
   async restart(id: number): Promise<void> {
     this.cluster.crash(id);
+    this.#requests.changed({ kind: "crash", node: id });
     this.#startNode(id);
     this.#changed(`restart(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
     await this.cluster.advance(0);
+    this.#requests.instrument();
+    this.#verify();
+  }
+
+  /**
+   * The tool sends a request and the command returns at once: the reply is
+   * judged when it settles, while later commands run (requests.ts).
+   */
+  async request(spec: RequestSpec): Promise<void> {
+    this.#requests.issue(spec);
+    this.#coverage.steps++;
     this.#verify();
   }
 
@@ -166,6 +210,7 @@ export class MembershipHarness {
       }
     }
     const from = this.cluster.events.length;
+    this.#requests.changed({ kind: "stop", node: id });
     await this.cluster.stop(id);
     let note = `stop(${id}) of ${id}/${leaver}`;
     if (node.actor.getSnapshot().status !== "done") {
@@ -173,10 +218,11 @@ export class MembershipHarness {
       // a reconnect. The daemon's shutdown grace would end the process, as here.
       this.cluster.network.crash(`node-${id}`);
       node.actor.stop();
+      this.#requests.changed({ kind: "kill", node: id });
       note += " (drain stuck on a cut link: killed)";
     }
     this.#changed(note);
-    this.coverage.leaveReceivers += receivers.length;
+    this.#coverage.leaveReceivers += receivers.length;
     for (const r of receivers) {
       if (this.cluster.incarnationOf(r.node) !== r.incarnation) continue;
       const seen = this.cluster.events
@@ -204,6 +250,7 @@ export class MembershipHarness {
   async cutLink(id: number): Promise<void> {
     this.#linkCut.add(id);
     this.cluster.cutLink(id);
+    this.#requests.changed({ kind: "cutLink", node: id });
     this.#changed(`cutLink(${id})`);
     this.#verify();
   }
@@ -212,6 +259,7 @@ export class MembershipHarness {
     this.#linkCut.delete(id);
     this.#linkRestoredAt.set(id, this.now);
     this.cluster.restoreLink(id);
+    this.#requests.changed({ kind: "restoreLink", node: id });
     this.#changed(`restoreLink(${id})`);
     this.#verify();
   }
@@ -219,6 +267,7 @@ export class MembershipHarness {
   async cutRoute(): Promise<void> {
     this.#routeCut = true;
     this.cluster.network.cutRoute(0, 1);
+    this.#requests.changed({ kind: "route" });
     this.#changed("cutRoute(0-1)");
     this.#verify();
   }
@@ -226,6 +275,7 @@ export class MembershipHarness {
   async restoreRoute(): Promise<void> {
     this.#routeCut = false;
     this.cluster.network.restoreRoute(0, 1);
+    this.#requests.changed({ kind: "route" });
     this.#changed("restoreRoute(0-1)");
     this.#verify();
   }
@@ -242,8 +292,8 @@ export class MembershipHarness {
     this.#verify();
     if (this.now - this.#lastChange >= this.stabilisationMs) {
       const components = this.#components();
-      this.coverage.quietChecks++;
-      if (components.length > 1) this.coverage.splitChecks++;
+      this.#coverage.quietChecks++;
+      if (components.length > 1) this.#coverage.splitChecks++;
       this.#check(() =>
         checkComponents(
           "a quiet partition: each connected component agrees on exactly its members",
@@ -254,14 +304,21 @@ export class MembershipHarness {
     }
   }
 
-  /** Heals every fault, stays quiet for the stabilisation bound, then checks the end state. */
+  /**
+   * Heals every fault, stays quiet for the stabilisation bound (longer than any
+   * request's timeout, so every request has settled), then checks the end state.
+   */
   async healAndSettle(): Promise<void> {
     for (const id of [...this.#linkCut]) {
       this.cluster.restoreLink(id);
+      this.#requests.changed({ kind: "restoreLink", node: id });
       this.#linkRestoredAt.set(id, this.now);
     }
     this.#linkCut.clear();
-    if (this.#routeCut) this.cluster.network.restoreRoute(0, 1);
+    if (this.#routeCut) {
+      this.cluster.network.restoreRoute(0, 1);
+      this.#requests.changed({ kind: "route" });
+    }
     this.#routeCut = false;
     this.#changed("heal everything");
     await this.cluster.advance(this.stabilisationMs);
@@ -277,6 +334,7 @@ export class MembershipHarness {
         [...this.cluster.nodes.values()].map((n) => incarnationKey(n.identity.node, n.identity.incarnation)),
       );
       checkScriptQueues(this.#scriptQueues(), this.#wire, running);
+      this.#requests.verifyAllSettled();
     });
   }
 
@@ -295,6 +353,7 @@ export class MembershipHarness {
       }
       checkCurrentViews(current, replayed);
       checkScriptQueues(this.#scriptQueues(), this.#wire, new Set());
+      this.#requests.verify();
     });
   }
 
@@ -315,6 +374,7 @@ export class MembershipHarness {
 
   #startNode(id: number): void {
     this.cluster.start(id, this.serverOf(id));
+    this.#requests.changed({ kind: "start", node: id });
     this.#freshStarts.add(incarnationKey(id, this.cluster.incarnationOf(id) ?? 0));
   }
 
@@ -367,8 +427,8 @@ export class MembershipHarness {
   }
 
   #note(what: string): void {
-    this.coverage.steps++;
-    this.coverage.events = this.cluster.events.length;
+    this.#coverage.steps++;
+    this.#coverage.events = this.cluster.events.length;
     this.#log.push(`t=${this.now} ${what}`);
   }
 

@@ -1,8 +1,9 @@
-// Model-based property test of membership (SPEC 4, 9) over the simulated
-// network. CI defaults: 50 runs of at most 25 commands from a fixed seed,
-// about 2 s on two cores when nothing fails (shrinking a failure adds a few
-// seconds). MODEL_SEED, MODEL_RUNS and MODEL_STEPS override them to explore;
-// MODEL_PATH and MODEL_REPLAY_PATH replay a counterexample, as its report says.
+// Model-based property test of membership and requests (SPEC 3.1, 4, 5, 9)
+// over the simulated network. CI defaults: 50 runs of at most 25 commands
+// from a fixed seed, about 2 s on two cores when nothing fails (shrinking a
+// failure adds a few seconds). MODEL_SEED, MODEL_RUNS and MODEL_STEPS override
+// them to explore; MODEL_PATH and MODEL_REPLAY_PATH replay a counterexample,
+// as its report says.
 import { describe, expect, it } from "vitest";
 import { checkMembership, describeFailure } from "./property.js";
 
@@ -12,7 +13,7 @@ const numRuns = Number(env.MODEL_RUNS ?? 50);
 const maxCommands = Number(env.MODEL_STEPS ?? 25);
 
 describe("membership model", () => {
-  it("real nodes over a simulated network keep the membership invariants under crashes, leaves and partitions", async () => {
+  it("real nodes over a simulated network keep the membership invariants and answer every request under crashes, leaves and partitions", async () => {
     const details = await checkMembership({
       seed,
       numRuns,

@@ -1,9 +1,15 @@
-// Planted bugs: the membership property must find a counterexample against a
-// machine that is wrong in one known way, and blame the invariant that the bug
-// breaks. Each check stops at the first counterexample and shrinks it.
+// Planted bugs: the cluster property must find a counterexample against a
+// membership machine or a replication server that is wrong in one known way,
+// and blame the invariant that the bug breaks. Each check stops at the first
+// counterexample and shrinks it.
 import { describe, expect, it } from "vitest";
 import { InvariantViolation } from "./invariants.js";
-import { machineThatDropsMergeAnnouncements, machineThatForgetsToBumpViewIds } from "./mutations.js";
+import {
+  gatherThatIgnoresTheRequestTimeout,
+  gatherThatTimesOutEarly,
+  machineThatDropsMergeAnnouncements,
+  machineThatForgetsToBumpViewIds,
+} from "./mutations.js";
 import { checkMembership, describeFailure, type MembershipRunDetails } from "./property.js";
 
 const seed = 20_250_601;
@@ -40,5 +46,27 @@ describe("the membership property against planted bugs", () => {
       machine: machineThatForgetsToBumpViewIds,
     });
     expect(violation(details).invariant).toBe("view ids strictly increase along a lineage");
+  }, 60_000);
+});
+
+describe("the request invariants against planted bugs", () => {
+  it("finds a replication server that gives up on silent members before the request's timeout", async () => {
+    const details = await checkMembership({
+      seed,
+      numRuns: 100,
+      maxCommands: 25,
+      gather: gatherThatTimesOutEarly,
+    });
+    expect(violation(details).invariant).toBe("an ETIMEDOUT entry only after the timeout");
+  }, 60_000);
+
+  it("finds a replication server that gathers for its default timeout whatever the request asks", async () => {
+    const details = await checkMembership({
+      seed,
+      numRuns: 100,
+      maxCommands: 25,
+      gather: gatherThatIgnoresTheRequestTimeout,
+    });
+    expect(violation(details).invariant).toBe("every request gets a reply within its timeout and slack");
   }, 60_000);
 });

@@ -1,15 +1,20 @@
-// The membership property, shared by the vitest suite and the exploration CLI:
+// The cluster property, shared by the vitest suite and the exploration CLI:
 // for any setting (seed, 1–2 servers, placement, initial nodes) and any command
-// sequence, the real runtimes over the simulated network keep the invariants of
-// invariants.ts after every command and after healing and a quiet period.
+// sequence, the real runtimes over the simulated network keep the membership
+// invariants of invariants.ts after every command and after healing and a
+// quiet period, and every request the tool sent meanwhile settles as
+// requestInvariants.ts says.
 import fc from "fast-check";
 import type { MembershipMachine } from "../../machines/membership.js";
 import { commandArbitraries, type MembershipCommand, type TopologyModel } from "./commands.js";
 import { type CoverageCounts, MembershipHarness, type ModelConfig, NODE_IDS } from "./harness.js";
+import type { GatherMutation } from "./requests.js";
 
 export interface MembershipPropertyOptions {
   /** The membership machine under test (default: production's). */
   readonly machine?: MembershipMachine;
+  /** A planted bug in every replication server's gather (default: none). */
+  readonly gather?: GatherMutation;
   /** Most commands per run. */
   readonly maxCommands: number;
   /** Replays the commands of one counterexample: the `replayPath` fast-check prints beside them. */
@@ -40,7 +45,10 @@ export function membershipProperty(options: MembershipPropertyOptions) {
       let passed = false;
       let harness: MembershipHarness | undefined;
       try {
-        const h = new MembershipHarness(config, options.machine);
+        const h = new MembershipHarness(config, {
+          ...(options.machine ? { machine: options.machine } : {}),
+          ...(options.gather ? { gather: options.gather } : {}),
+        });
         harness = h;
         await h.begin();
         const model = (): TopologyModel => ({
@@ -87,7 +95,7 @@ export function describeFailure(details: MembershipRunDetails): string {
     replayPath ? ` MODEL_REPLAY_PATH="${replayPath}"` : ""
   }`;
   const lines = [
-    `membership property failed after ${details.numRuns} run(s), shrunk ${details.numShrinks} time(s)`,
+    `cluster property failed after ${details.numRuns} run(s), shrunk ${details.numShrinks} time(s)`,
     `replay: node dist/test/model/cli.js ${cli}`,
     `    or: ${env} npx vitest run test/model/membership.model.test.ts`,
   ];
