@@ -27,12 +27,7 @@ import {
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
-import {
-  type DvsNodeContext,
-  dvsRequestHandlers,
-  type NodeTraffic,
-  notInitializedGate,
-} from "./dvsRequests.js";
+import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
 import type { Logger } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
@@ -83,14 +78,6 @@ const DRAIN_ANSWERS_MS = 1_000;
 
 /** Default for `NodeOptions.requestTimeoutMs`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
-
-const NO_TRAFFIC: NodeTraffic = {
-  proxies: [],
-  msgsSent: 0,
-  msgsReceived: 0,
-  lastSent: null,
-  lastReceived: null,
-};
 
 export class NodeRuntime<T extends Transport = Transport> {
   readonly actor;

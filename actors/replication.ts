@@ -116,7 +116,7 @@ export class ReplicationServer {
 
   /** Sends `rqst` to node `rqst.dst` and resolves with its reply, or with EHOSTDOWN / ETIMEDOUT. */
   async forward(rqst: Rqst, dst: NodeId): Promise<Rply> {
-    const { transport, subjects, node, view } = this.#o;
+    const { node, view } = this.#o;
     this.stats.forwards++;
     if (this.#stopped) return errorRply(rqst, node, "EHOSTDOWN", `node ${node} is stopping`);
     if (!view().includes(dst)) return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} is not in the view`);
