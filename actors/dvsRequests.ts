@@ -4,6 +4,7 @@
 // node's traffic figures come from the node runtime through `DvsNodeContext`.
 import { type NodeId, REQUEST_GROUPS, type RequestType, type Rqst } from "../transport/protocol.js";
 import type { DvsStore } from "./dvsStore.js";
+import type { NodeTraffic } from "./proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";
 
 /** What the handlers need from the node runtime. */
@@ -24,14 +25,6 @@ export interface DvsNodeContext {
   readonly traffic: () => NodeTraffic;
   /** Sends a request to another node and answers with its reply. */
   readonly forward: (rqst: Rqst, dst: NodeId) => Promise<Outcome>;
-}
-
-export interface NodeTraffic {
-  readonly proxies: readonly NodeId[];
-  readonly msgsSent: number;
-  readonly msgsReceived: number;
-  readonly lastSent: number | null;
-  readonly lastReceived: number | null;
 }
 
 /** `node_usr` flags. */

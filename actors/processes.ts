@@ -50,7 +50,7 @@ import {
   type Privileges,
   type ProcessRecord,
 } from "./processWire.js";
-import { Proxies, type ProxyInfo, type ProxyStats } from "./proxy.js";
+import { type NodeTraffic, Proxies, type ProxyInfo, type ProxyStats } from "./proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";
 
 export interface ProcessTimings {
@@ -340,13 +340,7 @@ export class ProcessRuntime {
   }
 
   /** Traffic totals for GETNODEINFO. */
-  traffic(): {
-    proxies: NodeId[];
-    msgsSent: number;
-    msgsReceived: number;
-    lastSent: number | null;
-    lastReceived: number | null;
-  } {
+  traffic(): NodeTraffic {
     return this.#proxies.traffic();
   }
 

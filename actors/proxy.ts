@@ -15,6 +15,15 @@ import { type Logger, throttledWarn } from "./logger.js";
 import { type Envelope, type ProxyFrame, proxyFrameSchema } from "./processWire.js";
 
 /** One direction's counters, as GETPROXYSTS reports them. */
+/** Process traffic through a node's proxies, for GETNODEINFO. */
+export interface NodeTraffic {
+  readonly proxies: NodeId[];
+  readonly msgsSent: number;
+  readonly msgsReceived: number;
+  readonly lastSent: number | null;
+  readonly lastReceived: number | null;
+}
+
 export interface ProxyCounters {
   readonly msgs: number;
   readonly bytes: number;
@@ -192,13 +201,7 @@ export class Proxies {
   }
 
   /** Totals over every pair, for GETNODEINFO. */
-  traffic(): {
-    proxies: NodeId[];
-    msgsSent: number;
-    msgsReceived: number;
-    lastSent: number | null;
-    lastReceived: number | null;
-  } {
+  traffic(): NodeTraffic {
     let msgsSent = 0;
     let msgsReceived = 0;
     let lastSent: number | null = null;
