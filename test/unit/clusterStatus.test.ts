@@ -28,6 +28,34 @@ function status(node: number, members: number[], id = 5): NodeStatus {
 }
 
 describe("collectStatus", () => {
+  it("waits for the deadline when a node is out of the DVS, so it lists every node", async () => {
+    const c = await cluster([1, 2, 3], 12);
+    const tool = c.network.connect("tool");
+    // Node 3 leaves the DVS (DVSEND): its view names no one.
+    c.nodes.get(3)?.store.init({});
+    const client = c.network.connect("client");
+    const { DvsClient } = await import("../../transport/client.js");
+    const dvs = new DvsClient(client, { cluster: "dvs", clientId: "t", timeoutMs: 1_000 });
+    const ended = dvs.request("DVSEND", {}, { dst: 3 });
+    await c.advance(1_000);
+    expect((await ended).rcode).toBe(0);
+    const start = c.clock.now();
+    let doneAt = 0;
+    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock }).then((r) => {
+      doneAt = c.clock.now();
+      return r;
+    });
+    await c.advance(600);
+    const r = await result;
+    // Had it stopped when the views' members had answered, node 3 could be missing or alone.
+    expect(doneAt - start).toBeGreaterThanOrEqual(500);
+    expect(r.nodes.map((n) => [n.node, n.view.members.length > 0])).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
+  });
+
   it("gathers every node's status and stops as soon as the whole view has answered", async () => {
     const c = await cluster([1, 2, 3], 11);
     const tool = c.network.connect("tool");
@@ -58,9 +86,16 @@ describe("collectStatus", () => {
       rogue.publish(msg.reply, encode(status(7, [7, 9])));
     });
     const tool = c.network.connect("tool");
-    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock });
+    const start = c.clock.now();
+    let doneAt = 0;
+    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock }).then((r) => {
+      doneAt = c.clock.now();
+      return r;
+    });
     await c.advance(600);
     const r = await result;
+    // Had it stopped when the views' members had answered, node 3 could be missing or alone.
+    expect(doneAt - start).toBeGreaterThanOrEqual(500);
     expect(r.nodes.map((n) => n.node)).toEqual([7]);
     expect(r.complete).toBe(false);
     expect(r.missing).toEqual([9]);
