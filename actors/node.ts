@@ -15,13 +15,10 @@ import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import type { Clock } from "../transport/clock.js";
 import { decode, encode } from "../transport/codec.js";
 import {
-  ERRORS,
-  type ErrorName,
   type EventMessage,
   type NodeId,
   type NodeStatus,
   PROTOCOL_VERSION,
-  type Rply,
   type Rqst,
 } from "../transport/protocol.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
@@ -369,8 +366,11 @@ export class NodeRuntime<T extends Transport = Transport> {
       attach: () => void this.#attach(),
       detach: () => void this.#detach(),
       traffic: () => processes.traffic(),
-      forward: async (rqst: Rqst, dst: NodeId): Promise<Outcome> =>
-        relayed(await replication.forward(rqst, dst)),
+      // The other node's answer, error data included, is answered as it came.
+      forward: async (rqst: Rqst, dst: NodeId): Promise<Outcome> => {
+        const rply = await replication.forward(rqst, dst);
+        return { rcode: rply.rcode, data: rply.data };
+      },
     };
   }
 
@@ -438,15 +438,4 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#stopStatus?.();
     await this.#transport?.close();
   }
-}
-
-/** A reply relayed from another node, as the outcome this node answers with. */
-function relayed(rply: Rply): Outcome {
-  if (rply.rcode >= 0) return { rcode: rply.rcode, data: rply.data };
-  const data = rply.data as { error?: unknown; message?: unknown } | null;
-  const name = typeof data?.error === "string" ? data.error : undefined;
-  return {
-    error: (name && name in ERRORS ? name : "EHOSTDOWN") as ErrorName,
-    message: typeof data?.message === "string" ? data.message : `node answered ${rply.rcode}`,
-  };
 }

@@ -7,9 +7,9 @@
 import { type Actor, createActor } from "xstate";
 import { createGatherMachine, type GatherOutput } from "../machines/gather.js";
 import type { Clock } from "../transport/clock.js";
-import { decode, encode, errorRply, makeRply } from "../transport/codec.js";
+import { encode, errorRply, makeRply, parseRply } from "../transport/codec.js";
 import { NoRespondersError, TimeoutError } from "../transport/errors.js";
-import { ALL, type NodeId, type Rply, type Rqst, rplySchema } from "../transport/protocol.js";
+import { ALL, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
 import type { Subjects } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
@@ -137,9 +137,8 @@ export class ReplicationServer {
     const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
     try {
       const msg = await transport.request(subjects.nodeRqst(dst), encode({ ...rqst, dst }), { timeoutMs });
-      const decoded = decode(msg.data, "cbor", transport.maxPayload);
-      const rply = decoded.ok ? rplySchema.safeParse(decoded.value) : undefined;
-      if (rply?.success) return { ...rply.data, seq: rqst.seq };
+      const parsed = parseRply(msg.data, "cbor", transport.maxPayload);
+      if (parsed.ok) return { ...parsed.rply, seq: rqst.seq };
       return errorRply(rqst, node, "EBADMSG", `node ${dst} answered with a malformed reply`);
     } catch (error) {
       if (error instanceof NoRespondersError)
@@ -151,19 +150,18 @@ export class ReplicationServer {
   }
 
   #onAnswer(data: Uint8Array): void {
-    const decoded = decode(data, "cbor", this.#o.transport.maxPayload);
-    const parsed = decoded.ok ? rplySchema.safeParse(decoded.value) : undefined;
-    if (!parsed?.success || typeof parsed.data.src !== "number") {
+    const parsed = parseRply(data, "cbor", this.#o.transport.maxPayload);
+    if (!parsed.ok || typeof parsed.rply.src !== "number") {
       this.stats.dropped++;
       this.#warn("answer", {}, "dropped a malformed answer to a multicast");
       return;
     }
-    const actor = this.#gathers.get(parsed.data.seq);
+    const actor = this.#gathers.get(parsed.rply.seq);
     if (!actor) {
       this.stats.dropped++;
       return;
     }
-    actor.send({ type: "member.answered", node: parsed.data.src, reply: parsed.data });
+    actor.send({ type: "member.answered", node: parsed.rply.src, reply: parsed.rply });
   }
 }
 

@@ -1,9 +1,9 @@
 // The client side of the protocol: builds RQSTs, sends them to one node or to
 // the cluster, and validates the RPLY. Used by dvsctl, the benchmarks and tests;
 // external tools may speak the same protocol with any NATS client.
-import { decode, type Encoding, encode, encodingOf, headersFor } from "./codec.js";
+import { type Encoding, encode, encodingOf, headersFor, parseRply } from "./codec.js";
 import { BadReplyError } from "./errors.js";
-import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Rply, rplySchema } from "./protocol.js";
+import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Rply } from "./protocol.js";
 import { type Subjects, subjects as subjectsOf } from "./subjects.js";
 import type { Transport } from "./transport.js";
 
@@ -57,10 +57,8 @@ export class DvsClient {
       timeoutMs: send.timeoutMs ?? this.options.timeoutMs ?? 5_000,
       ...(headers ? { headers } : {}),
     });
-    const decoded = decode(msg.data, encodingOf(msg), this.transport.maxPayload);
-    if (!decoded.ok) throw new BadReplyError(subject, decoded.message);
-    const rply = rplySchema.safeParse(decoded.value);
-    if (!rply.success) throw new BadReplyError(subject, rply.error.message.slice(0, 300));
-    return rply.data;
+    const parsed = parseRply(msg.data, encodingOf(msg), this.transport.maxPayload);
+    if (!parsed.ok) throw new BadReplyError(subject, parsed.message);
+    return parsed.rply;
   }
 }

@@ -17,6 +17,7 @@ import {
   type Rply,
   type Rqst,
   rcode,
+  rplySchema,
   rqstEnvelopeSchema,
 } from "./protocol.js";
 import { type Headers, header, type Message } from "./transport.js";
@@ -149,6 +150,18 @@ function partialOf(value: unknown): { type: string; src: number | string; seq: n
 }
 
 // ---- replies ----
+
+export type ParsedRply = { ok: true; rply: Rply } | { ok: false; message: string };
+
+/** Decodes and validates a RPLY; never throws. */
+export function parseRply(data: Uint8Array, encoding: Encoding, limit?: number): ParsedRply {
+  const decoded = decode(data, encoding, limit);
+  if (!decoded.ok) return { ok: false, message: decoded.message };
+  const rply = rplySchema.safeParse(decoded.value);
+  return rply.success
+    ? { ok: true, rply: rply.data }
+    : { ok: false, message: rply.error.message.slice(0, 300) };
+}
 
 /** A reply to a request, from node `src`: rcode 0 or a result, with `count` derived from `data`. */
 export function makeRply(

@@ -3,8 +3,10 @@
 // has answered, and at the deadline otherwise.
 import { describe, expect, it } from "vitest";
 import { agreeOnView, collectStatus, formatMembers } from "../../actors/clusterStatus.js";
+import { DvsClient } from "../../transport/client.js";
 import { encode } from "../../transport/codec.js";
 import { type NodeStatus, PROTOCOL_VERSION } from "../../transport/protocol.js";
+import type { Transport } from "../../transport/transport.js";
 import { SimCluster } from "../support/simCluster.js";
 
 async function cluster(ids: number[], seed: number) {
@@ -12,6 +14,19 @@ async function cluster(ids: number[], seed: number) {
   for (const id of ids) c.start(id);
   await c.advance(1_000);
   return c;
+}
+
+/** collectStatus while simulated time advances by `advanceMs`, and how long it took. */
+async function timedStatus(c: SimCluster, tool: Transport, timeoutMs: number, advanceMs: number) {
+  const start = c.clock.now();
+  let doneAt = 0;
+  const result = collectStatus(tool, { cluster: "dvs", timeoutMs, clock: c.clock }).then((r) => {
+    doneAt = c.clock.now();
+    return r;
+  });
+  await c.advance(advanceMs);
+  const r = await result;
+  return { r, elapsed: doneAt - start };
 }
 
 function status(node: number, members: number[], id = 5): NodeStatus {
@@ -34,21 +49,13 @@ describe("collectStatus", () => {
     // Node 3 leaves the DVS (DVSEND): its view names no one.
     c.nodes.get(3)?.store.init({});
     const client = c.network.connect("client");
-    const { DvsClient } = await import("../../transport/client.js");
     const dvs = new DvsClient(client, { cluster: "dvs", clientId: "t", timeoutMs: 1_000 });
     const ended = dvs.request("DVSEND", {}, { dst: 3 });
     await c.advance(1_000);
     expect((await ended).rcode).toBe(0);
-    const start = c.clock.now();
-    let doneAt = 0;
-    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock }).then((r) => {
-      doneAt = c.clock.now();
-      return r;
-    });
-    await c.advance(600);
-    const r = await result;
+    const { r, elapsed } = await timedStatus(c, tool, 500, 600);
     // Had it stopped when the views' members had answered, node 3 could be missing or alone.
-    expect(doneAt - start).toBeGreaterThanOrEqual(500);
+    expect(elapsed).toBeGreaterThanOrEqual(500);
     expect(r.nodes.map((n) => [n.node, n.view.members.length > 0])).toEqual([
       [1, true],
       [2, true],
@@ -59,19 +66,12 @@ describe("collectStatus", () => {
   it("gathers every node's status and stops as soon as the whole view has answered", async () => {
     const c = await cluster([1, 2, 3], 11);
     const tool = c.network.connect("tool");
-    const start = c.clock.now();
-    let doneAt = 0;
-    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 1_000, clock: c.clock }).then((r) => {
-      doneAt = c.clock.now();
-      return r;
-    });
-    await c.advance(1_100);
-    const r = await result;
+    const { r, elapsed } = await timedStatus(c, tool, 1_000, 1_100);
     expect(r.complete).toBe(true);
     expect(r.missing).toEqual([]);
     expect(r.nodes.map((n) => n.node)).toEqual([1, 2, 3]);
     expect(agreeOnView(r.nodes, [1, 2, 3])).toBe(true);
-    expect(doneAt - start).toBeLessThan(1_000);
+    expect(elapsed).toBeLessThan(1_000);
     expect(formatMembers(r.nodes).split("\n")[0]).toMatch(
       /^node\s+incarnation\s+state\s+view\s+members\s+pid$/,
     );
@@ -86,16 +86,8 @@ describe("collectStatus", () => {
       rogue.publish(msg.reply, encode(status(7, [7, 9])));
     });
     const tool = c.network.connect("tool");
-    const start = c.clock.now();
-    let doneAt = 0;
-    const result = collectStatus(tool, { cluster: "dvs", timeoutMs: 500, clock: c.clock }).then((r) => {
-      doneAt = c.clock.now();
-      return r;
-    });
-    await c.advance(600);
-    const r = await result;
-    // Had it stopped when the views' members had answered, node 3 could be missing or alone.
-    expect(doneAt - start).toBeGreaterThanOrEqual(500);
+    const { r, elapsed } = await timedStatus(c, tool, 500, 600);
+    expect(elapsed).toBeGreaterThanOrEqual(500);
     expect(r.nodes.map((n) => n.node)).toEqual([7]);
     expect(r.complete).toBe(false);
     expect(r.missing).toEqual([9]);
