@@ -32,6 +32,19 @@ export const configSchema = z.strictObject({
       /** File holding the password (first line), so secrets stay out of the config. */
       passFile: z.string().min(1).optional(),
       token: z.string().min(1).optional(),
+      /** File holding this node's nkey seed, for a nats.conf that lists users by nkey. */
+      nkeySeedFile: z.string().min(1).optional(),
+      /** TLS to the NATS servers: the CA that signed them, and this node's certificate if they verify clients. */
+      tls: z
+        .strictObject({
+          caFile: z.string().min(1).optional(),
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+        })
+        .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+          message: "certFile and keyFile go together",
+        })
+        .optional(),
       reconnectWaitMs: z.number().int().min(10).max(60_000).default(250),
       connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
     })

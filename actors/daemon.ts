@@ -42,6 +42,8 @@ export function createNatsNode(
           ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
           ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
           ...(config.nats.token !== undefined ? { token: config.nats.token } : {}),
+          ...(config.nats.nkeySeedFile !== undefined ? { nkeySeedFile: config.nats.nkeySeedFile } : {}),
+          ...(config.nats.tls !== undefined ? { tls: config.nats.tls } : {}),
         }),
       register: (transport, identity) => registerService(transport.connection, identity),
     },

@@ -12,6 +12,7 @@ import { connectNats, type NatsTransport } from "../transport/nats.js";
 import type { NodeStatus } from "../transport/protocol.js";
 import { type Rply, rcode } from "../transport/protocol.js";
 import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
+import { DEV_USERS } from "./credentials.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
 import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
 import { formatTable } from "./table.js";
@@ -91,7 +92,16 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
         "--log-level",
         options.logLevel,
       ],
-      { stdio: ["ignore", logFd, logFd], env: { ...process.env, DVS_PARENT_PID: String(process.pid) } },
+      {
+        stdio: ["ignore", logFd, logFd],
+        env: {
+          ...process.env,
+          DVS_PARENT_PID: String(process.pid),
+          // The nodes of the embedded default are the `node` user of the shipped nats.conf.
+          DVS_NATS_USER: DEV_USERS.node.user,
+          DVS_NATS_PASS: DEV_USERS.node.pass,
+        },
+      },
     );
     closeSync(logFd);
     child.once("exit", (code, signal) => {
@@ -116,7 +126,12 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   let transport: NatsTransport | undefined;
   let initLine = "";
   try {
-    transport = await connectNats({ servers: [url], name: "dvsd-up", connectTimeoutMs: 5_000 });
+    transport = await connectNats({
+      servers: [url],
+      name: "dvsd-up",
+      connectTimeoutMs: 5_000,
+      ...DEV_USERS.admin,
+    });
     const stopped = () => stopping;
     nodes = await waitForNodes(transport, options.cluster, options.nodes, options.readyTimeoutMs, stopped);
     const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);

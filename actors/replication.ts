@@ -136,7 +136,7 @@ export class ReplicationServer {
     const { transport, subjects, node } = this.#o;
     const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
     try {
-      const msg = await transport.request(subjects.nodeRqst(dst), encode({ ...rqst, dst }), { timeoutMs });
+      const msg = await transport.request(subjects.forward(dst), encode({ ...rqst, dst }), { timeoutMs });
       const parsed = parseRply(msg.data, "cbor", transport.maxPayload);
       if (parsed.ok) return { ...parsed.rply, seq: rqst.seq };
       return errorRply(rqst, node, "EBADMSG", `node ${dst} answered with a malformed reply`);

@@ -10,8 +10,10 @@ import { encode, errorRply, headersFor, makeRply, parseRqst } from "../transport
 import {
   ALL,
   type ErrorName,
+  MUTATING_TYPES,
   type NodeId,
   type RequestType,
+  type Role,
   type Rply,
   type Rqst,
   UNICAST_ONLY_TYPES,
@@ -70,7 +72,11 @@ export class RequestServer {
 
   start(): void {
     const { transport, subjects, node } = this.#options;
-    this.#subscriptions = [transport.subscribe(subjects.nodeRqst(node), (msg) => this.#serve(msg))];
+    this.#subscriptions = [
+      transport.subscribe(subjects.nodeRqst(node), (msg) => this.#serve(msg, "public")),
+      transport.subscribe(subjects.roNodeRqst(node), (msg) => this.#serve(msg, "readonly")),
+      transport.subscribe(subjects.forward(node), (msg) => this.#serve(msg, "forward")),
+    ];
     this.joinCluster();
   }
 
@@ -79,9 +85,10 @@ export class RequestServer {
     if (this.#clusterSubscriptions.length > 0) return;
     const { transport, subjects } = this.#options;
     this.#clusterSubscriptions = [
-      transport.subscribe(subjects.anyRqst, (msg) => this.#serve(msg), { queue: QUEUE_GROUP }),
+      transport.subscribe(subjects.anyRqst, (msg) => this.#serve(msg, "public"), { queue: QUEUE_GROUP }),
+      transport.subscribe(subjects.roAnyRqst, (msg) => this.#serve(msg, "readonly"), { queue: QUEUE_GROUP }),
       // Another node's replication server asks every node: serve it here, whatever its dst.
-      transport.subscribe(subjects.multicast, (msg) => this.#serve(msg, true)),
+      transport.subscribe(subjects.multicast, (msg) => this.#serve(msg, "multicast")),
     ];
   }
 
@@ -100,7 +107,7 @@ export class RequestServer {
     this.#subscriptions = [];
   }
 
-  #serve(msg: Message, multicast = false): void {
+  #serve(msg: Message, source: Source): void {
     this.stats.received++;
     const { node, replication } = this.#options;
     const parsed = parseRqst(msg);
@@ -118,7 +125,10 @@ export class RequestServer {
       );
       return;
     }
-    const { rqst, encoding } = parsed;
+    const { encoding } = parsed;
+    const rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
+    // Requests other nodes pass on (multicast, forward) are served here, whatever their dst.
+    const passedOn = source === "multicast" || source === "forward";
     if (rqst.dst === ALL && UNICAST_ONLY_TYPES.has(rqst.type)) {
       this.#answer(
         msg,
@@ -127,15 +137,15 @@ export class RequestServer {
       );
       return;
     }
-    if (!multicast && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
+    if (!passedOn && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
       this.#track(replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply)));
       return;
     }
-    if (!multicast && rqst.dst === ALL && replication) {
+    if (!passedOn && rqst.dst === ALL && replication) {
       this.#serveAlone(msg, encoding, rqst);
       return;
     }
-    if (!multicast && rqst.dst !== ALL && rqst.dst !== node) {
+    if (!passedOn && rqst.dst !== ALL && rqst.dst !== node) {
       if (!replication) {
         this.#answer(
           msg,
@@ -201,8 +211,13 @@ export class RequestServer {
     }
   }
 
-  /** Serves a request on this node: the gate, then the handler of its type. */
+  /** Serves a request on this node: the role check, the gate, then the handler of its type. */
   serveLocal(rqst: Rqst): Outcome | Promise<Outcome> {
+    if (rqst.role === "viewer" && MUTATING_TYPES.has(rqst.type))
+      return {
+        error: "EPERM",
+        message: `${rqst.type} changes the node or its host: viewers may not send it`,
+      };
     const refused = this.#options.gate?.(rqst);
     if (refused) return refused;
     const handler = this.#options.handlers[rqst.type];
@@ -255,6 +270,20 @@ export class RequestServer {
       this.#warn("reply", { err: error, reply: msg.reply }, "could not send a reply");
     }
   }
+}
+
+/** Where a request came in: a public subject (full or read-only), or passed on by another node. */
+type Source = "public" | "readonly" | "multicast" | "forward";
+
+/**
+ * The requester's role. The subject decides for requests from outside; a role
+ * in the RQST itself counts only on the internal subjects, which only nodes
+ * (and admins) may publish to, so a viewer cannot claim more than it has.
+ */
+function roleFor(source: Source, claimed: Role | undefined): Role {
+  if (source === "readonly") return "viewer";
+  if (source === "public") return "admin";
+  return claimed ?? "admin";
 }
 
 function toRply(rqst: Rqst, node: NodeId, outcome: Outcome): Rply {

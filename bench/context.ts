@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
+import { DEV_USERS } from "../actors/credentials.js";
 import { type NatsServer, startNatsServer } from "../actors/natsServer.js";
 import { connectNats } from "../transport/nats.js";
 import { BenchAbortedError, BenchTimeoutError } from "./errors.js";
@@ -113,7 +114,12 @@ export function createContext(options: ContextOptions): BenchContext {
     repoRoot: options.repoRoot,
     natsConf: options.natsConf,
     async connect(name, url = options.url) {
-      const transport = await connectNats({ servers: [url], name, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+      const transport = await connectNats({
+        servers: [url],
+        name,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        ...DEV_USERS.admin,
+      });
       scope.defer(`close transport ${name}`, async () => {
         // Draining is polite but may wait on a busy subscription; a bench only needs the socket gone.
         await limit(CLEANUP_TIMEOUT_MS / 2, `drain ${name}`, transport.close()).catch(() =>
@@ -123,7 +129,13 @@ export function createContext(options: ContextOptions): BenchContext {
       return transport;
     },
     async connectRaw(name, url = options.url) {
-      const nc = await connect({ servers: url, name, timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0 });
+      const nc = await connect({
+        servers: url,
+        name,
+        timeout: CONNECT_TIMEOUT_MS,
+        maxReconnectAttempts: 0,
+        ...DEV_USERS.admin,
+      });
       scope.defer(`close connection ${name}`, () => (nc.isClosed() ? undefined : nc.close()));
       return nc;
     },

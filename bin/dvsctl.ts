@@ -25,8 +25,26 @@ const program = new Command()
       .default("nats://127.0.0.1:4222"),
   )
   .addOption(new Option("--cluster <name>", "cluster name").env("DVS_CLUSTER").default("dvs"))
-  .option("--user <user>", "NATS user")
-  .option("--pass <password>", "NATS password")
+  .addOption(
+    new Option("--user <user>", "NATS user (default: admin, the development user of nats.conf)")
+      .env("DVS_USER")
+      .default("admin"),
+  )
+  .addOption(
+    new Option("--pass <password>", "NATS password (default: the development password of --user)").env(
+      "DVS_PASS",
+    ),
+  )
+  .addOption(new Option("--pass-file <file>", "read the NATS password from a file (first line)"))
+  .addOption(new Option("--nkey-seed-file <file>", "authenticate with the nkey seed in this file"))
+  .addOption(
+    new Option(
+      "--role <role>",
+      "send requests as admin (full subjects) or viewer (read-only subjects); default: viewer for user viewer, else admin",
+    )
+      .choices(["admin", "viewer"])
+      .env("DVS_ROLE"),
+  )
   .option("--json", "print the raw reply (RPLY) as one JSON line, for scripts", false)
   .option("--timeout <ms>", "how long to wait for answers", positive, 5_000)
   .showHelpAfterError()
@@ -42,7 +60,11 @@ const program = new Command()
       "Requests to all nodes (--node all) are answered by one node with one row per member of its view;",
       "a member that does not answer within --timeout (less a margin) is a row with ETIMEDOUT.",
       "",
-      "Exit status: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable.",
+      "Exit status: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable,",
+      "4 the NATS server refused the credentials or this user may not send that request.",
+      "",
+      "Against `dvsd up` no credentials are needed: dvsctl uses the development user admin.",
+      "Use --user viewer for read-only access, and real credentials in production (docs/operations.md).",
       "",
       "Examples:",
       "  $ dvsctl members",
@@ -69,6 +91,9 @@ try {
   } else if (e instanceof ParamError) {
     process.stderr.write(`dvsctl: ${e.message}\n`);
     process.exitCode = EXIT.usage;
+  } else if (["AuthorizationError", "PermissionDeniedError"].includes(e.name)) {
+    process.stderr.write(`dvsctl: EPERM: ${e.message}\n`);
+    process.exitCode = EXIT.denied;
   } else if (["ConnectError", "TimeoutError", "NoRespondersError", "TransportClosedError"].includes(e.name)) {
     process.stderr.write(`dvsctl: ${e.message}\n`);
     process.exitCode = EXIT.unreachable;

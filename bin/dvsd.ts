@@ -37,18 +37,26 @@ program
   .option("--node <id>", "this node's id (0-65535); required here or in the config file", integer(0, 65_535))
   .option("--cluster <name>", "cluster name, the <c> of dvs.<c>.* subjects (default: dvs)")
   .option("--nats <urls>", "NATS server URL(s), comma-separated (default: nats://127.0.0.1:4222)")
+  .addOption(new Option("--user <user>", "NATS user (nats.user)").env("DVS_NATS_USER"))
+  .addOption(
+    new Option("--pass <password>", "NATS password (nats.pass); prefer nats.passFile in a config file").env(
+      "DVS_NATS_PASS",
+    ),
+  )
   .option("--config <file>", "config file, YAML or JSON (see docs/config.md)")
   .option("--state <dir>", "state directory (default: ./data/node-<id>)")
   .addOption(new Option("--log-level <level>", "log level").choices(logLevels))
   .addHelpText(
     "after",
-    "\nFlags override the config file. Logs are JSON lines (pino) on stdout.\nExample: dvsd run --node 1 --nats nats://127.0.0.1:4222",
+    "\nFlags override the config file; DVS_NATS_USER and DVS_NATS_PASS stand for --user and --pass.\nLogs are JSON lines (pino) on stdout.\nExample: DVS_NATS_USER=node DVS_NATS_PASS=dvs-node-dev dvsd run --node 1 --nats nats://127.0.0.1:4222",
   )
   .action(
     async (opts: {
       node?: number;
       cluster?: string;
       nats?: string;
+      user?: string;
+      pass?: string;
       config?: string;
       state?: string;
       logLevel?: string;
@@ -57,7 +65,11 @@ program
         node: opts.node,
         cluster: opts.cluster,
         stateDir: opts.state,
-        nats: opts.nats ? { servers: opts.nats.split(",") } : undefined,
+        nats: {
+          ...(opts.nats ? { servers: opts.nats.split(",") } : {}),
+          ...(opts.user !== undefined ? { user: opts.user } : {}),
+          ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
+        },
         log: opts.logLevel ? { level: opts.logLevel } : undefined,
       });
       process.exitCode = await runDaemon(config);

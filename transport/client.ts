@@ -3,7 +3,7 @@
 // external tools may speak the same protocol with any NATS client.
 import { type Encoding, encode, encodingOf, headersFor, parseRply } from "./codec.js";
 import { BadReplyError } from "./errors.js";
-import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Rply } from "./protocol.js";
+import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Role, type Rply } from "./protocol.js";
 import { type Subjects, subjects as subjectsOf } from "./subjects.js";
 import type { Transport } from "./transport.js";
 
@@ -13,6 +13,11 @@ export interface DvsClientOptions {
   readonly clientId: NodeId | string;
   readonly encoding?: Encoding;
   readonly timeoutMs?: number;
+  /**
+   * `viewer` sends to the read-only subjects (all the `viewer` user of nats.conf
+   * may publish to); `admin`, the default, to the full ones.
+   */
+  readonly role?: Role;
 }
 
 export interface SendOptions {
@@ -51,7 +56,7 @@ export class DvsClient {
       ...(send.gatherTimeoutMs !== undefined ? { timeout: send.gatherTimeoutMs } : {}),
       params,
     };
-    const subject = dst === ALL || send.viaAnyNode ? this.subjects.anyRqst : this.subjects.nodeRqst(dst);
+    const subject = this.#subjectFor(dst, send.viaAnyNode === true);
     const headers = headersFor(encoding);
     const msg = await this.transport.request(subject, encode(rqst, encoding), {
       timeoutMs: send.timeoutMs ?? this.options.timeoutMs ?? 5_000,
@@ -60,5 +65,12 @@ export class DvsClient {
     const parsed = parseRply(msg.data, encodingOf(msg), this.transport.maxPayload);
     if (!parsed.ok) throw new BadReplyError(subject, parsed.message);
     return parsed.rply;
+  }
+
+  #subjectFor(dst: NodeId | typeof ALL, viaAnyNode: boolean): string {
+    const s = this.subjects;
+    const anyNode = dst === ALL || viaAnyNode;
+    if (this.options.role === "viewer") return anyNode ? s.roAnyRqst : s.roNodeRqst(dst as NodeId);
+    return anyNode ? s.anyRqst : s.nodeRqst(dst as NodeId);
   }
 }

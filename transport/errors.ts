@@ -66,6 +66,33 @@ export class ConnectError extends TransportError {
   }
 }
 
+/** The server refused the connection's credentials (or there were none and it requires some). */
+export class AuthorizationError extends TransportError {
+  override name = "AuthorizationError";
+  constructor(
+    readonly servers: readonly string[],
+    readonly user: string | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${servers.join(", ")} refused ${user === undefined ? "a connection without credentials" : `the credentials of user ${JSON.stringify(user)}`}`,
+      options,
+    );
+  }
+}
+
+/** The server's subject permissions do not let this user publish to (or subscribe on) a subject. */
+export class PermissionDeniedError extends TransportError {
+  override name = "PermissionDeniedError";
+  constructor(
+    readonly subject: string,
+    readonly operation: "publish" | "subscribe",
+    options?: ErrorOptions,
+  ) {
+    super(`the NATS server does not permit this user to ${operation} ${subject}`, options);
+  }
+}
+
 /** A reply could not be decoded or is not a valid RPLY. */
 export class BadReplyError extends TransportError {
   override name = "BadReplyError";

@@ -1,7 +1,9 @@
 // The Transport over a real nats-server, with the nats.js v3 client. It maps
 // the client's statuses and errors onto the Transport's own discriminated
 // union and named errors, and keeps reconnecting until closed.
+import { readFileSync } from "node:fs";
 import {
+  type Authenticator,
   connect,
   createInbox,
   type Msg,
@@ -9,14 +11,18 @@ import {
   type NatsConnection,
   errors as natsErrors,
   headers as natsHeaders,
+  nkeyAuthenticator,
+  PermissionViolationError,
   RequestError,
   type Status,
 } from "@nats-io/transport-node";
 import {
+  AuthorizationError,
   ConnectError,
   InvalidSubjectError,
   NoRespondersError,
   PayloadTooLargeError,
+  PermissionDeniedError,
   TimeoutError,
   TransportClosedError,
 } from "./errors.js";
@@ -41,6 +47,14 @@ export interface NatsTransportOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /** A file holding an nkey seed (`SU...`): the server knows the user by its public key. */
+  readonly nkeySeedFile?: string;
+  /** TLS to the server (required by a production nats.conf): CA to verify it, and a client certificate if it asks for one. */
+  readonly tls?: {
+    readonly caFile?: string | undefined;
+    readonly certFile?: string | undefined;
+    readonly keyFile?: string | undefined;
+  };
   /** Milliseconds between reconnect attempts; short so a healed link is noticed quickly. */
   readonly reconnectWaitMs?: number;
   /** Milliseconds to wait for the first connection. */
@@ -70,8 +84,12 @@ export async function connectNats(options: NatsTransportOptions): Promise<NatsTr
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.pass !== undefined ? { pass: options.pass } : {}),
       ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.nkeySeedFile !== undefined ? { authenticator: nkeyFrom(options.nkeySeedFile) } : {}),
+      ...(options.tls ? { tls: tlsOptions(options.tls) } : {}),
     });
   } catch (error) {
+    if (error instanceof Error && /authorization violation|authentication/i.test(error.message))
+      throw new AuthorizationError(options.servers, options.user, { cause: error });
     throw new ConnectError(options.servers, { cause: error });
   }
   return new NatsTransport(nc, options);
@@ -224,8 +242,20 @@ function mapStatus(s: Status): TransportStatus | undefined {
   }
 }
 
+function tlsOptions(tls: NonNullable<NatsTransportOptions["tls"]>) {
+  return Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+function nkeyFrom(file: string): Authenticator {
+  const seed = readFileSync(file, "utf8").trim();
+  return nkeyAuthenticator(new TextEncoder().encode(seed));
+}
+
 function mapRequestError(error: unknown, subject: string, timeoutMs: number): Error {
   if (!(error instanceof Error)) return new Error(String(error));
+  const cause = error.cause;
+  if (error instanceof PermissionViolationError || cause instanceof PermissionViolationError)
+    return new PermissionDeniedError(subject, "publish", { cause: error });
   if (error instanceof natsErrors.TimeoutError) return new TimeoutError(subject, timeoutMs, { cause: error });
   if (
     error instanceof natsErrors.NoRespondersError ||

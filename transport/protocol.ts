@@ -65,6 +65,14 @@ export const MUTATING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
   "KILL",
 ]);
 
+/**
+ * Who a requester is to a node. The subject a request arrives on decides it:
+ * the read-only subjects (the `viewer` user of nats.conf) make it `viewer`, the
+ * full ones `admin`; nodes pass a request on with its role in the RQST.
+ */
+export const ROLES = ["admin", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
 /** Requests that act on one process or one node's processes: `dst: ALL` is refused with EINVAL. */
 export const UNICAST_ONLY_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
   "SPAWN",
@@ -223,6 +231,8 @@ export const rqstEnvelopeSchema = z.strictObject({
   dst: z.union([nodeIdSchema, z.literal(ALL)]),
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   action: z.string().min(1).max(64).optional(),
+  /** The requester's role; honoured only on the internal subjects nodes pass requests on. */
+  role: z.enum(ROLES).optional(),
   /** How long a node may take gathering the answers of a forwarded or `ALL` request (ms). */
   timeout: z.number().int().min(1).max(600_000).optional(),
   params: z.unknown().optional(),
@@ -236,6 +246,7 @@ export interface Rqst<T extends RequestType = RequestType> {
   readonly dst: NodeId | typeof ALL;
   readonly seq: number;
   readonly action?: string;
+  readonly role?: Role;
   readonly timeout?: number;
   readonly params: Params<T>;
 }
@@ -248,6 +259,8 @@ export const rplySchema = z.strictObject({
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   rcode: z.number().int(),
   count: z.number().int().min(0),
+  /** The action id the request was logged under (6.4), when it was. */
+  action: z.string().min(1).max(64).optional(),
   data: z.unknown(),
 });
 export type Rply = z.infer<typeof rplySchema>;

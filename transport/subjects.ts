@@ -17,6 +17,12 @@ export function subjects(cluster: string) {
     nodeRqst: (node: NodeId) => `${base}.node.${node}.rqst`,
     /** Any node answers (queue group `QUEUE_GROUP`). */
     anyRqst: `${base}.rqst`,
+    /**
+     * The read-only request subjects, for the `viewer` user: the same request
+     * servers, but a mutating request type arriving here is EPERM.
+     */
+    roNodeRqst: (node: NodeId) => `${base}.ro.node.${node}.rqst`,
+    roAnyRqst: `${base}.ro.rqst`,
     /** Membership and lifecycle events. */
     events: `${base}.events`,
     /** Registry: who is the coordinator. */
@@ -32,6 +38,8 @@ export function subjects(cluster: string) {
     status: `${base}._status`,
     /** Internal: `dst: ALL` requests, multicast by a replication server to every node. */
     multicast: `${base}._mcast`,
+    /** Internal: a request another node passes on to node `node` (its requester's role travels in the RQST). */
+    forward: (node: NodeId) => `${base}._fwd.${node}`,
     /** Internal: where the members' answers to one node's multicasts come back. */
     gather: (node: NodeId) => `${base}._gather.${node}`,
     /** Internal: DC tables offered to a node that joined the view. */

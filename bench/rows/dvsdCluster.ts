@@ -7,6 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {
@@ -98,7 +99,14 @@ export class DvsdCluster {
         ...(this.#options.extraArgs ?? []),
       ],
       // Should the bench itself die, the daemons stop on their own.
-      { env: { ...process.env, DVS_PARENT_PID: String(process.pid) } },
+      {
+        env: {
+          ...process.env,
+          DVS_PARENT_PID: String(process.pid),
+          DVS_NATS_USER: DEV_USERS.node.user,
+          DVS_NATS_PASS: DEV_USERS.node.pass,
+        },
+      },
     );
     this.#children.set(node, child);
     return child;

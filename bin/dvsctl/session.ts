@@ -1,24 +1,53 @@
 // What every dvsctl command shares: the global options, one NATS connection
 // per run, the exit statuses, and sending one request and showing its reply
 // (a table, or the RPLY as JSON with --json) with the exit status it implies.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
+import { DEV_USERS, devPassword, type Role } from "../../actors/credentials.js";
 import { DvsClient, type SendOptions } from "../../transport/client.js";
 import type { Encoding } from "../../transport/codec.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { ALL, type NodeId, type RequestType, type Rply } from "../../transport/protocol.js";
+import { CommandError } from "./errors.js";
 import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
 
-/** Exit statuses: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable. */
-export const EXIT = { ok: 0, replyError: 1, usage: 2, unreachable: 3 } as const;
+/**
+ * Exit statuses: 0 every answer OK, 1 a node answered an error, 2 bad usage,
+ * 3 cluster or node unreachable, 4 the NATS server refused these credentials or this request.
+ */
+export const EXIT = { ok: 0, replyError: 1, usage: 2, unreachable: 3, denied: 4 } as const;
 
 export interface GlobalOptions {
   nats: string;
   cluster: string;
-  user?: string;
+  user: string;
   pass?: string;
+  passFile?: string;
+  nkeySeedFile?: string;
+  role?: Role;
   json: boolean;
   timeout: number;
+}
+
+/** The role requests are sent as: --role, else viewer for the user named viewer, else admin. */
+export function roleOf(g: GlobalOptions): Role {
+  return g.role ?? (g.user === DEV_USERS.viewer.user ? "viewer" : "admin");
+}
+
+function passwordOf(g: GlobalOptions): string | undefined {
+  if (g.pass !== undefined) return g.pass;
+  if (g.passFile !== undefined) {
+    try {
+      return readFileSync(g.passFile, "utf8").split("\n")[0]?.trim();
+    } catch (error) {
+      throw new CommandError(
+        `cannot read --pass-file ${g.passFile}: ${(error as Error).message}`,
+        EXIT.usage,
+      );
+    }
+  }
+  return g.nkeySeedFile === undefined ? devPassword(g.user) : undefined;
 }
 
 /** The program's options as seen from any (sub)command. */
@@ -31,12 +60,13 @@ export async function withConnection<T>(
   fn: (t: NatsTransport, g: GlobalOptions) => Promise<T>,
 ): Promise<T> {
   const g = globalsOf(cmd);
+  const pass = passwordOf(g);
   const transport = await connectNats({
     servers: g.nats.split(","),
     name: `dvsctl@${hostname()}`,
     connectTimeoutMs: Math.min(g.timeout, 5_000),
-    ...(g.user !== undefined ? { user: g.user } : {}),
-    ...(g.pass !== undefined ? { pass: g.pass } : {}),
+    ...(g.nkeySeedFile === undefined ? { user: g.user } : { nkeySeedFile: g.nkeySeedFile }),
+    ...(pass !== undefined ? { pass } : {}),
   });
   try {
     return await fn(transport, g);
@@ -80,6 +110,7 @@ export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply>
     const client = new DvsClient(t, {
       cluster: g.cluster,
       clientId: `dvsctl.${process.pid}`,
+      role: roleOf(g),
       ...(call.encoding ? { encoding: call.encoding } : {}),
     });
     const dst = typeof call.dst === "function" ? await call.dst(client, g) : call.dst;

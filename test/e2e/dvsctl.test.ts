@@ -5,6 +5,7 @@
 // when one is killed.
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../transport/protocol.js";
 import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
@@ -192,7 +193,7 @@ describe("dvsctl request commands", () => {
   });
 
   it("an ALL request carries a gather timeout a little below dvsctl's own --timeout", async () => {
-    const nc = await connect({ servers: env.DVS_NATS ?? "" });
+    const nc = await connect({ servers: env.DVS_NATS ?? "", ...DEV_USERS.admin });
     const seen: unknown[] = [];
     // A plain subscription sees every request on the queue subject, beside the nodes' queue group.
     nc.subscribe("dvs.dvs.rqst", {
@@ -370,7 +371,7 @@ describe("dvsctl members and watch", () => {
     await text.waitFor(/watching dvs\.dvs\.events/);
 
     // A malformed message is skipped with a note, and the watch goes on.
-    const nc = await connect({ servers: env.DVS_NATS ?? "" });
+    const nc = await connect({ servers: env.DVS_NATS ?? "", ...DEV_USERS.admin });
     nc.publish("dvs.dvs.events", "not cbor at all");
     await nc.flush();
     await nc.close();

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { DvsClient } from "../../transport/client.js";
 import { decode, encode } from "../../transport/codec.js";
@@ -95,7 +96,7 @@ describe("ALL requests on a cluster started by dvsd up (default timings)", () =>
   beforeAll(async () => {
     const cluster = await startLocalCluster(NODES.length);
     up = cluster.up;
-    nc = await connect({ servers: cluster.url, name: "e2e-requests" });
+    nc = await connect({ servers: cluster.url, name: "e2e-requests", ...DEV_USERS.admin });
     tool = new Tool(nc);
     watch = await EventWatch.start(cluster.url);
     pids = new Map((await discoverNodes(nc, "dvs", 500)).map((n) => [n.node, n.pid]));
@@ -181,7 +182,7 @@ describe("ALL requests while a member is SIGSTOPped, before the membership notic
     }
     watch = await EventWatch.start(server.url);
     await watch.converged(NODES, 20_000);
-    nc = await connect({ servers: server.url, name: "e2e-requests" });
+    nc = await connect({ servers: server.url, name: "e2e-requests", ...DEV_USERS.admin });
     tool = new Tool(nc);
     await initialise(tool);
   }, 40_000);

@@ -2,6 +2,7 @@
 // processes, found through NATS micro discovery, stopped by Ctrl-C.
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { rcode } from "../../transport/protocol.js";
 import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
@@ -14,7 +15,7 @@ beforeAll(async () => {
   const cluster = await startLocalCluster();
   up = cluster.up;
   port = cluster.port;
-  nc = await connect({ servers: cluster.url });
+  nc = await connect({ servers: cluster.url, ...DEV_USERS.admin });
 }, 40_000);
 
 afterAll(async () => {

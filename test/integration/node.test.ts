@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../actors/config.js";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { createNatsNode } from "../../actors/daemon.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { silentLogger } from "../../actors/logger.js";
@@ -18,7 +19,7 @@ const stateDir = mkdtempSync(join(tmpdir(), "dvs-node-"));
 
 beforeAll(async () => {
   server = await startTestNatsServer();
-  nc = await connect({ servers: server.url });
+  nc = await connect({ servers: server.url, ...DEV_USERS.admin });
 });
 afterAll(async () => {
   await nc?.close();
@@ -34,7 +35,7 @@ const jsonHeaders = () => {
 function config(node: number) {
   return parseConfig({
     node,
-    nats: { servers: [server.url] },
+    nats: { servers: [server.url], ...DEV_USERS.node },
     stateDir: join(stateDir, `n${node}`),
     log: { level: "silent" },
   });

@@ -4,6 +4,7 @@
 // instead of sleeping.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
+import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {
@@ -69,7 +70,7 @@ export class EventWatch implements AsyncDisposable {
   }
 
   static async start(url: string, cluster = "dvs"): Promise<EventWatch> {
-    const nc = await connect({ servers: url, name: "e2e-event-watch" });
+    const nc = await connect({ servers: url, name: "e2e-event-watch", ...DEV_USERS.admin });
     const watch = new EventWatch(nc, cluster);
     await nc.flush();
     return watch;

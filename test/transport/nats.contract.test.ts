@@ -1,6 +1,7 @@
 // The Transport contract against a real nats-server owned by this file; each
 // client connects through its own TCP proxy so the test can cut its link.
 import { afterAll, beforeAll } from "vitest";
+import { DEV_USERS } from "../../actors/credentials.js";
 import type { NatsTransport } from "../../transport/nats.js";
 import { connectNats } from "../../transport/nats.js";
 import type { Transport } from "../../transport/transport.js";
@@ -22,7 +23,7 @@ transportContract("nats", async () => {
   return {
     async connect(name) {
       const proxy = await startTcpProxy(server.port);
-      const t = await connectNats({ servers: [proxy.url], name, reconnectWaitMs: 50 });
+      const t = await connectNats({ servers: [proxy.url], name, reconnectWaitMs: 50, ...DEV_USERS.admin });
       links.set(t, proxy);
       clients.push(t);
       return t;
