@@ -80,6 +80,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   scripts: scriptsConfigSchema.prefault({}),
+  /** The action log (SPEC 6.4): a JetStream stream of every administrative request and its answers. */
+  actions: z
+    .strictObject({
+      /** How long actions are kept. */
+      maxAgeDays: z
+        .number()
+        .min(1 / 24)
+        .max(36_500)
+        .default(90),
+      /** The stream's size limit; the oldest actions go first. */
+      maxMegabytes: z.number().int().min(1).max(1_048_576).default(1_024),
+      /** Stream replicas when nats-server runs as a JetStream cluster (1, 3 or 5). */
+      replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
+    })
+    .prefault({}),
   shutdown: z
     .strictObject({
       /** Longest a graceful shutdown may take before the daemon exits anyway. */

@@ -3,6 +3,7 @@
 // into a graceful stop bounded by `shutdown.graceMs`.
 import { systemClock } from "../transport/clock.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
+import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { registerService } from "./discovery.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -46,6 +47,13 @@ export function createNatsNode(
           ...(config.nats.tls !== undefined ? { tls: config.nats.tls } : {}),
         }),
       register: (transport, identity) => registerService(transport.connection, identity),
+      actionLog: (transport) =>
+        new JetStreamActionLog(transport.connection, {
+          cluster: config.cluster,
+          maxAgeMs: config.actions.maxAgeDays * 86_400_000,
+          maxBytes: config.actions.maxMegabytes * 1024 * 1024,
+          replicas: config.actions.replicas,
+        }),
     },
   );
 }

@@ -51,3 +51,8 @@ export class MachineRegistrationError extends Error {
     );
   }
 }
+
+/** The action log could not be written or read (JetStream unavailable, a timeout). */
+export class ActionLogError extends Error {
+  override name = "ActionLogError";
+}

@@ -12,7 +12,7 @@ import {
   type ViewChange,
 } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
-import type { Clock } from "../transport/clock.js";
+import { type Clock, type Random, systemRandom } from "../transport/clock.js";
 import { decode, encode } from "../transport/codec.js";
 import {
   type EventMessage,
@@ -23,6 +23,8 @@ import {
 } from "../transport/protocol.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
+import { type ActionLog, actionIds } from "./actionLog.js";
+import { ActionRecorder } from "./actionRecorder.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
 import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
@@ -51,6 +53,12 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly stateDir?: string;
   /** The machines processes can be spawned from (default: the example machines). */
   readonly registry?: MachineRegistry;
+  /** The action log this node writes the actions that come in on it to (SPEC 6.4); none when absent. */
+  readonly actionLog?: (transport: T) => ActionLog;
+  /** Randomness for action ids (default: the system's). */
+  readonly random?: Random;
+  /** Handlers for the host group (PS, KILL, COMMAND…); ENOSYS for them when absent. */
+  readonly hostHandlers?: RequestHandlers;
 }
 
 export interface NodeOptions {
@@ -269,12 +277,24 @@ export class NodeRuntime<T extends Transport = Transport> {
       clock,
       logger,
       handlers: {
+        ...this.components.hostHandlers,
         ...dvsRequestHandlers(this.#dvsContext(replication, processes)),
         ...processes.handlers(),
         ...handlers,
       },
       gate: notInitializedGate(this.store),
       replication,
+      ...(this.components.actionLog
+        ? {
+            actions: new ActionRecorder({
+              log: this.components.actionLog(transport),
+              node: this.#identity.node,
+              clock,
+              logger,
+              newId: actionIds(clock, this.components.random ?? systemRandom),
+            }),
+          }
+        : {}),
     });
     this.#requestServer.start();
     this.#dcSyncSub = transport.subscribe(this.subjects.dcSync(this.#identity.node), (msg) =>

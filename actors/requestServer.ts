@@ -6,7 +6,7 @@
 // answered with an error code and logged with a throttle; nothing a requester
 // sends can throw out of here.
 import type { Clock } from "../transport/clock.js";
-import { encode, errorRply, headersFor, makeRply, parseRqst } from "../transport/codec.js";
+import { type Encoding, encode, errorRply, headersFor, makeRply, parseRqst } from "../transport/codec.js";
 import {
   ALL,
   type ErrorName,
@@ -20,6 +20,7 @@ import {
 } from "../transport/protocol.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
+import type { ActionRecorder, ActionRqst } from "./actionRecorder.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import type { ReplicationServer } from "./replication.js";
 
@@ -47,6 +48,8 @@ export interface RequestServerOptions {
   readonly gate?: (rqst: Rqst) => Outcome | undefined;
   /** Multicasts `dst: ALL` and forwards requests for other nodes; without it those are EINVAL. */
   readonly replication?: ReplicationServer;
+  /** Logs the actions that come in on this node (SPEC 6.4); without it nothing is logged. */
+  readonly actions?: ActionRecorder;
 }
 
 export interface RequestServerStats {
@@ -109,7 +112,7 @@ export class RequestServer {
 
   #serve(msg: Message, source: Source): void {
     this.stats.received++;
-    const { node, replication } = this.#options;
+    const { node } = this.#options;
     const parsed = parseRqst(msg);
     if (!parsed.ok) {
       this.stats.rejected++;
@@ -127,53 +130,81 @@ export class RequestServer {
     }
     const { encoding } = parsed;
     const rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
+    // Only the node a request comes in on logs it; requests passed on between nodes are not actions again.
+    const fromOutside = source === "public" || source === "readonly";
+    const action = fromOutside ? this.#options.actions?.actionOf(rqst) : undefined;
+    this.#track(
+      action ? this.#serveAction(msg, encoding, action, source) : this.#respond(msg, encoding, rqst, source),
+    );
+  }
+
+  async #respond(msg: Message, encoding: Encoding, rqst: Rqst, source: Source): Promise<void> {
+    const { rply, afterReply } = await this.#resolve(rqst, source);
+    this.#answer(msg, encoding, rply);
+    this.#runAfterReply(rqst, afterReply);
+  }
+
+  /** An action: logged before it runs, and its replies and outcome before the requester hears of them. */
+  async #serveAction(msg: Message, encoding: Encoding, rqst: ActionRqst, source: Source): Promise<void> {
+    const { node, clock } = this.#options;
+    const recorder = this.#options.actions as ActionRecorder;
+    const startedAt = clock.now();
+    const { rply, afterReply } = (await recorder.begin(rqst))
+      ? await this.#resolve(rqst, source)
+      : {
+          rply: errorRply(rqst, node, "EAGAIN", "the action log cannot be written: nothing was changed"),
+          afterReply: undefined,
+        };
+    await recorder.end(rqst, rply, startedAt);
+    this.#answer(msg, encoding, { ...rply, action: rqst.action });
+    this.#runAfterReply(rqst, afterReply);
+  }
+
+  /** Works out the reply: refused, gathered from every member, forwarded, or served here. */
+  async #resolve(rqst: Rqst, source: Source): Promise<Resolved> {
+    const { node, replication } = this.#options;
     // Requests other nodes pass on (multicast, forward) are served here, whatever their dst.
     const passedOn = source === "multicast" || source === "forward";
-    if (rqst.dst === ALL && UNICAST_ONLY_TYPES.has(rqst.type)) {
-      this.#answer(
-        msg,
-        encoding,
-        errorRply(rqst, node, "EINVAL", `${rqst.type} acts on one process: send it to one node, not ALL`),
-      );
-      return;
-    }
-    if (!passedOn && rqst.dst === ALL && replication && this.#clusterSubscriptions.length > 0) {
-      this.#track(replication.gather(rqst).then((rply) => this.#answer(msg, encoding, rply)));
-      return;
-    }
-    if (!passedOn && rqst.dst === ALL && replication) {
-      this.#serveAlone(msg, encoding, rqst);
-      return;
-    }
-    if (!passedOn && rqst.dst !== ALL && rqst.dst !== node) {
-      if (!replication) {
-        this.#answer(
-          msg,
-          encoding,
-          errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`),
-        );
-        return;
-      }
-      this.#track(replication.forward(rqst, rqst.dst).then((rply) => this.#answer(msg, encoding, rply)));
-      return;
-    }
-    let pending: Outcome | Promise<Outcome>;
     try {
-      pending = this.serveLocal(rqst);
+      if (rqst.dst === ALL && UNICAST_ONLY_TYPES.has(rqst.type)) {
+        const message = `${rqst.type} acts on one process: send it to one node, not ALL`;
+        return { rply: errorRply(rqst, node, "EINVAL", message) };
+      }
+      if (!passedOn && rqst.dst === ALL && replication) {
+        if (this.#clusterSubscriptions.length > 0) return { rply: await replication.gather(rqst) };
+        // Out of the DVS: this node's own answer is the one entry.
+        const outcome = await this.serveLocal(rqst);
+        const entry = toRply(rqst, node, outcome);
+        return {
+          rply: makeRply(rqst, node, Math.min(entry.rcode, 0), [entry]),
+          afterReply: afterReplyOf(outcome),
+        };
+      }
+      if (!passedOn && rqst.dst !== ALL && rqst.dst !== node) {
+        if (!replication) {
+          return { rply: errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`) };
+        }
+        return { rply: await replication.forward(rqst, rqst.dst) };
+      }
+      const outcome = await this.serveLocal(rqst);
+      return { rply: toRply(rqst, node, outcome), afterReply: afterReplyOf(outcome) };
     } catch (error) {
-      this.#fail(msg, rqst, encoding, error);
-      return;
+      this.stats.failed++;
+      this.#options.logger.error(
+        { err: error, type: rqst.type, seq: rqst.seq, src: rqst.src },
+        "request handler failed",
+      );
+      return { rply: errorRply(rqst, node, "EINVAL", "the request failed on the node") };
     }
-    if (!(pending instanceof Promise)) {
-      this.#answerOutcome(msg, encoding, rqst, pending);
-      return;
+  }
+
+  #runAfterReply(rqst: Rqst, afterReply: (() => void) | undefined): void {
+    if (!afterReply) return;
+    try {
+      afterReply();
+    } catch (error) {
+      this.#options.logger.error({ err: error, type: rqst.type }, "after-reply step failed");
     }
-    this.#track(
-      pending.then(
-        (outcome) => this.#answerOutcome(msg, encoding, rqst, outcome),
-        (error: unknown) => this.#fail(msg, rqst, encoding, error),
-      ),
-    );
   }
 
   #track(answered: Promise<unknown>): void {
@@ -193,24 +224,6 @@ export class RequestServer {
     clock.clearTimeout(timer);
   }
 
-  /** An ALL request while out of the DVS: this node's own answer as the one entry. */
-  #serveAlone(msg: Message, encoding: "cbor" | "json", rqst: Rqst): void {
-    const { node } = this.#options;
-    const settle = (outcome: Outcome) => {
-      const entry = toRply(rqst, node, outcome);
-      this.#answer(msg, encoding, makeRply(rqst, node, Math.min(entry.rcode, 0), [entry]));
-      if ("afterReply" in outcome) outcome.afterReply?.();
-    };
-    try {
-      const pending = this.serveLocal(rqst);
-      if (pending instanceof Promise)
-        pending.then(settle, (error: unknown) => this.#fail(msg, rqst, encoding, error));
-      else settle(pending);
-    } catch (error) {
-      this.#fail(msg, rqst, encoding, error);
-    }
-  }
-
   /** Serves a request on this node: the role check, the gate, then the handler of its type. */
   serveLocal(rqst: Rqst): Outcome | Promise<Outcome> {
     if (rqst.role === "viewer" && MUTATING_TYPES.has(rqst.type))
@@ -225,31 +238,7 @@ export class RequestServer {
     return handler(rqst);
   }
 
-  #answerOutcome(msg: Message, encoding: "cbor" | "json", rqst: Rqst, outcome: Outcome): void {
-    this.#answer(msg, encoding, toRply(rqst, this.#options.node, outcome));
-    if ("afterReply" in outcome && outcome.afterReply) {
-      try {
-        outcome.afterReply();
-      } catch (error) {
-        this.#options.logger.error({ err: error, type: rqst.type }, "after-reply step failed");
-      }
-    }
-  }
-
-  #fail(msg: Message, rqst: Rqst, encoding: "cbor" | "json", error: unknown): void {
-    this.stats.failed++;
-    this.#options.logger.error(
-      { err: error, type: rqst.type, seq: rqst.seq, src: rqst.src },
-      "request handler failed",
-    );
-    this.#answer(
-      msg,
-      encoding,
-      errorRply(rqst, this.#options.node, "EINVAL", "the request failed on the node"),
-    );
-  }
-
-  #answer(msg: Message, encoding: "cbor" | "json", rply: Rply): void {
+  #answer(msg: Message, encoding: Encoding, rply: Rply): void {
     if (!msg.reply) return;
     const { transport, node } = this.#options;
     const headers = headersFor(encoding);
@@ -270,6 +259,16 @@ export class RequestServer {
       this.#warn("reply", { err: error, reply: msg.reply }, "could not send a reply");
     }
   }
+}
+
+/** A request's reply, and what runs once it is on its way. */
+interface Resolved {
+  readonly rply: Rply;
+  readonly afterReply?: (() => void) | undefined;
+}
+
+function afterReplyOf(outcome: Outcome): (() => void) | undefined {
+  return "afterReply" in outcome ? outcome.afterReply : undefined;
 }
 
 /** Where a request came in: a public subject (full or read-only), or passed on by another node. */

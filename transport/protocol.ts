@@ -122,6 +122,16 @@ export const clientIdSchema = z
   .max(64)
   .regex(/^[A-Za-z0-9_.:-]+$/);
 
+/**
+ * An action id (SPEC 6.4): letters, digits, `-` and `_`, at most 64, so it is
+ * one subject token of the action log. Nodes make ULIDs (time-ordered, unique).
+ */
+export const actionIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_-]+$/);
+
 export const dcidSchema = z.number().int().min(0).max(65_535);
 export const endpointSchema = z.number().int().min(-65_536).max(65_536);
 const count = z.number().int().min(0).max(1_000_000);
@@ -202,15 +212,44 @@ export const PARAMS = {
     command: z.string().min(1).max(64),
     args: z.array(z.string().max(4096)).max(64).optional(),
   }),
-  PS: empty,
+  /** Host lists carry at most `limit` items (a default applies when absent); rcode says how many there were. */
+  PS: z.strictObject({
+    limit: z.number().int().min(1).max(2_000).optional(),
+    sort: z.enum(["cpu", "mem", "pid"]).optional(),
+  }),
   VMSTAT: empty,
-  IFCONFIG: empty,
-  NETSTAT: empty,
-  DF: empty,
-  MOUNT: empty,
+  IFCONFIG: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
+  NETSTAT: z.strictObject({
+    limit: z.number().int().min(1).max(5_000).optional(),
+    protocol: z.enum(["tcp", "udp"]).optional(),
+    state: z
+      .enum([
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+        "NEW_SYN_RECV",
+        "UNCONN",
+      ])
+      .optional(),
+  }),
+  DF: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
+  MOUNT: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
+  /** `signal` is checked against KILL's allow-list by the node (EINVAL), not here. */
   KILL: z.strictObject({ pid: z.number().int().min(1), signal: z.string().max(16).optional() }),
-  PIDSTAT: z.strictObject({ pid: z.number().int().min(1).optional() }),
-  CONTAINER: empty,
+  PIDSTAT: z.strictObject({
+    pid: z.number().int().min(1).optional(),
+    limit: z.number().int().min(1).max(2_000).optional(),
+    sort: z.enum(["cpu", "mem", "pid"]).optional(),
+  }),
+  CONTAINER: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
   CONTROLLER: empty,
 } satisfies Record<RequestType, z.ZodType>;
 
@@ -230,7 +269,7 @@ export const rqstEnvelopeSchema = z.strictObject({
   src: z.union([nodeIdSchema, clientIdSchema]),
   dst: z.union([nodeIdSchema, z.literal(ALL)]),
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  action: z.string().min(1).max(64).optional(),
+  action: actionIdSchema.optional(),
   /** The requester's role; honoured only on the internal subjects nodes pass requests on. */
   role: z.enum(ROLES).optional(),
   /** How long a node may take gathering the answers of a forwarded or `ALL` request (ms). */
@@ -260,7 +299,7 @@ export const rplySchema = z.strictObject({
   rcode: z.number().int(),
   count: z.number().int().min(0),
   /** The action id the request was logged under (6.4), when it was. */
-  action: z.string().min(1).max(64).optional(),
+  action: actionIdSchema.optional(),
   data: z.unknown(),
 });
 export type Rply = z.infer<typeof rplySchema>;

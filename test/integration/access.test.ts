@@ -21,7 +21,7 @@ import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.
 let server: TestNatsServer;
 let admin: NatsTransport;
 let viewer: NatsTransport;
-const nodes: NodeRuntime[] = [];
+const nodes: NodeRuntime<NatsTransport>[] = [];
 const stateDir = mkdtempSync(join(tmpdir(), "dvs-access-"));
 
 beforeAll(async () => {

@@ -1,9 +1,12 @@
 // A cluster of real node runtimes over the simulated network, for scenario and
 // model-based tests: start, crash, stop, restart nodes, cut links and routes,
 // and advance simulated time; every membership event each node observed is kept.
+
+import type { ActionLog } from "../../actors/actionLog.js";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
+import { seededRandom } from "../../transport/clock.js";
 import type { EventMessage } from "../../transport/protocol.js";
 import { SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
@@ -14,6 +17,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly quorum?: boolean;
   /** The membership machine every node runs (tests plant bugs with createMembershipMachine). */
   readonly membershipMachine?: MembershipMachine;
+  /** The action log every node writes to (one log shared, as a JetStream stream is). */
+  readonly actionLog?: ActionLog;
 }
 
 export interface ObservedEvent extends EventMessage {
@@ -65,6 +70,8 @@ export class SimCluster {
         connect: async () => this.network.connect(name, { server }),
         nextIncarnation,
         onViewChange: (event) => this.events.push({ ...event, order: this.#order++ }),
+        random: seededRandom(this.options.seed * 1_000 + id),
+        ...(this.options.actionLog ? { actionLog: () => this.options.actionLog as ActionLog } : {}),
       },
     ).start();
     this.nodes.set(id, node);

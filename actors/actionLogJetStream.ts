@@ -1,0 +1,204 @@
+// The action log in a JetStream stream (SPEC 6.4): file storage, one subject
+// per record (`dvs.<c>.actions.<action>.request|reply.<node>|outcome`), the
+// record's key as the message id so a record written twice is stored once.
+// A record is durable when its publish is acknowledged: nats-server has written
+// it to the stream's file, so it survives a kill -9 of the server (the sync
+// policy is in docs/operations.md).
+import {
+  type ConsumerMessages,
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { actionIdSchema } from "../transport/protocol.js";
+import {
+  type ActionFilter,
+  type ActionLog,
+  type ActionRecord,
+  type ActionSummary,
+  actionRecordSchema,
+  matches,
+  newest,
+  type OutcomeRecord,
+  outcomeRecordSchema,
+  type RequestRecord,
+  recordKey,
+} from "./actionLog.js";
+import { ActionLogError } from "./errors.js";
+
+export interface JetStreamActionLogOptions {
+  readonly cluster: string;
+  /** How long records are kept. */
+  readonly maxAgeMs?: number;
+  /** The stream's size limit; the oldest records go first. */
+  readonly maxBytes?: number;
+  /** Stream replicas in a clustered nats-server deployment (1 for one server). */
+  readonly replicas?: number;
+  /** Longest wait for one acknowledgement or read. */
+  readonly timeoutMs?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The stream's name for a cluster (stream names cannot hold dots). */
+export function actionStreamName(cluster: string): string {
+  return `DVS_ACTIONS_${cluster}`;
+}
+
+export class JetStreamActionLog implements ActionLog {
+  readonly stream: string;
+  readonly #nc: NatsConnection;
+  readonly #o: Required<JetStreamActionLogOptions>;
+  readonly #js: JetStreamClient;
+  #ready: Promise<JetStreamManager> | undefined;
+
+  constructor(nc: NatsConnection, options: JetStreamActionLogOptions) {
+    this.#nc = nc;
+    this.#o = {
+      maxAgeMs: 90 * DAY_MS,
+      maxBytes: 1024 ** 3,
+      replicas: 1,
+      timeoutMs: 2_000,
+      ...options,
+    };
+    this.stream = actionStreamName(options.cluster);
+    this.#js = jetstream(nc, { timeout: this.#o.timeoutMs });
+  }
+
+  #subject(suffix: string): string {
+    return `dvs.${this.#o.cluster}.actions.${suffix}`;
+  }
+
+  /** Creates the stream, or brings its limits up to date; retried on the next call after a failure. */
+  #ensure(): Promise<JetStreamManager> {
+    this.#ready ??= (async () => {
+      const jsm = await jetstreamManager(this.#nc, { timeout: this.#o.timeoutMs });
+      const config = {
+        name: this.stream,
+        subjects: [this.#subject(">")],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(this.#o.maxAgeMs),
+        max_bytes: this.#o.maxBytes,
+        num_replicas: this.#o.replicas,
+        // Long enough to cover a requester's retries of one action.
+        duplicate_window: nanos(120_000),
+      };
+      try {
+        await jsm.streams.info(this.stream);
+        await jsm.streams.update(this.stream, config);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        await jsm.streams.add(config);
+      }
+      return jsm;
+    })().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw new ActionLogError(`action log stream ${this.stream} is not available`, { cause: error });
+    });
+    return this.#ready;
+  }
+
+  async append(record: ActionRecord): Promise<void> {
+    await this.#ensure();
+    const key = recordKey(record);
+    try {
+      await this.#js.publish(this.#subject(key), JSON.stringify(record), {
+        msgID: key,
+        timeout: this.#o.timeoutMs,
+      });
+    } catch (error) {
+      throw new ActionLogError(`could not append ${key} to ${this.stream}`, { cause: error });
+    }
+  }
+
+  async list(filter: ActionFilter): Promise<ActionSummary[]> {
+    const jsm = await this.#ensure();
+    const requests: RequestRecord[] = [];
+    for await (const record of this.#read(this.#subject("*.request"))) {
+      if (record.kind === "request" && matches(record, filter)) requests.push(record);
+    }
+    const kept = newest(requests, filter.limit);
+    return Promise.all(
+      kept.map(async (request) => {
+        const outcome = await this.#outcome(jsm, request.action);
+        return outcome ? { request, outcome } : { request };
+      }),
+    );
+  }
+
+  async show(action: string): Promise<ActionRecord[]> {
+    if (!actionIdSchema.safeParse(action).success) return [];
+    await this.#ensure();
+    const records: ActionRecord[] = [];
+    for await (const record of this.#read(this.#subject(`${action}.>`))) records.push(record);
+    return records;
+  }
+
+  /** Records that fail validation (written by something else) are skipped and counted. */
+  skipped = 0;
+
+  async #outcome(jsm: JetStreamManager, action: string): Promise<OutcomeRecord | undefined> {
+    try {
+      const stored = await jsm.streams.getMessage(this.stream, {
+        last_by_subj: this.#subject(`${action}.outcome`),
+      });
+      if (!stored) return undefined;
+      const parsed = outcomeRecordSchema.safeParse(stored.json());
+      if (!parsed.success) this.skipped++;
+      return parsed.success ? parsed.data : undefined;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Every stored record on `filter`, oldest first, through an ordered consumer that ends at the last one. */
+  async *#read(filter: string): AsyncGenerator<ActionRecord> {
+    // A string, not an array: one filter_subject, which nats-server 2.9 understands.
+    const consumer = await this.#js.consumers.get(this.stream, { filter_subjects: filter });
+    const info = await consumer.info();
+    let pending = info.num_pending;
+    let messages: ConsumerMessages | undefined;
+    try {
+      while (pending > 0) {
+        messages = await consumer.fetch({
+          max_messages: Math.min(pending, 1_000),
+          expires: this.#o.timeoutMs,
+        });
+        let got = 0;
+        for await (const m of messages) {
+          got++;
+          pending = m.info.pending;
+          const parsed = (() => {
+            try {
+              return actionRecordSchema.safeParse(m.json());
+            } catch {
+              return undefined;
+            }
+          })();
+          if (parsed?.success) yield parsed.data;
+          else this.skipped++;
+          if (pending === 0) break;
+        }
+        if (got === 0)
+          throw new ActionLogError(`reading ${this.stream} stalled with ${pending} records left`);
+      }
+    } finally {
+      await messages?.close();
+      await consumer.delete().catch(() => {});
+    }
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { code?: unknown; api_error?: { err_code?: number }; message?: string } | undefined;
+  if (e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10037) return true;
+  return /not found/i.test(e?.message ?? "");
+}

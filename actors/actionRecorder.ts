@@ -1,0 +1,115 @@
+// Records actions as a node serves them (SPEC 6.4). The node a request comes
+// in on is the one that logs it: the request before it runs, then each node's
+// reply and the outcome before the requester gets the answer, so whatever a
+// requester was told is in the log. Requests passed on between nodes are not
+// logged again.
+import type { Clock } from "../transport/clock.js";
+import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
+import { type ActionLog, type ReplyRecord, summarise } from "./actionLog.js";
+import { type Logger, throttledWarn } from "./logger.js";
+
+export interface ActionRecorderOptions {
+  readonly log: ActionLog;
+  readonly node: NodeId;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Makes a new action id (time-ordered, unique). */
+  readonly newId: () => string;
+}
+
+/** A logged request: it has its action id. */
+export type ActionRqst = Rqst & { readonly action: string; readonly role: NonNullable<Rqst["role"]> };
+
+export class ActionRecorder {
+  readonly stats = { recorded: 0, failed: 0, refused: 0 };
+  readonly #o: ActionRecorderOptions;
+  readonly #warn: ReturnType<typeof throttledWarn>;
+
+  constructor(options: ActionRecorderOptions) {
+    this.#o = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+  }
+
+  /**
+   * The request as an action, or undefined when it is not one. An action is a
+   * request that names an action id (administrative clients such as dvsctl
+   * always do) or changes something (a mutating type always gets an id).
+   */
+  actionOf(rqst: Rqst): ActionRqst | undefined {
+    if (rqst.action === undefined && !MUTATING_TYPES.has(rqst.type)) return undefined;
+    return { ...rqst, action: rqst.action ?? this.#o.newId(), role: rqst.role ?? "admin" };
+  }
+
+  /**
+   * Writes the request record. Resolves false when it could not be written and
+   * the request changes something: a change nobody could audit is not made.
+   */
+  async begin(rqst: ActionRqst): Promise<boolean> {
+    const { node, clock } = this.#o;
+    try {
+      await this.#o.log.append({
+        v: 1,
+        kind: "request",
+        action: rqst.action,
+        at: clock.now(),
+        node,
+        role: rqst.role,
+        src: rqst.src,
+        type: rqst.type,
+        dst: rqst.dst,
+        seq: rqst.seq,
+        params: rqst.params ?? null,
+      });
+      return true;
+    } catch (error) {
+      this.stats.failed++;
+      this.#warn("begin", { err: error, action: rqst.action }, "could not log a request");
+      if (!MUTATING_TYPES.has(rqst.type)) return true;
+      this.stats.refused++;
+      return false;
+    }
+  }
+
+  /** Writes each node's reply and the outcome; a failure is logged, the requester still gets its answer. */
+  async end(rqst: ActionRqst, rply: Rply, startedAt: number): Promise<void> {
+    const { node, clock } = this.#o;
+    const at = clock.now();
+    // An ALL reply holds one entry per member; anything else is one node's answer.
+    const entries = rqst.dst === "ALL" && Array.isArray(rply.data) ? (rply.data as Rply[]) : [rply];
+    const replies = entries.map(
+      (e): ReplyRecord => ({
+        v: 1,
+        kind: "reply",
+        action: rqst.action,
+        at,
+        node: typeof e.src === "number" ? e.src : node,
+        rcode: e.rcode,
+        ...(e.rcode < 0 ? { error: errorName(e.rcode) ?? "EUNKNOWN" } : {}),
+        count: e.count,
+        summary: summarise(e.data),
+      }),
+    );
+    const failed = entries.filter((e) => e.rcode < 0).length;
+    try {
+      await Promise.all(replies.map((r) => this.#o.log.append(r)));
+      await this.#o.log.append({
+        v: 1,
+        kind: "outcome",
+        action: rqst.action,
+        at,
+        node,
+        type: rqst.type,
+        dst: rqst.dst,
+        rcode: rply.rcode,
+        ...(rply.rcode < 0 ? { error: errorName(rply.rcode) ?? "EUNKNOWN" } : {}),
+        ok: entries.length - failed,
+        failed,
+        durationMs: Math.max(0, at - startedAt),
+      });
+      this.stats.recorded++;
+    } catch (error) {
+      this.stats.failed++;
+      this.#warn("end", { err: error, action: rqst.action }, "could not log the outcome of an action");
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// The action log as nodes write it (SPEC 6.4), over the simulated network: the
+// node a request comes in on records the request, each node's reply and the
+// outcome before answering; requests passed on are not logged twice.
+import { afterEach, describe, expect, it } from "vitest";
+import { type ActionLog, type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
+import { DvsClient } from "../../transport/client.js";
+import { type Rply, rcode } from "../../transport/protocol.js";
+import { SimCluster } from "../support/simCluster.js";
+
+let stopClock: (() => void) | undefined;
+afterEach(() => {
+  stopClock?.();
+  stopClock = undefined;
+});
+
+async function cluster(seed: number, log: ActionLog) {
+  const ids = [1, 2, 3];
+  const c = new SimCluster({ seed, actionLog: log });
+  for (const id of ids) c.start(id);
+  await c.clock.runUntil(() => {
+    const views = c.views();
+    return ids.every((id) => views.get(id)?.members.length === ids.length);
+  }, 5_000);
+  const connect = (role: "admin" | "viewer") =>
+    new DvsClient(c.network.connect(`tool-${role}`), {
+      cluster: "dvs",
+      clientId: role,
+      role,
+      timeoutMs: 10_000,
+    });
+  stopClock = c.clock.autoRun();
+  return { c, admin: connect("admin"), viewer: connect("viewer") };
+}
+
+const shape = (records: ActionRecord[]) =>
+  records.map((r) => (r.kind === "reply" ? `reply.${r.node}:${r.rcode}` : `${r.kind}:${r.node}`));
+
+/** A log whose writes fail, as JetStream does when it is unreachable. */
+class BrokenLog extends MemoryActionLog {
+  override async append(): Promise<void> {
+    throw new Error("JetStream is not available");
+  }
+}
+
+describe("the action log, as nodes write it", () => {
+  it("records an ALL request, each member's reply and the outcome under the requester's action id", async () => {
+    const log = new MemoryActionLog();
+    const { admin } = await cluster(61, log);
+    const rply = await admin.request("DVSINIT", { name: "lab" }, { action: "A1" });
+    expect(rply.action).toBe("A1");
+    const records = await log.show("A1");
+    // The node that took the request from the queue logged it, and no one else did.
+    const entry = records[0]?.node;
+    expect(shape(records)).toEqual([
+      `request:${entry}`,
+      "reply.1:1",
+      "reply.2:2",
+      "reply.3:3",
+      `outcome:${entry}`,
+    ]);
+    expect(records[0]).toMatchObject({ role: "admin", src: "admin", type: "DVSINIT", dst: "ALL" });
+    expect(records.at(-1)).toMatchObject({ rcode: 0, ok: 3, failed: 0 });
+  });
+
+  it("gives a mutating request without an action id one, and logs no read that names none", async () => {
+    const log = new MemoryActionLog();
+    const { admin } = await cluster(62, log);
+    await admin.request("DVSINIT", {});
+    const forwarded = await admin.request("DCINIT", { dcid: 4, name: "web" }, { dst: 2, viaAnyNode: true });
+    expect(forwarded.rcode).toBe(4);
+    expect(forwarded.action).toMatch(/^[0-9A-Z]{26}$/);
+    const read = await admin.request("GETDCINFO", { dcid: 4 }, { dst: 2 });
+    expect(read.action).toBeUndefined();
+    const listed = await log.list({ limit: 10 });
+    expect(listed.map((s) => s.request.type)).toEqual(["DVSINIT", "DCINIT"]);
+    // Forwarded to node 2: one reply record, node 2's.
+    const records = await log.show(forwarded.action as string);
+    expect(records.filter((r) => r.kind === "reply").map((r) => r.node)).toEqual([2]);
+  });
+
+  it("records a viewer's refused KILL with the viewer's role and EPERM", async () => {
+    const log = new MemoryActionLog();
+    const { viewer } = await cluster(63, log);
+    const rply = await viewer.request("KILL", { pid: 999_999 }, { dst: 3, action: "V1" });
+    expect(rply.rcode).toBe(rcode("EPERM"));
+    const [summary] = await log.list({ limit: 1 });
+    expect(summary?.request).toMatchObject({ action: "V1", role: "viewer", type: "KILL", dst: 3 });
+    expect(summary?.outcome).toMatchObject({ rcode: rcode("EPERM"), error: "EPERM" });
+  });
+
+  it("refuses a change it cannot log with EAGAIN and changes nothing, but still answers reads", async () => {
+    const { admin } = await cluster(64, new BrokenLog());
+    const refused = await admin.request("DVSINIT", {}, { dst: 1 });
+    expect(refused.rcode).toBe(rcode("EAGAIN"));
+    const read = await admin.request("GETDVSINFO", {}, { dst: 1, action: "R1" });
+    // Served (and still not initialised: the refused DVSINIT did nothing).
+    expect(read.rcode).toBe(rcode("ENOTINIT"));
+    const all = (await admin.request("GETDVSINFO", {}, { action: "R2" })).data as Rply[];
+    expect(all.map((e) => e.rcode)).toEqual([rcode("ENOTINIT"), rcode("ENOTINIT"), rcode("ENOTINIT")]);
+  });
+});
