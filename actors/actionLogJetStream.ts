@@ -56,6 +56,7 @@ export class JetStreamActionLog implements ActionLog {
   readonly #o: Required<JetStreamActionLogOptions>;
   readonly #js: JetStreamClient;
   #ready: Promise<JetStreamManager> | undefined;
+  #manager: Promise<JetStreamManager> | undefined;
 
   constructor(nc: NatsConnection, options: JetStreamActionLogOptions) {
     this.#nc = nc;
@@ -77,7 +78,7 @@ export class JetStreamActionLog implements ActionLog {
   /** Creates the stream, or brings its limits up to date; retried on the next call after a failure. */
   #ensure(): Promise<JetStreamManager> {
     this.#ready ??= (async () => {
-      const jsm = await jetstreamManager(this.#nc, { timeout: this.#o.timeoutMs });
+      const jsm = await this.#jsm();
       const config = {
         name: this.stream,
         subjects: [this.#subject(">")],
@@ -105,6 +106,25 @@ export class JetStreamActionLog implements ActionLog {
     return this.#ready;
   }
 
+  /** The JetStream API, without touching the stream: readers never change its limits. */
+  #jsm(): Promise<JetStreamManager> {
+    this.#manager ??= jetstreamManager(this.#nc, { timeout: this.#o.timeoutMs }).catch((error: unknown) => {
+      this.#manager = undefined;
+      throw new ActionLogError("JetStream is not available", { cause: error });
+    });
+    return this.#manager;
+  }
+
+  async #exists(jsm: JetStreamManager): Promise<boolean> {
+    try {
+      await jsm.streams.info(this.stream);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw new ActionLogError(`cannot read ${this.stream}`, { cause: error });
+    }
+  }
+
   async append(record: ActionRecord): Promise<void> {
     await this.#ensure();
     const key = recordKey(record);
@@ -119,7 +139,8 @@ export class JetStreamActionLog implements ActionLog {
   }
 
   async list(filter: ActionFilter): Promise<ActionSummary[]> {
-    const jsm = await this.#ensure();
+    const jsm = await this.#jsm();
+    if (!(await this.#exists(jsm))) return [];
     const requests: RequestRecord[] = [];
     for await (const record of this.#read(this.#subject("*.request"))) {
       if (record.kind === "request" && matches(record, filter)) requests.push(record);
@@ -135,7 +156,7 @@ export class JetStreamActionLog implements ActionLog {
 
   async show(action: string): Promise<ActionRecord[]> {
     if (!actionIdSchema.safeParse(action).success) return [];
-    await this.#ensure();
+    if (!(await this.#exists(await this.#jsm()))) return [];
     const records: ActionRecord[] = [];
     for await (const record of this.#read(this.#subject(`${action}.>`))) records.push(record);
     return records;

@@ -5,11 +5,13 @@
 import { Command, Option } from "commander";
 import { ParamError } from "../actors/params.js";
 import { VERSION } from "../actors/version.js";
+import { addActionCommands } from "./dvsctl/actions.js";
 import { positive } from "./dvsctl/args.js";
 import { addClusterCommands } from "./dvsctl/cluster.js";
 import { addDcCommands } from "./dvsctl/dc.js";
 import { addDvsCommands } from "./dvsctl/dvs.js";
 import { CommandError } from "./dvsctl/errors.js";
+import { addHostCommands } from "./dvsctl/host.js";
 import { addNodeCommands } from "./dvsctl/node.js";
 import { addProcCommands } from "./dvsctl/proc.js";
 import { addRqstCommand } from "./dvsctl/rqst.js";
@@ -79,7 +81,9 @@ addDvsCommands(program);
 addDcCommands(program);
 addNodeCommands(program);
 addProcCommands(program);
+addHostCommands(program);
 addRqstCommand(program);
+addActionCommands(program);
 
 try {
   await program.parseAsync();

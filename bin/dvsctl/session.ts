@@ -4,8 +4,10 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
+import { actionIds } from "../../actors/actionLog.js";
 import { DEV_USERS, devPassword, type Role } from "../../actors/credentials.js";
 import { DvsClient, type SendOptions } from "../../transport/client.js";
+import { systemClock, systemRandom } from "../../transport/clock.js";
 import type { Encoding } from "../../transport/codec.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { ALL, type NodeId, type RequestType, type Rply } from "../../transport/protocol.js";
@@ -29,6 +31,8 @@ export interface GlobalOptions {
   json: boolean;
   timeout: number;
 }
+
+const nextActionId = actionIds(systemClock, systemRandom);
 
 /** The role requests are sent as: --role, else viewer for the user named viewer, else admin. */
 export function roleOf(g: GlobalOptions): Role {
@@ -114,11 +118,15 @@ export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply>
       ...(call.encoding ? { encoding: call.encoding } : {}),
     });
     const dst = typeof call.dst === "function" ? await call.dst(client, g) : call.dst;
-    const rply = await client.request(call.type, call.params, sendOptions(g, dst));
+    // dvsctl is an administrative client: every request it sends is an action (SPEC 6.4).
+    const action = nextActionId();
+    const rply = await client.request(call.type, call.params, { ...sendOptions(g, dst), action });
     const entries = entriesOf(rply, dst === ALL);
     if (g.json) process.stdout.write(`${JSON.stringify(rply)}\n`);
     else if (entries.length > 0)
       process.stdout.write(`${call.format ? call.format(entries) : formatEntries(entries, call.view)}\n`);
+    if (!g.json && rply.action !== undefined)
+      process.stderr.write(`action ${rply.action} (dvsctl actions show ${rply.action})\n`);
     if (entries.length === 0) {
       // An ALL reply with no entries: the node that took it had nobody in its view to ask.
       process.stderr.write(`dvsctl: node ${rply.src} answered for no node (its view was empty)\n`);
