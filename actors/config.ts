@@ -10,6 +10,7 @@ import { defaultTimings, type MembershipTimings } from "../machines/membership.j
 import { describeIssues, nodeIdSchema } from "../transport/protocol.js";
 import { isClusterName } from "../transport/subjects.js";
 import { ConfigError } from "./errors.js";
+import { commandsConfigSchema } from "./host/command.js";
 import { scriptsConfigSchema } from "./scripts.js";
 
 const natsUrl = z
@@ -80,6 +81,8 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   scripts: scriptsConfigSchema.prefault({}),
+  /** The commands COMMAND may run (an allow-list; everything else is EPERM). */
+  commands: commandsConfigSchema.prefault({}),
   /** The action log (SPEC 6.4): a JetStream stream of every administrative request and its answers. */
   actions: z
     .strictObject({

@@ -6,6 +6,7 @@ import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { registerService } from "./discovery.js";
+import { createHostHandlers } from "./hostRequests.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NodeRuntime } from "./node.js";
 import { ScriptRunner } from "./scripts.js";
@@ -47,6 +48,7 @@ export function createNatsNode(
           ...(config.nats.tls !== undefined ? { tls: config.nats.tls } : {}),
         }),
       register: (transport, identity) => registerService(transport.connection, identity),
+      hostHandlers: createHostHandlers({ clock: systemClock, logger, commands: config.commands }),
       actionLog: (transport) =>
         new JetStreamActionLog(transport.connection, {
           cluster: config.cluster,

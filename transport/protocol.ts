@@ -73,8 +73,10 @@ export const MUTATING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
 export const ROLES = ["admin", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Requests that act on one process or one node's processes: `dst: ALL` is refused with EINVAL. */
+/** Requests that act on one process (or one pid of one host): `dst: ALL` is refused with EINVAL. */
 export const UNICAST_ONLY_TYPES: ReadonlySet<RequestType> = new Set<RequestType>([
+  // A pid means something on one host only.
+  "KILL",
   "SPAWN",
   "SEND",
   "MIGRATE",

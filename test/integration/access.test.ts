@@ -103,7 +103,7 @@ describe("a viewer", () => {
     }
   });
 
-  it("gets EPERM for KILL, on its node and on every node, and the process lives on", async () => {
+  it("gets EPERM for KILL on its node and on another, EPERM for a change sent to every node, and the process lives on", async () => {
     const target = sleeper();
     try {
       const client = new DvsClient(viewer, {
@@ -117,7 +117,8 @@ describe("a viewer", () => {
       // Passed on to node 2 by node 1: the role travels with it.
       const forwarded = await client.request("KILL", { pid: target.pid }, { dst: 2, viaAnyNode: true });
       expect(forwarded.rcode).toBe(rcode("EPERM"));
-      const all = await client.request("KILL", { pid: target.pid }, { dst: "ALL" });
+      // Every member checks again: a viewer's change sent to ALL is EPERM on each.
+      const all = await client.request("DCINIT", { dcid: 9, name: "nine" }, { dst: "ALL" });
       expect(entries(all).map((e) => e.rcode)).toEqual([rcode("EPERM"), rcode("EPERM")]);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(alive(target)).toBe(true);
@@ -157,5 +158,8 @@ describe("an admin", () => {
     const reply = await client.request("KILL", { pid: target.pid, signal: "SIGTERM" }, { dst: 2 });
     expect(reply.rcode).toBe(0);
     expect(await exited).toBe("SIGTERM");
+    // A pid means something on one host only.
+    const all = await client.request("KILL", { pid: 999_999 }, { dst: "ALL" });
+    expect(all.rcode).toBe(rcode("EINVAL"));
   });
 });

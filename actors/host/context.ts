@@ -1,0 +1,23 @@
+// What every host probe is given: the injected clock and logger, the daemon's
+// own pid, where /proc and the cgroup tree are (fixture directories in tests)
+// and the COMMAND allow-list. actors/hostRequests.ts fills in the defaults.
+import type { Clock } from "../../transport/clock.js";
+import type { Logger } from "../logger.js";
+import type { CommandsConfig } from "./command.js";
+
+export interface HostContext {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly commands: CommandsConfig;
+  /** The daemon's pid: KILL refuses it. */
+  readonly selfPid: number;
+  /** Normally /proc. */
+  readonly procRoot: string;
+  /** Normally /sys/fs/cgroup. */
+  readonly cgroupRoot: string;
+}
+
+/** True when /proc is the live one, so a probe may also ask tools (ps, df) about the same host. */
+export function isLiveProc(ctx: HostContext): boolean {
+  return ctx.procRoot === "/proc";
+}

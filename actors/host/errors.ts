@@ -1,0 +1,94 @@
+// Named refusals of the host requests. Each carries the protocol error it is
+// answered with, so a handler throws what went wrong and the one wrapper in
+// actors/hostRequests.ts turns it into an error outcome; anything else that
+// escapes a handler is a bug, logged and answered EINVAL.
+import type { ErrorName } from "../../transport/protocol.js";
+
+/** A host request the node refuses; `code` is the rcode name of the reply. */
+export abstract class HostRequestError extends Error {
+  abstract readonly code: ErrorName;
+}
+
+/** No process with this pid on the host (ESRCH, or no /proc/<pid>). */
+export class NoSuchProcessError extends HostRequestError {
+  override name = "NoSuchProcessError";
+  readonly code = "ENOENT";
+  constructor(
+    readonly pid: number,
+    options?: ErrorOptions,
+  ) {
+    super(`no process ${pid} on this host`, options);
+  }
+}
+
+/** KILL of a pid the node never signals: 1 (init) or the daemon itself. */
+export class ProtectedProcessError extends HostRequestError {
+  override name = "ProtectedProcessError";
+  readonly code = "EPERM";
+  constructor(
+    readonly pid: number,
+    readonly reason: "init" | "daemon",
+  ) {
+    super(reason === "init" ? "pid 1 (init) is never signalled" : `pid ${pid} is this dvsd: not signalled`);
+  }
+}
+
+/** The operating system refused to signal the pid (EPERM: another user's process). */
+export class SignalDeniedError extends HostRequestError {
+  override name = "SignalDeniedError";
+  readonly code = "EPERM";
+  constructor(
+    readonly pid: number,
+    readonly signal: string,
+    options?: ErrorOptions,
+  ) {
+    super(`not permitted to send ${signal} to pid ${pid}`, options);
+  }
+}
+
+/** A signal name outside the KILL allow-list. */
+export class SignalNotAllowedError extends HostRequestError {
+  override name = "SignalNotAllowedError";
+  readonly code = "EINVAL";
+  constructor(
+    readonly signal: string,
+    readonly allowed: readonly string[],
+  ) {
+    super(`signal ${JSON.stringify(signal)} is not one of ${allowed.join(", ")}`);
+  }
+}
+
+/** COMMAND names a command that is not in the node's allow-list. */
+export class CommandNotAllowedError extends HostRequestError {
+  override name = "CommandNotAllowedError";
+  readonly code = "EPERM";
+  constructor(readonly command: string) {
+    super(`command ${JSON.stringify(command)} is not in this node's allow-list (commands.allowed)`);
+  }
+}
+
+/** COMMAND passes arguments to a command configured without `allowArgs`. */
+export class ArgumentsNotAllowedError extends HostRequestError {
+  override name = "ArgumentsNotAllowedError";
+  readonly code = "EINVAL";
+  constructor(readonly command: string) {
+    super(`command ${JSON.stringify(command)} takes no arguments (allowArgs is false)`);
+  }
+}
+
+/** The configured program could not be started: missing (ENOENT), not executable (EPERM), … */
+export class CommandSpawnError extends HostRequestError {
+  override name = "CommandSpawnError";
+  readonly code: ErrorName;
+  /** The errno name the system gave, e.g. ENOENT or EACCES. */
+  readonly errno: string | undefined;
+  constructor(
+    readonly argv: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    const cause = options?.cause as NodeJS.ErrnoException | undefined;
+    super(`cannot start ${argv[0]}: ${cause?.message ?? "unknown error"}`, options);
+    this.errno = cause?.code;
+    this.code = this.errno === "ENOENT" ? "ENOENT" : this.errno === "EACCES" ? "EPERM" : "EINVAL";
+  }
+}
