@@ -91,7 +91,7 @@ export const UNICAST_ONLY_TYPES: ReadonlySet<RequestType> = new Set<RequestType>
 export const ERRORS = {
   EPERM: { code: -1, meaning: "not permitted for this requester" },
   ENOENT: { code: -2, meaning: "no such DVS, DC, node, process or file" },
-  EAGAIN: { code: -11, meaning: "no coordinator yet; try again" },
+  EAGAIN: { code: -11, meaning: "try again: the action log cannot be written, or no coordinator yet" },
   EBUSY: { code: -16, meaning: "resource busy" },
   EEXIST: { code: -17, meaning: "already exists" },
   EINVAL: { code: -22, meaning: "a parameter has a bad value" },
