@@ -133,13 +133,17 @@ export class RequestServer {
     // Only the node a request comes in on logs it; requests passed on between nodes are not actions again.
     const fromOutside = source === "public" || source === "readonly";
     const action = fromOutside ? this.#options.actions?.actionOf(rqst) : undefined;
-    this.#track(
-      action ? this.#serveAction(msg, encoding, action, source) : this.#respond(msg, encoding, rqst, source),
-    );
+    if (action) {
+      this.#track(this.#serveAction(msg, encoding, action, source));
+      return;
+    }
+    // Most requests are answered synchronously; only those that wait for something are tracked.
+    const resolved = this.#resolve(rqst, source);
+    if (resolved instanceof Promise) this.#track(resolved.then((r) => this.#send(msg, encoding, rqst, r)));
+    else this.#send(msg, encoding, rqst, resolved);
   }
 
-  async #respond(msg: Message, encoding: Encoding, rqst: Rqst, source: Source): Promise<void> {
-    const { rply, afterReply } = await this.#resolve(rqst, source);
+  #send(msg: Message, encoding: Encoding, rqst: Rqst, { rply, afterReply }: Resolved): void {
     this.#answer(msg, encoding, rply);
     this.#runAfterReply(rqst, afterReply);
   }
@@ -161,7 +165,7 @@ export class RequestServer {
   }
 
   /** Works out the reply: refused, gathered from every member, forwarded, or served here. */
-  async #resolve(rqst: Rqst, source: Source): Promise<Resolved> {
+  #resolve(rqst: Rqst, source: Source): Resolved | Promise<Resolved> {
     const { node, replication } = this.#options;
     // Requests other nodes pass on (multicast, forward) are served here, whatever their dst.
     const passedOn = source === "multicast" || source === "forward";
@@ -171,31 +175,52 @@ export class RequestServer {
         return { rply: errorRply(rqst, node, "EINVAL", message) };
       }
       if (!passedOn && rqst.dst === ALL && replication) {
-        if (this.#clusterSubscriptions.length > 0) return { rply: await replication.gather(rqst) };
+        if (this.#clusterSubscriptions.length > 0)
+          return replication.gather(rqst).then(
+            (rply) => ({ rply }),
+            (error: unknown) => this.#failed(rqst, error),
+          );
         // Out of the DVS: this node's own answer is the one entry.
-        const outcome = await this.serveLocal(rqst);
-        const entry = toRply(rqst, node, outcome);
-        return {
-          rply: makeRply(rqst, node, Math.min(entry.rcode, 0), [entry]),
-          afterReply: afterReplyOf(outcome),
-        };
+        return this.#local(rqst, (outcome) => {
+          const entry = toRply(rqst, node, outcome);
+          return {
+            rply: makeRply(rqst, node, Math.min(entry.rcode, 0), [entry]),
+            afterReply: afterReplyOf(outcome),
+          };
+        });
       }
       if (!passedOn && rqst.dst !== ALL && rqst.dst !== node) {
         if (!replication) {
           return { rply: errorRply(rqst, node, "EINVAL", `dst ${rqst.dst} is not this node (${node})`) };
         }
-        return { rply: await replication.forward(rqst, rqst.dst) };
+        return replication.forward(rqst, rqst.dst).then(
+          (rply) => ({ rply }),
+          (error: unknown) => this.#failed(rqst, error),
+        );
       }
-      const outcome = await this.serveLocal(rqst);
-      return { rply: toRply(rqst, node, outcome), afterReply: afterReplyOf(outcome) };
+      return this.#local(rqst, (outcome) => ({
+        rply: toRply(rqst, node, outcome),
+        afterReply: afterReplyOf(outcome),
+      }));
     } catch (error) {
-      this.stats.failed++;
-      this.#options.logger.error(
-        { err: error, type: rqst.type, seq: rqst.seq, src: rqst.src },
-        "request handler failed",
-      );
-      return { rply: errorRply(rqst, node, "EINVAL", "the request failed on the node") };
+      return this.#failed(rqst, error);
     }
+  }
+
+  /** Serves `rqst` here; synchronously when its handler is synchronous. */
+  #local(rqst: Rqst, reply: (outcome: Outcome) => Resolved): Resolved | Promise<Resolved> {
+    const outcome = this.serveLocal(rqst);
+    if (!(outcome instanceof Promise)) return reply(outcome);
+    return outcome.then(reply, (error: unknown) => this.#failed(rqst, error));
+  }
+
+  #failed(rqst: Rqst, error: unknown): Resolved {
+    this.stats.failed++;
+    this.#options.logger.error(
+      { err: error, type: rqst.type, seq: rqst.seq, src: rqst.src },
+      "request handler failed",
+    );
+    return { rply: errorRply(rqst, this.#options.node, "EINVAL", "the request failed on the node") };
   }
 
   #runAfterReply(rqst: Rqst, afterReply: (() => void) | undefined): void {
