@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import { describeIssues, type MembershipEventName } from "../transport/protocol.js";
+import { CappedOutput } from "./cappedOutput.js";
 import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -389,26 +390,4 @@ export function scriptEnvironment(event: ScriptEvent): Record<string, string> {
     DVS_MEMBERS: event.view.members.join(","),
     DVS_CHANGED: event.changed.map((m) => `${m.node}:${m.incarnation}`).join(","),
   };
-}
-
-/** Keeps the first `max` bytes of a stream and notes whether more came. */
-class CappedOutput {
-  private readonly chunks: Buffer[] = [];
-  private kept = 0;
-  truncated = false;
-
-  constructor(private readonly max: number) {}
-
-  push(chunk: Buffer): void {
-    const room = this.max - this.kept;
-    if (chunk.length > room) this.truncated = true;
-    if (room <= 0) return;
-    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.chunks.push(part);
-    this.kept += part.length;
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString("utf8");
-  }
 }

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../../transport/clock.js";
 import type { Params } from "../../transport/protocol.js";
+import { CappedOutput } from "../cappedOutput.js";
 import type { HostContext } from "./context.js";
 import { ArgumentsNotAllowedError, CommandNotAllowedError, CommandSpawnError } from "./errors.js";
 
@@ -180,26 +181,4 @@ export function commandEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (env.HOME !== undefined) out.HOME = env.HOME;
   if (env.LANG !== undefined) out.LANG = env.LANG;
   return out;
-}
-
-/** Keeps the first `max` bytes of a stream and notes whether more came. */
-class CappedOutput {
-  readonly #chunks: Buffer[] = [];
-  #kept = 0;
-  truncated = false;
-
-  constructor(readonly max: number) {}
-
-  push(chunk: Buffer): void {
-    const room = this.max - this.#kept;
-    if (chunk.length > room) this.truncated = true;
-    if (room <= 0) return;
-    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.#chunks.push(part);
-    this.#kept += part.length;
-  }
-
-  text(): string {
-    return Buffer.concat(this.#chunks).toString("utf8");
-  }
 }

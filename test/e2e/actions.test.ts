@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionSummary } from "../../actors/actionLog.js";
 import { type NatsServer, startNatsServer } from "../../actors/natsServer.js";
 import { rcode } from "../../transport/protocol.js";
-import { DvsdNode } from "../support/dvsdProcess.js";
-import { EventWatch } from "../support/eventWatch.js";
+import { dvsctlRunner } from "../support/dvsctl.js";
+import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { natsConf } from "../support/natsServer.js";
-import { dvsctlBin, requireBuild, spawnNode } from "../support/processes.js";
+import { requireBuild } from "../support/processes.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-actions-"));
@@ -20,11 +20,7 @@ const storeDir = join(dir, "nats");
 const nodes: DvsdNode[] = [];
 let server: NatsServer;
 
-async function dvsctl(...args: string[]): Promise<{ code: number | null; output: string }> {
-  const p = spawnNode([dvsctlBin, ...args], { DVS_NATS: server.url });
-  const code = await p.exited();
-  return { code, output: p.output() };
-}
+const { dvsctl } = dvsctlRunner(() => ({ DVS_NATS: server.url }));
 
 /** Runs dvsctl and returns the action id it reported (on stderr). */
 async function action(...args: string[]): Promise<{ code: number | null; id: string }> {
@@ -46,14 +42,9 @@ async function listed(): Promise<ActionSummary[]> {
 beforeAll(async () => {
   requireBuild();
   server = await startNatsServer({ config: natsConf, port: 0, storeDir });
-  for (const node of NODES) {
-    const n = new DvsdNode({ node, dir, natsUrl: server.url, config: { log: { level: "warn" } } });
-    nodes.push(n);
-    n.start();
-  }
-  const watch = await EventWatch.start(server.url);
-  await watch.converged(NODES, 20_000);
-  await watch.close();
+  nodes.push(
+    ...(await startDvsdNodes(NODES, { dir, natsUrl: server.url, config: { log: { level: "warn" } } })),
+  );
 }, 40_000);
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../transport/protocol.js";
+import { dvsctlRunner } from "../support/dvsctl.js";
 import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;
@@ -31,20 +32,7 @@ function useCluster(): void {
   });
 }
 
-/** Runs dvsctl to the end: its exit status and everything it wrote. */
-async function dvsctl(...args: string[]): Promise<{ code: number | null; output: string }> {
-  const p = spawnNode([dvsctlBin, ...args], env);
-  const code = await p.exited();
-  return { code, output: p.output() };
-}
-
-/** dvsctl with --json: its exit status and the one RPLY it printed. */
-async function dvsctlJson(...args: string[]): Promise<{ code: number | null; rply: Rply }> {
-  const { code, output } = await dvsctl("--json", ...args);
-  const line = output.split("\n").find((l) => l.startsWith("{"));
-  if (line === undefined) throw new Error(`dvsctl ${args.join(" ")} printed no JSON:\n${output}`);
-  return { code, rply: JSON.parse(line) as Rply };
-}
+const { dvsctl, dvsctlJson } = dvsctlRunner(() => env);
 
 /** The per-node entries of an aggregated (ALL) reply, by node id. */
 function entries(rply: Rply): Rply[] {

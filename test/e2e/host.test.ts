@@ -7,28 +7,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Rply, rcode } from "../../transport/protocol.js";
-import { DvsdNode } from "../support/dvsdProcess.js";
-import { EventWatch } from "../support/eventWatch.js";
+import { dvsctlRunner } from "../support/dvsctl.js";
+import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { dvsctlBin, requireBuild, spawnNode } from "../support/processes.js";
+import { requireBuild } from "../support/processes.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-host-"));
 const nodes: DvsdNode[] = [];
 let server: TestNatsServer;
 
-async function dvsctl(...args: string[]): Promise<{ code: number | null; output: string }> {
-  const p = spawnNode([dvsctlBin, ...args], { DVS_NATS: server.url });
-  const code = await p.exited();
-  return { code, output: p.output() };
-}
-
-async function dvsctlJson(...args: string[]): Promise<{ code: number | null; rply: Rply }> {
-  const { code, output } = await dvsctl("--json", ...args);
-  const line = output.split("\n").find((l) => l.startsWith("{"));
-  if (line === undefined) throw new Error(`dvsctl ${args.join(" ")} printed no JSON:\n${output}`);
-  return { code, rply: JSON.parse(line) as Rply };
-}
+const { dvsctl, dvsctlJson } = dvsctlRunner(() => ({ DVS_NATS: server.url }));
 
 function sleeper(): { child: ChildProcess; exited: Promise<NodeJS.Signals | null> } {
   const child = spawn("sleep", ["60"], { stdio: "ignore" });
@@ -38,22 +27,16 @@ function sleeper(): { child: ChildProcess; exited: Promise<NodeJS.Signals | null
 beforeAll(async () => {
   requireBuild();
   server = await startTestNatsServer();
-  for (const node of NODES) {
-    const n = new DvsdNode({
-      node,
+  nodes.push(
+    ...(await startDvsdNodes(NODES, {
       dir,
       natsUrl: server.url,
       config: {
         log: { level: "warn" },
         commands: { allowed: { echo: { argv: ["/bin/echo"], allowArgs: true, timeoutMs: 2_000 } } },
       },
-    });
-    nodes.push(n);
-    n.start();
-  }
-  const watch = await EventWatch.start(server.url);
-  await watch.converged(NODES, 20_000);
-  await watch.close();
+    })),
+  );
 }, 40_000);
 
 afterAll(async () => {

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
+import { EventWatch } from "./eventWatch.js";
 import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
 
 export interface DvsdNodeOptions {
@@ -99,4 +100,21 @@ export class DvsdNode implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.kill();
   }
+}
+
+/** Starts `dvsd run` nodes `ids` with one config and resolves once they all share one view. */
+export async function startDvsdNodes(
+  ids: readonly number[],
+  options: Omit<DvsdNodeOptions, "node">,
+  timeoutMs = 20_000,
+): Promise<DvsdNode[]> {
+  const nodes = ids.map((node) => new DvsdNode({ ...options, node }));
+  for (const n of nodes) n.start();
+  const watch = await EventWatch.start(options.natsUrl);
+  try {
+    await watch.converged(ids, timeoutMs);
+  } finally {
+    await watch.close();
+  }
+  return nodes;
 }
