@@ -7,6 +7,7 @@ import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import type { Clock, Random } from "../transport/clock.js";
 import { actionIdSchema, nodeIdSchema, ROLES } from "../transport/protocol.js";
+import { ActionExistsError } from "./errors.js";
 
 /** Longest result summary kept per reply (characters of JSON). */
 const SUMMARY_CHARS = 256;
@@ -104,7 +105,11 @@ export interface ActionSummary {
 }
 
 export interface ActionLog {
-  /** Resolves once the record is durable; a record already in the log is not stored twice. */
+  /**
+   * Resolves once the record is durable. A reply or outcome already in the log
+   * is not stored twice; a request record for an action that already has one
+   * rejects with ActionExistsError (one id names one action).
+   */
   append(record: ActionRecord): Promise<void>;
   /** The newest actions matching the filter, oldest first. */
   list(filter: ActionFilter): Promise<ActionSummary[]>;
@@ -136,7 +141,10 @@ export class MemoryActionLog implements ActionLog {
   async append(record: ActionRecord): Promise<void> {
     const parsed = actionRecordSchema.parse(record);
     const key = recordKey(parsed);
-    if (this.#keys.has(key)) return;
+    if (this.#keys.has(key)) {
+      if (parsed.kind === "request") throw new ActionExistsError(parsed.action);
+      return;
+    }
     this.#keys.add(key);
     this.#records.push(structuredClone(parsed));
   }

@@ -29,7 +29,7 @@ import {
   type RequestRecord,
   recordKey,
 } from "./actionLog.js";
-import { ActionLogError } from "./errors.js";
+import { ActionExistsError, ActionLogError } from "./errors.js";
 
 export interface JetStreamActionLogOptions {
   readonly cluster: string;
@@ -128,14 +128,21 @@ export class JetStreamActionLog implements ActionLog {
   async append(record: ActionRecord): Promise<void> {
     await this.#ensure();
     const key = recordKey(record);
+    const first = record.kind === "request";
+    let duplicate: boolean;
     try {
-      await this.#js.publish(this.#subject(key), JSON.stringify(record), {
+      const ack = await this.#js.publish(this.#subject(key), JSON.stringify(record), {
         msgID: key,
         timeout: this.#o.timeoutMs,
+        // A request record must be the first on its subject, even after the duplicate window.
+        ...(first ? { expect: { lastSubjectSequence: 0 } } : {}),
       });
+      duplicate = ack.duplicate;
     } catch (error) {
+      if (first && isWrongLastSequence(error)) throw new ActionExistsError(record.action);
       throw new ActionLogError(`could not append ${key} to ${this.stream}`, { cause: error });
     }
+    if (duplicate && first) throw new ActionExistsError(record.action);
   }
 
   async list(filter: ActionFilter): Promise<ActionSummary[]> {
@@ -216,6 +223,11 @@ export class JetStreamActionLog implements ActionLog {
       await consumer.delete().catch(() => {});
     }
   }
+}
+
+function isWrongLastSequence(error: unknown): boolean {
+  const e = error as { api_error?: { err_code?: number }; message?: string } | undefined;
+  return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(e?.message ?? "");
 }
 
 function isNotFound(error: unknown): boolean {

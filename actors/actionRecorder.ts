@@ -6,6 +6,7 @@
 import type { Clock } from "../transport/clock.js";
 import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
 import { type ActionLog, type ReplyRecord, summarise } from "./actionLog.js";
+import { ActionExistsError } from "./errors.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
 export interface ActionRecorderOptions {
@@ -41,10 +42,12 @@ export class ActionRecorder {
   }
 
   /**
-   * Writes the request record. Resolves false when it could not be written and
-   * the request changes something: a change nobody could audit is not made.
+   * Writes the request record. `logged`: go on and end it; `unlogged`: the log
+   * could not be written but the request only reads, so it is served
+   * unlogged; `refused`: it changes something and nobody could audit it;
+   * `exists`: the action id already names another action.
    */
-  async begin(rqst: ActionRqst): Promise<boolean> {
+  async begin(rqst: ActionRqst): Promise<"logged" | "unlogged" | "refused" | "exists"> {
     const { node, clock } = this.#o;
     try {
       await this.#o.log.append({
@@ -58,15 +61,16 @@ export class ActionRecorder {
         type: rqst.type,
         dst: rqst.dst,
         seq: rqst.seq,
-        params: rqst.params ?? null,
+        params: recordable(rqst.params),
       });
-      return true;
+      return "logged";
     } catch (error) {
+      if (error instanceof ActionExistsError) return "exists";
       this.stats.failed++;
       this.#warn("begin", { err: error, action: rqst.action }, "could not log a request");
-      if (!MUTATING_TYPES.has(rqst.type)) return true;
+      if (!MUTATING_TYPES.has(rqst.type)) return "unlogged";
       this.stats.refused++;
-      return false;
+      return "refused";
     }
   }
 
@@ -111,5 +115,19 @@ export class ActionRecorder {
       this.stats.failed++;
       this.#warn("end", { err: error, action: rqst.action }, "could not log the outcome of an action");
     }
+  }
+}
+
+/**
+ * The params as the log stores them (JSON). What JSON cannot hold (bigints,
+ * cycles, nesting deeper than the encoder's stack) is replaced by a note, so
+ * an odd request is still logged rather than refused.
+ */
+export function recordable(params: unknown): unknown {
+  try {
+    const text = JSON.stringify(params ?? null);
+    return text === undefined ? null : JSON.parse(text);
+  } catch (error) {
+    return { unrecordable: String((error as Error).message).slice(0, 200) };
   }
 }

@@ -56,3 +56,11 @@ export class MachineRegistrationError extends Error {
 export class ActionLogError extends Error {
   override name = "ActionLogError";
 }
+
+/** An action id that is already in the action log: one id names one action. */
+export class ActionExistsError extends ActionLogError {
+  override name = "ActionExistsError";
+  constructor(readonly action: string) {
+    super(`action ${action} is already in the log`);
+  }
+}

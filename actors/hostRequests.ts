@@ -14,6 +14,7 @@ import type { Listing } from "./host/listing.js";
 import { vmstat } from "./host/memory.js";
 import { listInterfaces, listSockets } from "./host/network.js";
 import { killProcess, listProcesses, pidstat } from "./host/processes.js";
+import { sharedProbes } from "./host/sharedProbes.js";
 import type { Logger } from "./logger.js";
 import type { Outcome, RequestHandler, RequestHandlers } from "./requestServer.js";
 
@@ -51,6 +52,7 @@ export function createHostHandlers(options: HostRequestOptions): Required<Pick<R
     selfPid: options.selfPid ?? process.pid,
     procRoot: options.procRoot ?? "/proc",
     cgroupRoot: options.cgroupRoot ?? "/sys/fs/cgroup",
+    probes: sharedProbes(options.clock),
   };
   const handle = <T extends HostType>(
     type: T,

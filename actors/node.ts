@@ -28,7 +28,7 @@ import { ActionRecorder } from "./actionRecorder.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
 import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
-import type { Logger } from "./logger.js";
+import { type Logger, throttledWarn } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
 import { ProcessRuntime, type ProcessTimings } from "./processes.js";
@@ -102,6 +102,8 @@ export class NodeRuntime<T extends Transport = Transport> {
   #stopStatus: (() => void) | undefined;
   #startError: unknown;
   readonly #timings: MembershipTimings;
+  /** Warnings about what other nodes send, at most one per kind per period. */
+  readonly #warn: ReturnType<typeof throttledWarn>;
 
   constructor(
     readonly options: NodeOptions,
@@ -110,6 +112,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     const { logger, clock } = components;
     this.#identity = { node: options.node, cluster: options.cluster, incarnation: options.incarnation };
     this.#timings = options.timings ?? defaultTimings();
+    this.#warn = throttledWarn(logger, clock);
     this.subjects = subjectsOf(options.cluster);
     this.store = new DvsStore({
       node: options.node,
@@ -367,7 +370,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     const decoded = decode(data, "cbor", this.#transport?.maxPayload);
     const parsed = decoded.ok ? dcRecordSchema.array().max(65_536).safeParse(decoded.value) : undefined;
     if (!parsed?.success) {
-      this.components.logger.warn("dropped malformed DC tables from another node");
+      this.#warn("dcsync", {}, "dropped malformed DC tables from another node");
       return;
     }
     if (this.store.merge(parsed.data)) this.components.logger.info("learnt DC tables from another node");

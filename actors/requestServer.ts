@@ -153,15 +153,20 @@ export class RequestServer {
     const { node, clock } = this.#options;
     const recorder = this.#options.actions as ActionRecorder;
     const startedAt = clock.now();
-    const { rply, afterReply } = (await recorder.begin(rqst))
-      ? await this.#resolve(rqst, source)
-      : {
-          rply: errorRply(rqst, node, "EAGAIN", "the action log cannot be written: nothing was changed"),
-          afterReply: undefined,
-        };
-    await recorder.end(rqst, rply, startedAt);
-    this.#answer(msg, encoding, { ...rply, action: rqst.action });
-    this.#runAfterReply(rqst, afterReply);
+    const begun = await recorder.begin(rqst);
+    if (begun === "refused" || begun === "exists") {
+      const refusal =
+        begun === "refused"
+          ? errorRply(rqst, node, "EAGAIN", "the action log cannot be written: nothing was changed")
+          : errorRply(rqst, node, "EEXIST", `action ${rqst.action} is already in the log: name a new one`);
+      this.#answer(msg, encoding, refusal);
+      return;
+    }
+    const resolved = await this.#resolve(rqst, source);
+    if (begun === "logged") {
+      await recorder.end(rqst, resolved.rply, startedAt);
+      this.#send(msg, encoding, rqst, { ...resolved, rply: { ...resolved.rply, action: rqst.action } });
+    } else this.#send(msg, encoding, rqst, resolved);
   }
 
   /** Works out the reply: refused, gathered from every member, forwarded, or served here. */

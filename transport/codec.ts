@@ -4,6 +4,7 @@
 import { Encoder } from "cbor-x";
 import type { z } from "zod";
 import {
+  clientIdSchema,
   countOf,
   describeIssues,
   type ErrorData,
@@ -11,6 +12,7 @@ import {
   errorName,
   isRequestType,
   MAX_MESSAGE_BYTES,
+  nodeIdSchema,
   PARAMS,
   PROTOCOL_VERSION,
   type RequestType,
@@ -139,12 +141,11 @@ function fail(
 function partialOf(value: unknown): { type: string; src: number | string; seq: number } {
   const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
   const type = typeof v.type === "string" ? v.type.slice(0, 32) : "UNKNOWN";
+  // Only a src a RPLY may carry as its dst is copied; anything else is answered to "".
   const src =
-    typeof v.src === "number" && Number.isSafeInteger(v.src) && v.src >= 0
-      ? v.src
-      : typeof v.src === "string" && /^[A-Za-z0-9_.:-]{1,64}$/.test(v.src)
-        ? v.src
-        : "";
+    nodeIdSchema.safeParse(v.src).success || clientIdSchema.safeParse(v.src).success
+      ? (v.src as number | string)
+      : "";
   const seq = typeof v.seq === "number" && Number.isSafeInteger(v.seq) && v.seq >= 0 ? v.seq : 0;
   return { type, src, seq };
 }

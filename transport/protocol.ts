@@ -134,6 +134,9 @@ export const actionIdSchema = z
   .max(64)
   .regex(/^[A-Za-z0-9_-]+$/);
 
+/** A process id: Linux never hands out one above 2^22 (PID_MAX_LIMIT). */
+export const pidSchema = z.number().int().min(1).max(4_194_304);
+
 export const dcidSchema = z.number().int().min(0).max(65_535);
 export const endpointSchema = z.number().int().min(-65_536).max(65_536);
 const count = z.number().int().min(0).max(1_000_000);
@@ -245,9 +248,9 @@ export const PARAMS = {
   DF: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
   MOUNT: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
   /** `signal` is checked against KILL's allow-list by the node (EINVAL), not here. */
-  KILL: z.strictObject({ pid: z.number().int().min(1), signal: z.string().max(16).optional() }),
+  KILL: z.strictObject({ pid: pidSchema, signal: z.string().max(16).optional() }),
   PIDSTAT: z.strictObject({
-    pid: z.number().int().min(1).optional(),
+    pid: pidSchema.optional(),
     limit: z.number().int().min(1).max(2_000).optional(),
     sort: z.enum(["cpu", "mem", "pid"]).optional(),
   }),

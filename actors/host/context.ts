@@ -4,6 +4,7 @@
 import type { Clock } from "../../transport/clock.js";
 import type { Logger } from "../logger.js";
 import type { CommandsConfig } from "./command.js";
+import type { SharedProbes } from "./sharedProbes.js";
 
 export interface HostContext {
   readonly clock: Clock;
@@ -15,6 +16,8 @@ export interface HostContext {
   readonly procRoot: string;
   /** Normally /sys/fs/cgroup. */
   readonly cgroupRoot: string;
+  /** Expensive probes shared between concurrent and close requests; absent in tests. */
+  readonly probes?: SharedProbes;
 }
 
 /** True when /proc is the live one, so a probe may also ask tools (ps, df) about the same host. */

@@ -9,6 +9,7 @@ import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { readText } from "./hostFiles.js";
 import { cut, type Listing, round } from "./listing.js";
+import { shared } from "./sharedProbes.js";
 
 export const DF_DEFAULT_LIMIT = 500;
 export const MOUNT_DEFAULT_LIMIT = 500;
@@ -70,7 +71,10 @@ export async function listFilesystems(
 ): Promise<Listing<FilesystemEntry>> {
   let entries: FilesystemEntry[] = [];
   if (isLiveProc(ctx)) {
-    const found = probedValue(await probe(ctx.clock, PROBE_DEADLINE_MS, () => si.fsSize())) ?? [];
+    const found =
+      probedValue(
+        await probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.fsSize", () => si.fsSize())),
+      ) ?? [];
     entries = found.map((f) => ({
       filesystem: f.fs,
       type: f.type,

@@ -8,6 +8,7 @@ import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { readText } from "./hostFiles.js";
 import { round } from "./listing.js";
 import { parseKeyValues, parseSystemStat } from "./procfs.js";
+import { shared } from "./sharedProbes.js";
 
 /** VMSTAT's reply data. Bytes, percent and seconds; a figure the host would not give is null. */
 export interface Vmstat {
@@ -48,8 +49,14 @@ export interface Vmstat {
 export async function vmstat(ctx: HostContext): Promise<Vmstat> {
   const live = isLiveProc(ctx);
   const [mem, load, stat, meminfo] = await Promise.all([
-    live ? probe(ctx.clock, PROBE_DEADLINE_MS, () => si.mem()).then(probedValue) : undefined,
-    live ? probe(ctx.clock, PROBE_DEADLINE_MS, () => si.currentLoad()).then(probedValue) : undefined,
+    live
+      ? probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.mem", () => si.mem())).then(probedValue)
+      : undefined,
+    live
+      ? probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.currentLoad", () => si.currentLoad())).then(
+          probedValue,
+        )
+      : undefined,
     readText(join(ctx.procRoot, "stat")),
     readText(join(ctx.procRoot, "meminfo")),
   ]);

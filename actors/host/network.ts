@@ -9,6 +9,7 @@ import type { HostContext } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { listDir, listPids, mapInBatches, readLink, readText } from "./hostFiles.js";
 import { cut, type Listing } from "./listing.js";
+import { shared } from "./sharedProbes.js";
 
 export const IFCONFIG_DEFAULT_LIMIT = 500;
 export const NETSTAT_DEFAULT_LIMIT = 500;
@@ -354,7 +355,12 @@ async function socketsFromProc(procRoot: string): Promise<SocketEntry[] | undefi
 
 /** Where /proc/net is missing: systeminformation, which asks netstat or ss. */
 async function socketsFromSi(ctx: HostContext): Promise<SocketEntry[]> {
-  const found = probedValue(await probe(ctx.clock, PROBE_DEADLINE_MS, () => si.networkConnections())) ?? [];
+  const found =
+    probedValue(
+      await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+        shared(ctx, "si.networkConnections", () => si.networkConnections()),
+      ),
+    ) ?? [];
   return found.map((c) => {
     const v6 = c.localAddress.includes(":");
     const protocol = `${c.protocol.startsWith("udp") ? "udp" : "tcp"}${v6 ? "6" : ""}` as SocketProtocol;

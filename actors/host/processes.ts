@@ -25,6 +25,7 @@ import {
   type SystemFigures,
   stateName,
 } from "./procfs.js";
+import { shared } from "./sharedProbes.js";
 
 export const PS_DEFAULT_LIMIT = 200;
 export const PIDSTAT_DEFAULT_LIMIT = 200;
@@ -94,7 +95,9 @@ export interface PidstatEntry {
 export async function listProcesses(ctx: HostContext, params: Params<"PS">): Promise<Listing<PsEntry>> {
   let entries: PsEntry[] | undefined;
   if (isLiveProc(ctx)) {
-    const sampled = await probe(ctx.clock, PROBE_DEADLINE_MS, () => si.processes());
+    const sampled = await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+      shared(ctx, "si.processes", () => si.processes()),
+    );
     const list = probedValue(sampled)?.list ?? [];
     if (list.length > 0) entries = list.map(psFromSi);
     else ctx.logger.debug({ probe: sampled.status }, "ps gave no processes; reading /proc");
@@ -212,7 +215,9 @@ function pidstatEntry(
  */
 async function cpuSample(ctx: HostContext): Promise<Map<number, number>> {
   if (!isLiveProc(ctx)) return new Map();
-  const sampled = probedValue(await probe(ctx.clock, PROBE_DEADLINE_MS, () => si.processes()));
+  const sampled = probedValue(
+    await probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.processes", () => si.processes())),
+  );
   return new Map((sampled?.list ?? []).filter((p) => Number.isFinite(p.cpu)).map((p) => [p.pid, p.cpu]));
 }
 

@@ -88,6 +88,23 @@ describe("the action log, as nodes write it", () => {
     expect(summary?.outcome).toMatchObject({ rcode: rcode("EPERM"), error: "EPERM" });
   });
 
+  it("refuses a request that reuses an action id with EEXIST, and the change is not made", async () => {
+    const log = new MemoryActionLog();
+    const { admin } = await cluster(65, log);
+    await admin.request("DVSINIT", {}, { action: "I1" });
+    const read = await admin.request("GETDVSINFO", {}, { dst: 1, action: "REUSED1" });
+    expect(read.rcode).toBe(0);
+    const reused = await admin.request("DCINIT", { dcid: 7, name: "seven" }, { dst: 1, action: "REUSED1" });
+    expect(reused.rcode).toBe(rcode("EEXIST"));
+    expect((await admin.request("GETDCINFO", { dcid: 7 }, { dst: 1 })).rcode).toBe(rcode("ENOENT"));
+    const records = await log.show("REUSED1");
+    expect(records.map((r) => (r.kind === "request" ? r.type : r.kind))).toEqual([
+      "GETDVSINFO",
+      "reply",
+      "outcome",
+    ]);
+  });
+
   it("refuses a change it cannot log with EAGAIN and changes nothing, but still answers reads", async () => {
     const { admin } = await cluster(64, new BrokenLog());
     const refused = await admin.request("DVSINIT", {}, { dst: 1 });

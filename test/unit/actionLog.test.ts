@@ -1,6 +1,7 @@
 // The in-memory action log runs the contract; the id maker's ordering and uniqueness.
 import { describe, expect, it } from "vitest";
 import { actionIds, MemoryActionLog, summarise } from "../../actors/actionLog.js";
+import { recordable } from "../../actors/actionRecorder.js";
 import type { Clock } from "../../transport/clock.js";
 import { seededRandom } from "../../transport/clock.js";
 import { actionLogContract } from "./actionLogContract.js";
@@ -32,5 +33,16 @@ describe("reply summaries", () => {
     const long = summarise("x".repeat(1_000));
     expect(long.length).toBe(257);
     expect(long.endsWith("…")).toBe(true);
+  });
+});
+
+describe("recorded params", () => {
+  it("are kept as JSON, and what JSON cannot hold becomes a note instead of a refusal", () => {
+    expect(recordable({ dcid: 1, nodes: [1, 2] })).toEqual({ dcid: 1, nodes: [1, 2] });
+    expect(recordable(undefined)).toBeNull();
+    expect(recordable({ n: 10n })).toMatchObject({ unrecordable: expect.stringContaining("BigInt") });
+    let deep: unknown = 0;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(recordable(deep)).toHaveProperty("unrecordable");
   });
 });

@@ -2,6 +2,7 @@
 // in-memory log and the JetStream stream.
 import { describe, expect, it } from "vitest";
 import type { ActionLog, ActionRecord } from "../../actors/actionLog.js";
+import { ActionExistsError } from "../../actors/errors.js";
 
 export interface ActionLogFixture {
   readonly log: ActionLog;
@@ -51,14 +52,24 @@ export function actionLogContract(name: string, setup: () => Promise<ActionLogFi
       ]);
     });
 
-    it("stores a record written twice once", async () => {
+    it("stores a reply or outcome written twice once", async () => {
       const { log, id } = await setup();
       const a = id(2);
       await log.append(request(a, "KILL", 1, 1));
-      await log.append(request(a, "KILL", 1, 1));
       await log.append(reply(a, 1, 0));
       await log.append(reply(a, 1, 0));
-      expect(await log.show(a)).toHaveLength(2);
+      await log.append(outcome(a, "KILL", 1, 0));
+      await log.append(outcome(a, "KILL", 1, 0));
+      expect(await log.show(a)).toHaveLength(3);
+    });
+
+    it("refuses a second request under one action id, and keeps the first", async () => {
+      const { log, id } = await setup();
+      const a = id(3);
+      await log.append(request(a, "GETDVSINFO", 1, 1));
+      await expect(log.append(request(a, "DCINIT", 1, 2))).rejects.toBeInstanceOf(ActionExistsError);
+      const records = await log.show(a);
+      expect(records.map((r) => (r.kind === "request" ? r.type : r.kind))).toEqual(["GETDVSINFO"]);
     });
 
     it("lists the newest actions oldest first, with their outcome when there is one", async () => {

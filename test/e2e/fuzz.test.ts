@@ -1,0 +1,684 @@
+// A running node under bad input (SPEC 3.2: "malformed input of any kind gets
+// an EBADMSG reply ... and never crashes or wedges the node"). One `dvsd run`
+// on a nats-server of this file's own gets at least 100,000 seeded random and
+// mutated messages (test/support/fuzz.ts) on every public subject and on the
+// internal ones an admin may publish to, pipelined from an admin and a viewer
+// connection. The node must stay up, answer every request subject exactly once
+// with the RPLY the codec makes of the bytes, keep its memory bounded, and
+// leave an action log whose every record still validates.
+//
+// DVS_FUZZ_MESSAGES sets the count (default 100,000), DVS_FUZZ_SEED the seed;
+// a failure names the seed and the case index, which reproduce it.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ActionRecord, ActionSummary } from "../../actors/actionLog.js";
+import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
+import { DEV_USERS } from "../../actors/credentials.js";
+import { migrationReplySchema } from "../../actors/processWire.js";
+import { randomToken, seededRandom, sleep, systemClock } from "../../transport/clock.js";
+import { decode, type Encoding, encode, encodingOf, parseRply } from "../../transport/codec.js";
+import {
+  actionIdSchema,
+  errorName,
+  heartbeatSchema,
+  MUTATING_TYPES,
+  nodeStatusSchema,
+  PROTOCOL_VERSION,
+  probeReplySchema,
+  type Rply,
+  rcode,
+} from "../../transport/protocol.js";
+import { subjects } from "../../transport/subjects.js";
+import { DvsdNode } from "../support/dvsdProcess.js";
+import {
+  describeCase,
+  FUZZ_FAMILIES,
+  type FuzzCase,
+  type FuzzFamily,
+  type FuzzUser,
+  fuzzCases,
+  harmless,
+} from "../support/fuzz.js";
+import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
+import { isAlive, requireBuild } from "../support/processes.js";
+
+const CLUSTER = "dvs";
+const NODE = 1;
+const MESSAGES = Number(process.env.DVS_FUZZ_MESSAGES ?? 100_000);
+const SEED = Number(process.env.DVS_FUZZ_SEED ?? 0x5eed_f022);
+/** Replies awaited at once, and bytes published but not yet answered. */
+const WINDOW = 64;
+const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+/** Every answer must come within this; they take tens of milliseconds here (queued behind the window). */
+const REPLY_DEADLINE_MS = 15_000;
+/**
+ * Bounds on the node's resident memory. Measured on a 2-core machine: max 230-256 MB and 50-70 MB
+ * of growth after the first 10% for 100,000 messages; max 233 MB and 17 MB for 300,000.
+ */
+const RSS_MAX_MB = 400;
+const RSS_GROWTH_MB = 150;
+const RSS_EVERY_MS = 500;
+/** membership.unreachableAfterMissed × heartbeatMs (defaults): a longer silence is a PARTITION to peers. */
+const HEARTBEAT_GAP_MS = 1_000;
+/** Bad input is logged at most once per 10 s per kind (throttledWarn), with a little room for several kinds. */
+const LOG_LINES_PER_10S = 5;
+/** Refused host-changing requests are logged every time on purpose: an audit trail, not a flood. */
+const AUDITED = ["KILL refused", "COMMAND refused"];
+/** About 70 s for 100,000 messages on a 2-core machine; the rest is margin for a slower CI. */
+const TEST_TIMEOUT_MS = 30_000 + MESSAGES * 1.2;
+/** nats.conf's max_payload: a reply of the node must fit in it. */
+const MAX_PAYLOAD = 1024 * 1024;
+
+const dvs = subjects(CLUSTER);
+const dir = mkdtempSync(join(tmpdir(), "dvs-fuzz-"));
+let server: TestNatsServer;
+let node: DvsdNode;
+const conns = {} as Record<FuzzUser, NatsConnection>;
+
+/** The node's resident set size, sampled from /proc while the fuzz runs; a failed reading means it is gone. */
+class RssSampler {
+  readonly samples: { at: number; mb: number }[] = [];
+  /** Samplings that found no process. */
+  missed = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly pid: number) {}
+
+  read(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+    const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+    return kb / 1024;
+  }
+
+  start(): void {
+    const sample = () => {
+      try {
+        this.samples.push({ at: performance.now(), mb: this.read() });
+      } catch {
+        this.missed++;
+      }
+    };
+    sample();
+    this.#timer = setInterval(sample, RSS_EVERY_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  get max(): number {
+    return Math.max(...this.samples.map((s) => s.mb));
+  }
+}
+
+/**
+ * The gaps between the node's own heartbeats as seen here: a node whose event
+ * loop the input blocks stops heartbeating, and its peers would declare it
+ * unreachable after `unreachableAfterMissed` (5) heartbeats, 1 s. An upper
+ * bound: this process's own delays count too.
+ */
+class HeartbeatWatch {
+  maxGapMs = 0;
+  beats = 0;
+  #last: number | undefined;
+
+  constructor(nc: NatsConnection) {
+    nc.subscribe(dvs.heartbeat(NODE), {
+      callback: (_err, msg) => {
+        const decoded = decode(msg.data, "cbor", MAX_PAYLOAD);
+        const hb = decoded.ok ? heartbeatSchema.safeParse(decoded.value) : undefined;
+        // The fuzz sends garbage here too: only the node's real heartbeats count.
+        if (!hb?.success || hb.data.node !== NODE) return;
+        const now = performance.now();
+        if (this.#last !== undefined) this.maxGapMs = Math.max(this.maxGapMs, now - this.#last);
+        this.#last = now;
+        this.beats++;
+      },
+    });
+  }
+}
+
+/** The node's log lines (pino JSON) by message, with the error-level ones kept. */
+function logLines(output: string): { byMsg: Map<string, number>; errors: string[] } {
+  const byMsg = new Map<string, number>();
+  const errors: string[] = [];
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string };
+      const key = `${entry.level}:${entry.msg}`;
+      byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+      if ((entry.level ?? 0) >= 50) errors.push(line.slice(0, 600));
+    } catch {
+      byMsg.set("unparsed", (byMsg.get("unparsed") ?? 0) + 1);
+    }
+  }
+  return { byMsg, errors };
+}
+
+interface Pending {
+  readonly c: FuzzCase;
+  readonly sentAt: number;
+}
+
+/** What one fuzz run saw. */
+interface Run {
+  sent: number;
+  tracked: number;
+  answered: number;
+  bytes: number;
+  seconds: number;
+  families: Record<FuzzFamily, number>;
+  rcodes: Record<string, number>;
+  byRole: Record<string, number>;
+  byUser: Record<FuzzUser, number>;
+  failures: Map<string, { count: number; examples: string[] }>;
+  failureCount: number;
+  unexpectedReplies: number;
+  duplicateReplies: number;
+  permissionErrors: string[];
+  eperm: { sent: number; refused: number };
+  /** Actions the node answered under an id, to find in the log afterwards. */
+  actions: { action: string; type: string; seq: number; rcode: number; mutating: boolean; sent?: string }[];
+  rss: { start: number; early: number; max: number; end: number; samples: number; missed: number };
+  heartbeat: { beats: number; maxGapMs: number };
+  /** Time replies took, by request type (or family for what does not parse): where the run's time goes. */
+  latency: Map<string, { count: number; totalMs: number; maxMs: number }>;
+}
+
+/** Sends the cases with a window of replies in flight and checks each answer as it comes. */
+async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
+  const run: Run = {
+    sent: 0,
+    tracked: 0,
+    answered: 0,
+    bytes: 0,
+    seconds: 0,
+    families: Object.fromEntries(FUZZ_FAMILIES.map((f) => [f, 0])) as Record<FuzzFamily, number>,
+    rcodes: {},
+    byRole: {},
+    byUser: { admin: 0, viewer: 0 },
+    failures: new Map(),
+    failureCount: 0,
+    unexpectedReplies: 0,
+    duplicateReplies: 0,
+    permissionErrors: [],
+    eperm: { sent: 0, refused: 0 },
+    actions: [],
+    rss: { start: 0, early: 0, max: 0, end: 0, samples: 0, missed: 0 },
+    heartbeat: { beats: 0, maxGapMs: 0 },
+    latency: new Map(),
+  };
+  /** Failures grouped by kind, with the first few cases of each (enough to send them again). */
+  const fail = (c: FuzzCase, kind: string, why: string) => {
+    run.failureCount++;
+    const group = run.failures.get(kind) ?? { count: 0, examples: [] };
+    group.count++;
+    if (group.examples.length < 3) group.examples.push(`${why}\n      seed=${SEED} ${describeCase(c)}`);
+    run.failures.set(kind, group);
+  };
+  // One inbox per connection: a subscription on both would see every reply twice.
+  const token = randomToken(seededRandom(SEED), 10);
+  const inboxOf = (user: FuzzUser) => `_INBOX.fuzz.${token}.${user}.`;
+  const pending = new Map<number, Pending>();
+  const replied = new Uint8Array(MESSAGES);
+  let inflightBytes = 0;
+  let wake: (() => void) | undefined;
+  const release = (index: number) => {
+    const p = pending.get(index);
+    if (!p) return undefined;
+    pending.delete(index);
+    inflightBytes -= p.c.payload.byteLength;
+    wake?.();
+    return p;
+  };
+
+  const onReply = (msg: Msg) => {
+    const index = Number(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
+    const p = release(index);
+    if (!p) {
+      if (replied[index]) run.duplicateReplies++;
+      else run.unexpectedReplies++;
+      return;
+    }
+    replied[index] = 1;
+    run.answered++;
+    const kind = p.c.verdict?.ok ? p.c.verdict.type : p.c.family;
+    const ms = performance.now() - p.sentAt;
+    const latency = run.latency.get(kind) ?? { count: 0, totalMs: 0, maxMs: 0 };
+    latency.count++;
+    latency.totalMs += ms;
+    latency.maxMs = Math.max(latency.maxMs, ms);
+    run.latency.set(kind, latency);
+    check(p, msg);
+  };
+
+  const check = ({ c }: Pending, msg: Msg) => {
+    const noResponders = msg.headers?.code === 503;
+    switch (c.role) {
+      case "unserved":
+        if (!noResponders) fail(c, "answered-unserved", `expected "no responders" on ${c.subject}`);
+        return;
+      case "service": {
+        const answer = noResponders ? undefined : (msg.json() as { type?: string });
+        if (!answer?.type?.startsWith("io.nats.micro.v1."))
+          fail(c, "service", "$SRV did not answer as a micro service");
+        return;
+      }
+      case "status": {
+        const status = decode(msg.data, "cbor", MAX_PAYLOAD);
+        if (!status.ok || nodeStatusSchema.safeParse(status.value).data?.node !== NODE)
+          fail(c, "status", "the status answer is not the node's NodeStatus");
+        return;
+      }
+      case "probe": {
+        const probe = decode(msg.data, "cbor", MAX_PAYLOAD);
+        if (!probe.ok || probeReplySchema.safeParse(probe.value).data?.node !== NODE)
+          fail(c, "probe", "the probe answer is not { node, incarnation }");
+        return;
+      }
+      case "migration": {
+        const answer = decode(msg.data, "cbor", MAX_PAYLOAD);
+        const reply = answer.ok ? migrationReplySchema.safeParse(answer.value) : undefined;
+        if (!reply?.success || reply.data.ok)
+          fail(c, "migration", "a garbage migration offer was not refused");
+        return;
+      }
+      case "internal":
+        return;
+      default:
+        break;
+    }
+    if (noResponders) {
+      fail(c, "no-responders", `no responders on ${c.subject}: the node does not serve it`);
+      return;
+    }
+    const asked: Encoding = encodingOf({ headers: c.headers ? { ...c.headers } : undefined });
+    const answeredIn: Encoding = encodingOf({
+      headers: msg.headers ? { "Content-Type": msg.headers.get("Content-Type") } : undefined,
+    });
+    const parsed = parseRply(msg.data, answeredIn, MAX_PAYLOAD);
+    if (!parsed.ok) {
+      const raw = decode(msg.data, answeredIn, MAX_PAYLOAD);
+      const shown = raw.ok
+        ? JSON.stringify(raw.value, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))
+        : "?";
+      fail(
+        c,
+        "not-a-rply",
+        `the answer is not a valid RPLY (${parsed.message.replace(/\s+/g, " ").slice(0, 200)}): ${shown.slice(0, 300)}`,
+      );
+      return;
+    }
+    const rply: Rply = parsed.rply;
+    const name = rply.rcode < 0 ? (errorName(rply.rcode) ?? `rcode ${rply.rcode}`) : "OK";
+    run.rcodes[name] = (run.rcodes[name] ?? 0) + 1;
+    if (answeredIn !== asked) fail(c, "encoding", `asked in ${asked}, answered in ${answeredIn}`);
+    if (rply.src !== NODE) fail(c, "src", `answered by ${rply.src}, not node ${NODE}`);
+    const verdict = c.verdict;
+    if (verdict === undefined) return;
+    if (!verdict.ok) {
+      if (rply.rcode !== rcode(verdict.error))
+        fail(
+          c,
+          `verdict-${verdict.error}-got-${name}`,
+          `the codec says ${verdict.error}, the node answered ${name}: ${JSON.stringify(rply.data).slice(0, 300)}`,
+        );
+      return;
+    }
+    if (rply.type !== verdict.type || rply.seq !== verdict.seq)
+      fail(
+        c,
+        "echo",
+        `the RPLY names ${rply.type}/${rply.seq}, the request was ${verdict.type}/${verdict.seq}`,
+      );
+    if (c.mustBe !== undefined) {
+      run.eperm.sent++;
+      if (rply.rcode === rcode(c.mustBe)) run.eperm.refused++;
+      else
+        fail(
+          c,
+          `not-${c.mustBe}`,
+          `expected ${c.mustBe}, got ${name}: ${JSON.stringify(rply.data).slice(0, 300)}`,
+        );
+    } else if (c.role === "readonly-request" && MUTATING_TYPES.has(verdict.type) && rply.rcode >= 0) {
+      fail(
+        c,
+        "readonly-mutation",
+        `a mutating ${verdict.type} on a read-only subject succeeded (rcode ${rply.rcode})`,
+      );
+    }
+    if (rply.action !== undefined && rply.action !== knownAction) {
+      const mutating = MUTATING_TYPES.has(verdict.type);
+      run.actions.push({
+        action: rply.action,
+        type: verdict.type,
+        seq: verdict.seq,
+        rcode: rply.rcode,
+        mutating,
+        // Kept for the changes only (few): enough to send one again.
+        ...(mutating && rply.rcode >= 0 ? { sent: `seed=${SEED} ${describeCase(c)}` } : {}),
+      });
+    }
+  };
+
+  for (const user of ["admin", "viewer"] as const) {
+    conns[user].subscribe(`${inboxOf(user)}>`, { callback: (_err, msg) => onReply(msg) });
+    void (async () => {
+      for await (const s of conns[user].status()) {
+        if (s.type === "error") run.permissionErrors.push(`${user}: ${String(s.error)}`);
+      }
+    })();
+  }
+  await Promise.all([conns.admin.flush(), conns.viewer.flush()]);
+
+  const heartbeats = new HeartbeatWatch(conns.admin);
+  const rss = new RssSampler(node.pid);
+  rss.start();
+  run.rss.start = rss.read();
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const [index, p] of pending) {
+      if (now - p.sentAt < REPLY_DEADLINE_MS) continue;
+      release(index);
+      fail(p.c, "no-answer", `no answer within ${REPLY_DEADLINE_MS} ms`);
+    }
+  }, 1_000);
+
+  const started = performance.now();
+  let unflushed = 0;
+  try {
+    for (const c of fuzzCases({
+      seed: SEED,
+      count: MESSAGES,
+      cluster: CLUSTER,
+      node: NODE,
+      pidMax,
+      knownAction,
+    })) {
+      // Never send what could harm the host, whatever the generator's own vetting did.
+      if (!harmless(c, pidMax)) throw new Error(`refusing to send a harmful case: ${describeCase(c)}`);
+      // A node that died or stopped answering is not fed the rest: the assertions say what happened.
+      if (c.index % 1_000 === 0 && !isAlive(node.pid)) break;
+      if ((run.failures.get("no-answer")?.count ?? 0) > 4 * WINDOW) break;
+      if (c.index === Math.floor(MESSAGES / 10)) run.rss.early = rss.read();
+      const tracked = c.withReply && c.role !== "internal";
+      while (
+        tracked &&
+        (pending.size >= WINDOW ||
+          (pending.size > 0 && inflightBytes + c.payload.byteLength > MAX_BYTES_IN_FLIGHT))
+      ) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+      const headers = c.headers ? natsHeaders() : undefined;
+      for (const [k, v] of Object.entries(c.headers ?? {})) headers?.set(k, v);
+      if (tracked) {
+        pending.set(c.index, { c, sentAt: performance.now() });
+        inflightBytes += c.payload.byteLength;
+        run.tracked++;
+      }
+      conns[c.user].publish(c.subject, c.payload, {
+        ...(c.withReply ? { reply: `${inboxOf(c.user)}${c.index}` } : {}),
+        ...(headers ? { headers } : {}),
+      });
+      run.sent++;
+      run.bytes += c.payload.byteLength;
+      run.families[c.family]++;
+      run.byRole[c.role] = (run.byRole[c.role] ?? 0) + 1;
+      run.byUser[c.user]++;
+      // Plain publishes are not paced by replies: flush now and then so they do not pile up here.
+      unflushed += c.payload.byteLength;
+      if (!tracked && unflushed > 4 * 1024 * 1024) {
+        await conns[c.user].flush();
+        unflushed = 0;
+      }
+    }
+    while (pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    clearInterval(sweeper);
+  }
+  run.seconds = (performance.now() - started) / 1_000;
+  await Promise.all([conns.admin.flush(), conns.viewer.flush()]);
+  // Let the node finish what it was given (action log writes, GC) before the last reading.
+  await sleep(systemClock, 3_000);
+  run.rss.end = rss.read();
+  rss.stop();
+  run.rss.max = rss.max;
+  run.rss.samples = rss.samples.length;
+  run.rss.missed = rss.missed;
+  run.heartbeat = { beats: heartbeats.beats, maxGapMs: heartbeats.maxGapMs };
+  return run;
+}
+
+/** Sends one well-formed request and returns its RPLY. */
+async function request(type: string, params: unknown, seq: number): Promise<Rply> {
+  const rqst = { v: PROTOCOL_VERSION, type, src: "fuzz-check", dst: NODE, seq, params };
+  const msg = await conns.admin.request(dvs.nodeRqst(NODE), encode(rqst), { timeout: 10_000 });
+  const parsed = parseRply(msg.data, "cbor", MAX_PAYLOAD);
+  if (!parsed.ok) throw new Error(`not a RPLY: ${parsed.message}`);
+  return parsed.rply;
+}
+
+/** Waits until the node answers on its own request subject. */
+async function answering(timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      await request("GETDVSINFO", {}, 0);
+      return;
+    } catch (error) {
+      if (performance.now() > deadline || !node.running)
+        throw new Error(`node ${NODE} does not answer: ${String(error)}\n${node.output()}`);
+      await sleep(systemClock, 100);
+    }
+  }
+}
+
+function pidMax(): number {
+  return Number(readFileSync("/proc/sys/kernel/pid_max", "utf8").trim());
+}
+
+beforeAll(async () => {
+  requireBuild();
+  server = await startTestNatsServer();
+  node = new DvsdNode({ node: NODE, dir, natsUrl: server.url, config: { log: { level: "warn" } } });
+  node.start();
+  conns.admin = await connect({ servers: server.url, ...DEV_USERS.admin, name: "fuzz-admin" });
+  conns.viewer = await connect({ servers: server.url, ...DEV_USERS.viewer, name: "fuzz-viewer" });
+  await answering(20_000);
+}, 40_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(conns).map((nc) => nc?.close()));
+  await node?.kill();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a node under random and mutated input", () => {
+  it(
+    "stays up, answers every request subject once, keeps its memory bounded and its action log intact",
+    async () => {
+      const init = await request("DVSINIT", {}, 1);
+      expect(init.rcode).toBe(NODE);
+      expect(init.action).toBeDefined();
+      const initAction = init.action as string;
+      // A DC with this node in it, so that SPAWN, SEND and the other process requests reach their handlers.
+      expect((await request("DCINIT", { dcid: 1, nodes: [NODE] }, 2)).rcode).toBe(1);
+      const log = new JetStreamActionLog(conns.admin, { cluster: CLUSTER });
+      const initRecords = await log.show(initAction);
+      expect(initRecords.map((r) => r.kind)).toEqual(["request", "reply", "outcome"]);
+
+      const run = await runFuzz(pidMax(), initAction);
+      report(run);
+
+      // The node was up all along (sampled every 500 ms), is up now and still serves a normal request.
+      expect(run.rss.missed, node.output().slice(-5_000)).toBe(0);
+      expect(isAlive(node.pid), node.output().slice(-5_000)).toBe(true);
+      expect(node.running).toBe(true);
+      const info = await request("GETDVSINFO", {}, 3);
+      expect(info.rcode).toBe(0);
+      expect(info.data).toMatchObject({ name: "dvs", nr_dcs: 32 });
+      expect(run.sent).toBe(MESSAGES);
+
+      // Every request-shaped case got exactly one answer, the one the codec's verdict calls for.
+      const failures = [...run.failures].map(
+        ([kind, g]) => `${kind} ×${g.count}:\n    ${g.examples.join("\n    ")}`,
+      );
+      expect.soft(failures, `${run.failureCount} answers were wrong or missing`).toEqual([]);
+      expect.soft(run.answered).toBe(run.tracked);
+      expect.soft(run.duplicateReplies).toBe(0);
+      expect.soft(run.unexpectedReplies, "answers on subjects that never answer").toBe(0);
+      expect.soft(run.permissionErrors).toEqual([]);
+      for (const family of FUZZ_FAMILIES) expect.soft(run.families[family]).toBeGreaterThan(MESSAGES / 200);
+      // Every viewer (and admin) that claimed role "admin" on a read-only subject was refused.
+      expect.soft(run.eperm.sent).toBeGreaterThan(MESSAGES / 100);
+      expect.soft(run.eperm.refused).toBe(run.eperm.sent);
+
+      // Memory stays bounded, and the node kept heartbeating: a peer declares it unreachable after 1 s.
+      expect.soft(run.rss.max, "max RSS (MB)").toBeLessThan(RSS_MAX_MB);
+      expect
+        .soft(run.rss.end - run.rss.early, "RSS growth after the first 10% (MB)")
+        .toBeLessThan(RSS_GROWTH_MB);
+      expect.soft(run.heartbeat.beats).toBeGreaterThan(run.seconds * 2);
+      expect
+        .soft(run.heartbeat.maxGapMs, "longest silence between heartbeats (ms)")
+        .toBeLessThan(HEARTBEAT_GAP_MS);
+
+      // Bad input is logged with a throttle (SPEC 3.2); nothing it does is an internal error.
+      const logged = logLines(node.output());
+      const budget = LOG_LINES_PER_10S * Math.ceil(run.seconds / 10 + 2);
+      const flooded = [...logged.byMsg].filter(
+        ([msg, n]) => n > budget && !AUDITED.some((a) => msg.includes(a)),
+      );
+      expect.soft(flooded, `log lines over ${budget} per message in ${run.seconds.toFixed(0)} s`).toEqual([]);
+      expect.soft(logged.errors, "error-level log lines").toEqual([]);
+
+      // The action log: every record validates, every id is a valid one, what was answered is there.
+      await expectActionLogIntact(log, run, initAction, initRecords);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+/**
+ * The action log after the run: every stored record validates and sits on a
+ * subject a valid id makes; no action has a second request record; every
+ * change the node made (a mutating type answered rcode ≥ 0) has its own
+ * request record; where an id was used once, its records agree with the
+ * answer; and an old action replayed by id is unchanged.
+ */
+async function expectActionLogIntact(
+  log: JetStreamActionLog,
+  run: Run,
+  initAction: string,
+  initRecords: ActionRecord[],
+): Promise<void> {
+  const listed: ActionSummary[] = await log.list({ limit: 1_000_000 });
+  expect(log.skipped, "records that fail validation").toBe(0);
+  const byId = new Map(listed.map((a) => [a.request.action, a]));
+  const seen = new Set<string>();
+  const twice = listed.filter((a) => seen.has(a.request.action) || !seen.add(a.request.action));
+  expect
+    .soft(
+      twice.slice(0, 5).map((a) => a.request),
+      `${twice.length} actions with a second request record`,
+    )
+    .toEqual([]);
+  const badIds = listed.filter((a) => !actionIdSchema.safeParse(a.request.action).success);
+  expect(badIds).toEqual([]);
+  // A change that was made (rcode ≥ 0) was logged, as itself, before it ran.
+  const isItself = (a: Run["actions"][number], logged: ActionSummary | undefined) =>
+    logged !== undefined && logged.request.type === a.type && logged.request.seq === a.seq;
+  const unaudited = run.actions.filter((a) => a.mutating && a.rcode >= 0 && !isItself(a, byId.get(a.action)));
+  const shown = unaudited.slice(0, 5).map((a) => {
+    const held = byId.get(a.action)?.request;
+    return { ...a, logHas: held ? { type: held.type, seq: held.seq, src: held.src } : "nothing" };
+  });
+  expect.soft(shown, `${unaudited.length} changes made without their own request record`).toEqual([]);
+  // Where a requester's id is unique, the log tells its story: its request and, if logged, the outcome it was told.
+  const uses = new Map<string, number>();
+  for (const a of run.actions) uses.set(a.action, (uses.get(a.action) ?? 0) + 1);
+  const unique = run.actions.filter((a) => uses.get(a.action) === 1);
+  const contradicted = unique.filter((a) => {
+    const logged = byId.get(a.action);
+    return (
+      logged !== undefined &&
+      (!isItself(a, logged) || (logged.outcome !== undefined && logged.outcome.rcode !== a.rcode))
+    );
+  });
+  expect
+    .soft(contradicted.slice(0, 5), `${contradicted.length} logged actions disagree with their answer`)
+    .toEqual([]);
+  const outcomes = run.actions.filter((a) => byId.get(a.action)?.outcome !== undefined).length;
+  const reused = run.actions.length - unique.length;
+  console.log(
+    `action log: ${listed.length} actions listed; ${run.actions.length} answers named an action id ` +
+      `(${reused} under an id more than one request used), ${outcomes} with an outcome logged`,
+  );
+  // A replayed id did not add to, or rewrite, the action it belongs to.
+  expect.soft(await log.show(initAction)).toEqual(initRecords);
+  const step = Math.max(1, Math.floor(listed.length / 200));
+  for (let i = 0; i < listed.length; i += step) {
+    const id = (listed[i] as ActionSummary).request.action;
+    const records: ActionRecord[] = await log.show(id);
+    expect
+      .soft(
+        records.filter((r) => r.kind === "request"),
+        id,
+      )
+      .toHaveLength(1);
+    expect.soft(records.filter((r) => r.kind === "outcome").length, id).toBeLessThanOrEqual(1);
+    expect.soft(records.every((r) => r.action === id)).toBe(true);
+  }
+  expect(log.skipped, "records that fail validation").toBe(0);
+  // Underneath the reader: every subject in the stream is one a valid action id makes.
+  const jsm = await jetstreamManager(conns.admin);
+  const stream = await jsm.streams.info(actionStreamName(CLUSTER), { subjects_filter: ">" });
+  const streamSubjects = Object.keys(stream.state.subjects ?? {});
+  expect(streamSubjects.length).toBeGreaterThanOrEqual(listed.length);
+  const shape = new RegExp(
+    `^dvs\\.${CLUSTER}\\.actions\\.[A-Za-z0-9_-]{1,64}\\.(request|outcome|reply\\.\\d+)$`,
+  );
+  expect(streamSubjects.filter((s) => !shape.test(s))).toEqual([]);
+}
+
+/** One line of figures, the slowest answers and the node's log by message. */
+function report(run: Run): void {
+  const rate = Math.round(run.sent / run.seconds);
+  const families = FUZZ_FAMILIES.map((f) => `${f}=${run.families[f]}`).join(" ");
+  const rcodes = Object.entries(run.rcodes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  console.log(
+    `fuzz seed=${SEED}: ${run.sent} messages (${(run.bytes / 1e6).toFixed(0)} MB) in ${run.seconds.toFixed(1)} s = ${rate} msg/s; ` +
+      `${run.answered}/${run.tracked} answered; families ${families}; rcodes ${rcodes}; ` +
+      `EPERM ${run.eperm.refused}/${run.eperm.sent}; actions ${run.actions.length}; ` +
+      `RSS MB start ${run.rss.start.toFixed(0)} early ${run.rss.early.toFixed(0)} max ${run.rss.max.toFixed(0)} ` +
+      `end ${run.rss.end.toFixed(0)} (bounds: max < ${RSS_MAX_MB}, end - early < ${RSS_GROWTH_MB}); ` +
+      `heartbeat max gap ${run.heartbeat.maxGapMs.toFixed(0)} ms (< ${HEARTBEAT_GAP_MS}); ` +
+      `subjects ${Object.entries(run.byRole)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}; sent as admin=${run.byUser.admin} viewer=${run.byUser.viewer}; ` +
+      `replies on internal subjects ${run.unexpectedReplies}`,
+  );
+  const slowest = [...run.latency]
+    .sort((a, b) => b[1].totalMs - a[1].totalMs)
+    .slice(0, 8)
+    .map(([k, l]) => `${k} ${l.count}× avg ${(l.totalMs / l.count).toFixed(0)} max ${l.maxMs.toFixed(0)} ms`);
+  console.log(`reply latency (most total time first): ${slowest.join(", ")}`);
+  const logged = logLines(node.output());
+  const byMsg = [...logged.byMsg].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`);
+  console.log(`node log (level:msg=lines): ${byMsg.join(", ")}`);
+}
