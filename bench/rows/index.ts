@@ -1,6 +1,7 @@
 // Every row, in the order a full run executes them. A new row is a module in
 // this folder exporting a BenchRow, added to this list.
 import type { BenchRow } from "../row.js";
+import { hostFlood } from "./hostFlood.js";
 import { membershipConvergence } from "./membershipConvergence.js";
 import { membershipDetection } from "./membershipDetection.js";
 import { membershipNoFalseEvents } from "./membershipNoFalseEvents.js";
@@ -15,4 +16,5 @@ export const ROWS: readonly BenchRow[] = [
   membershipDetection,
   membershipConvergence,
   membershipNoFalseEvents,
+  hostFlood,
 ];
