@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import { describeIssues, type MembershipEventName } from "../transport/protocol.js";
-import { CappedOutput } from "./cappedOutput.js";
+import { CappedOutput, signalGroup } from "./childProcess.js";
 import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -304,15 +304,6 @@ export class ScriptRunner {
       return { done: Promise.resolve(result), terminate() {} };
     }
 
-    const signalGroup = (signal: NodeJS.Signals) => {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid, signal);
-      } catch {
-        child.kill(signal);
-      }
-    };
-
     const done = new Promise<ScriptResult>((resolve) => {
       let settled = false;
       const settle = (code: number | null, signal: NodeJS.Signals | null, error?: ScriptSpawnError) => {
@@ -345,8 +336,8 @@ export class ScriptRunner {
     const terminate = (reason: "timeout" | "stop") => {
       if (endedBy !== undefined) return;
       endedBy = reason;
-      signalGroup("SIGTERM");
-      killTimer = this.clock.setTimeout(() => signalGroup("SIGKILL"), this.killGraceMs);
+      signalGroup(child, "SIGTERM");
+      killTimer = this.clock.setTimeout(() => signalGroup(child, "SIGKILL"), this.killGraceMs);
     };
     timeoutTimer = this.clock.setTimeout(() => terminate("timeout"), this.config.timeoutMs);
     return { done, terminate };

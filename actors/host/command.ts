@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../../transport/clock.js";
 import type { Params } from "../../transport/protocol.js";
-import { CappedOutput } from "../cappedOutput.js";
+import { CappedOutput, signalGroup } from "../childProcess.js";
 import type { HostContext } from "./context.js";
 import { ArgumentsNotAllowedError, CommandNotAllowedError, CommandSpawnError } from "./errors.js";
 
@@ -118,14 +118,6 @@ export function runProgram(
   }
   let timedOut = false;
   const timers: (TimerHandle | undefined)[] = [];
-  const signalGroup = (signal: NodeJS.Signals) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      child.kill(signal);
-    }
-  };
   child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
   child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
 
@@ -168,8 +160,8 @@ export function runProgram(
     timers.push(
       clock.setTimeout(() => {
         timedOut = true;
-        signalGroup("SIGTERM");
-        timers.push(clock.setTimeout(() => signalGroup("SIGKILL"), limits.killGraceMs));
+        signalGroup(child, "SIGTERM");
+        timers.push(clock.setTimeout(() => signalGroup(child, "SIGKILL"), limits.killGraceMs));
       }, limits.timeoutMs),
     );
   });

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type ControllerEntry, controllerEntries, parseProcCgroups } from "../../actors/host/cgroups.js";
-import { commandsConfigSchema } from "../../actors/host/command.js";
 import {
   type ContainerEntry,
   containerOfCgroup,
@@ -12,26 +11,7 @@ import {
   type SelfFacts,
   selfContainer,
 } from "../../actors/host/containers.js";
-import { createHostHandlers, type HostRequestOptions } from "../../actors/hostRequests.js";
-import { silentLogger } from "../../actors/logger.js";
-import type { Outcome } from "../../actors/requestServer.js";
-import { systemClock } from "../../transport/clock.js";
-import type { RequestType, Rqst } from "../../transport/protocol.js";
-
-const handlers = (options: Partial<HostRequestOptions> = {}) =>
-  createHostHandlers({
-    clock: systemClock,
-    logger: silentLogger,
-    commands: commandsConfigSchema.parse({}),
-    ...options,
-  });
-const rqst = (type: RequestType, params: Record<string, unknown> = {}) =>
-  ({ v: 1, type, src: "test", dst: 1, seq: 1, params }) as Rqst;
-
-function ok<T>(outcome: Outcome): { rcode: number; data: T } {
-  if ("error" in outcome) throw new Error(`${outcome.error}: ${outcome.message}`);
-  return outcome as { rcode: number; data: T };
-}
+import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const ID = (c: string) => c.repeat(64);
 

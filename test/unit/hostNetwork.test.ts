@@ -1,7 +1,6 @@
 import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { commandsConfigSchema } from "../../actors/host/command.js";
 import {
   decodeEndpoint,
   formatIpv6,
@@ -13,24 +12,10 @@ import {
   type SocketEntry,
   sortSockets,
 } from "../../actors/host/network.js";
-import { createHostHandlers } from "../../actors/hostRequests.js";
-import { silentLogger } from "../../actors/logger.js";
-import type { Outcome } from "../../actors/requestServer.js";
-import { systemClock } from "../../transport/clock.js";
-import { PARAMS, type RequestType, type Rqst } from "../../transport/protocol.js";
+import { PARAMS } from "../../transport/protocol.js";
+import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
-const host = createHostHandlers({
-  clock: systemClock,
-  logger: silentLogger,
-  commands: commandsConfigSchema.parse({}),
-});
-const rqst = (type: RequestType, params: Record<string, unknown> = {}) =>
-  ({ v: 1, type, src: "test", dst: 1, seq: 1, params }) as Rqst;
-
-function ok<T>(outcome: Outcome): { rcode: number; data: T } {
-  if ("error" in outcome) throw new Error(`${outcome.error}: ${outcome.message}`);
-  return outcome as { rcode: number; data: T };
-}
+const host = handlers();
 
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 31337 1 0000000000000000 100 0 0 10 0

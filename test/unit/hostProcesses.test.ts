@@ -2,32 +2,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { commandsConfigSchema } from "../../actors/host/command.js";
 import type { PidstatEntry, PsEntry } from "../../actors/host/processes.js";
 import { parseProcIo, parseProcStat, parseProcStatus, parseSystemStat } from "../../actors/host/procfs.js";
-import { createHostHandlers, type HostRequestOptions } from "../../actors/hostRequests.js";
-import { silentLogger } from "../../actors/logger.js";
-import type { Outcome } from "../../actors/requestServer.js";
-import { systemClock } from "../../transport/clock.js";
-import type { RequestType, Rqst } from "../../transport/protocol.js";
-
-function handlers(options: Partial<HostRequestOptions> = {}) {
-  return createHostHandlers({
-    clock: systemClock,
-    logger: silentLogger,
-    commands: commandsConfigSchema.parse({}),
-    ...options,
-  });
-}
-
-function rqst(type: RequestType, params: Record<string, unknown> = {}): Rqst {
-  return { v: 1, type, src: "test", dst: 1, seq: 1, params } as Rqst;
-}
-
-function ok<T>(outcome: Outcome): { rcode: number; data: T } {
-  if ("error" in outcome) throw new Error(`${outcome.error}: ${outcome.message}`);
-  return outcome as { rcode: number; data: T };
-}
+import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const STAT =
   "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1500 0 7 0 250 130 0 0 20 0 3 0 12345 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
