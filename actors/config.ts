@@ -9,6 +9,7 @@ import { z } from "zod";
 import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
 import { describeIssues, nodeIdSchema } from "../transport/protocol.js";
 import { isClusterName } from "../transport/subjects.js";
+import { readSecretFile } from "./credentials.js";
 import { ConfigError } from "./errors.js";
 import { commandsConfigSchema } from "./host/command.js";
 import { scriptsConfigSchema } from "./scripts.js";
@@ -146,7 +147,7 @@ export function parseConfig(values: Record<string, unknown>, source = "config"):
   let pass = config.nats.pass;
   if (config.nats.passFile !== undefined) {
     try {
-      pass = readFileSync(config.nats.passFile, "utf8").split("\n")[0]?.trim();
+      pass = readSecretFile(config.nats.passFile);
     } catch (error) {
       throw new ConfigError(`cannot read nats.passFile ${config.nats.passFile}`, [], { cause: error });
     }

@@ -2,7 +2,7 @@
 // named. `dvsd up`, dvsctl (by default) and the tests use these users; a
 // production deployment sets its own (docs/operations.md, "Security").
 
-export type { Role } from "../transport/protocol.js";
+import { readFileSync } from "node:fs";
 
 export interface Credentials {
   readonly user: string;
@@ -15,6 +15,11 @@ export const DEV_USERS = {
   admin: { user: "admin", pass: "dvs-admin-dev" },
   viewer: { user: "viewer", pass: "dvs-viewer-dev" },
 } as const satisfies Record<string, Credentials>;
+
+/** A secret kept in a file: its first line, trimmed (a trailing newline is not part of it). Throws what fs throws. */
+export function readSecretFile(path: string): string {
+  return readFileSync(path, "utf8").split("\n")[0]?.trim() ?? "";
+}
 
 /** The development password of a shipped user, so `dvsctl --user viewer` works against `dvsd up`. */
 export function devPassword(user: string): string | undefined {

@@ -132,9 +132,10 @@ export class RequestServer {
     const rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
     // Only the node a request comes in on logs it; requests passed on between nodes are not actions again.
     const fromOutside = source === "public" || source === "readonly";
-    const action = fromOutside ? this.#options.actions?.actionOf(rqst) : undefined;
-    if (action) {
-      this.#track(this.#serveAction(msg, encoding, action, source));
+    const recorder = fromOutside ? this.#options.actions : undefined;
+    const action = recorder?.actionOf(rqst);
+    if (recorder && action) {
+      this.#track(this.#serveAction(msg, encoding, recorder, action, source));
       return;
     }
     // Most requests are answered synchronously; only those that wait for something are tracked.
@@ -149,9 +150,14 @@ export class RequestServer {
   }
 
   /** An action: logged before it runs, and its replies and outcome before the requester hears of them. */
-  async #serveAction(msg: Message, encoding: Encoding, rqst: ActionRqst, source: Source): Promise<void> {
+  async #serveAction(
+    msg: Message,
+    encoding: Encoding,
+    recorder: ActionRecorder,
+    rqst: ActionRqst,
+    source: Source,
+  ): Promise<void> {
     const { node, clock } = this.#options;
-    const recorder = this.#options.actions as ActionRecorder;
     const startedAt = clock.now();
     const begun = await recorder.begin(rqst);
     if (begun === "refused" || begun === "exists") {

@@ -1,16 +1,15 @@
 // What every dvsctl command shares: the global options, one NATS connection
 // per run, the exit statuses, and sending one request and showing its reply
 // (a table, or the RPLY as JSON with --json) with the exit status it implies.
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { actionIds } from "../../actors/actionLog.js";
-import { DEV_USERS, devPassword, type Role } from "../../actors/credentials.js";
+import { DEV_USERS, devPassword, readSecretFile } from "../../actors/credentials.js";
 import { DvsClient, type SendOptions } from "../../transport/client.js";
 import { systemClock, systemRandom } from "../../transport/clock.js";
 import type { Encoding } from "../../transport/codec.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
-import { ALL, type NodeId, type RequestType, type Rply } from "../../transport/protocol.js";
+import { ALL, type NodeId, type RequestType, type Role, type Rply } from "../../transport/protocol.js";
 import { CommandError } from "./errors.js";
 import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
 
@@ -43,7 +42,7 @@ function passwordOf(g: GlobalOptions): string | undefined {
   if (g.pass !== undefined) return g.pass;
   if (g.passFile !== undefined) {
     try {
-      return readFileSync(g.passFile, "utf8").split("\n")[0]?.trim();
+      return readSecretFile(g.passFile);
     } catch (error) {
       throw new CommandError(
         `cannot read --pass-file ${g.passFile}: ${(error as Error).message}`,

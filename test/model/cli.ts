@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import type { CoverageCounts, ModelMutation } from "./harness.js";
 import { mutations } from "./mutations.js";
 import { checkMembership, describeFailure } from "./property.js";
+import { emptyRequestCoverage } from "./requests.js";
 
 const usage = `usage: node dist/test/model/cli.js [--seed S] [--runs N] [--steps M] [--path P --replay-path R] [--mutation ${[...mutations.keys()].join("|")}]`;
 
@@ -80,13 +81,7 @@ async function explore(o: {
     splitChecks: 0,
     leaveReceivers: 0,
     events: 0,
-    requests: 0,
-    allReplies: 0,
-    unicastReplies: 0,
-    timedOutEntries: 0,
-    hostDownEntries: 0,
-    unanswered: 0,
-    quietReplies: 0,
+    ...emptyRequestCoverage(),
   };
   const every = Math.max(1, Math.round(o.numRuns / 20));
   const details = await checkMembership({

@@ -89,8 +89,9 @@ interface InFlight {
   readonly quietAtIssue: number[][] | undefined;
 }
 
-export class RequestLedger {
-  readonly coverage: RequestCoverage = {
+/** Request counters at zero. */
+export function emptyRequestCoverage(): RequestCoverage {
+  return {
     requests: 0,
     allReplies: 0,
     unicastReplies: 0,
@@ -99,6 +100,10 @@ export class RequestLedger {
     unanswered: 0,
     quietReplies: 0,
   };
+}
+
+export class RequestLedger {
+  readonly coverage: RequestCoverage = emptyRequestCoverage();
   readonly #world: RequestWorld;
   readonly #transport: Transport;
   readonly #mutation: GatherMutation | undefined;
