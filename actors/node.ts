@@ -12,14 +12,17 @@ import {
   type ViewChange,
 } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
+import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
 import { type Clock, type Random, systemRandom } from "../transport/clock.js";
 import { decode, encode } from "../transport/codec.js";
+import type { CasStore } from "../transport/kv.js";
 import {
   type EventMessage,
   type NodeId,
   type NodeStatus,
   PROTOCOL_VERSION,
   type Rqst,
+  type ServerType,
 } from "../transport/protocol.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
@@ -28,6 +31,7 @@ import { ActionRecorder } from "./actionRecorder.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
 import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
+import { Election } from "./election.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
@@ -59,6 +63,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly random?: Random;
   /** Handlers for the host group (PS, KILL, COMMAND…); ENOSYS for them when absent. */
   readonly hostHandlers?: RequestHandlers;
+  /** The store the registry's coordinator record lives in (SPEC 7); no election runs when absent. */
+  readonly coordinatorStore?: (transport: T) => CasStore;
 }
 
 export interface NodeOptions {
@@ -74,6 +80,8 @@ export interface NodeOptions {
   readonly quorum?: boolean;
   /** The membership machine to run (tests pass mutated ones). */
   readonly membershipMachine?: MembershipMachine;
+  /** This node's server role and the election's timings (defaults: active, a 400 ms lease). */
+  readonly election?: { readonly serverType?: ServerType; readonly timings?: ElectionTimings };
 }
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
@@ -98,6 +106,7 @@ export class NodeRuntime<T extends Transport = Transport> {
   #lastViewId = 0;
   #registration: Registration | undefined;
   #membership: Membership | undefined;
+  #election: Election | undefined;
   #statusSub: Subscription | undefined;
   #stopStatus: (() => void) | undefined;
   #startError: unknown;
@@ -166,6 +175,11 @@ export class NodeRuntime<T extends Transport = Transport> {
 
   get processes(): ProcessRuntime | undefined {
     return this.#processes;
+  }
+
+  /** The registry and server roles, when the node has a coordinator store. */
+  get election(): Election | undefined {
+    return this.#election;
   }
 
   /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
@@ -308,6 +322,19 @@ export class NodeRuntime<T extends Transport = Transport> {
       if (msg.reply) transport.publish(msg.reply, encode(this.status()));
     });
     this.#startMembership(transport, undefined);
+    if (this.components.coordinatorStore) {
+      this.#election = new Election({
+        self: this.#identity.node,
+        incarnation: this.#identity.incarnation,
+        serverType: this.options.election?.serverType ?? "active",
+        subjects: this.subjects,
+        transport,
+        store: this.components.coordinatorStore(transport),
+        clock,
+        logger: logger.child({ role: "election" }),
+        timings: this.options.election?.timings ?? defaultElectionTimings(),
+      }).start();
+    }
     if (this.components.register)
       this.#registration = await this.components.register(transport, this.#identity);
     if (!this.#stopRequested()) await transport.flush();
@@ -347,6 +374,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     queueMicrotask(() => this.#processes?.onView(members));
     if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
+    if (change.event === "DISCONNECT") for (const m of change.changed) this.#election?.serverGone(m.node);
     this.components.onViewChange?.(event);
   }
 
@@ -445,6 +473,8 @@ export class NodeRuntime<T extends Transport = Transport> {
   }
 
   async #drain(): Promise<void> {
+    // First, while the link is up: a coordinator gives its term back.
+    await this.#election?.stop();
     await this.#membership?.stop({ leave: true });
     await this.#processes?.stop().catch((error: unknown) => {
       this.components.logger.warn({ err: error }, "could not stop the processes cleanly");

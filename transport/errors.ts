@@ -103,3 +103,28 @@ export class BadReplyError extends TransportError {
     super(`bad reply on ${subject}: ${reason}`);
   }
 }
+
+/** A compare-and-set lost: the key's revision is not the one expected (or the key exists, for a create). */
+export class CasConflictError extends TransportError {
+  override name = "CasConflictError";
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    readonly expected: number | "absent",
+    options?: ErrorOptions,
+  ) {
+    super(`compare-and-set on ${bucket}/${key} lost (expected revision ${expected})`, options);
+  }
+}
+
+/** The store could not be reached or did not answer in time; the operation may or may not have happened. */
+export class StoreUnavailableError extends TransportError {
+  override name = "StoreUnavailableError";
+  constructor(
+    readonly bucket: string,
+    readonly operation: string,
+    options?: ErrorOptions,
+  ) {
+    super(`store ${bucket} is not available for ${operation}`, options);
+  }
+}

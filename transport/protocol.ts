@@ -350,6 +350,105 @@ export const eventSchema = z.strictObject({
 });
 export type EventMessage = z.infer<typeof eventSchema>;
 
+// ---- election and registry (SPEC 7) ----
+
+/** A server's type (seed 002): active servers take the file store's work; passive ones hold replicas. */
+export const SERVER_TYPES = ["active", "passive"] as const;
+export type ServerType = (typeof SERVER_TYPES)[number];
+
+/** A coordinator term: the store revision of the write that opened it (the fencing token). */
+export const epochSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** Public, on `dvs.<c>.dns.who`: an empty payload also counts as WHO. */
+export const whoSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION).optional(),
+  type: z.literal("WHO"),
+});
+
+/** Public, on `dvs.<c>.dns.failed`: a client could not reach the coordinator of `epoch`. */
+export const failedSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION).optional(),
+  type: z.literal("FAILED"),
+  coordinator: nodeIdSchema,
+  epoch: epochSchema,
+});
+
+/** The registry's answer to WHO and FAILED. */
+export const registryAnswerSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    v: z.literal(PROTOCOL_VERSION),
+    type: z.literal("OK"),
+    coordinator: nodeIdSchema,
+    epoch: epochSchema,
+  }),
+  z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal("NOTHING") }),
+]);
+export type RegistryAnswer = z.infer<typeof registryAnswerSchema>;
+
+/** A file a server holds, as ALIVE lists it (filled in by the file store). */
+export const heldFileSchema = z.strictObject({
+  name: z.string().min(1).max(255),
+  version: z.number().int().min(1),
+});
+
+const serverHeader = {
+  v: z.literal(PROTOCOL_VERSION),
+  from: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+  /** The highest coordinator epoch the sender knows (the coordinator's own, when it sends). */
+  epoch: z.number().int().min(0),
+};
+
+/** Internal, on `dvs.<c>._srv.*`: the servers' liveness and election messages. */
+export const serverMessageSchema = z.discriminatedUnion("type", [
+  z.strictObject({ ...serverHeader, type: z.literal("SERVER"), server: z.enum(SERVER_TYPES) }),
+  z.strictObject({
+    ...serverHeader,
+    type: z.literal("ALIVE"),
+    server: z.enum(SERVER_TYPES),
+    /** Whom the sender takes for the coordinator. */
+    coordinator: nodeIdSchema.nullable(),
+    files: z.array(heldFileSchema).max(100_000),
+  }),
+  z.strictObject({ ...serverHeader, type: z.literal("STATUS") }),
+  z.strictObject({ ...serverHeader, type: z.literal("PING") }),
+  z.strictObject({ ...serverHeader, type: z.literal("ELECTION") }),
+  z.strictObject({ ...serverHeader, type: z.literal("ELECTED") }),
+]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+export type ServerMessageType = ServerMessage["type"];
+
+/** The registry's record in the store (JSON, so `nats kv get` shows it). */
+export const coordinatorRecordSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  /** Null while the registry has no coordinator (after ELECTION, or a graceful step-down). */
+  coordinator: nodeIdSchema.nullable(),
+  /** The term; null in the write that opens it, whose revision is then the epoch. */
+  epoch: epochSchema.nullable(),
+  /** Who wrote this revision. */
+  writer: nodeIdSchema,
+  at: z.number(),
+});
+export type CoordinatorRecord = z.infer<typeof coordinatorRecordSchema>;
+
+/** On `dvs.<c>.events`: the coordinator changed (a node won a term, or stepped down from one). */
+export const coordinatorEventSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  node: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+  event: z.literal("COORDINATOR"),
+  /** The coordinator from now on, or null when `node` stepped down from `epoch`. */
+  coordinator: nodeIdSchema.nullable(),
+  epoch: epochSchema,
+  cause: z.string().max(256),
+  at: z.number(),
+});
+export type CoordinatorEvent = z.infer<typeof coordinatorEventSchema>;
+
+/** Anything on `dvs.<c>.events`. */
+export const clusterEventSchema = z.union([eventSchema, coordinatorEventSchema]);
+export type ClusterEvent = z.infer<typeof clusterEventSchema>;
+
 // ---- internal membership traffic (free to change between versions) ----
 
 /** Published every heartbeat period on `dvs.<c>._hb.<node>`; `leaving` announces a graceful leave. */

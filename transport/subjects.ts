@@ -25,8 +25,12 @@ export function subjects(cluster: string) {
     roAnyRqst: `${base}.ro.rqst`,
     /** Membership and lifecycle events. */
     events: `${base}.events`,
-    /** Registry: who is the coordinator. */
+    /** Registry: who is the coordinator (any node's registry answers, queue group `QUEUE_GROUP`). */
     dnsWho: `${base}.dns.who`,
+    /** Registry: who node `node` takes for the coordinator. */
+    nodeDnsWho: (node: NodeId) => `${base}.dns.node.${node}.who`,
+    /** Registry: a client reports that the coordinator of an epoch does not answer. */
+    dnsFailed: `${base}.dns.failed`,
     fileCommit: `${base}.file.commit`,
     fileUpdate: `${base}.file.update`,
     /** Internal: heartbeats and leave announcements. */
@@ -48,6 +52,10 @@ export function subjects(cluster: string) {
     proxy: (to: NodeId) => `${base}._px.${to}`,
     /** Internal: process locations announced on spawn, migration and end. */
     procLocation: `${base}._loc`,
+    /** Internal: the servers' SERVER, ALIVE, STATUS, ELECTION and ELECTED broadcasts. */
+    servers: `${base}._srv.all`,
+    /** Internal: PING to one server (answered with ALIVE). */
+    serverPing: (node: NodeId) => `${base}._srv.ping.${node}`,
     /** Internal: a migrating process's snapshot, sent to its new node. */
     migrate: (to: NodeId) => `${base}._migr.${to}`,
   } as const;

@@ -6,9 +6,10 @@ import type { ActionLog } from "../../actors/actionLog.js";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
+import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
 import { seededRandom } from "../../transport/clock.js";
 import type { EventMessage } from "../../transport/protocol.js";
-import { SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
+import { SimKv, SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
 
 export interface SimClusterOptions extends Partial<SimNetworkOptions> {
@@ -19,6 +20,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly membershipMachine?: MembershipMachine;
   /** The action log every node writes to (one log shared, as a JetStream stream is). */
   readonly actionLog?: ActionLog;
+  /** Run the election over one simulated store (SPEC 7); passive servers by id. */
+  readonly election?: { readonly timings?: ElectionTimings; readonly passive?: readonly number[] };
 }
 
 export interface ObservedEvent extends EventMessage {
@@ -30,6 +33,9 @@ export class SimCluster {
   readonly network: SimNetwork;
   readonly timings: MembershipTimings;
   readonly nodes = new Map<number, NodeRuntime>();
+  /** The coordinator store, when the cluster runs the election. */
+  readonly kv: SimKv | undefined;
+  readonly electionTimings: ElectionTimings;
   /** Every event, as each node observed it, in order. */
   readonly events: ObservedEvent[] = [];
   readonly #incarnations = new Map<number, number>();
@@ -39,6 +45,8 @@ export class SimCluster {
   constructor(readonly options: SimClusterOptions) {
     this.network = new SimNetwork({ trace: false, ...options });
     this.timings = options.timings ?? defaultTimings();
+    this.electionTimings = options.election?.timings ?? defaultElectionTimings();
+    this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs") : undefined;
   }
 
   get clock() {
@@ -63,6 +71,14 @@ export class SimCluster {
         timings: this.timings,
         quorum: this.options.quorum ?? false,
         ...(this.options.membershipMachine ? { membershipMachine: this.options.membershipMachine } : {}),
+        ...(this.options.election
+          ? {
+              election: {
+                serverType: this.options.election.passive?.includes(id) ? "passive" : "active",
+                timings: this.electionTimings,
+              },
+            }
+          : {}),
       },
       {
         clock: this.network.hostClock(name),
@@ -72,6 +88,7 @@ export class SimCluster {
         onViewChange: (event) => this.events.push({ ...event, order: this.#order++ }),
         random: seededRandom(this.options.seed * 1_000 + id),
         ...(this.options.actionLog ? { actionLog: () => this.options.actionLog as ActionLog } : {}),
+        ...(this.kv ? { coordinatorStore: () => (this.kv as SimKv).client(name) } : {}),
       },
     ).start();
     this.nodes.set(id, node);

@@ -8,6 +8,7 @@ export {
   UnknownHostError,
   UnknownServerError,
 } from "./errors.js";
+export { SimKv, type SimKvOptions } from "./kv.js";
 export {
   type ConnectOptions,
   type SimFaults,

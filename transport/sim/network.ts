@@ -255,6 +255,37 @@ export class SimNetwork {
     });
   }
 
+  // --- the store (sim/kv.ts) -----------------------------------------------------------
+
+  /**
+   * Whether host `name` reaches a replicated JetStream: its session is attached,
+   * and its server's component of up routes holds more than half the servers
+   * (a JetStream cluster answers only where its quorum is).
+   */
+  reachesQuorum(name: string): boolean {
+    const conn = this.#live.get(name);
+    if (conn === undefined || !conn.attached) return false;
+    const seen = new Set<number>([conn.server]);
+    const queue = [conn.server];
+    for (let at = queue.pop(); at !== undefined; at = queue.pop()) {
+      for (let other = 0; other < this.servers; other++) {
+        if (seen.has(other) || this.#routeDown[this.#routeIndex(at, other)]) continue;
+        seen.add(other);
+        queue.push(other);
+      }
+    }
+    return seen.size * 2 > this.servers;
+  }
+
+  /** The delay of one hop of host `name`'s store traffic, or undefined when the drop draw loses it. */
+  storeHop(name: string): number | undefined {
+    const own = this.#hostFaults.get(name);
+    const dropRate =
+      own === undefined ? this.#faults.dropRate : 1 - (1 - this.#faults.dropRate) * (1 - own.dropRate);
+    if (dropRate > 0 && this.random.next() < dropRate) return undefined;
+    return this.#drawLatency() + this.#faults.extraDelayMs + (own?.extraDelayMs ?? 0);
+  }
+
   // --- routing -------------------------------------------------------------------
 
   #publish(from: SimConnection, message: Outgoing): number | undefined {

@@ -1,0 +1,496 @@
+// The election runtime of one node (SPEC 7): runs its registry and server
+// roles (machines/registry.ts, machines/server.ts) as actors and gives them the
+// world — the coordinator record in the compare-and-set store, WHO and FAILED
+// on `dvs.<c>.dns.*`, the servers' broadcasts on `dvs.<c>._srv.*`, PING, the
+// COORDINATOR event on `dvs.<c>.events`, and a tick from the injected clock.
+import { type Actor, createActor } from "xstate";
+import {
+  liveCoordinator,
+  type RegistryAnswer,
+  type RegistryEvent,
+  type RegistryMachine,
+  type RegistryRecord,
+  registryMachine,
+  type StoreWrite,
+} from "../machines/registry.js";
+import {
+  type ElectionTimings,
+  holdsValidLease,
+  type OutgoingServerMessage,
+  type PeerMessage,
+  type ServerMachine,
+  serverMachine,
+} from "../machines/server.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { decode, type Encoding, encode, encodingOf, headersFor } from "../transport/codec.js";
+import { CasConflictError } from "../transport/errors.js";
+import type { CasStore, KvEntry } from "../transport/kv.js";
+import {
+  type CoordinatorEvent,
+  type CoordinatorRecord,
+  coordinatorRecordSchema,
+  failedSchema,
+  type NodeId,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  type ServerType,
+  serverMessageSchema,
+  type RegistryAnswer as WireAnswer,
+  whoSchema,
+} from "../transport/protocol.js";
+import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
+import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { type Logger, throttledWarn } from "./logger.js";
+
+/** The store key of the coordinator record. */
+export const COORDINATOR_KEY = "coordinator";
+
+export interface ElectionOptions {
+  readonly self: NodeId;
+  readonly incarnation: number;
+  readonly serverType: ServerType;
+  readonly subjects: Subjects;
+  readonly transport: Transport;
+  readonly store: CasStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly timings: ElectionTimings;
+  /** The files this server holds, for ALIVE (the file store fills it in). */
+  readonly files?: () => { name: string; version: number }[];
+  /** Every COORDINATOR event this node publishes. */
+  readonly onCoordinator?: (event: CoordinatorEvent) => void;
+  /** The machines to run (tests plant bugs in them). */
+  readonly registryMachine?: RegistryMachine;
+  readonly serverMachine?: ServerMachine;
+}
+
+/** What a node's registry answers to WHO right now, and what its server role is doing. */
+export interface ElectionState {
+  readonly role: "starting" | "worker" | "candidate" | "coordinator" | "stopped";
+  /** The term this server holds with a lease still valid, if any. */
+  readonly term: { readonly epoch: number; readonly validUntil: number } | null;
+  readonly who: WireAnswer;
+  readonly highestEpoch: number;
+  readonly dropped: number;
+}
+
+type WhoRef = { readonly kind: "reply"; readonly reply: string; readonly encoding: Encoding };
+type ServerRef = { readonly kind: "server"; readonly sentAt: number };
+
+export class Election {
+  readonly registry: Actor<RegistryMachine>;
+  readonly server: Actor<ServerMachine>;
+  readonly #o: ElectionOptions;
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #refs = new Map<string, WhoRef | ServerRef>();
+  #nextRef = 1;
+  #subscriptions: Subscription[] = [];
+  #stopWatch: (() => void) | undefined;
+  #tick: TimerHandle | undefined;
+  #lastView = "";
+  #release: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: ElectionOptions) {
+    this.#o = options;
+    this.#warn = throttledWarn(options.logger, options.clock);
+    const now = options.clock.now();
+    const registry = (options.registryMachine ?? registryMachine).provide({
+      actions: {
+        answer: (_, { ref, answer }) => this.#answer(ref, answer),
+        write: (_, write) => this.#write(write),
+        read: () => this.#read(),
+        ping: (_, { coordinator, epoch, ref }) => this.#ping(coordinator, epoch, ref),
+      },
+    });
+    this.registry = createActor(registry, {
+      input: { self: options.self, leaseMs: options.timings.leaseMs, at: now },
+      clock: options.clock,
+    });
+    const server = (options.serverMachine ?? serverMachine).provide({
+      actions: {
+        askRegistry: (_, { message, sentAt }) => {
+          const ref = this.#ref({ kind: "server", sentAt });
+          this.#toRegistry({ type: message, from: options.self, ref, at: sentAt });
+        },
+        startElection: (_, { epoch }) => {
+          options.logger.info({ epoch }, "the coordinator's lease ran out: ELECTION");
+          this.#toRegistry({ type: "ELECTION", from: options.self, epoch, at: this.#now() });
+          this.#broadcast("ELECTION", epoch);
+        },
+        broadcast: (_, { message, epoch }) => this.#broadcast(message, epoch),
+        replyAlive: (_, { reply }) => this.#publish(reply, this.#serverMessage("ALIVE", this.#epoch())),
+        renewLease: (_, { expected, epoch, sentAt }) => this.#renew(expected, epoch, sentAt),
+        releaseLease: (_, { expected, epoch }) => {
+          this.#release = this.#writeRecord({ coordinator: null, epoch }, expected).then(
+            () => {},
+            (error: unknown) => options.logger.warn({ err: error }, "could not give the term back"),
+          );
+        },
+        announce: (_, { coordinator, epoch, cause }) => this.#announce(coordinator, epoch, cause),
+      },
+    });
+    this.server = createActor(server, {
+      input: {
+        self: options.self,
+        incarnation: options.incarnation,
+        type: options.serverType,
+        timings: options.timings,
+        at: now,
+      },
+      clock: options.clock,
+    });
+  }
+
+  start(): this {
+    const { transport, subjects, store, self } = this.#o;
+    this.registry.start();
+    this.server.start();
+    const sub = (subject: string, handler: (msg: Message) => void, queue?: string) =>
+      this.#subscriptions.push(transport.subscribe(subject, handler, queue ? { queue } : undefined));
+    sub(subjects.dnsWho, (msg) => this.#onWho(msg), QUEUE_GROUP);
+    sub(subjects.nodeDnsWho(self), (msg) => this.#onWho(msg));
+    sub(subjects.dnsFailed, (msg) => this.#onFailed(msg), QUEUE_GROUP);
+    sub(subjects.servers, (msg) => this.#onServerMessage(msg));
+    sub(subjects.serverPing(self), (msg) => this.#onServerMessage(msg));
+    this.#stopWatch = store.watch(COORDINATOR_KEY, (entry) => this.#onEntry(entry));
+    this.#read();
+    this.#scheduleTick();
+    return this;
+  }
+
+  /** The state tests and GETNODEINFO-style reports read. */
+  state(): ElectionState {
+    const snap = this.server.getSnapshot();
+    const ctx = snap.context;
+    const now = this.#now();
+    const role = (typeof snap.value === "string" ? snap.value : "stopped") as ElectionState["role"];
+    return {
+      role,
+      term:
+        role === "coordinator" && ctx.lease !== null && holdsValidLease(ctx, now)
+          ? { epoch: ctx.epoch, validUntil: ctx.lease.validUntil }
+          : null,
+      who: this.#who(now),
+      highestEpoch: ctx.highestEpoch,
+      dropped: ctx.dropped,
+    };
+  }
+
+  /** A server left the view for good (DISCONNECT): drop it from the list. */
+  serverGone(node: NodeId): void {
+    if (!this.#stopped) this.server.send({ type: "peer.gone", node, at: this.#now() });
+  }
+
+  /** Graceful stop: a coordinator gives its term back (so the next election need not wait out the lease). */
+  async stop(timeoutMs = this.#o.timings.leaseMs): Promise<void> {
+    if (this.#stopped) return;
+    this.server.send({ type: "server.stop", at: this.#now() });
+    this.#stopped = true;
+    if (this.#release) await withTimeout(this.#release, timeoutMs, this.#o.clock);
+    this.#o.clock.clearTimeout(this.#tick);
+    for (const s of this.#subscriptions) s.unsubscribe();
+    this.#subscriptions = [];
+    this.#stopWatch?.();
+    this.server.stop();
+    this.registry.stop();
+  }
+
+  // --- the clock ------------------------------------------------------------------
+
+  #now(): number {
+    return this.#o.clock.now();
+  }
+
+  #scheduleTick(): void {
+    this.#tick = this.#o.clock.setTimeout(() => {
+      if (this.#stopped) return;
+      const at = this.#now();
+      this.#toRegistry({ type: "clock.tick", at });
+      this.server.send({ type: "clock.tick", at });
+      this.#scheduleTick();
+    }, this.#o.timings.tickMs);
+  }
+
+  // --- the registry -----------------------------------------------------------------
+
+  #toRegistry(event: RegistryEvent): void {
+    if (this.#stopped) return;
+    this.registry.send(event);
+    // Tell the server role what the registry vouches for now, when that changed.
+    const ctx = this.registry.getSnapshot().context;
+    const live = liveCoordinator(ctx, event.at);
+    const view = {
+      coordinator: ctx.record?.coordinator ?? null,
+      epoch: ctx.record?.epoch ?? 0,
+      live: live !== null,
+    };
+    if (!ctx.loaded) return;
+    const key = `${view.coordinator}/${view.epoch}/${view.live}`;
+    if (key === this.#lastView) return;
+    this.#lastView = key;
+    this.server.send({ type: "registry.view", ...view, at: event.at });
+  }
+
+  #who(at: number): WireAnswer {
+    const live = liveCoordinator(this.registry.getSnapshot().context, at);
+    return live?.coordinator != null
+      ? { v: PROTOCOL_VERSION, type: "OK", coordinator: live.coordinator, epoch: live.epoch }
+      : { v: PROTOCOL_VERSION, type: "NOTHING" };
+  }
+
+  #ref(ref: WhoRef | ServerRef): string {
+    const id = `${this.#nextRef++}`;
+    this.#refs.set(id, ref);
+    return id;
+  }
+
+  #answer(refId: string, answer: RegistryAnswer): void {
+    const ref = this.#refs.get(refId);
+    this.#refs.delete(refId);
+    if (ref === undefined) return;
+    if (ref.kind === "server") {
+      // Out of the registry's action: the server role's reaction may ask the registry again.
+      queueMicrotask(() => {
+        if (this.#stopped) return;
+        this.server.send({ type: "registry.answer", answer, sentAt: ref.sentAt, at: this.#now() });
+      });
+      return;
+    }
+    const wire: WireAnswer =
+      answer.type === "OK"
+        ? { v: PROTOCOL_VERSION, type: "OK", coordinator: answer.coordinator, epoch: answer.epoch }
+        : { v: PROTOCOL_VERSION, type: "NOTHING" };
+    this.#publish(ref.reply, wire, ref.encoding);
+  }
+
+  #onEntry(entry: KvEntry): void {
+    const record = this.#parse(entry);
+    if (record !== undefined)
+      queueMicrotask(() => this.#toRegistry({ type: "store.entry", record, at: this.#now() }));
+  }
+
+  #parse(entry: KvEntry): RegistryRecord | undefined {
+    const decoded = decode(entry.value, "json");
+    const parsed = decoded.ok ? coordinatorRecordSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.#warn(
+        "record",
+        { revision: entry.revision },
+        "ignored a malformed coordinator record in the store",
+      );
+      return undefined;
+    }
+    const { coordinator, epoch } = parsed.data;
+    return { coordinator, epoch: epoch ?? entry.revision, revision: entry.revision };
+  }
+
+  #read(): void {
+    this.#o.store.get(COORDINATOR_KEY).then(
+      (entry) => {
+        const record = entry === undefined ? null : this.#parse(entry);
+        if (record === undefined) this.#toRegistry({ type: "store.unavailable", at: this.#now() });
+        else this.#toRegistry({ type: "store.entry", record, at: this.#now() });
+      },
+      (error: unknown) => {
+        this.#warn("read", { err: error }, "could not read the coordinator record");
+        this.#toRegistry({ type: "store.unavailable", at: this.#now() });
+      },
+    );
+  }
+
+  #writeRecord(
+    value: Pick<CoordinatorRecord, "coordinator" | "epoch">,
+    expected: number | null,
+  ): Promise<number> {
+    const record: CoordinatorRecord = {
+      v: PROTOCOL_VERSION,
+      ...value,
+      writer: this.#o.self,
+      at: this.#now(),
+    };
+    const bytes = encode(record, "json");
+    return expected === null
+      ? this.#o.store.create(COORDINATOR_KEY, bytes)
+      : this.#o.store.update(COORDINATOR_KEY, bytes, expected);
+  }
+
+  #write(write: StoreWrite): void {
+    this.#writeRecord({ coordinator: write.coordinator, epoch: write.epoch }, write.expected).then(
+      (revision) =>
+        this.#toRegistry({
+          type: "store.written",
+          op: write.op,
+          record: { coordinator: write.coordinator, epoch: write.epoch ?? revision, revision },
+          at: this.#now(),
+        }),
+      (error: unknown) => {
+        const conflict = error instanceof CasConflictError;
+        if (!conflict) this.#warn("write", { err: error }, "could not write the coordinator record");
+        this.#toRegistry({
+          type: conflict ? "store.conflict" : "store.failed",
+          op: write.op,
+          at: this.#now(),
+        });
+      },
+    );
+  }
+
+  #ping(coordinator: NodeId, epoch: number, ref: string): void {
+    const { transport, subjects } = this.#o;
+    transport
+      .request(subjects.serverPing(coordinator), encode(this.#serverMessage("PING", this.#epoch())), {
+        timeoutMs: Math.max(50, Math.round(this.#o.timings.leaseMs / 2)),
+      })
+      .then(
+        () => this.#toRegistry({ type: "ping.answered", epoch, ref, at: this.#now() }),
+        () => this.#toRegistry({ type: "ping.failed", epoch, ref, at: this.#now() }),
+      );
+  }
+
+  #onWho(msg: Message): void {
+    if (!msg.reply) return;
+    const encoding = encodingOf(msg);
+    if (msg.data.byteLength > 0) {
+      const decoded = decode(msg.data, encoding);
+      if (!decoded.ok || !whoSchema.safeParse(decoded.value).success) {
+        this.#publish(msg.reply, { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" }, encoding);
+        return;
+      }
+    }
+    this.#toRegistry({
+      type: "WHO",
+      ref: this.#ref({ kind: "reply", reply: msg.reply, encoding }),
+      at: this.#now(),
+    });
+  }
+
+  #onFailed(msg: Message): void {
+    if (!msg.reply) return;
+    const encoding = encodingOf(msg);
+    const decoded = decode(msg.data, encoding);
+    const parsed = decoded.ok ? failedSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.#publish(msg.reply, { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" }, encoding);
+      return;
+    }
+    const ref = this.#ref({ kind: "reply", reply: msg.reply, encoding });
+    const { coordinator, epoch } = parsed.data;
+    this.#toRegistry({ type: "FAILED", coordinator, epoch, ref, at: this.#now() });
+  }
+
+  // --- the server role ----------------------------------------------------------------
+
+  #epoch(): number {
+    return this.server.getSnapshot().context.highestEpoch;
+  }
+
+  #serverMessage(type: ServerMessage["type"], epoch: number): ServerMessage {
+    const header = {
+      v: PROTOCOL_VERSION,
+      from: this.#o.self,
+      incarnation: this.#o.incarnation,
+      epoch,
+    } as const;
+    const server = this.#o.serverType;
+    switch (type) {
+      case "SERVER":
+        return { ...header, type, server };
+      case "ALIVE":
+        return {
+          ...header,
+          type,
+          server,
+          coordinator: this.server.getSnapshot().context.coordinator,
+          files: this.#o.files?.() ?? [],
+        };
+      default:
+        return { ...header, type };
+    }
+  }
+
+  #broadcast(message: OutgoingServerMessage, epoch: number): void {
+    this.#publish(this.#o.subjects.servers, this.#serverMessage(message, epoch));
+  }
+
+  #onServerMessage(msg: Message): void {
+    if (this.#stopped) return;
+    const decoded = decode(msg.data, "cbor", this.#o.transport.maxPayload);
+    const parsed = decoded.ok ? serverMessageSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.#warn("server-message", {}, "dropped a malformed message from another server");
+      return;
+    }
+    const m = parsed.data;
+    const base = { from: m.from, incarnation: m.incarnation, epoch: m.epoch };
+    const message: PeerMessage =
+      m.type === "SERVER"
+        ? { kind: m.type, ...base, server: m.server }
+        : m.type === "ALIVE"
+          ? { kind: m.type, ...base, server: m.server, coordinator: m.coordinator, files: m.files }
+          : { kind: m.type, ...base };
+    this.server.send({ type: "peer.message", message, reply: msg.reply ?? null, at: this.#now() });
+  }
+
+  #renew(expected: number, epoch: number, sentAt: number): void {
+    this.#writeRecord({ coordinator: this.#o.self, epoch }, expected).then(
+      (revision) => {
+        if (this.#stopped) return;
+        this.server.send({ type: "lease.renewed", revision, sentAt, at: this.#now() });
+        // This node's registry learns its own write at once (its watch may lag).
+        this.#toRegistry({
+          type: "store.entry",
+          record: { coordinator: this.#o.self, epoch, revision },
+          at: this.#now(),
+        });
+      },
+      (error: unknown) => {
+        if (this.#stopped) return;
+        if (error instanceof CasConflictError) {
+          this.server.send({ type: "lease.conflict", at: this.#now() });
+          this.#read();
+        } else {
+          this.#warn("renew", { err: error }, "could not renew the coordinator lease");
+          this.server.send({ type: "lease.unavailable", at: this.#now() });
+        }
+      },
+    );
+  }
+
+  #announce(coordinator: NodeId | null, epoch: number, cause: string): void {
+    const { self, incarnation, logger, subjects } = this.#o;
+    const event: CoordinatorEvent = {
+      v: PROTOCOL_VERSION,
+      node: self,
+      incarnation,
+      event: "COORDINATOR",
+      coordinator,
+      epoch,
+      cause,
+      at: this.#now(),
+    };
+    if (coordinator === self) logger.info({ epoch }, "this node is the coordinator");
+    else logger.warn({ epoch, cause }, "this node stepped down as coordinator");
+    this.#publish(subjects.events, event);
+    this.#o.onCoordinator?.(event);
+  }
+
+  #publish(subject: string, value: unknown, encoding: Encoding = "cbor"): void {
+    try {
+      const headers = headersFor(encoding);
+      this.#o.transport.publish(subject, encode(value, encoding), headers ? { headers } : undefined);
+    } catch (error) {
+      this.#warn("publish", { err: error, subject }, "could not publish an election message");
+    }
+  }
+}
+
+function withTimeout(promise: Promise<void>, ms: number, clock: Clock): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(resolve, ms);
+    promise.finally(() => {
+      clock.clearTimeout(timer);
+      resolve();
+    });
+  });
+}

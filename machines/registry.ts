@@ -1,0 +1,299 @@
+// The registry role (seed 002's DNS), one per node: its node's window on the
+// coordinator record in the store. It answers WHO, decides SERVER and ELECTED
+// (a term is granted only when there is no live coordinator), clears an
+// expired coordinator on ELECTION, and checks a coordinator a client reports
+// FAILED. The record itself lives in a compare-and-set store, so every node's
+// registry is the same registry; this machine only caches what it read and
+// asks for writes. Pure: time arrives in events (`at`), store operations and
+// answers are named actions the runtime performs (actors/election.ts), and
+// their results come back as events.
+import { enqueueActions, setup } from "xstate";
+import type { NodeId } from "../transport/protocol.js";
+import { notProvided } from "./notProvided.js";
+
+/** The coordinator record as read from the store, with its epoch resolved. */
+export interface RegistryRecord {
+  readonly coordinator: NodeId | null;
+  readonly epoch: number;
+  readonly revision: number;
+}
+
+export interface RegistryInput {
+  readonly self: NodeId;
+  /** How long a coordinator's record stays live without a new revision. */
+  readonly leaseMs: number;
+  readonly at: number;
+}
+
+/** Who asked: an opaque token the runtime maps back to a reply subject or a waiting caller. */
+export type Ref = string;
+
+export interface PendingWrite {
+  readonly kind: "acquire" | "vacate";
+  /** The candidate (acquire) or the expired coordinator (vacate). */
+  readonly node: NodeId;
+  readonly ref: Ref | null;
+}
+
+export interface RegistryContext {
+  readonly self: NodeId;
+  readonly leaseMs: number;
+  /** Whether the store was read at least once (an unread store is not an empty one). */
+  loaded: boolean;
+  /** The newest record seen; null when the store holds none. */
+  record: RegistryRecord | null;
+  /** When this node first saw `record.revision`: the record is live until `seenAt + leaseMs`. */
+  seenAt: number;
+  /** When the store last answered (a watch delivery or a read). */
+  heardAt: number;
+  reading: boolean;
+  /** An epoch a FAILED named and a PING could not reach: WHO says NOTHING for it. */
+  suspect: number | null;
+  /** Writes under way, by operation id. */
+  writes: Record<string, PendingWrite>;
+  nextOp: number;
+}
+
+export type RegistryAnswer =
+  /** The asker holds a new term: `revision` is the write that opened it (its first lease renewal expects it). */
+  | { readonly type: "COORD"; readonly epoch: number; readonly revision: number }
+  | { readonly type: "OK"; readonly coordinator: NodeId; readonly epoch: number }
+  | { readonly type: "NOTHING" };
+
+export type RegistryEvent =
+  | { type: "store.entry"; record: RegistryRecord | null; at: number }
+  | { type: "store.unavailable"; at: number }
+  | { type: "store.written"; op: string; record: RegistryRecord; at: number }
+  | { type: "store.conflict"; op: string; at: number }
+  | { type: "store.failed"; op: string; at: number }
+  | { type: "WHO"; ref: Ref; at: number }
+  | { type: "SERVER"; from: NodeId; ref: Ref; at: number }
+  | { type: "ELECTED"; from: NodeId; ref: Ref; at: number }
+  | { type: "ELECTION"; from: NodeId; epoch: number; at: number }
+  | { type: "FAILED"; coordinator: NodeId; epoch: number; ref: Ref; at: number }
+  | { type: "ping.answered"; epoch: number; ref: Ref; at: number }
+  | { type: "ping.failed"; epoch: number; ref: Ref; at: number }
+  | { type: "clock.tick"; at: number };
+
+/** A write the runtime performs: `expected` null means create (the key was never written). */
+export interface StoreWrite {
+  readonly op: string;
+  readonly expected: number | null;
+  readonly coordinator: NodeId | null;
+  /** The epoch to keep (vacate), or null to open a term whose epoch is the write's revision. */
+  readonly epoch: number | null;
+}
+
+export type RegistryOutput =
+  | { type: "answer"; ref: Ref; answer: RegistryAnswer }
+  | { type: "write"; write: StoreWrite }
+  | { type: "read" }
+  | { type: "ping"; coordinator: NodeId; epoch: number; ref: Ref };
+
+export function initialRegistry(input: RegistryInput): RegistryContext {
+  return {
+    self: input.self,
+    leaseMs: input.leaseMs,
+    loaded: false,
+    record: null,
+    seenAt: input.at,
+    heardAt: input.at,
+    reading: false,
+    suspect: null,
+    writes: {},
+    nextOp: 1,
+  };
+}
+
+/** The coordinator this registry vouches for at `at`, or null (none, expired, or suspect). */
+export function liveCoordinator(context: RegistryContext, at: number): RegistryRecord | null {
+  const r = context.record;
+  if (r === null || r.coordinator === null) return null;
+  if (at - context.seenAt >= context.leaseMs) return null;
+  if (context.suspect === r.epoch) return null;
+  return r;
+}
+
+/** Whether the record names a coordinator whose lease ran out in this node's eyes. */
+export function expired(context: RegistryContext, at: number): boolean {
+  const r = context.record;
+  return r !== null && r.coordinator !== null && at - context.seenAt >= context.leaseMs;
+}
+
+function okOrNothing(context: RegistryContext, at: number): RegistryAnswer {
+  const live = liveCoordinator(context, at);
+  return live === null || live.coordinator === null
+    ? { type: "NOTHING" }
+    : { type: "OK", coordinator: live.coordinator, epoch: live.epoch };
+}
+
+function observe(context: RegistryContext, record: RegistryRecord | null, at: number): void {
+  context.loaded = true;
+  context.heardAt = at;
+  context.reading = false;
+  if (record === null) return;
+  // Watch deliveries and reads can cross: only a newer revision counts.
+  if (context.record !== null && record.revision <= context.record.revision) return;
+  context.record = record;
+  context.seenAt = at;
+  if (context.suspect !== null && record.epoch !== context.suspect) context.suspect = null;
+}
+
+/** SERVER and ELECTED: grant a term only when there is no live coordinator (no double election). */
+function acquire(context: RegistryContext, from: NodeId, ref: Ref, at: number, out: RegistryOutput[]): void {
+  const live = liveCoordinator(context, at);
+  if (live !== null && live.coordinator !== null) {
+    out.push({
+      type: "answer",
+      ref,
+      answer: { type: "OK", coordinator: live.coordinator, epoch: live.epoch },
+    });
+    return;
+  }
+  // A suspect coordinator whose lease has not run out keeps its term: granting now could make two.
+  if (
+    !context.loaded ||
+    (context.record !== null && context.record.coordinator !== null && !expired(context, at))
+  ) {
+    out.push({ type: "answer", ref, answer: { type: "NOTHING" } });
+    if (!context.loaded && !context.reading) {
+      context.reading = true;
+      out.push({ type: "read" });
+    }
+    return;
+  }
+  const op = `${context.nextOp++}`;
+  context.writes[op] = { kind: "acquire", node: from, ref };
+  out.push({
+    type: "write",
+    write: { op, expected: context.record?.revision ?? null, coordinator: from, epoch: null },
+  });
+}
+
+export function registryStep(context: RegistryContext, event: RegistryEvent): RegistryOutput[] {
+  const out: RegistryOutput[] = [];
+  switch (event.type) {
+    case "store.entry":
+      observe(context, event.record, event.at);
+      break;
+    case "store.unavailable":
+      context.reading = false;
+      break;
+    case "store.written": {
+      const write = context.writes[event.op];
+      delete context.writes[event.op];
+      observe(context, event.record, event.at);
+      if (write?.ref != null && write.kind === "acquire") {
+        out.push({
+          type: "answer",
+          ref: write.ref,
+          answer: { type: "COORD", epoch: event.record.epoch, revision: event.record.revision },
+        });
+      }
+      break;
+    }
+    case "store.conflict":
+    case "store.failed": {
+      const write = context.writes[event.op];
+      delete context.writes[event.op];
+      if (write?.ref != null)
+        out.push({ type: "answer", ref: write.ref, answer: okOrNothing(context, event.at) });
+      // Someone else wrote (or the answer was lost): read what the store holds now.
+      if (!context.reading) {
+        context.reading = true;
+        out.push({ type: "read" });
+      }
+      break;
+    }
+    case "WHO":
+      out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
+      break;
+    case "SERVER":
+    case "ELECTED":
+      acquire(context, event.from, event.ref, event.at, out);
+      break;
+    case "ELECTION": {
+      const r = context.record;
+      const vacating = Object.values(context.writes).some((w) => w.kind === "vacate");
+      if (
+        r !== null &&
+        r.coordinator !== null &&
+        r.epoch === event.epoch &&
+        expired(context, event.at) &&
+        !vacating
+      ) {
+        const op = `${context.nextOp++}`;
+        context.writes[op] = { kind: "vacate", node: r.coordinator, ref: null };
+        out.push({ type: "write", write: { op, expected: r.revision, coordinator: null, epoch: r.epoch } });
+      }
+      break;
+    }
+    case "FAILED": {
+      const r = context.record;
+      // Obsolete: a newer term exists, or the registry has already cleared that one.
+      if (r === null || event.epoch !== r.epoch || r.coordinator !== event.coordinator) {
+        out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
+      } else {
+        out.push({ type: "ping", coordinator: event.coordinator, epoch: event.epoch, ref: event.ref });
+      }
+      break;
+    }
+    case "ping.answered":
+      if (context.suspect === event.epoch) context.suspect = null;
+      out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
+      break;
+    case "ping.failed":
+      if (context.record?.epoch === event.epoch) context.suspect = event.epoch;
+      out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
+      break;
+    case "clock.tick":
+      // Watches are best effort: re-read when the store has been quiet for half a lease.
+      if (!context.reading && event.at - context.heardAt >= context.leaseMs / 2) {
+        context.reading = true;
+        context.heardAt = event.at;
+        out.push({ type: "read" });
+      }
+      break;
+  }
+  return out;
+}
+
+export const registryMachine = setup({
+  types: {
+    context: {} as RegistryContext,
+    input: {} as RegistryInput,
+    events: {} as RegistryEvent,
+  },
+  actions: {
+    answer: notProvided("action answer") as (
+      _: unknown,
+      params: { ref: Ref; answer: RegistryAnswer },
+    ) => void,
+    write: notProvided("action write") as (_: unknown, params: StoreWrite) => void,
+    read: notProvided("action read") as (_: unknown) => void,
+    ping: notProvided("action ping") as (
+      _: unknown,
+      params: { coordinator: NodeId; epoch: number; ref: Ref },
+    ) => void,
+  },
+}).createMachine({
+  id: "registry",
+  context: ({ input }) => initialRegistry(input),
+  on: {
+    "*": {
+      actions: enqueueActions(({ context, event, enqueue }) => {
+        const next = structuredClone(context);
+        const outputs = registryStep(next, event);
+        enqueue.assign(next);
+        for (const o of outputs) {
+          if (o.type === "answer") enqueue({ type: "answer", params: { ref: o.ref, answer: o.answer } });
+          else if (o.type === "write") enqueue({ type: "write", params: o.write });
+          else if (o.type === "read") enqueue({ type: "read" });
+          else enqueue({ type: "ping", params: { coordinator: o.coordinator, epoch: o.epoch, ref: o.ref } });
+        }
+      }),
+    },
+  },
+});
+
+export type RegistryMachine = typeof registryMachine;

@@ -1,0 +1,145 @@
+// The simulated linearizable store: the CasStore of the `sim` network, as a
+// replicated JetStream KV behaves. Each operation takes effect at one instant
+// (its arrival, one hop after the call) and only if the caller's server is on
+// the side of the routes that holds a majority of servers; the answer takes
+// another hop and is lost if the caller's link broke meanwhile (then the
+// caller cannot tell whether the write happened). Watches are best effort, as
+// the interface says. Time is the network's clock; nothing here is random but
+// the network's seeded draws.
+import type { Clock, TimerHandle } from "../clock.js";
+import { CasConflictError, StoreUnavailableError } from "../errors.js";
+import type { CasStore, KvEntry } from "../kv.js";
+import type { SimNetwork } from "./network.js";
+
+export interface SimKvOptions {
+  /** How long an operation waits for an answer before StoreUnavailableError (as a JetStream API timeout). */
+  readonly timeoutMs?: number;
+}
+
+interface Watcher {
+  readonly host: string;
+  readonly key: string;
+  readonly clock: Clock;
+  readonly onEntry: (entry: KvEntry) => void;
+  active: boolean;
+}
+
+/** One bucket, shared by the whole simulated deployment; `client(host)` is what a host's runtime gets. */
+export class SimKv {
+  readonly #entries = new Map<string, KvEntry>();
+  readonly #watchers = new Set<Watcher>();
+  readonly #timeoutMs: number;
+  #revision = 0;
+  /** Every write in the order it took effect: the model's view of the store's history. */
+  readonly writes: { readonly at: number; readonly host: string; readonly entry: KvEntry }[] = [];
+
+  constructor(
+    readonly network: SimNetwork,
+    readonly bucket: string,
+    options: SimKvOptions = {},
+  ) {
+    this.#timeoutMs = options.timeoutMs ?? 1_000;
+  }
+
+  /** The entry as the store holds it now (for checks; no network involved). */
+  peek(key: string): KvEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** The store as seen from host `name` (its runtime's clock; a crash of the host silences it). */
+  client(host: string): CasStore {
+    const clock = this.network.hostClock(host);
+    const watchers = new Set<Watcher>();
+    let closed = false;
+    const run = <T>(operation: string, apply: () => T): Promise<T> =>
+      new Promise<T>((resolve, reject) => {
+        if (closed) {
+          reject(new StoreUnavailableError(this.bucket, operation));
+          return;
+        }
+        let settled = false;
+        const settle = (fn: () => void) => {
+          if (settled) return;
+          settled = true;
+          clock.clearTimeout(timer);
+          fn();
+        };
+        const timer: TimerHandle = clock.setTimeout(
+          () => settle(() => reject(new StoreUnavailableError(this.bucket, operation))),
+          this.#timeoutMs,
+        );
+        const out = this.network.reachesQuorum(host) ? this.network.storeHop(host) : undefined;
+        if (out === undefined) return;
+        // The request has left the host: it lands even if the host crashes meanwhile.
+        this.network.clock.setTimeout(() => {
+          if (!this.network.reachesQuorum(host)) return;
+          let result: { ok: true; value: T } | { ok: false; error: unknown };
+          try {
+            result = { ok: true, value: apply() };
+          } catch (error) {
+            result = { ok: false, error };
+          }
+          const back = this.network.storeHop(host);
+          if (back === undefined) return;
+          clock.setTimeout(() => {
+            if (!this.network.reachesQuorum(host)) return;
+            settle(() => (result.ok ? resolve(result.value) : reject(result.error)));
+          }, back);
+        }, out);
+      });
+
+    return {
+      bucket: this.bucket,
+      get: (key) => run("get", () => this.#entries.get(key)),
+      create: (key, value) =>
+        run("create", () => {
+          if (this.#entries.has(key)) throw new CasConflictError(this.bucket, key, "absent");
+          return this.#write(host, key, value);
+        }),
+      update: (key, value, expected) =>
+        run("update", () => {
+          if (this.#entries.get(key)?.revision !== expected) {
+            throw new CasConflictError(this.bucket, key, expected);
+          }
+          return this.#write(host, key, value);
+        }),
+      watch: (key, onEntry) => {
+        const watcher: Watcher = { host, key, clock, onEntry, active: !closed };
+        if (!watcher.active) return () => {};
+        watchers.add(watcher);
+        this.#watchers.add(watcher);
+        const current = this.#entries.get(key);
+        if (current !== undefined) this.#notify(watcher, current);
+        return () => {
+          watcher.active = false;
+          watchers.delete(watcher);
+          this.#watchers.delete(watcher);
+        };
+      },
+      close: async () => {
+        closed = true;
+        for (const w of watchers) {
+          w.active = false;
+          this.#watchers.delete(w);
+        }
+        watchers.clear();
+      },
+    };
+  }
+
+  #write(host: string, key: string, value: Uint8Array): number {
+    const entry: KvEntry = { key, value: value.slice(), revision: ++this.#revision };
+    this.#entries.set(key, entry);
+    this.writes.push({ at: this.network.clock.now(), host, entry });
+    for (const w of this.#watchers) if (w.key === key) this.#notify(w, entry);
+    return entry.revision;
+  }
+
+  #notify(watcher: Watcher, entry: KvEntry): void {
+    const hop = this.network.reachesQuorum(watcher.host) ? this.network.storeHop(watcher.host) : undefined;
+    if (hop === undefined) return;
+    watcher.clock.setTimeout(() => {
+      if (watcher.active && this.network.reachesQuorum(watcher.host)) watcher.onEntry(entry);
+    }, hop);
+  }
+}
