@@ -7,6 +7,7 @@
 import {
   type ConsumerMessages,
   DiscardPolicy,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -226,12 +227,11 @@ export class JetStreamActionLog implements ActionLog {
 }
 
 function isWrongLastSequence(error: unknown): boolean {
-  const e = error as { api_error?: { err_code?: number }; message?: string } | undefined;
-  return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(e?.message ?? "");
+  if (error instanceof JetStreamApiError) return error.code === 10071;
+  return /wrong last sequence/i.test((error as Error | undefined)?.message ?? "");
 }
 
 function isNotFound(error: unknown): boolean {
-  const e = error as { code?: unknown; api_error?: { err_code?: number }; message?: string } | undefined;
-  if (e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10037) return true;
-  return /not found/i.test(e?.message ?? "");
+  if (error instanceof JetStreamApiError) return error.code === 10059 || error.code === 10037;
+  return /not found/i.test((error as Error | undefined)?.message ?? "");
 }

@@ -7,7 +7,7 @@ import { extname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
-import { describeIssues, nodeIdSchema } from "../transport/protocol.js";
+import { describeIssues, nodeIdSchema, SERVER_TYPES } from "../transport/protocol.js";
 import { isClusterName } from "../transport/subjects.js";
 import { readSecretFile } from "./credentials.js";
 import { ConfigError } from "./errors.js";
@@ -96,6 +96,23 @@ export const configSchema = z.strictObject({
       /** The stream's size limit; the oldest actions go first. */
       maxMegabytes: z.number().int().min(1).max(1_048_576).default(1_024),
       /** Stream replicas when nats-server runs as a JetStream cluster (1, 3 or 5). */
+      replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
+    })
+    .prefault({}),
+  /** The coordinator election and registry (SPEC 7). */
+  election: z
+    .strictObject({
+      /** Run the server role and the registry (a node without them still answers requests). */
+      enabled: z.boolean().default(true),
+      /** This node's server type: active servers take the file store's work, passive ones hold replicas. */
+      server: z.enum(SERVER_TYPES).default("active"),
+      /**
+       * How long a coordinator's record stays live without a renewal. The
+       * coordinator renews every quarter of it; a crashed coordinator is
+       * replaced about one lease after its last renewal.
+       */
+      leaseMs: z.number().int().min(50).max(60_000).default(400),
+      /** Replicas of the registry's KV bucket when nats-server runs as a JetStream cluster (1, 3 or 5). */
       replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
     })
     .prefault({}),

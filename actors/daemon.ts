@@ -1,7 +1,9 @@
 // `dvsd run`: one node daemon on a real NATS deployment. Wires the node runtime
 // to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
 // into a graceful stop bounded by `shutdown.graceMs`.
+import { defaultElectionTimings } from "../machines/server.js";
 import { systemClock } from "../transport/clock.js";
+import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
@@ -26,6 +28,10 @@ export function createNatsNode(
       timings: membershipTimings(config),
       quorum: config.membership.quorum,
       requestTimeoutMs: config.requests.timeoutMs,
+      election: {
+        serverType: config.election.server,
+        timings: defaultElectionTimings(config.election.leaseMs),
+      },
     },
     {
       clock: systemClock,
@@ -49,6 +55,17 @@ export function createNatsNode(
         }),
       register: (transport, identity) => registerService(transport.connection, identity),
       hostHandlers: createHostHandlers({ clock: systemClock, logger, commands: config.commands }),
+      ...(config.election.enabled
+        ? {
+            coordinatorStore: (transport: NatsTransport) =>
+              new JetStreamCasStore(transport.connection, {
+                bucket: coordinatorBucketName(config.cluster),
+                replicas: config.election.replicas,
+                // A lease renewal that takes longer than the lease is no use.
+                timeoutMs: Math.min(2_000, config.election.leaseMs),
+              }),
+          }
+        : {}),
       actionLog: (transport) =>
         new JetStreamActionLog(transport.connection, {
           cluster: config.cluster,

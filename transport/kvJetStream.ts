@@ -88,12 +88,12 @@ export class JetStreamCasStore implements CasStore {
     if (this.#closed) return Promise.reject(new StoreUnavailableError(this.bucket, operation));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const settle = (fn: () => void) => {
+      const settle = (finish: () => void) => {
         if (settled) return;
         settled = true;
         systemClock.clearTimeout(timer);
         this.#pending.delete(abort);
-        fn();
+        finish();
       };
       const abort = () => settle(() => reject(new StoreUnavailableError(this.bucket, operation)));
       const timer = systemClock.setTimeout(() => {

@@ -4,13 +4,17 @@
 import type { Command } from "commander";
 import { collectStatus, formatMembers } from "../../actors/clusterStatus.js";
 import { discoverNodes } from "../../actors/discovery.js";
+import { RegistryClient } from "../../actors/registryClient.js";
 import { formatTable } from "../../actors/table.js";
+import { systemClock } from "../../transport/clock.js";
 import { decode, encodingOf } from "../../transport/codec.js";
-import { type EventMessage, eventSchema } from "../../transport/protocol.js";
+import { type ClusterEvent, clusterEventSchema, type RegistryAnswer } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
+import { nodeId, unsigned } from "./args.js";
 import { EXIT, withConnection } from "./session.js";
 
 export function addClusterCommands(program: Command): void {
+  addWhoCommand(program);
   program
     .command("nodes")
     .description("list the nodes that answer discovery ($SRV.PING.dvsd)")
@@ -63,7 +67,7 @@ export function addClusterCommands(program: Command): void {
 
   program
     .command("watch")
-    .description("print membership events (dvs.<c>.events) as they happen, until Ctrl-C")
+    .description("print membership and COORDINATOR events (dvs.<c>.events) as they happen, until Ctrl-C")
     .addHelpText(
       "after",
       "\nOne line per event and observing node: time, observer node/incarnation, event, view id, members, changed, cause.\nWith --json, one JSON object per line.\n\nExample:\n  $ dvsctl watch --json",
@@ -82,9 +86,9 @@ export function addClusterCommands(program: Command): void {
         });
         const sub = t.subscribe(subject, (msg) => {
           const decoded = decode(msg.data, encodingOf(msg));
-          const parsed = decoded.ok ? eventSchema.safeParse(decoded.value) : undefined;
+          const parsed = decoded.ok ? clusterEventSchema.safeParse(decoded.value) : undefined;
           if (!parsed?.success) {
-            const reason = decoded.ok ? "not a membership event" : decoded.message;
+            const reason = decoded.ok ? "not a cluster event" : decoded.message;
             process.stderr.write(`dvsctl: skipped a malformed message on ${subject}: ${reason}\n`);
             return;
           }
@@ -98,15 +102,65 @@ export function addClusterCommands(program: Command): void {
     });
 }
 
-/** One readable line per event: time, observer, event, view, changed members, cause. */
-function formatEvent(e: EventMessage): string {
+/** One readable line per event: time, observer, event, then the view and changed members, or the coordinator. */
+function formatEvent(e: ClusterEvent): string {
+  const head = [new Date(e.at).toISOString(), `node ${e.node}/${e.incarnation}`, e.event.padEnd(11)];
+  if (e.event === "COORDINATOR") {
+    const who = e.coordinator === null ? "none (stepped down)" : `node ${e.coordinator}`;
+    return [...head, `coordinator ${who}`, `epoch ${e.epoch}`, `cause: ${e.cause}`].join("  ");
+  }
   const changed = e.changed.map((m) => `${m.node}/${m.incarnation}`).join(",") || "-";
   return [
-    new Date(e.at).toISOString(),
-    `node ${e.node}/${e.incarnation}`,
-    e.event.padEnd(10),
+    ...head,
     `view ${e.view.id} [${e.view.members.join(",")}]`,
     `changed ${changed}`,
     `cause: ${e.cause}`,
   ].join("  ");
+}
+
+function formatAnswer(answer: RegistryAnswer): string {
+  return answer.type === "OK"
+    ? `coordinator ${answer.coordinator}  epoch ${answer.epoch}`
+    : "NOTHING (no coordinator)";
+}
+
+function addWhoCommand(program: Command): void {
+  program
+    .command("who")
+    .description("who the coordinator is, with its epoch (the registry on dvs.<c>.dns.who)")
+    .option("--node <id>", "ask node ID's registry instead of any node's", nodeId)
+    .option("--wait <ms>", "on NOTHING, ask again with backoff for up to this long", unsigned, 0)
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Prints `coordinator N  epoch E`, or NOTHING while an election is on. With --json, the answer as JSON:",
+        '{"v":1,"type":"OK","coordinator":3,"epoch":57} or {"v":1,"type":"NOTHING"}.',
+        "Exit status 1 on NOTHING, 3 when no registry answers.",
+        "",
+        "Examples:",
+        "  $ dvsctl who",
+        "  $ dvsctl who --node 2 --json",
+        "  $ dvsctl who --wait 5000",
+      ].join("\n"),
+    )
+    .action(async (opts: { node?: number; wait: number }, cmd: Command) => {
+      await withConnection(cmd, async (t, g) => {
+        const client = new RegistryClient({
+          cluster: g.cluster,
+          transport: t,
+          clock: systemClock,
+          timeoutMs: g.timeout,
+        });
+        let answer = await client.who(opts.node);
+        if (answer.type === "NOTHING" && opts.wait > 0 && opts.node === undefined) {
+          answer = await client.coordinator(opts.wait).then(
+            (c) => ({ v: 1, type: "OK", ...c }) as const,
+            () => answer,
+          );
+        }
+        process.stdout.write(`${g.json ? JSON.stringify(answer) : formatAnswer(answer)}\n`);
+        if (answer.type === "NOTHING") process.exitCode = EXIT.replyError;
+      });
+    });
 }

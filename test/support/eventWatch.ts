@@ -8,6 +8,8 @@ import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {
+  type CoordinatorEvent,
+  coordinatorEventSchema,
   type EventMessage,
   eventSchema,
   type MembershipEventName,
@@ -41,6 +43,8 @@ export const both =
 
 export class EventWatch implements AsyncDisposable {
   readonly events: ObservedEvent[] = [];
+  /** COORDINATOR events (SPEC 7), apart from the membership ones. */
+  readonly coordinator: (CoordinatorEvent & { readonly receivedAt: number })[] = [];
   /** Messages on the events subject that did not decode or validate: the test should see none. */
   readonly malformed: string[] = [];
   readonly #waiters = new Set<() => void>();
@@ -58,6 +62,12 @@ export class EventWatch implements AsyncDisposable {
       callback: (err, msg) => {
         if (err) return;
         const decoded = decode(msg.data, "cbor");
+        const coordinator = decoded.ok ? coordinatorEventSchema.safeParse(decoded.value) : undefined;
+        if (coordinator?.success) {
+          this.coordinator.push({ ...coordinator.data, receivedAt: performance.now() });
+          for (const w of this.#waiters) w();
+          return;
+        }
         const parsed = decoded.ok ? eventSchema.safeParse(decoded.value) : undefined;
         if (!parsed?.success) {
           this.malformed.push(decoded.ok ? JSON.stringify(decoded.value) : decoded.message);

@@ -22,6 +22,9 @@ interface Watcher {
   readonly clock: Clock;
   readonly onEntry: (entry: KvEntry) => void;
   active: boolean;
+  /** When the last delivery lands (deliveries stay in revision order, as a JetStream watch's do). */
+  lastDue: number;
+  lastRevision: number;
 }
 
 /** One bucket, shared by the whole simulated deployment; `client(host)` is what a host's runtime gets. */
@@ -50,6 +53,7 @@ export class SimKv {
   client(host: string): CasStore {
     const clock = this.network.hostClock(host);
     const watchers = new Set<Watcher>();
+    const pending = new Set<() => void>();
     let closed = false;
     const run = <T>(operation: string, apply: () => T): Promise<T> =>
       new Promise<T>((resolve, reject) => {
@@ -61,9 +65,12 @@ export class SimKv {
         const settle = (fn: () => void) => {
           if (settled) return;
           settled = true;
+          pending.delete(abort);
           clock.clearTimeout(timer);
           fn();
         };
+        const abort = () => settle(() => reject(new StoreUnavailableError(this.bucket, operation)));
+        pending.add(abort);
         const timer: TimerHandle = clock.setTimeout(
           () => settle(() => reject(new StoreUnavailableError(this.bucket, operation))),
           this.#timeoutMs,
@@ -104,7 +111,7 @@ export class SimKv {
           return this.#write(host, key, value);
         }),
       watch: (key, onEntry) => {
-        const watcher: Watcher = { host, key, clock, onEntry, active: !closed };
+        const watcher: Watcher = { host, key, clock, onEntry, active: !closed, lastDue: 0, lastRevision: 0 };
         if (!watcher.active) return () => {};
         watchers.add(watcher);
         this.#watchers.add(watcher);
@@ -118,6 +125,7 @@ export class SimKv {
       },
       close: async () => {
         closed = true;
+        for (const abort of [...pending]) abort();
         for (const w of watchers) {
           w.active = false;
           this.#watchers.delete(w);
@@ -138,8 +146,14 @@ export class SimKv {
   #notify(watcher: Watcher, entry: KvEntry): void {
     const hop = this.network.reachesQuorum(watcher.host) ? this.network.storeHop(watcher.host) : undefined;
     if (hop === undefined) return;
+    const now = this.network.clock.now();
+    const due = Math.max(now + hop, watcher.lastDue);
+    watcher.lastDue = due;
     watcher.clock.setTimeout(() => {
-      if (watcher.active && this.network.reachesQuorum(watcher.host)) watcher.onEntry(entry);
-    }, hop);
+      if (!watcher.active || !this.network.reachesQuorum(watcher.host)) return;
+      if (entry.revision <= watcher.lastRevision) return;
+      watcher.lastRevision = entry.revision;
+      watcher.onEntry(entry);
+    }, due - now);
   }
 }

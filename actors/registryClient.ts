@@ -1,0 +1,137 @@
+// The client role's runtime: asks WHO on `dvs.<c>.dns.who` (or one node's
+// `dvs.<c>.dns.node.<id>.who`), reports FAILED on `dvs.<c>.dns.failed`, and
+// runs the client machine (machines/registryClient.ts) to retry with backoff
+// until a coordinator is known. Used by dvsctl, the benchmarks and tests.
+import { createActor } from "xstate";
+import { registryClientMachine } from "../machines/registryClient.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { decode, encode, encodingOf } from "../transport/codec.js";
+import { BadReplyError } from "../transport/errors.js";
+import {
+  type NodeId,
+  PROTOCOL_VERSION,
+  type RegistryAnswer,
+  registryAnswerSchema,
+} from "../transport/protocol.js";
+import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+import type { Transport } from "../transport/transport.js";
+
+export interface RegistryClientOptions {
+  readonly cluster: string;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  /** How long one WHO or FAILED waits for its answer. */
+  readonly timeoutMs?: number;
+  readonly retryMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export interface Coordinator {
+  readonly coordinator: NodeId;
+  readonly epoch: number;
+}
+
+export class NoCoordinatorError extends Error {
+  override name = "NoCoordinatorError";
+  constructor(
+    readonly waitedMs: number,
+    readonly asked: number,
+  ) {
+    super(`no coordinator after ${waitedMs} ms (${asked} WHO asked)`);
+  }
+}
+
+export class RegistryClient {
+  readonly subjects: Subjects;
+  readonly #o: RegistryClientOptions;
+
+  constructor(options: RegistryClientOptions) {
+    this.#o = options;
+    this.subjects = subjectsOf(options.cluster);
+  }
+
+  /** One WHO: to any node's registry, or to node `node`'s. Rejects with the transport's named errors. */
+  async who(node?: NodeId): Promise<RegistryAnswer> {
+    const subject = node === undefined ? this.subjects.dnsWho : this.subjects.nodeDnsWho(node);
+    return this.#ask(subject, { v: PROTOCOL_VERSION, type: "WHO" });
+  }
+
+  /** FAILED: the coordinator of `epoch` did not answer; resolves with the registry's answer. */
+  async failed(coordinator: NodeId, epoch: number): Promise<RegistryAnswer> {
+    return this.#ask(this.subjects.dnsFailed, { v: PROTOCOL_VERSION, type: "FAILED", coordinator, epoch });
+  }
+
+  /**
+   * WHO until a coordinator is known, retrying after NOTHING or no answer with
+   * a doubling delay; rejects with NoCoordinatorError after `waitMs`.
+   */
+  async coordinator(waitMs: number): Promise<Coordinator> {
+    const { clock } = this.#o;
+    let tick: TimerHandle | undefined;
+    const actor = createActor(
+      registryClientMachine.provide({
+        actions: {
+          sendWho: () => {
+            this.who().then(
+              (answer) =>
+                actor.send(
+                  answer.type === "OK"
+                    ? {
+                        type: "who.ok",
+                        coordinator: answer.coordinator,
+                        epoch: answer.epoch,
+                        at: clock.now(),
+                      }
+                    : { type: "who.nothing", at: clock.now() },
+                ),
+              () => actor.send({ type: "who.failed", at: clock.now() }),
+            );
+          },
+          sendFailed: () => {},
+        },
+      }),
+      {
+        input: { retryMs: this.#o.retryMs ?? 50, retryMaxMs: this.#o.retryMaxMs ?? 1_000, at: clock.now() },
+        clock,
+      },
+    );
+    const loop = () => {
+      tick = clock.setTimeout(() => {
+        actor.send({ type: "clock.tick", at: clock.now() });
+        loop();
+      }, 10);
+    };
+    const started = clock.now();
+    actor.start();
+    loop();
+    try {
+      return await new Promise<Coordinator>((resolve, reject) => {
+        const deadline = clock.setTimeout(() => {
+          sub.unsubscribe();
+          reject(new NoCoordinatorError(clock.now() - started, actor.getSnapshot().context.asked));
+        }, waitMs);
+        const sub = actor.subscribe((snap) => {
+          const { coordinator, epoch } = snap.context;
+          if (!snap.matches("known") || coordinator === null) return;
+          clock.clearTimeout(deadline);
+          sub.unsubscribe();
+          resolve({ coordinator, epoch });
+        });
+      });
+    } finally {
+      clock.clearTimeout(tick);
+      actor.stop();
+    }
+  }
+
+  async #ask(subject: string, body: unknown): Promise<RegistryAnswer> {
+    const msg = await this.#o.transport.request(subject, encode(body), {
+      timeoutMs: this.#o.timeoutMs ?? 2_000,
+    });
+    const decoded = decode(msg.data, encodingOf(msg), this.#o.transport.maxPayload);
+    const parsed = decoded.ok ? registryAnswerSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success)
+      throw new BadReplyError(subject, decoded.ok ? "not a registry answer" : decoded.message);
+    return parsed.data;
+  }
+}
