@@ -42,6 +42,9 @@ import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
+/** The answer to a WHO or FAILED that cannot be read. */
+const INVALID: WireAnswer = { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" };
+
 /** The store key of the coordinator record. */
 export const COORDINATOR_KEY = "coordinator";
 
@@ -354,7 +357,7 @@ export class Election {
     if (msg.data.byteLength > 0) {
       const decoded = decode(msg.data, encoding);
       if (!decoded.ok || !whoSchema.safeParse(decoded.value).success) {
-        this.#publish(msg.reply, { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" }, encoding);
+        this.#publish(msg.reply, INVALID, encoding);
         return;
       }
     }
@@ -371,7 +374,7 @@ export class Election {
     const decoded = decode(msg.data, encoding);
     const parsed = decoded.ok ? failedSchema.safeParse(decoded.value) : undefined;
     if (!parsed?.success) {
-      this.#publish(msg.reply, { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" }, encoding);
+      this.#publish(msg.reply, INVALID, encoding);
       return;
     }
     const ref = this.#ref({ kind: "reply", reply: msg.reply, encoding });

@@ -31,6 +31,9 @@ export interface Coordinator {
   readonly epoch: number;
 }
 
+/** What WHO and FAILED resolve with: the coordinator, or NOTHING. */
+export type Answer = Exclude<RegistryAnswer, { type: "ERROR" }>;
+
 export class NoCoordinatorError extends Error {
   override name = "NoCoordinatorError";
   constructor(
@@ -51,13 +54,13 @@ export class RegistryClient {
   }
 
   /** One WHO: to any node's registry, or to node `node`'s. Rejects with the transport's named errors. */
-  async who(node?: NodeId): Promise<RegistryAnswer> {
+  async who(node?: NodeId): Promise<Answer> {
     const subject = node === undefined ? this.subjects.dnsWho : this.subjects.nodeDnsWho(node);
     return this.#ask(subject, { v: PROTOCOL_VERSION, type: "WHO" });
   }
 
   /** FAILED: the coordinator of `epoch` did not answer; resolves with the registry's answer. */
-  async failed(coordinator: NodeId, epoch: number): Promise<RegistryAnswer> {
+  async failed(coordinator: NodeId, epoch: number): Promise<Answer> {
     return this.#ask(this.subjects.dnsFailed, { v: PROTOCOL_VERSION, type: "FAILED", coordinator, epoch });
   }
 
@@ -124,7 +127,7 @@ export class RegistryClient {
     }
   }
 
-  async #ask(subject: string, body: unknown): Promise<RegistryAnswer> {
+  async #ask(subject: string, body: unknown): Promise<Answer> {
     const msg = await this.#o.transport.request(subject, encode(body), {
       timeoutMs: this.#o.timeoutMs ?? 2_000,
     });
@@ -132,6 +135,8 @@ export class RegistryClient {
     const parsed = decoded.ok ? registryAnswerSchema.safeParse(decoded.value) : undefined;
     if (!parsed?.success)
       throw new BadReplyError(subject, decoded.ok ? "not a registry answer" : decoded.message);
+    if (parsed.data.type === "ERROR")
+      throw new BadReplyError(subject, `the registry answered ${parsed.data.error}`);
     return parsed.data;
   }
 }

@@ -136,7 +136,8 @@ function observe(context: RegistryContext, record: RegistryRecord | null, at: nu
   if (context.record !== null && record.revision <= context.record.revision) return;
   context.record = record;
   context.seenAt = at;
-  if (context.suspect !== null && record.epoch !== context.suspect) context.suspect = null;
+  // A new revision, even a renewal of the suspect term, shows its coordinator reaches the store.
+  context.suspect = null;
 }
 
 /** SERVER and ELECTED: grant a term only when there is no live coordinator (no double election). */
@@ -207,6 +208,10 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
     }
     case "WHO":
       out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
+      if (!context.loaded && !context.reading) {
+        context.reading = true;
+        out.push({ type: "read" });
+      }
       break;
     case "SERVER":
     case "ELECTED":

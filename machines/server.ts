@@ -260,9 +260,12 @@ export const serverMachine = setup({
   actions: {
     /** Remember what the registry vouches for (the highest epoch, and the coordinator when this server holds no term). */
     noteView: assign(({ context, event }) => {
-      if (event.type !== "registry.view") return {};
       const next = copy(context);
-      noteView(next, event.coordinator, event.epoch);
+      if (event.type === "registry.view") noteView(next, event.coordinator, event.epoch);
+      // OK from the registry: work under the coordinator it names.
+      else if (event.type === "registry.answer" && event.answer.type === "OK") {
+        noteView(next, event.answer.coordinator, event.answer.epoch);
+      } else return {};
       return next;
     }),
     /** Send SERVER or ELECTED to this node's registry; its answer comes back as `registry.answer`. */
@@ -295,7 +298,11 @@ export const serverMachine = setup({
     ) => void,
   },
   guards: {
-    coord: ({ event }) => event.type === "registry.answer" && event.answer.type === "COORD",
+    /** A grant whose lease has not already run out by the time it arrives (a slow store can make it late). */
+    coord: ({ context, event }) =>
+      event.type === "registry.answer" &&
+      event.answer.type === "COORD" &&
+      event.at < event.sentAt + context.timings.leaseMs - context.timings.marginMs,
     toldOther: ({ context, event }) =>
       event.type === "registry.answer" &&
       event.answer.type === "OK" &&
@@ -352,7 +359,7 @@ export const serverMachine = setup({
         },
         "registry.answer": [
           { guard: "coord", target: "coordinator" },
-          { guard: "toldOther", target: "worker" },
+          { guard: "toldOther", target: "worker", actions: "noteView" },
           {
             actions: assign(({ context, event }) => ({
               asking: false,
@@ -404,7 +411,7 @@ export const serverMachine = setup({
         },
         "registry.answer": [
           { guard: "coord", target: "coordinator" },
-          { guard: "toldOther", target: "worker" },
+          { guard: "toldOther", target: "worker", actions: "noteView" },
           {
             actions: assign(({ context, event }) => ({
               asking: false,

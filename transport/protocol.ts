@@ -382,6 +382,8 @@ export const registryAnswerSchema = z.discriminatedUnion("type", [
     epoch: epochSchema,
   }),
   z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal("NOTHING") }),
+  /** The question could not be read (not WHO, not FAILED, or malformed). */
+  z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal("ERROR"), error: z.literal("EINVAL") }),
 ]);
 export type RegistryAnswer = z.infer<typeof registryAnswerSchema>;
 

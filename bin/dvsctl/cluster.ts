@@ -4,11 +4,11 @@
 import type { Command } from "commander";
 import { collectStatus, formatMembers } from "../../actors/clusterStatus.js";
 import { discoverNodes } from "../../actors/discovery.js";
-import { RegistryClient } from "../../actors/registryClient.js";
+import { type Answer, RegistryClient } from "../../actors/registryClient.js";
 import { formatTable } from "../../actors/table.js";
 import { systemClock } from "../../transport/clock.js";
 import { decode, encodingOf } from "../../transport/codec.js";
-import { type ClusterEvent, clusterEventSchema, type RegistryAnswer } from "../../transport/protocol.js";
+import { type ClusterEvent, clusterEventSchema } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
 import { nodeId, unsigned } from "./args.js";
 import { EXIT, withConnection } from "./session.js";
@@ -118,7 +118,7 @@ function formatEvent(e: ClusterEvent): string {
   ].join("  ");
 }
 
-function formatAnswer(answer: RegistryAnswer): string {
+function formatAnswer(answer: Answer): string {
   return answer.type === "OK"
     ? `coordinator ${answer.coordinator}  epoch ${answer.epoch}`
     : "NOTHING (no coordinator)";

@@ -31,6 +31,7 @@ import {
   probeReplySchema,
   type Rply,
   rcode,
+  registryAnswerSchema,
 } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
@@ -263,6 +264,13 @@ async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
       case "unserved":
         if (!noResponders) fail(c, "answered-unserved", `expected "no responders" on ${c.subject}`);
         return;
+      case "registry": {
+        const headers = c.headers ? { ...c.headers } : undefined;
+        const answer = noResponders ? undefined : decode(msg.data, encodingOf({ headers }), MAX_PAYLOAD);
+        if (!answer?.ok || !registryAnswerSchema.safeParse(answer.value).success)
+          fail(c, "registry", "the registry did not answer with OK, NOTHING or ERROR");
+        return;
+      }
       case "service": {
         const answer = noResponders ? undefined : (msg.json() as { type?: string });
         if (!answer?.type?.startsWith("io.nats.micro.v1."))

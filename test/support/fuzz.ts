@@ -56,7 +56,8 @@ export const FAMILY_WEIGHTS: Readonly<Record<FuzzFamily, number>> = {
  * - `status` (`_status`): one NodeStatus; `probe` (`_probe.<N>`): one `{ node, incarnation }`;
  * - `service` (`$SRV.*`): one micro-service JSON answer;
  * - `migration` (`_migr.<N>`, an offer is a request): one `{ ok: false, error }`;
- * - `unserved` (events, dns.who, file.*: nobody subscribes yet): NATS "no responders";
+ * - `registry` (`dns.who`, `dns.node.<N>.who`, `dns.failed`): one registry answer (OK, NOTHING or ERROR);
+ * - `unserved` (events, file.*: nobody subscribes yet): NATS "no responders";
  * - `internal` (heartbeats, gathers, DC sync, processes): never an answer.
  */
 export type SubjectRole =
@@ -67,6 +68,7 @@ export type SubjectRole =
   | "probe"
   | "service"
   | "migration"
+  | "registry"
   | "unserved"
   | "internal";
 
@@ -477,7 +479,15 @@ class CaseGenerator {
     const d = this.#d;
     const s = this.#s;
     const node = this.#o.node;
-    const which = d.weighted({ node: 34, any: 20, roNode: 20, roAny: 16, unserved: 5, service: 5 });
+    const which = d.weighted({
+      node: 34,
+      any: 20,
+      roNode: 20,
+      roAny: 16,
+      registry: 4,
+      unserved: 3,
+      service: 5,
+    });
     const withReply = d.chance(0.95);
     switch (which) {
       case "node":
@@ -498,16 +508,21 @@ class CaseGenerator {
           user: d.chance(0.5) ? "viewer" : "admin",
           withReply,
         };
-      case "unserved": {
-        const subject = d.pick([s.events, s.dnsWho, s.fileCommit, s.fileUpdate]);
-        // The viewer may publish to dns.who only.
+      case "registry":
+        // The viewer may ask the registry too.
         return {
-          subject,
+          subject: d.pick([s.dnsWho, s.nodeDnsWho(this.#o.node), s.dnsFailed]),
+          role: "registry",
+          user: d.chance(0.5) ? "viewer" : "admin",
+          withReply: true,
+        };
+      case "unserved":
+        return {
+          subject: d.pick([s.events, s.fileCommit, s.fileUpdate]),
           role: "unserved",
-          user: subject === s.dnsWho && d.chance(0.5) ? "viewer" : "admin",
+          user: "admin",
           withReply,
         };
-      }
       case "service":
         return {
           subject: d.pick([
@@ -547,6 +562,7 @@ class CaseGenerator {
       px: 8,
       loc: 6,
       migr: 6,
+      srv: 8,
     });
     const withReply = d.chance(0.6);
     switch (which) {
@@ -575,6 +591,14 @@ class CaseGenerator {
         return { subject: s.procLocation, role: "internal", user: "admin", withReply };
       case "migr":
         return { subject: s.migrate(node), role: "migration", user: "admin", withReply };
+      case "srv":
+        // A well-formed PING would be answered with ALIVE; garbage never is.
+        return {
+          subject: d.chance(0.5) ? s.servers : s.serverPing(node),
+          role: "internal",
+          user: "admin",
+          withReply,
+        };
     }
   }
 
