@@ -92,6 +92,9 @@ export class Election {
   #tick: TimerHandle | undefined;
   #lastView = "";
   #release: Promise<void> | undefined;
+  /** The renewal under way, and the revision this node last wrote: a release must expect that one. */
+  #renewal: Promise<unknown> = Promise.resolve();
+  #written = 0;
   #stopped = false;
 
   constructor(options: ElectionOptions) {
@@ -125,10 +128,13 @@ export class Election {
         replyAlive: (_, { reply }) => this.#publish(reply, this.#serverMessage("ALIVE", this.#epoch())),
         renewLease: (_, { expected, epoch, sentAt }) => this.#renew(expected, epoch, sentAt),
         releaseLease: (_, { expected, epoch }) => {
-          this.#release = this.#writeRecord({ coordinator: null, epoch }, expected).then(
-            () => {},
-            (error: unknown) => options.logger.warn({ err: error }, "could not give the term back"),
-          );
+          // After a renewal under way, whose revision the release must expect.
+          this.#release = this.#renewal
+            .then(() => this.#writeRecord({ coordinator: null, epoch }, Math.max(expected, this.#written)))
+            .then(
+              () => {},
+              (error: unknown) => options.logger.warn({ err: error }, "could not give the term back"),
+            );
         },
         announce: (_, { coordinator, epoch, cause }) => this.#announce(coordinator, epoch, cause),
       },
@@ -436,8 +442,9 @@ export class Election {
   }
 
   #renew(expected: number, epoch: number, sentAt: number): void {
-    this.#writeRecord({ coordinator: this.#o.self, epoch }, expected).then(
+    this.#renewal = this.#writeRecord({ coordinator: this.#o.self, epoch }, expected).then(
       (revision) => {
+        this.#written = revision;
         if (this.#stopped) return;
         this.server.send({ type: "lease.renewed", revision, sentAt, at: this.#now() });
         // This node's registry learns its own write at once (its watch may lag).

@@ -1,6 +1,7 @@
 // Every row, in the order a full run executes them. A new row is a module in
 // this folder exporting a BenchRow, added to this list.
 import type { BenchRow } from "../row.js";
+import { coordinatorFailover } from "./coordinatorFailover.js";
 import { hostFlood } from "./hostFlood.js";
 import { membershipConvergence } from "./membershipConvergence.js";
 import { membershipDetection } from "./membershipDetection.js";
@@ -16,5 +17,6 @@ export const ROWS: readonly BenchRow[] = [
   membershipDetection,
   membershipConvergence,
   membershipNoFalseEvents,
+  coordinatorFailover,
   hostFlood,
 ];
