@@ -2,7 +2,7 @@
 // to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
 // into a graceful stop bounded by `shutdown.graceMs`.
 import { defaultElectionTimings } from "../machines/server.js";
-import { systemClock } from "../transport/clock.js";
+import { monotonicClock, systemClock } from "../transport/clock.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { JetStreamActionLog } from "./actionLogJetStream.js";
@@ -34,7 +34,8 @@ export function createNatsNode(
       },
     },
     {
-      clock: systemClock,
+      // Leases and failure detection measure elapsed time: a monotonic clock.
+      clock: monotonicClock,
       logger,
       pid: process.pid,
       stateDir: config.stateDir,

@@ -52,6 +52,8 @@ export interface RegistryContext {
   /** Writes under way, by operation id. */
   writes: Record<string, PendingWrite>;
   nextOp: number;
+  /** A SERVER or ELECTED waiting for this registry's ELECTION write to land. */
+  deferred: { readonly from: NodeId; readonly ref: Ref } | null;
 }
 
 export type RegistryAnswer =
@@ -102,6 +104,7 @@ export function initialRegistry(input: RegistryInput): RegistryContext {
     suspect: null,
     writes: {},
     nextOp: 1,
+    deferred: null,
   };
 }
 
@@ -131,7 +134,14 @@ function observe(context: RegistryContext, record: RegistryRecord | null, at: nu
   context.loaded = true;
   context.heardAt = at;
   context.reading = false;
-  if (record === null) return;
+  if (record === null) {
+    // The store holds no record (never written, or deleted by hand): the next grant creates it.
+    if (context.record !== null) {
+      context.record = null;
+      context.seenAt = at;
+    }
+    return;
+  }
   // Watch deliveries and reads can cross: only a newer revision counts.
   if (context.record !== null && record.revision <= context.record.revision) return;
   context.record = record;
@@ -163,12 +173,27 @@ function acquire(context: RegistryContext, from: NodeId, ref: Ref, at: number, o
     }
     return;
   }
+  // This registry's own ELECTION write is under way: grant after it, on the revision it makes.
+  const vacate = Object.entries(context.writes).find(([, w]) => w.kind === "vacate");
+  if (vacate !== undefined) {
+    context.deferred = { from, ref };
+    return;
+  }
   const op = `${context.nextOp++}`;
   context.writes[op] = { kind: "acquire", node: from, ref };
   out.push({
     type: "write",
     write: { op, expected: context.record?.revision ?? null, coordinator: from, epoch: null },
   });
+}
+
+/** After this registry's ELECTION write: grant the waiting ELECTED on the cleared record, or send it away. */
+function resumeDeferred(context: RegistryContext, at: number, out: RegistryOutput[], cleared: boolean): void {
+  const waiting = context.deferred;
+  if (waiting === null || Object.values(context.writes).some((w) => w.kind === "vacate")) return;
+  context.deferred = null;
+  if (cleared) acquire(context, waiting.from, waiting.ref, at, out);
+  else out.push({ type: "answer", ref: waiting.ref, answer: okOrNothing(context, at) });
 }
 
 export function registryStep(context: RegistryContext, event: RegistryEvent): RegistryOutput[] {
@@ -191,6 +216,7 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
           answer: { type: "COORD", epoch: event.record.epoch, revision: event.record.revision },
         });
       }
+      resumeDeferred(context, event.at, out, true);
       break;
     }
     case "store.conflict":
@@ -199,6 +225,7 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
       delete context.writes[event.op];
       if (write?.ref != null)
         out.push({ type: "answer", ref: write.ref, answer: okOrNothing(context, event.at) });
+      resumeDeferred(context, event.at, out, false);
       // Someone else wrote (or the answer was lost): read what the store holds now.
       if (!context.reading) {
         context.reading = true;

@@ -218,6 +218,9 @@ export function onPeerMessage(
   }
   if ((message.kind === "STATUS" || message.kind === "PING") && reply !== null) {
     outputs.push({ type: "replyAlive", params: { reply } });
+  } else if (message.kind === "STATUS") {
+    // The coordinator's STATUS goes to every server: so does the ALIVE, and every list stays current.
+    outputs.push({ type: "broadcast", params: { message: "ALIVE", epoch: next.highestEpoch } });
   }
   return { context: next, outputs };
 }
@@ -422,6 +425,19 @@ export const serverMachine = setup({
         ],
         "registry.view": [
           { guard: "otherCoordinator", target: "worker", actions: "noteView" },
+          {
+            // The record was cleared (ELECTION): ask again now, in rank order, not after the retry delay.
+            guard: ({ context, event }) => event.coordinator === null && !context.asking,
+            actions: [
+              "noteView",
+              assign(({ context, event }) => ({
+                askAt: Math.min(
+                  context.askAt,
+                  event.at + Math.max(0, candidateRank(context, event.at, null)) * context.timings.staggerMs,
+                ),
+              })),
+            ],
+          },
           {
             guard: ({ event }) => !event.live && event.coordinator !== null,
             actions: [

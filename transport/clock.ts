@@ -30,6 +30,17 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * The system clock read monotonically: wall time at process start plus the
+ * time elapsed since, so a step of the system clock (a manual `date -s`, an
+ * NTP step) can neither stretch nor cut short a coordinator's lease.
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  setTimeout: (fn, ms) => systemClock.setTimeout(fn, ms),
+  clearTimeout: (handle) => systemClock.clearTimeout(handle),
+};
+
 export const systemRandom: Random = {
   next: () => randomBytes(4).readUInt32BE(0) / 0x1_0000_0000,
 };

@@ -326,9 +326,10 @@ describe("registry: the machine and its step function", () => {
 
   it("keeps a context that survives a CBOR round trip", () => {
     const r = registry();
-    // A record, a suspicion, a vacate and a grant under way.
+    // A record, a suspicion, a vacate under way and an ELECTED waiting for it.
     r.send(...script.slice(0, 8));
-    expect(Object.values(r.context.writes).map((w) => w.kind)).toEqual(["vacate", "acquire"]);
+    expect(Object.values(r.context.writes).map((w) => w.kind)).toEqual(["vacate"]);
+    expect(r.context.deferred).toEqual({ from: 3, ref: "ELECTED:3" });
     const decoded = decode(encode(r.context), "cbor");
     expect(decoded).toEqual({ ok: true, value: r.context });
   });
@@ -341,5 +342,36 @@ describe("registry: the machine and its step function", () => {
     actor.send(who(0));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(NotProvidedError);
+  });
+});
+
+describe("registry: an ELECTED during its own ELECTION write", () => {
+  it("waits for the ELECTION write and then grants on the revision it made", () => {
+    const r = registry();
+    r.send(entry(0, record(2, 5, 8)));
+    expect(r.send(election(4, 5, 400))).toEqual([
+      { type: "write", write: { op: "1", expected: 8, coordinator: null, epoch: 5 } },
+    ]);
+    expect(r.send(ask("ELECTED", 3, 401))).toEqual([]);
+    expect(r.send(written("1", 405, record(null, 5, 9)))).toEqual([
+      { type: "write", write: { op: "2", expected: 9, coordinator: 3, epoch: null } },
+    ]);
+  });
+
+  it("sends the waiting ELECTED away when its ELECTION write lost", () => {
+    const r = registry();
+    r.send(entry(0, record(2, 5, 8)), election(4, 5, 400), ask("ELECTED", 3, 401));
+    const out = r.send({ type: "store.conflict", op: "1", at: 405 });
+    expect(out).toContainEqual(nothing("ELECTED:3"));
+    expect(r.context.deferred).toBeNull();
+  });
+
+  it("forgets a record the store no longer holds, so the next grant creates it", () => {
+    const r = registry();
+    r.send(entry(0, record(2, 5, 8)), entry(10, null));
+    expect(r.context.record).toBeNull();
+    expect(r.send(ask("SERVER", 3, 11))).toEqual([
+      { type: "write", write: { op: "1", expected: null, coordinator: 3, epoch: null } },
+    ]);
   });
 });

@@ -11,6 +11,7 @@ import {
   defaultElectionTimings,
   holdsValidLease,
   initialServer,
+  type OutgoingServerMessage,
   onPeerMessage,
   type PeerMessage,
   type ServerContext,
@@ -137,7 +138,7 @@ const announce = (coordinator: NodeId | null, epoch: number, cause: string): Ser
   type: "announce",
   params: { coordinator, epoch, cause },
 });
-const broadcast = (message: "SERVER" | "ELECTED" | "STATUS", epoch: number): ServerOutput => ({
+const broadcast = (message: OutgoingServerMessage, epoch: number): ServerOutput => ({
   type: "broadcast",
   params: { message, epoch },
 });
@@ -289,7 +290,9 @@ describe("server: holding a term", () => {
 
   it.each(["STATUS", "ELECTED"] as const)("a %s from a newer epoch makes a coordinator step down", (kind) => {
     const s = coordinator();
-    expect(s.send(peer(signal(kind, 4, 9), 50))).toEqual([announce(null, 7, "replaced")]);
+    // A STATUS without a reply subject is answered with an ALIVE to every server.
+    const alive = kind === "STATUS" ? [broadcast("ALIVE", 9)] : [];
+    expect(s.send(peer(signal(kind, 4, 9), 50))).toEqual([announce(null, 7, "replaced"), ...alive]);
     expect(s.state).toBe("worker");
     expect(s.context).toMatchObject({ coordinator: 4, epoch: 9, highestEpoch: 9, lease: null });
   });
