@@ -1,0 +1,467 @@
+// The system under test of the election model: a SimCluster of five real node
+// runtimes running the election (one of them a passive server) over three
+// simulated servers and one simulated store, and the topology the commands
+// set. After every simulated event (every timer the clock fires, so at every
+// instant something can change) it reads each node's election state and the
+// store's new writes and checks the invariants of electionInvariants.ts;
+// after a heal and the stabilisation bound it checks agreement. A failure
+// carries a readable trace: the commands and terms with their simulated
+// times, the topology, each node's role, WHO answer and epochs, and the last
+// store writes.
+import type { Election } from "../../actors/election.js";
+import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
+import { encode } from "../../transport/codec.js";
+import type { CasStore } from "../../transport/kv.js";
+import type { NodeId } from "../../transport/protocol.js";
+import type { SimKv } from "../../transport/sim/index.js";
+import { subjects } from "../../transport/subjects.js";
+import type { Transport } from "../../transport/transport.js";
+import { SimCluster } from "../support/simCluster.js";
+import {
+  checkAgreement,
+  checkBecameCoordinator,
+  checkHighestEpoch,
+  checkTerms,
+  decodeRecord,
+  describeRecord,
+  describeWho,
+  disagreement,
+  ELECTION_INVARIANTS,
+  hostOf,
+  InvariantViolation,
+  type NodeObservation,
+  type StoredRecord,
+  StoreHistory,
+} from "./electionInvariants.js";
+
+export const NODE_IDS = [1, 2, 3, 4, 5] as const;
+export const SERVERS = 3;
+/** The largest extra delay a command puts on one node's traffic: comparable to the 400 ms lease. */
+export const MAX_EXTRA_DELAY_MS = 300;
+/** How long a SimKv operation waits for its answer before StoreUnavailableError (SimKv's default). */
+const STORE_TIMEOUT_MS = 1_000;
+/** Store writes and log lines shown in a counterexample's trace. */
+const TRACE_WRITES = 12;
+const TRACE_LINES = 80;
+
+/** One run's fixed setting: the network seed, each node's server, the passive node, the nodes up at time 0. */
+export interface ElectionConfig {
+  readonly seed: number;
+  /** Server (0..2) of node id i at index i-1. */
+  readonly serverOf: readonly number[];
+  readonly passive: NodeId;
+  readonly initial: readonly NodeId[];
+  /** The slowest a message or store hop is without an extra delay (the fastest is 1 ms). */
+  readonly latencyMaxMs: number;
+}
+
+/** Wraps the store client every node gets, to plant a bug in the store. */
+export type StoreMutation = (store: CasStore, kv: SimKv) => CasStore;
+
+/** Planted bugs to run the model against; production code and default timings when absent. */
+export interface ElectionMutation {
+  readonly timings?: ElectionTimings;
+  readonly store?: StoreMutation;
+}
+
+/** How much of the model a run exercised, for the CLI's summary. */
+export interface ElectionCoverage {
+  steps: number;
+  /** Simulated events after which the instant invariants were checked. */
+  checks: number;
+  /** Terms the store granted, and how many nodes became coordinator. */
+  terms: number;
+  elected: number;
+  /** Elections (a node becoming coordinator) while some server was on a minority side or a link was cut. */
+  electedDuringFaults: number;
+  heals: number;
+  /** FAILED reports sent by clients. */
+  failedReports: number;
+  /** The longest a heal took until the nodes agreed (and stayed agreed), in simulated ms. */
+  slowestAgreementMs: number;
+}
+
+/** One node as observed, with the election runtime it was read from (a restart makes a new one). */
+interface Observed extends NodeObservation {
+  readonly election: Election;
+}
+
+interface Seen {
+  /** The runtime these were read from: a membership rejoin changes the incarnation, not the election. */
+  readonly election: Election;
+  readonly role: string;
+  readonly highestEpoch: number;
+}
+
+const routeKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : `${b}-${a}`);
+
+export class ElectionHarness {
+  readonly cluster: SimCluster;
+  readonly kv: SimKv;
+  /**
+   * How long after a heal every node must agree. The slowest path: a
+   * candidate's ELECTED left just before the heal and its answer was lost, so
+   * it hears NOTHING at the store's timeout; backed off to the maximum, it asks
+   * again retryMaxMs later and wins (a rival that wins first only makes it
+   * sooner). Every other registry then has the new record within a lease (a
+   * watch delivery at once, or a re-read after half a lease of quiet), and a
+   * message sent before the heal with the largest extra delay lands within
+   * MAX_EXTRA_DELAY_MS; the ask, the write, its answer and the others' watch
+   * deliveries take a latency each. The other paths are shorter: a node that
+   * reconnects (reconnectWaitMs) re-reads within half a lease, an expired
+   * record is noticed within a lease and candidates stagger by at most
+   * 4 × staggerMs. Default timings and 3 ms latency: 1000 + 2000 + 400 + 300 +
+   * 12 = 3.7 s.
+   */
+  readonly stabilisationMs: number;
+  readonly #config: ElectionConfig;
+  readonly #linkCut = new Set<NodeId>();
+  readonly #routeCut = new Set<string>();
+  readonly #delays = new Map<NodeId, number>();
+  /** A client per server that reports FAILED, made on first use. */
+  readonly #clients = new Map<number, Transport>();
+  readonly #history = new StoreHistory();
+  readonly #seen = new Map<NodeId, Seen>();
+  #absorbed = 0;
+  #current: StoredRecord | undefined;
+  readonly #log: string[] = [];
+  readonly #coverage: ElectionCoverage = {
+    steps: 0,
+    checks: 0,
+    terms: 0,
+    elected: 0,
+    electedDuringFaults: 0,
+    heals: 0,
+    failedReports: 0,
+    slowestAgreementMs: 0,
+  };
+
+  constructor(config: ElectionConfig, mutation: ElectionMutation = {}) {
+    this.#config = config;
+    const timings = mutation.timings ?? defaultElectionTimings();
+    this.cluster = new SimCluster({
+      seed: config.seed,
+      servers: SERVERS,
+      latencyMs: { min: 1, max: config.latencyMaxMs },
+      election: { timings, passive: [config.passive] },
+    });
+    if (this.cluster.kv === undefined) throw new Error("the cluster runs no election");
+    const kv = this.cluster.kv;
+    this.kv = kv;
+    const plant = mutation.store;
+    if (plant !== undefined) {
+      const client = kv.client.bind(kv);
+      kv.client = (host) => plant(client(host), kv);
+    }
+    this.stabilisationMs =
+      STORE_TIMEOUT_MS + timings.retryMaxMs + timings.leaseMs + MAX_EXTRA_DELAY_MS + 4 * config.latencyMaxMs;
+  }
+
+  get now(): number {
+    return this.cluster.clock.now();
+  }
+
+  get coverage(): ElectionCoverage {
+    return { ...this.#coverage, terms: this.#history.grants.size };
+  }
+
+  /** The node that holds a term now, else the running node the store's record names, if any. */
+  coordinator(): NodeId | undefined {
+    const nodes = this.#observe();
+    const holder =
+      nodes.find((n) => n.state.term !== null) ?? nodes.find((n) => n.state.role === "coordinator");
+    if (holder !== undefined) return holder.node;
+    const named = this.#current?.coordinator;
+    return named != null && this.cluster.nodes.has(named) ? named : undefined;
+  }
+
+  serverOf(id: NodeId): number {
+    return this.#config.serverOf[id - 1] ?? 0;
+  }
+
+  async begin(): Promise<void> {
+    for (const id of this.#config.initial) this.cluster.start(id, this.serverOf(id));
+    this.note(`begin: start ${this.#config.initial.join(",")}`);
+    await this.#run(0);
+  }
+
+  async crash(id: NodeId): Promise<void> {
+    this.cluster.crash(id);
+    this.#seen.delete(id);
+    this.note(`crash(${id})`);
+    await this.#run(0);
+  }
+
+  /** Starts a crashed (or never started) node again, as a new incarnation. */
+  async restart(id: NodeId): Promise<void> {
+    this.cluster.start(id, this.serverOf(id));
+    this.note(`restart(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
+    await this.#run(0);
+  }
+
+  async cutLink(id: NodeId): Promise<void> {
+    this.#linkCut.add(id);
+    this.cluster.cutLink(id);
+    this.note(`cutLink(${id})`);
+    await this.#run(0);
+  }
+
+  async restoreLink(id: NodeId): Promise<void> {
+    this.#linkCut.delete(id);
+    this.cluster.restoreLink(id);
+    this.note(`restoreLink(${id})`);
+    await this.#run(0);
+  }
+
+  async cutRoute(a: number, b: number): Promise<void> {
+    this.#routeCut.add(routeKey(a, b));
+    this.cluster.network.cutRoute(a, b);
+    this.note(`cutRoute(${routeKey(a, b)})`);
+    await this.#run(0);
+  }
+
+  async restoreRoute(a: number, b: number): Promise<void> {
+    this.#routeCut.delete(routeKey(a, b));
+    this.cluster.network.restoreRoute(a, b);
+    this.note(`restoreRoute(${routeKey(a, b)})`);
+    await this.#run(0);
+  }
+
+  /** Cuts both routes of one server: its nodes are a minority (of one server in three). */
+  async isolate(server: number): Promise<void> {
+    for (let other = 0; other < SERVERS; other++) {
+      if (other === server) continue;
+      this.#routeCut.add(routeKey(server, other));
+      this.cluster.network.cutRoute(server, other);
+    }
+    this.note(`isolate(s${server})`);
+    await this.#run(0);
+  }
+
+  /** Adds `ms` to every delivery and store hop of the node's traffic (0 removes it). */
+  async delay(id: NodeId, ms: number): Promise<void> {
+    if (ms > 0) this.#delays.set(id, ms);
+    else this.#delays.delete(id);
+    this.cluster.network.setFaults({ extraDelayMs: ms }, hostOf(id));
+    this.note(ms > 0 ? `delay(${id}, ${ms} ms)` : `undelay(${id})`);
+    await this.#run(0);
+  }
+
+  /**
+   * A client attached to `server` reports FAILED for the current term (as the
+   * store names it), or for the term before it (an obsolete report). One
+   * registry takes it from the queue group and PINGs the coordinator; a PING
+   * lost to a cut makes that registry suspect a coordinator that still renews.
+   */
+  async reportFailed(server: number, obsolete: boolean): Promise<void> {
+    const terms = [...this.#history.grants].sort(([a], [b]) => b - a);
+    const term = obsolete ? terms[1] : terms[0];
+    if (term === undefined) return this.note(`reportFailed(s${server}) skipped: no such term`);
+    const [epoch, coordinator] = term;
+    let client = this.#clients.get(server);
+    if (client === undefined) {
+      client = this.cluster.network.connect(`client-${server}`, { server });
+      this.#clients.set(server, client);
+    }
+    // The answer (OK or NOTHING) is the registry's business; the invariants judge its effect.
+    client
+      .request(subjects("dvs").dnsFailed, encode({ type: "FAILED", coordinator, epoch }), {
+        timeoutMs: 1_000,
+      })
+      .catch(() => {});
+    this.#coverage.failedReports++;
+    this.note(`reportFailed(s${server}, n${coordinator}@${epoch})`);
+    await this.#run(0);
+  }
+
+  async advance(ms: number): Promise<void> {
+    this.note(`advance(${ms})`);
+    await this.#run(ms);
+  }
+
+  /**
+   * Restores every link and route and removes every delay (crashed nodes stay
+   * down), lets the stabilisation bound pass, then checks agreement.
+   */
+  async healAndWait(): Promise<void> {
+    for (const id of this.#linkCut) this.cluster.restoreLink(id);
+    this.#linkCut.clear();
+    for (const key of this.#routeCut) {
+      const [a, b] = key.split("-").map(Number);
+      this.cluster.network.restoreRoute(a ?? 0, b ?? 0);
+    }
+    this.#routeCut.clear();
+    for (const id of this.#delays.keys()) this.cluster.network.setFaults({ extraDelayMs: 0 }, hostOf(id));
+    this.#delays.clear();
+    this.note(`heal everything, wait ${this.stabilisationMs}`);
+    const healedAt = this.now;
+    let agreedAt: number | undefined = healedAt;
+    await this.#run(this.stabilisationMs, (nodes) => {
+      if (disagreement(nodes) !== null) agreedAt = undefined;
+      else agreedAt ??= this.now;
+    });
+    this.#coverage.heals++;
+    this.#check(() => {
+      const silent = [...this.cluster.nodes].filter(([, node]) => node.election === undefined);
+      if (silent.length > 0) {
+        throw new InvariantViolation(
+          ELECTION_INVARIANTS.agreement,
+          `${silent.map(([id]) => `n${id}`).join(", ")} run no election yet`,
+        );
+      }
+      checkAgreement(this.#observe());
+    });
+    this.#coverage.slowestAgreementMs = Math.max(
+      this.#coverage.slowestAgreementMs,
+      (agreedAt ?? this.now) - healedAt,
+    );
+  }
+
+  /** Runs the simulation for `ms`, checking the instant invariants after every event. */
+  async #run(ms: number, after?: (nodes: readonly NodeObservation[]) => void): Promise<void> {
+    let failure: unknown;
+    await this.cluster.clock.runUntil(() => {
+      try {
+        const nodes = this.#verify();
+        after?.(nodes);
+        return false;
+      } catch (error) {
+        failure = error;
+        return true;
+      }
+    }, ms);
+    if (failure !== undefined) this.#fail(failure);
+  }
+
+  /** The invariants that hold at every instant; returns what it observed of the nodes. */
+  #verify(): NodeObservation[] {
+    this.#coverage.checks++;
+    const writes = this.kv.writes;
+    for (; this.#absorbed < writes.length; this.#absorbed++) {
+      const w = writes[this.#absorbed];
+      if (w === undefined) break;
+      this.#history.absorb({ ...decodeRecord(w.entry), at: w.at, host: w.host }, (host) => this.#away(host));
+    }
+    const entry = this.kv.peek("coordinator");
+    if (entry !== undefined && entry.revision !== this.#current?.revision)
+      this.#current = decodeRecord(entry);
+    const nodes = this.#observe();
+    for (const n of nodes) {
+      const before = this.#seen.get(n.node);
+      const same = before?.election === n.election;
+      if (same) checkHighestEpoch(n.node, before.highestEpoch, n.state.highestEpoch);
+      const wasCoordinator = same && before.role === "coordinator";
+      if (n.state.role === "coordinator" && !wasCoordinator) {
+        const away = this.#away(hostOf(n.node));
+        this.#coverage.elected++;
+        if (this.#linkCut.size > 0 || this.#routeCut.size > 0) this.#coverage.electedDuringFaults++;
+        this.#log.push(`t=${this.now}   n${n.node} became coordinator (epoch ${n.state.term?.epoch ?? "?"})`);
+        checkBecameCoordinator(n.node, n.state.term?.epoch, away);
+      } else if (wasCoordinator && n.state.role !== "coordinator") {
+        this.#log.push(`t=${this.now}   n${n.node} stepped down (now ${n.state.role})`);
+      }
+      this.#seen.set(n.node, {
+        election: n.election,
+        role: n.state.role,
+        highestEpoch: n.state.highestEpoch,
+      });
+    }
+    checkTerms(nodes, this.#current, this.#history.grants);
+    return nodes;
+  }
+
+  #observe(): Observed[] {
+    const nodes: Observed[] = [];
+    for (const [id, node] of this.cluster.nodes) {
+      const election = node.election;
+      if (election !== undefined)
+        nodes.push({ node: id, incarnation: node.identity.incarnation, state: election.state(), election });
+    }
+    return nodes;
+  }
+
+  /** Why a host is cut from the store's quorum by the commands' topology, or null when it is not. */
+  #away(host: string): string | null {
+    const id = Number(/^node-(\d+)$/.exec(host)?.[1]);
+    if (!Number.isInteger(id)) return null;
+    if (this.#linkCut.has(id)) return `n${id}'s link is cut`;
+    const server = this.serverOf(id);
+    const side = this.#sideOf(server);
+    return side.length * 2 > SERVERS
+      ? null
+      : `n${id}'s server s${server} is on a minority side [${side.map((s) => `s${s}`).join(",")}]`;
+  }
+
+  /** The servers `server` reaches over the routes that are up. */
+  #sideOf(server: number): number[] {
+    const seen = new Set<number>([server]);
+    const queue = [server];
+    for (let at = queue.pop(); at !== undefined; at = queue.pop()) {
+      for (let other = 0; other < SERVERS; other++) {
+        if (seen.has(other) || this.#routeCut.has(routeKey(at, other))) continue;
+        seen.add(other);
+        queue.push(other);
+      }
+    }
+    return [...seen].sort();
+  }
+
+  #check(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  #fail(error: unknown): never {
+    if (error instanceof InvariantViolation) {
+      throw new InvariantViolation(error.invariant, `${error.detail}\n\n${this.trace()}`);
+    }
+    throw error;
+  }
+
+  /** A line of the trace. */
+  note(what: string): void {
+    this.#coverage.steps++;
+    this.#log.push(`t=${this.now} ${what}`);
+  }
+
+  /** What happened, for a counterexample. */
+  trace(): string {
+    const log =
+      this.#log.length <= TRACE_LINES
+        ? this.#log
+        : [
+            ...this.#log.slice(0, TRACE_LINES / 2),
+            `... ${this.#log.length - TRACE_LINES} lines ...`,
+            ...this.#log.slice(-TRACE_LINES / 2),
+          ];
+    const lines = ["commands and terms (simulated ms):", ...log.map((l) => `  ${l}`)];
+    const placement = `latency 1..${this.#config.latencyMaxMs} ms; ${NODE_IDS.map(
+      (id) => `n${id}@s${this.serverOf(id)}${id === this.#config.passive ? "(passive)" : ""}`,
+    ).join(" ")}`;
+    const sides = [...new Set([0, 1, 2].map((s) => this.#sideOf(s).join(",")))].map((s) => `[${s}]`);
+    const delays = [...this.#delays].map(([id, ms]) => `n${id}+${ms}ms`);
+    lines.push(
+      `topology at t=${this.now}: ${placement}`,
+      `  links cut: [${[...this.#linkCut].join(",")}]; routes cut: [${[...this.#routeCut].join(
+        ",",
+      )}]; server sides: ${sides.join(" ")}; delays: [${delays.join(",")}]`,
+      `  running: [${[...this.cluster.nodes.keys()].sort().join(",")}]`,
+      "nodes:",
+    );
+    for (const n of this.#observe().sort((a, b) => a.node - b.node)) {
+      const s = n.state;
+      const term = s.term === null ? "no term" : `term ${s.term.epoch} until t=${s.term.validUntil}`;
+      lines.push(
+        `  n${n.node}/${n.incarnation} ${s.role}, ${term}, WHO ${describeWho(s.who)}, highest epoch ${s.highestEpoch}`,
+      );
+    }
+    lines.push(`store: ${describeRecord(this.#current)}; last ${TRACE_WRITES} writes:`);
+    for (const w of this.kv.writes.slice(-TRACE_WRITES)) {
+      lines.push(`  t=${w.at} ${w.host} ${describeRecord(decodeRecord(w.entry))}`);
+    }
+    return lines.join("\n");
+  }
+}
