@@ -34,6 +34,20 @@ export interface Coordinator {
 /** What WHO and FAILED resolve with: the coordinator, or NOTHING. */
 export type Answer = Exclude<RegistryAnswer, { type: "ERROR" }>;
 
+/** The coordinator every answer names (same node, same epoch), or undefined if any answer differs, failed or is NOTHING. */
+export function agreedCoordinator(answers: readonly (Answer | Error)[]): Coordinator | undefined {
+  const first = answers[0];
+  if (first === undefined || first instanceof Error || first.type !== "OK") return undefined;
+  const same = answers.every(
+    (a) =>
+      !(a instanceof Error) &&
+      a.type === "OK" &&
+      a.coordinator === first.coordinator &&
+      a.epoch === first.epoch,
+  );
+  return same ? { coordinator: first.coordinator, epoch: first.epoch } : undefined;
+}
+
 export class NoCoordinatorError extends Error {
   override name = "NoCoordinatorError";
   constructor(

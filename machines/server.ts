@@ -271,6 +271,13 @@ export const serverMachine = setup({
       } else return {};
       return next;
     }),
+    /** NOTHING (or OK naming this server): ask again later, each time twice as late, up to the cap. */
+    retryLater: assign(({ context, event }) => ({
+      asking: false,
+      askAt: event.at + context.retryMs,
+      retryMs: Math.min(context.retryMs * 2, context.timings.retryMaxMs),
+    })),
+    markAsking: assign({ asking: true }),
     /** Send SERVER or ELECTED to this node's registry; its answer comes back as `registry.answer`. */
     askRegistry: notProvided("action askRegistry") as (
       _: unknown,
@@ -355,21 +362,15 @@ export const serverMachine = setup({
       on: {
         "clock.tick": {
           guard: "askDue",
-          actions: enqueueActions(({ event, enqueue }) => {
-            enqueue.assign({ asking: true });
-            enqueue({ type: "askRegistry", params: { message: "SERVER", sentAt: event.at } });
-          }),
+          actions: [
+            "markAsking",
+            { type: "askRegistry", params: ({ event }) => ({ message: "SERVER", sentAt: event.at }) },
+          ],
         },
         "registry.answer": [
           { guard: "coord", target: "coordinator" },
           { guard: "toldOther", target: "worker", actions: "noteView" },
-          {
-            actions: assign(({ context, event }) => ({
-              asking: false,
-              askAt: event.at + context.retryMs,
-              retryMs: Math.min(context.retryMs * 2, context.timings.retryMaxMs),
-            })),
-          },
+          { actions: "retryLater" },
         ],
         "server.stop": { target: "stopped" },
       },
@@ -407,21 +408,15 @@ export const serverMachine = setup({
       on: {
         "clock.tick": {
           guard: "askDue",
-          actions: enqueueActions(({ event, enqueue }) => {
-            enqueue.assign({ asking: true });
-            enqueue({ type: "askRegistry", params: { message: "ELECTED", sentAt: event.at } });
-          }),
+          actions: [
+            "markAsking",
+            { type: "askRegistry", params: ({ event }) => ({ message: "ELECTED", sentAt: event.at }) },
+          ],
         },
         "registry.answer": [
           { guard: "coord", target: "coordinator" },
           { guard: "toldOther", target: "worker", actions: "noteView" },
-          {
-            actions: assign(({ context, event }) => ({
-              asking: false,
-              askAt: event.at + context.retryMs,
-              retryMs: Math.min(context.retryMs * 2, context.timings.retryMaxMs),
-            })),
-          },
+          { actions: "retryLater" },
         ],
         "registry.view": [
           { guard: "otherCoordinator", target: "worker", actions: "noteView" },

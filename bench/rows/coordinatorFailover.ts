@@ -4,7 +4,7 @@
 // survivor's own registry (`dvs.<c>.dns.node.<id>.who`) until each names
 // another node with a larger epoch, then restarts the killed node and waits
 // until it is back in every view and every registry agrees again.
-import { RegistryClient } from "../../actors/registryClient.js";
+import { agreedCoordinator, RegistryClient } from "../../actors/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import type { RegistryAnswer } from "../../transport/protocol.js";
 import type { BenchContext, BenchRow, Measurement, Ratio } from "../row.js";
@@ -180,21 +180,8 @@ async function agreedTerm(
     while (!gaveUp) {
       const answers = await Promise.all(nodes.map((n) => registry.who(n).catch((error: Error) => error)));
       last = answers.map((a, i) => `${nodes[i]}: ${describe(a)}`);
-      const first = answers[0];
-      if (
-        first !== undefined &&
-        !(first instanceof Error) &&
-        first.type === "OK" &&
-        accept(first) &&
-        answers.every(
-          (a) =>
-            !(a instanceof Error) &&
-            a.type === "OK" &&
-            a.coordinator === first.coordinator &&
-            a.epoch === first.epoch,
-        )
-      )
-        return { coordinator: first.coordinator, epoch: first.epoch };
+      const agreed = agreedCoordinator(answers);
+      if (agreed !== undefined && accept(agreed)) return agreed;
       await sleep(systemClock, 50);
     }
     throw new Error("gave up");

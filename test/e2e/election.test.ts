@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RegistryClient } from "../../actors/registryClient.js";
+import { agreedCoordinator, RegistryClient } from "../../actors/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
@@ -75,21 +75,8 @@ async function agreedTerm(
     const answers = await Promise.all(of.map((node) => registry.who(node).catch((error: Error) => error)));
     const agreedAt = performance.now();
     last = answers.map((a, i) => `node ${of[i]}: ${describeAnswer(a)}`);
-    const first = answers[0];
-    if (
-      first !== undefined &&
-      !(first instanceof Error) &&
-      first.type === "OK" &&
-      accept(first.coordinator, first.epoch) &&
-      answers.every(
-        (a) =>
-          !(a instanceof Error) &&
-          a.type === "OK" &&
-          a.coordinator === first.coordinator &&
-          a.epoch === first.epoch,
-      )
-    )
-      return { coordinator: first.coordinator, epoch: first.epoch, agreedAt };
+    const agreed = agreedCoordinator(answers);
+    if (agreed !== undefined && accept(agreed.coordinator, agreed.epoch)) return { ...agreed, agreedAt };
     await sleep(systemClock, options.pollMs ?? 20);
   }
   throw new Error(

@@ -9,8 +9,8 @@ import { checkElection, describeElectionFailure } from "./election.js";
 
 const env = process.env;
 const seed = Number(env.ELECTION_MODEL_SEED ?? 20_250_702);
-const numRuns = Number(env.ELECTION_MODEL_RUNS ?? 40);
-const maxCommands = Number(env.ELECTION_MODEL_STEPS ?? 20);
+const numRuns = Number(env.ELECTION_MODEL_RUNS ?? 200);
+const maxCommands = Number(env.ELECTION_MODEL_STEPS ?? 25);
 
 describe("election model", () => {
   it("real nodes keep at most one valid coordinator, growing epochs and no minority election, and agree after a heal, under crashes, partitions and delays", async () => {

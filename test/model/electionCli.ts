@@ -2,11 +2,11 @@
 // long exploration of the election property outside CI, with progress on
 // stderr; prints any counterexample (shrunk, with its trace) and exits 1.
 import { parseArgs } from "node:util";
-import { checkElection, describeElectionFailure, electionMutations } from "./election.js";
-import type { ElectionCoverage } from "./electionHarness.js";
+import { checkElection, describeElectionFailure, plantedBugs } from "./election.js";
+import { type ElectionCoverage, emptyElectionCoverage } from "./electionHarness.js";
 
 const usage = `usage: node dist/test/model/electionCli.js [--seed S] [--runs N] [--steps M] [--path P --replay-path R] [--mutation ${[
-  ...electionMutations.keys(),
+  ...plantedBugs.keys(),
 ].join("|")}]`;
 
 const parse = () =>
@@ -38,12 +38,12 @@ async function main(): Promise<number> {
   const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 0x7fffffff;
   const numRuns = Number(values.runs ?? 100);
   const maxCommands = Number(values.steps ?? 20);
-  const mutation = values.mutation !== undefined ? electionMutations.get(values.mutation) : undefined;
+  const planted = values.mutation !== undefined ? plantedBugs.get(values.mutation) : undefined;
   if (![seed, numRuns, maxCommands].every(Number.isSafeInteger) || numRuns < 1 || maxCommands < 1) {
     console.error(`--seed, --runs and --steps take positive integers\n${usage}`);
     return 2;
   }
-  if (values.mutation !== undefined && !mutation) {
+  if (values.mutation !== undefined && !planted) {
     console.error(`unknown mutation ${values.mutation}\n${usage}`);
     return 2;
   }
@@ -57,22 +57,14 @@ async function main(): Promise<number> {
   );
   let runs = 0;
   let failedAt: number | undefined;
-  const total: ElectionCoverage = {
-    steps: 0,
-    checks: 0,
-    terms: 0,
-    elected: 0,
-    electedDuringFaults: 0,
-    heals: 0,
-    failedReports: 0,
-    slowestAgreementMs: 0,
-  };
+  const total: ElectionCoverage = emptyElectionCoverage();
   const every = Math.max(1, Math.round(numRuns / 20));
   const details = await checkElection({
     seed,
     numRuns,
     maxCommands,
-    ...(mutation ? { mutation } : {}),
+    ...(planted ? { mutation: planted.mutation } : {}),
+    ...(planted?.config ? { config: planted.config } : {}),
     ...(values.path !== undefined ? { path: values.path } : {}),
     ...(values["replay-path"] !== undefined ? { replayPath: values["replay-path"] } : {}),
     onRun: (passed, coverage) => {

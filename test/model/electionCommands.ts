@@ -1,5 +1,5 @@
-// The commands of the election model (fast-check `fc.commands`): crash a node,
-// start a crashed one again, cut/restore a node's link, cut/restore a route
+// The commands of the election model (fast-check `fc.commands`): crash or
+// gracefully stop a node, start it again, cut/restore a node's link, cut/restore a route
 // between two of the three servers, isolate one server, put an extra delay on
 // one node's traffic (up to about the lease) or take it off, aim one of those
 // faults at whoever is coordinator, have a client report FAILED, let time
@@ -34,6 +34,16 @@ class Crash implements ElectionCommand {
     await h.crash(this.node);
   }
   toString = () => `crash(${this.node})`;
+}
+
+class Stop implements ElectionCommand {
+  constructor(readonly node: NodeId) {}
+  check = (m: Readonly<ElectionModel>) => m.running.has(this.node);
+  async run(m: ElectionModel, h: ElectionHarness) {
+    m.running.delete(this.node);
+    await h.stop(this.node);
+  }
+  toString = () => `stop(${this.node})`;
 }
 
 class Restart implements ElectionCommand {
@@ -129,7 +139,7 @@ class Undelay implements ElectionCommand {
  */
 class AtCoordinator implements ElectionCommand {
   constructor(
-    readonly fault: "crash" | "cutLink" | "isolate" | "delay",
+    readonly fault: "crash" | "stop" | "cutLink" | "isolate" | "delay",
     readonly ms: number,
   ) {}
   check = () => true;
@@ -140,6 +150,9 @@ class AtCoordinator implements ElectionCommand {
       case "crash":
         m.running.delete(target);
         return h.crash(target);
+      case "stop":
+        m.running.delete(target);
+        return h.stop(target);
       case "cutLink":
         m.linkCut.add(target);
         return h.cutLink(target);
@@ -200,6 +213,7 @@ const server = fc.integer({ min: 0, max: SERVERS - 1 });
  */
 export const commandArbitraries: fc.Arbitrary<ElectionCommand>[] = [
   node.map((n) => new Crash(n)),
+  node.map((n) => new Stop(n)),
   node.map((n) => new Restart(n)),
   node.map((n) => new CutLink(n)),
   node.map((n) => new RestoreLink(n)),
@@ -208,7 +222,7 @@ export const commandArbitraries: fc.Arbitrary<ElectionCommand>[] = [
   server.map((s) => new Isolate(s)),
   fc.tuple(node, fc.integer({ min: 10, max: MAX_EXTRA_DELAY_MS })).map(([n, ms]) => new Delay(n, ms)),
   node.map((n) => new Undelay(n)),
-  fc.constantFrom("crash", "cutLink", "isolate").map((f) => new AtCoordinator(f, 0)),
+  fc.constantFrom("crash", "stop", "cutLink", "isolate").map((f) => new AtCoordinator(f, 0)),
   fc.integer({ min: 10, max: MAX_EXTRA_DELAY_MS }).map((ms) => new AtCoordinator("delay", ms)),
   fc.tuple(server, fc.boolean()).map(([s, obsolete]) => new ReportFailed(s, obsolete)),
   fc.integer({ min: 10, max: 400 }).map((ms) => new Advance(ms)),

@@ -9,6 +9,7 @@
 // times, the topology, each node's role, WHO answer and epochs, and the last
 // store writes.
 import type { Election } from "../../actors/election.js";
+import type { NodeRuntime } from "../../actors/node.js";
 import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
 import { encode } from "../../transport/codec.js";
 import type { CasStore } from "../../transport/kv.js";
@@ -43,6 +44,8 @@ const STORE_TIMEOUT_MS = 1_000;
 /** Store writes and log lines shown in a counterexample's trace. */
 const TRACE_WRITES = 12;
 const TRACE_LINES = 80;
+/** How long a graceful stop may take before the model kills the node (the daemon's shutdown grace). */
+const STOP_GRACE_MS = 2_000;
 
 /** One run's fixed setting: the network seed, each node's server, the passive node, the nodes up at time 0. */
 export interface ElectionConfig {
@@ -95,6 +98,20 @@ interface Seen {
 
 const routeKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : `${b}-${a}`);
 
+/** A run's coverage before anything happened (the CLI sums runs from it too). */
+export function emptyElectionCoverage(): ElectionCoverage {
+  return {
+    steps: 0,
+    checks: 0,
+    terms: 0,
+    elected: 0,
+    electedDuringFaults: 0,
+    heals: 0,
+    failedReports: 0,
+    slowestAgreementMs: 0,
+  };
+}
+
 export class ElectionHarness {
   readonly cluster: SimCluster;
   readonly kv: SimKv;
@@ -120,21 +137,13 @@ export class ElectionHarness {
   readonly #delays = new Map<NodeId, number>();
   /** A client per server that reports FAILED, made on first use. */
   readonly #clients = new Map<number, Transport>();
+  readonly #stopping = new Map<NodeId, NodeRuntime>();
   readonly #history = new StoreHistory();
   readonly #seen = new Map<NodeId, Seen>();
   #absorbed = 0;
   #current: StoredRecord | undefined;
   readonly #log: string[] = [];
-  readonly #coverage: ElectionCoverage = {
-    steps: 0,
-    checks: 0,
-    terms: 0,
-    elected: 0,
-    electedDuringFaults: 0,
-    heals: 0,
-    failedReports: 0,
-    slowestAgreementMs: 0,
-  };
+  readonly #coverage: ElectionCoverage = emptyElectionCoverage();
 
   constructor(config: ElectionConfig, mutation: ElectionMutation = {}) {
     this.#config = config;
@@ -197,6 +206,29 @@ export class ElectionHarness {
     this.cluster.start(id, this.serverOf(id));
     this.note(`restart(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
     await this.#run(0);
+  }
+
+  /**
+   * Graceful stop: a coordinator gives its term back (a vacating write) before
+   * the node leaves. The stopping node stays under watch until it is done; a
+   * drain stuck on a cut link is ended by a kill, as the daemon's grace would.
+   */
+  async stop(id: NodeId): Promise<void> {
+    const node = this.cluster.nodes.get(id);
+    if (node === undefined) return;
+    this.cluster.nodes.delete(id);
+    this.#stopping.set(id, node);
+    node.actor.send({ type: "node.stop", reason: "stop" });
+    this.note(`stop(${id})`);
+    const done = () => node.actor.getSnapshot().status === "done";
+    await this.#run(STOP_GRACE_MS, done);
+    if (!done()) {
+      this.cluster.network.crash(hostOf(id));
+      node.actor.stop();
+      this.note(`stop(${id}) stuck: killed`);
+    }
+    this.#stopping.delete(id);
+    this.#seen.delete(id);
   }
 
   async cutLink(id: NodeId): Promise<void> {
@@ -299,6 +331,7 @@ export class ElectionHarness {
     await this.#run(this.stabilisationMs, (nodes) => {
       if (disagreement(nodes) !== null) agreedAt = undefined;
       else agreedAt ??= this.now;
+      return false;
     });
     this.#coverage.heals++;
     this.#check(() => {
@@ -317,14 +350,16 @@ export class ElectionHarness {
     );
   }
 
-  /** Runs the simulation for `ms`, checking the instant invariants after every event. */
-  async #run(ms: number, after?: (nodes: readonly NodeObservation[]) => void): Promise<void> {
+  /**
+   * Runs the simulation for `ms` (or until `after` returns true), checking the
+   * instant invariants after every event.
+   */
+  async #run(ms: number, after?: (nodes: readonly NodeObservation[]) => boolean | undefined): Promise<void> {
     let failure: unknown;
     await this.cluster.clock.runUntil(() => {
       try {
         const nodes = this.#verify();
-        after?.(nodes);
-        return false;
+        return after?.(nodes) === true;
       } catch (error) {
         failure = error;
         return true;
@@ -370,9 +405,10 @@ export class ElectionHarness {
     return nodes;
   }
 
+  /** Every running node, and the ones stopping (which may still hold a term). */
   #observe(): Observed[] {
     const nodes: Observed[] = [];
-    for (const [id, node] of this.cluster.nodes) {
+    for (const [id, node] of [...this.cluster.nodes, ...this.#stopping]) {
       const election = node.election;
       if (election !== undefined)
         nodes.push({ node: id, incarnation: node.identity.incarnation, state: election.state(), election });

@@ -3,26 +3,29 @@
 // runs, and blame an invariant that the bug breaks. Each check stops at the
 // first counterexample and shrinks it.
 import { describe, expect, it } from "vitest";
-import {
-  checkElection,
-  describeElectionFailure,
-  type ElectionRunDetails,
-  leaseOutlivingObservers,
-  storeWithoutCompareAndSet,
-} from "./election.js";
+import { checkElection, describeElectionFailure, type ElectionRunDetails, plantedBugs } from "./election.js";
 import { ELECTION_INVARIANTS, InvariantViolation } from "./electionInvariants.js";
 
 const seed = 20_250_702;
 const numRuns = 50;
 const maxCommands = 20;
 
-function violation(details: ElectionRunDetails, mutation: string): InvariantViolation {
+async function hunt(name: string): Promise<{ details: ElectionRunDetails; found: InvariantViolation }> {
+  const bug = plantedBugs.get(name);
+  if (bug === undefined) throw new Error(`no planted bug ${name}`);
+  const details = await checkElection({
+    seed,
+    numRuns,
+    maxCommands,
+    mutation: bug.mutation,
+    ...(bug.config ? { config: bug.config } : {}),
+  });
   expect(details.failed, "the planted bug went unnoticed").toBe(true);
   const error = details.errorInstance;
-  expect(error, describeElectionFailure(details, { maxCommands, mutation })).toBeInstanceOf(
+  expect(error, describeElectionFailure(details, { maxCommands, mutation: name })).toBeInstanceOf(
     InvariantViolation,
   );
-  return error as InvariantViolation;
+  return { details, found: error as InvariantViolation };
 }
 
 /** The first bullet of the model: one valid term at a time, and the store names its holder. */
@@ -30,13 +33,7 @@ const oneCoordinator: string[] = [ELECTION_INVARIANTS.oneTerm, ELECTION_INVARIAN
 
 describe("the election property against planted bugs", () => {
   it("finds a store that overwrites instead of comparing and setting", async () => {
-    const details = await checkElection({
-      seed,
-      numRuns,
-      maxCommands,
-      mutation: { store: storeWithoutCompareAndSet },
-    });
-    const found = violation(details, "no-cas");
+    const { details, found } = await hunt("no-cas");
     expect(oneCoordinator).toContain(found.invariant);
     // The counterexample comes with a replay line and the trace of the failing run.
     expect(describeElectionFailure(details, { maxCommands, mutation: "no-cas" })).toMatch(
@@ -46,12 +43,7 @@ describe("the election property against planted bugs", () => {
   }, 120_000);
 
   it("finds a coordinator whose lease outlives the observers' (a negative margin)", async () => {
-    const details = await checkElection({
-      seed,
-      numRuns,
-      maxCommands,
-      mutation: leaseOutlivingObservers,
-    });
-    expect(oneCoordinator).toContain(violation(details, "negative-margin").invariant);
+    const { found } = await hunt("negative-margin");
+    expect(oneCoordinator).toContain(found.invariant);
   }, 120_000);
 });
