@@ -235,7 +235,9 @@ export class Election {
       live: live !== null,
     };
     if (!ctx.loaded) return;
-    const key = `${view.coordinator}/${view.epoch}/${view.live}`;
+    // The server's role is part of the key: a coordinator that stepped down must hear the view again as a worker.
+    const role = this.server.getSnapshot().value;
+    const key = `${view.coordinator}/${view.epoch}/${view.live}/${String(role)}`;
     if (key === this.#lastView) return;
     this.#lastView = key;
     this.server.send({ type: "registry.view", ...view, at: event.at });

@@ -188,7 +188,11 @@ export function onPeerMessage(
 ): Step {
   const next = copy(context);
   const outputs: ServerOutput[] = [];
-  if (message.from === next.self) return { context: next, outputs };
+  if (message.from === next.self) {
+    // This node's own registry checking its coordinator (a FAILED about it): alive, of course.
+    if (message.kind === "PING" && reply !== null) outputs.push({ type: "replyAlive", params: { reply } });
+    return { context: next, outputs };
+  }
   const fromCoordinator = message.kind === "STATUS" || message.kind === "ELECTED";
   if (fromCoordinator && isOld(next, message.epoch)) {
     next.dropped++;

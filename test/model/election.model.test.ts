@@ -1,6 +1,8 @@
 // Model-based property test of the election (SPEC 7, 9) over the simulated
-// network and store. CI defaults: RUNS runs of at most STEPS commands from a
-// fixed seed (see the numbers measured below). ELECTION_MODEL_SEED,
+// network and store. CI defaults: 200 runs of at most 25 commands from a fixed
+// seed, 11 to 14 s on one core when nothing fails (each run checks the
+// invariants after every simulated event; a failure adds its shrinking).
+// ELECTION_MODEL_SEED,
 // ELECTION_MODEL_RUNS and ELECTION_MODEL_STEPS override them to explore;
 // ELECTION_MODEL_PATH and ELECTION_MODEL_REPLAY_PATH replay a counterexample,
 // as its report says.

@@ -452,3 +452,16 @@ describe("server: the machine", () => {
     expect(errors.map((e) => (e as Error).name)).toEqual(["NotProvidedError"]);
   });
 });
+
+describe("server: its own registry's PING", () => {
+  it("answers a PING from its own node (a FAILED about this coordinator) with ALIVE", () => {
+    const s = server();
+    const out = s.send({
+      type: "peer.message",
+      message: { kind: "PING", from: SELF, incarnation: 1, epoch: 0 },
+      reply: "_INBOX.self",
+      at: 0,
+    });
+    expect(out).toEqual([{ type: "replyAlive", params: { reply: "_INBOX.self" } }]);
+  });
+});
