@@ -2,61 +2,24 @@
 // long exploration of the cluster property (membership and requests) outside
 // CI, with progress on stderr; prints any counterexample (shrunk, with its
 // trace) and exits 1.
-import { parseArgs } from "node:util";
+import { parseModelArgs } from "./cliArgs.js";
 import type { CoverageCounts, ModelMutation } from "./harness.js";
 import { mutations } from "./mutations.js";
 import { checkMembership, describeFailure } from "./property.js";
 import { emptyRequestCoverage } from "./requests.js";
 
-const usage = `usage: node dist/test/model/cli.js [--seed S] [--runs N] [--steps M] [--path P --replay-path R] [--mutation ${[...mutations.keys()].join("|")}]`;
-
 function main(): Promise<number> | number {
-  let values: ReturnType<typeof parse>["values"];
-  try {
-    values = parse().values;
-  } catch (error) {
-    console.error(error instanceof Error ? error.message : error, `\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
-  const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 0x7fffffff;
-  const numRuns = Number(values.runs ?? 100);
-  const maxCommands = Number(values.steps ?? 25);
-  const mutation = values.mutation !== undefined ? mutations.get(values.mutation) : undefined;
-  if (![seed, numRuns, maxCommands].every(Number.isSafeInteger) || numRuns < 1 || maxCommands < 1) {
-    console.error(`--seed, --runs and --steps take positive integers\n${usage}`);
-    return 2;
-  }
-  if (values.mutation !== undefined && !mutation) {
-    console.error(`unknown mutation ${values.mutation}\n${usage}`);
-    return 2;
-  }
+  const args = parseModelArgs("cli.js", mutations, 25);
+  if (typeof args === "number") return args;
   return explore({
-    seed,
-    numRuns,
-    maxCommands,
-    mutation: mutation ?? {},
-    path: values.path,
-    replayPath: values["replay-path"],
+    seed: args.seed,
+    numRuns: args.numRuns,
+    maxCommands: args.maxCommands,
+    mutation: args.mutation?.value ?? {},
+    path: args.path,
+    replayPath: args.replayPath,
   });
 }
-
-const parse = () =>
-  parseArgs({
-    options: {
-      seed: { type: "string" },
-      runs: { type: "string" },
-      steps: { type: "string" },
-      path: { type: "string" },
-      "replay-path": { type: "string" },
-      mutation: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
 
 async function explore(o: {
   seed: number;
