@@ -30,6 +30,7 @@ import {
   type CoordinatorRecord,
   coordinatorRecordSchema,
   failedSchema,
+  type HeldFile,
   type NodeId,
   PROTOCOL_VERSION,
   type ServerMessage,
@@ -59,7 +60,7 @@ export interface ElectionOptions {
   readonly logger: Logger;
   readonly timings: ElectionTimings;
   /** The files this server holds, for ALIVE (the file store fills it in). */
-  readonly files?: () => { name: string; version: number }[];
+  readonly files?: () => HeldFile[];
   /** Every COORDINATOR event this node publishes. */
   readonly onCoordinator?: (event: CoordinatorEvent) => void;
   /** The machines to run (tests plant bugs in them). */

@@ -9,7 +9,7 @@
 // passes, and on any sign of a newer term. Pure: time arrives in events, every
 // effect is a named action (actors/election.ts performs them).
 import { assign, enqueueActions, setup } from "xstate";
-import type { NodeId, ServerType } from "../transport/protocol.js";
+import type { HeldFile, NodeId, ServerType } from "../transport/protocol.js";
 import { notProvided } from "./notProvided.js";
 import type { RegistryAnswer } from "./registry.js";
 
@@ -45,7 +45,7 @@ export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
 export interface ServerRecord {
   type: ServerType;
   incarnation: number;
-  files: { name: string; version: number }[];
+  files: HeldFile[];
   seenAt: number;
 }
 
@@ -99,7 +99,7 @@ export type PeerMessage =
       epoch: number;
       server: ServerType;
       coordinator: NodeId | null;
-      files: { name: string; version: number }[];
+      files: HeldFile[];
     }
   | { kind: "STATUS"; from: NodeId; incarnation: number; epoch: number }
   | { kind: "PING"; from: NodeId; incarnation: number; epoch: number }

@@ -387,11 +387,13 @@ export const registryAnswerSchema = z.discriminatedUnion("type", [
 ]);
 export type RegistryAnswer = z.infer<typeof registryAnswerSchema>;
 
-/** A file a server holds, as ALIVE lists it (filled in by the file store). */
+/** A file version a server holds on disk, as ALIVE lists it (transport/fileProtocol.ts). */
 export const heldFileSchema = z.strictObject({
-  name: z.string().min(1).max(255),
-  version: z.number().int().min(1),
+  name: z.string().min(1).max(200),
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
+export type HeldFile = z.infer<typeof heldFileSchema>;
 
 const serverHeader = {
   v: z.literal(PROTOCOL_VERSION),

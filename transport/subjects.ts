@@ -31,8 +31,14 @@ export function subjects(cluster: string) {
     nodeDnsWho: (node: NodeId) => `${base}.dns.node.${node}.who`,
     /** Registry: a client reports that the coordinator of an epoch does not answer. */
     dnsFailed: `${base}.dns.failed`,
+    /** File store (SPEC 8): COMMIT, UPDATE and LS go to the coordinator (queue group `QUEUE_GROUP`). */
     fileCommit: `${base}.file.commit`,
     fileUpdate: `${base}.file.update`,
+    fileLs: `${base}.file.ls`,
+    /** File store: READ the bytes of a version node `node` holds. */
+    fileRead: (node: NodeId) => `${base}.file.read.${node}`,
+    /** File store: a committing client serves its bytes here (READ) until it has the answer. */
+    fileSource: (commit: string) => `${base}.file.src.${commit}`,
     /** Internal: heartbeats and leave announcements. */
     heartbeat: (node: NodeId) => `${base}._hb.${node}`,
     heartbeats: `${base}._hb.*`,
@@ -56,6 +62,10 @@ export function subjects(cluster: string) {
     servers: `${base}._srv.all`,
     /** Internal: PING to one server (answered with ALIVE). */
     serverPing: (node: NodeId) => `${base}._srv.ping.${node}`,
+    /** Internal: the file store's COMMIT, REPLICA, UPDATE and REPAIR to one server. */
+    filePeer: (node: NodeId) => `${base}._file.${node}`,
+    /** Internal: COMMITTED, from the coordinator to every server. */
+    fileCommitted: `${base}._file.all`,
     /** Internal: a migrating process's snapshot, sent to its new node. */
     migrate: (to: NodeId) => `${base}._migr.${to}`,
   } as const;

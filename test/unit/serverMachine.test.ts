@@ -21,7 +21,7 @@ import {
   serverMachine,
 } from "../../machines/server.js";
 import { decode, encode } from "../../transport/codec.js";
-import type { NodeId, ServerType } from "../../transport/protocol.js";
+import type { HeldFile, NodeId, ServerType } from "../../transport/protocol.js";
 
 const timings = defaultElectionTimings(400);
 const SELF = 3;
@@ -123,7 +123,7 @@ const hello = (from: NodeId, server: ServerType = "active", incarnation = 1): Pe
   epoch: 0,
   server,
 });
-const alive = (from: NodeId, files: { name: string; version: number }[]): PeerMessage => ({
+const alive = (from: NodeId, files: HeldFile[]): PeerMessage => ({
   kind: "ALIVE",
   from,
   incarnation: 1,
@@ -342,18 +342,18 @@ describe("server: other servers", () => {
     const s = server();
     s.send(peer(hello(4, "passive"), 10), peer(hello(SELF), 10));
     expect(s.context.servers).toEqual({ 4: { type: "passive", incarnation: 1, files: [], seenAt: 10 } });
-    s.send(peer(alive(4, [{ name: "a", version: 2 }]), 20));
+    s.send(peer(alive(4, [{ name: "a", version: 2, sha256: "0".repeat(64) }]), 20));
     expect(s.context.servers["4"]).toEqual({
       type: "active",
       incarnation: 1,
-      files: [{ name: "a", version: 2 }],
+      files: [{ name: "a", version: 2, sha256: "0".repeat(64) }],
       seenAt: 20,
     });
     // A SERVER from a restart keeps the files last heard; any message refreshes.
     s.send(peer(hello(4, "active", 2), 30), peer(signal("PING", 4, 0), 40));
     expect(s.context.servers["4"]).toMatchObject({
       incarnation: 2,
-      files: [{ name: "a", version: 2 }],
+      files: [{ name: "a", version: 2, sha256: "0".repeat(64) }],
       seenAt: 40,
     });
     s.send({ type: "peer.gone", node: 4, at: 50 });
@@ -439,7 +439,7 @@ describe("server: elections", () => {
 describe("server: the machine", () => {
   it("keeps a context that survives a CBOR round trip", () => {
     const s = coordinator();
-    s.send(peer(hello(4, "passive"), 10), peer(alive(5, [{ name: "f", version: 3 }]), 20), tick(100));
+    s.send(peer(hello(4, "passive"), 10), peer(alive(5, [{ name: "f", version: 3, sha256: "a".repeat(64) }]), 20), tick(100));
     expect(s.context.lease?.renewing).toBe(true);
     expect(decode(encode(s.context), "cbor")).toEqual({ ok: true, value: s.context });
   });

@@ -1,0 +1,46 @@
+// Named failures of the file store. Each has a stable `name` that callers and
+// tests match on, and the wire error (FileErrorName) it is answered with.
+import type { FileErrorName } from "../../transport/fileProtocol.js";
+import type { ReplicaRef } from "./replicaStore.js";
+
+export class FileStoreError extends Error {
+  override name = "FileStoreError";
+  constructor(
+    readonly code: FileErrorName,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The replica asked for is not held here. */
+export class ReplicaNotFoundError extends FileStoreError {
+  override name = "ReplicaNotFoundError";
+  constructor(readonly ref: ReplicaRef) {
+    super("ENOENT", `no replica of ${ref.name} version ${ref.version} here`);
+  }
+}
+
+/** What was written (or read back) is not the bytes the hash names. */
+export class ReplicaIntegrityError extends FileStoreError {
+  override name = "ReplicaIntegrityError";
+  constructor(
+    readonly ref: ReplicaRef,
+    readonly expected: { readonly size: number; readonly sha256: string },
+    readonly actual: { readonly size: number; readonly sha256: string },
+  ) {
+    super(
+      "EIO",
+      `replica of ${ref.name} version ${ref.version} is ${actual.size} bytes with SHA-256 ${actual.sha256}, expected ${expected.size} bytes with ${expected.sha256}`,
+    );
+  }
+}
+
+/** A server answered BUSY: it runs as many file sessions as it allows. */
+export class ServerBusyError extends FileStoreError {
+  override name = "ServerBusyError";
+  constructor(readonly server: number) {
+    super("EBUSY", `server ${server} is busy`);
+  }
+}

@@ -1,0 +1,54 @@
+// Where a server keeps the file versions it holds (SPEC 8): a replica is one
+// version of one file, written in chunks, checked against its SHA-256 and made
+// durable (fsync) before it counts, and read back in chunks. Two implementations
+// keep one contract (test/unit/replicaStoreContract.ts): files on disk
+// (diskReplicas.ts) and the simulated disk of the `sim` network (memoryReplicas.ts).
+import type { FileIdentity } from "../../transport/fileProtocol.js";
+
+/** One version of one file, as ALIVE, READ and the catalog name it. */
+export interface ReplicaRef {
+  readonly name: string;
+  readonly version: number;
+  readonly sha256: string;
+}
+
+/** A replica being written: chunks at any offset, then `finish` or `abort`. */
+export interface ReplicaWriter {
+  readonly meta: FileIdentity;
+  /** Writes `data` at `offset`; rejects with RangeError past `meta.size`. */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Reads back what was written and checks its size and SHA-256 against `meta`
+   * (ReplicaIntegrityError, and nothing is kept, when they differ), flushes it
+   * to stable storage, then makes it visible in `held()`. Finishing a version
+   * already held keeps the one already there.
+   */
+  finish(): Promise<void>;
+  /** Drops what was written; idempotent. */
+  abort(): Promise<void>;
+}
+
+export interface ReplicaStore {
+  /** Loads what is stored: finished replicas are listed, unfinished writes are removed. */
+  open(): Promise<void>;
+  /** The finished replicas, in no particular order. */
+  held(): FileIdentity[];
+  /** The finished replica of exactly this version and hash, if held. */
+  get(ref: ReplicaRef): FileIdentity | undefined;
+  /** Starts a new replica; nothing is visible until `finish`. */
+  create(meta: FileIdentity): Promise<ReplicaWriter>;
+  /** `length` bytes from `offset` (fewer at the end); rejects with ReplicaNotFoundError. */
+  read(ref: ReplicaRef, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads the whole replica and checks its SHA-256. A replica that fails is
+   * removed from `held()` (kept aside for the operator) and false is returned.
+   */
+  verify(ref: ReplicaRef): Promise<boolean>;
+  /** Forgets a replica and frees its space; no-op when not held. */
+  remove(ref: ReplicaRef): Promise<void>;
+  /** Aborts the writes under way. */
+  close(): Promise<void>;
+}
+
+export const sameReplica = (a: ReplicaRef, b: ReplicaRef): boolean =>
+  a.name === b.name && a.version === b.version && a.sha256 === b.sha256;
