@@ -52,7 +52,16 @@ export const fileIdentitySchema = z.strictObject({
 export type FileIdentity = z.infer<typeof fileIdentitySchema>;
 
 /** A file error's name: EINVAL, ENOENT, EBUSY, EAGAIN, ENOSPC, EIO, ESTALE, ETIMEDOUT. */
-export const FILE_ERRORS = ["EINVAL", "ENOENT", "EBUSY", "EAGAIN", "ENOSPC", "EIO", "ESTALE", "ETIMEDOUT"] as const;
+export const FILE_ERRORS = [
+  "EINVAL",
+  "ENOENT",
+  "EBUSY",
+  "EAGAIN",
+  "ENOSPC",
+  "EIO",
+  "ESTALE",
+  "ETIMEDOUT",
+] as const;
 export type FileErrorName = (typeof FILE_ERRORS)[number];
 
 // ---- public: client <-> coordinator, JSON or CBOR ----
@@ -113,7 +122,12 @@ export type FileListing = z.infer<typeof fileListingSchema>;
 
 /** The coordinator's answers, and a holder's answer to READ. */
 export const fileAnswerSchema = z.discriminatedUnion("type", [
-  z.strictObject({ v, type: z.literal("SUCCESS"), ...fileIdentitySchema.shape, holders: z.array(nodeIdSchema) }),
+  z.strictObject({
+    v,
+    type: z.literal("SUCCESS"),
+    ...fileIdentitySchema.shape,
+    holders: z.array(nodeIdSchema),
+  }),
   /** UPDATE: read the bytes from `source` (a holder) with READ. */
   z.strictObject({ v, type: z.literal("FILE"), ...fileIdentitySchema.shape, source: nodeIdSchema }),
   z.strictObject({ v, type: z.literal("LIST"), files: z.array(fileListingSchema) }),

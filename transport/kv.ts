@@ -22,6 +22,8 @@ export interface CasStore {
   create(key: string, value: Uint8Array): Promise<number>;
   /** Writes the key only if its current revision is `expected`; resolves with the new revision. Rejects with CasConflictError. */
   update(key: string, value: Uint8Array, expected: number): Promise<number>;
+  /** The keys that hold a value and start with `prefix` (a whole token and its dot: `file.`), sorted. */
+  keys(prefix: string): Promise<string[]>;
   /**
    * Calls `onEntry` with the key's writes as they happen (and its current entry
    * first, if any). Best effort: an entry can be missed while the store is out

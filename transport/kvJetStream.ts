@@ -149,6 +149,14 @@ export class JetStreamCasStore implements CasStore {
     });
   }
 
+  keys(prefix: string): Promise<string[]> {
+    return this.#run("keys", `${prefix}>`, undefined, async (kv) => {
+      const keys: string[] = [];
+      for await (const key of await kv.keys(`${prefix}>`)) keys.push(key);
+      return keys.sort();
+    });
+  }
+
   watch(key: string, onEntry: (entry: KvEntry) => void): () => void {
     if (this.#closed) return () => {};
     const watch: Watch = {

@@ -140,6 +140,7 @@ export const storeWithoutCompareAndSet: StoreMutation = (store, kv) => {
   return {
     bucket: store.bucket,
     get: (key) => store.get(key),
+    keys: (prefix) => store.keys(prefix),
     create: overwrite,
     update: (key, value) => overwrite(key, value),
     watch: (key, onEntry) => store.watch(key, onEntry),

@@ -116,6 +116,17 @@ export function casStoreContract(name: string, setup: () => Promise<CasStoreFixt
       expect(await a.get(key)).toBeUndefined();
     });
 
+    it("lists the keys under a prefix, sorted, and only those", async () => {
+      const a = await fixture.open("a");
+      const b = await fixture.open("b");
+      const prefix = `${fresh("list")}.`;
+      await a.create(`${prefix}b`, bytes("2"));
+      await b.create(`${prefix}a`, bytes("1"));
+      await a.create(`${fresh("other")}`, bytes("3"));
+      expect(await b.keys(prefix)).toEqual([`${prefix}a`, `${prefix}b`]);
+      expect(await a.keys(`${fresh("none")}.`)).toEqual([]);
+    });
+
     it("lets exactly one of two concurrent updates from two hosts at the same revision win", async () => {
       const a = await fixture.open("a");
       const b = await fixture.open("b");

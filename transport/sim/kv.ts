@@ -110,6 +110,12 @@ export class SimKv {
           }
           return this.#write(host, key, value);
         }),
+      keys: (prefix) =>
+        run("keys", () =>
+          [...this.#entries.keys()]
+            .filter((key) => key.startsWith(prefix) && key.length > prefix.length)
+            .sort(),
+        ),
       watch: (key, onEntry) => {
         const watcher: Watcher = { host, key, clock, onEntry, active: !closed, lastDue: 0, lastRevision: 0 };
         if (!watcher.active) return () => {};
