@@ -116,6 +116,22 @@ export const configSchema = z.strictObject({
       replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
     })
     .prefault({}),
+  /** The replicated file store (SPEC 8); it runs with the election. */
+  files: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Where this server keeps its replicas (default: `<stateDir>/files`). */
+      dir: z.string().min(1).optional(),
+      /** Servers that must hold a version on disk before a COMMIT succeeds. */
+      replicationFactor: z.number().int().min(1).max(64).default(3),
+      /** COMMIT, REPLICA, UPDATE and REPAIR sessions at once; one more is answered BUSY. */
+      maxSessions: z.number().int().min(1).max(1_024).default(8),
+      /** Largest file a COMMIT may carry, in MiB. */
+      maxFileMegabytes: z.number().int().min(1).max(1_048_576).default(1_024),
+      /** How often the coordinator looks for versions with too few holders. */
+      repairEveryMs: z.number().int().min(100).max(3_600_000).default(5_000),
+    })
+    .prefault({}),
   shutdown: z
     .strictObject({
       /** Longest a graceful shutdown may take before the daemon exits anyway. */

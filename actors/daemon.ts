@@ -1,6 +1,7 @@
 // `dvsd run`: one node daemon on a real NATS deployment. Wires the node runtime
 // to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
 // into a graceful stop bounded by `shutdown.graceMs`.
+import { join } from "node:path";
 import { defaultElectionTimings } from "../machines/server.js";
 import { monotonicClock, systemClock } from "../transport/clock.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
@@ -8,6 +9,7 @@ import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { registerService } from "./discovery.js";
+import { DiskReplicas } from "./files/diskReplicas.js";
 import { createHostHandlers } from "./hostRequests.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NodeRuntime } from "./node.js";
@@ -31,6 +33,12 @@ export function createNatsNode(
       election: {
         serverType: config.election.server,
         timings: defaultElectionTimings(config.election.leaseMs),
+      },
+      files: {
+        replicationFactor: config.files.replicationFactor,
+        maxSessions: config.files.maxSessions,
+        maxFileBytes: config.files.maxFileMegabytes * 1024 * 1024,
+        repairEveryMs: config.files.repairEveryMs,
       },
     },
     {
@@ -64,6 +72,15 @@ export function createNatsNode(
                 replicas: config.election.replicas,
                 // A lease renewal that takes longer than the lease is no use.
                 timeoutMs: Math.min(2_000, config.election.leaseMs),
+              }),
+          }
+        : {}),
+      ...(config.election.enabled && config.files.enabled
+        ? {
+            replicas: () =>
+              new DiskReplicas({
+                dir: config.files.dir ?? join(config.stateDir, "files"),
+                logger: logger.child({ role: "replicas" }),
               }),
           }
         : {}),

@@ -19,6 +19,7 @@ import {
   type OutgoingServerMessage,
   type PeerMessage,
   type ServerMachine,
+  type ServerRecord,
   serverMachine,
 } from "../machines/server.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
@@ -125,7 +126,11 @@ export class Election {
           this.#toRegistry({ type: "ELECTION", from: options.self, epoch, at: this.#now() });
           this.#broadcast("ELECTION", epoch);
         },
-        broadcast: (_, { message, epoch }) => this.#broadcast(message, epoch),
+        broadcast: (_, { message, epoch }) => {
+          this.#broadcast(message, epoch);
+          // The coordinator is a server too: its own ALIVE keeps it, and the files it holds, in every list.
+          if (message === "STATUS") this.#broadcast("ALIVE", epoch);
+        },
         replyAlive: (_, { reply }) => this.#publish(reply, this.#serverMessage("ALIVE", this.#epoch())),
         renewLease: (_, { expected, epoch, sentAt }) => this.#renew(expected, epoch, sentAt),
         releaseLease: (_, { expected, epoch }) => {
@@ -185,6 +190,16 @@ export class Election {
       highestEpoch: ctx.highestEpoch,
       dropped: ctx.dropped,
     };
+  }
+
+  /** The other servers this node has heard from (SERVER, ALIVE): their type, files and when last heard. */
+  servers(): Readonly<Record<string, ServerRecord>> {
+    return this.server.getSnapshot().context.servers;
+  }
+
+  /** The timings the election runs on (the file store reads the STATUS period). */
+  get timings(): ElectionTimings {
+    return this.#o.timings;
   }
 
   /** A server left the view for good (DISCONNECT): drop it from the list. */

@@ -32,6 +32,8 @@ import type { NodeIdentity, Registration } from "./discovery.js";
 import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
 import { DvsStore, dcRecordSchema } from "./dvsStore.js";
 import { Election } from "./election.js";
+import { FileService, type FileSettings } from "./files/fileService.js";
+import type { ReplicaStore } from "./files/replicaStore.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
@@ -65,6 +67,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly hostHandlers?: RequestHandlers;
   /** The store the registry's coordinator record lives in (SPEC 7); no election runs when absent. */
   readonly coordinatorStore?: (transport: T) => CasStore;
+  /** Where this server keeps file replicas (SPEC 8); the file store runs when this and the election do. */
+  readonly replicas?: () => ReplicaStore;
 }
 
 export interface NodeOptions {
@@ -82,6 +86,8 @@ export interface NodeOptions {
   readonly membershipMachine?: MembershipMachine;
   /** This node's server role and the election's timings (defaults: active, a 400 ms lease). */
   readonly election?: { readonly serverType?: ServerType; readonly timings?: ElectionTimings };
+  /** The file store's settings (replication factor, sessions, timeouts). */
+  readonly files?: Partial<FileSettings>;
 }
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
@@ -107,6 +113,7 @@ export class NodeRuntime<T extends Transport = Transport> {
   #registration: Registration | undefined;
   #membership: Membership | undefined;
   #election: Election | undefined;
+  #files: FileService | undefined;
   #statusSub: Subscription | undefined;
   #stopStatus: (() => void) | undefined;
   #startError: unknown;
@@ -180,6 +187,11 @@ export class NodeRuntime<T extends Transport = Transport> {
   /** The registry and server roles, when the node has a coordinator store. */
   get election(): Election | undefined {
     return this.#election;
+  }
+
+  /** The file store of this node, when it runs one. */
+  get files(): FileService | undefined {
+    return this.#files;
   }
 
   /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
@@ -323,17 +335,36 @@ export class NodeRuntime<T extends Transport = Transport> {
     });
     this.#startMembership(transport, undefined);
     if (this.components.coordinatorStore) {
-      this.#election = new Election({
+      const store = this.components.coordinatorStore(transport);
+      const serverType = this.options.election?.serverType ?? "active";
+      const election = new Election({
         self: this.#identity.node,
         incarnation: this.#identity.incarnation,
-        serverType: this.options.election?.serverType ?? "active",
+        serverType,
         subjects: this.subjects,
         transport,
-        store: this.components.coordinatorStore(transport),
+        store,
         clock,
         logger: logger.child({ role: "election" }),
         timings: this.options.election?.timings ?? defaultElectionTimings(),
-      }).start();
+        files: () => this.#files?.held() ?? [],
+        onCoordinator: (event) => this.#files?.coordinatorChanged(event.coordinator),
+      });
+      if (this.components.replicas) {
+        this.#files = await new FileService({
+          self: this.#identity.node,
+          serverType,
+          subjects: this.subjects,
+          transport,
+          store,
+          replicas: this.components.replicas(),
+          election,
+          clock,
+          logger: logger.child({ role: "files" }),
+          ...(this.options.files ? { settings: this.options.files } : {}),
+        }).start();
+      }
+      this.#election = election.start();
     }
     if (this.components.register)
       this.#registration = await this.components.register(transport, this.#identity);
@@ -374,7 +405,11 @@ export class NodeRuntime<T extends Transport = Transport> {
     queueMicrotask(() => this.#processes?.onView(members));
     if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
-    if (change.event === "DISCONNECT") for (const m of change.changed) this.#election?.serverGone(m.node);
+    if (change.event === "DISCONNECT")
+      for (const m of change.changed) {
+        this.#election?.serverGone(m.node);
+        this.#files?.serverGone(m.node);
+      }
     this.components.onViewChange?.(event);
   }
 
@@ -473,7 +508,8 @@ export class NodeRuntime<T extends Transport = Transport> {
   }
 
   async #drain(): Promise<void> {
-    // First, while the link is up: a coordinator gives its term back.
+    // First, while the link is up: stop taking file work, and a coordinator gives its term back.
+    await this.#files?.stop();
     await this.#election?.stop();
     await this.#membership?.stop({ leave: true });
     await this.#processes?.stop().catch((error: unknown) => {

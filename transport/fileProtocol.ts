@@ -12,13 +12,13 @@ export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024 * 1024;
 export const CHUNK_BYTES = 192 * 1024;
 
 /**
- * A file name: 1 to 200 characters of letters, digits, `.`, `_`, `-` and `/`,
+ * A file name: 1 to 180 characters (its base64url form is one directory entry on a holder's disk) of letters, digits, `.`, `_`, `-` and `/`,
  * not starting with `/` or `.`, with no empty, `.` or `..` segment.
  */
 export const fileNameSchema = z
   .string()
   .min(1)
-  .max(200)
+  .max(180)
   .regex(/^[A-Za-z0-9_-][A-Za-z0-9._/-]*$/, "letters, digits, '.', '_', '-' and '/' only")
   .refine(
     (name) => name.split("/").every((s) => s !== "" && s !== "." && s !== ".."),
@@ -131,7 +131,12 @@ export const fileAnswerSchema = z.discriminatedUnion("type", [
   /** UPDATE: read the bytes from `source` (a holder) with READ. */
   z.strictObject({ v, type: z.literal("FILE"), ...fileIdentitySchema.shape, source: nodeIdSchema }),
   z.strictObject({ v, type: z.literal("LIST"), files: z.array(fileListingSchema) }),
-  z.strictObject({ v, type: z.literal("DATA"), offset: sizeSchema, data: z.instanceof(Uint8Array) }),
+  z.strictObject({
+    v,
+    type: z.literal("DATA"),
+    offset: sizeSchema,
+    data: z.custom<Uint8Array>((x) => x instanceof Uint8Array, "bytes"),
+  }),
   z.strictObject({ v, type: z.literal("ERROR"), error: z.enum(FILE_ERRORS), message: z.string().max(1024) }),
 ]);
 export type FileAnswer = z.infer<typeof fileAnswerSchema>;

@@ -3,6 +3,8 @@
 // and advance simulated time; every membership event each node observed is kept.
 
 import type { ActionLog } from "../../actors/actionLog.js";
+import type { FileSettings } from "../../actors/files/fileService.js";
+import { MemoryReplicas, SimDisk } from "../../actors/files/memoryReplicas.js";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
@@ -22,6 +24,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly actionLog?: ActionLog;
   /** Run the election over one simulated store (SPEC 7); passive servers by id. */
   readonly election?: { readonly timings?: ElectionTimings; readonly passive?: readonly number[] };
+  /** Run the file store too (needs `election`): each node keeps its replicas on a simulated disk that survives its restarts. */
+  readonly files?: Partial<FileSettings>;
 }
 
 export interface ObservedEvent extends EventMessage {
@@ -40,6 +44,8 @@ export class SimCluster {
   readonly events: ObservedEvent[] = [];
   readonly #incarnations = new Map<number, number>();
   readonly #servers = new Map<number, number>();
+  /** Each node's simulated disk, kept across crashes and restarts. */
+  readonly disks = new Map<number, SimDisk>();
   #order = 0;
 
   constructor(readonly options: SimClusterOptions) {
@@ -71,6 +77,7 @@ export class SimCluster {
         timings: this.timings,
         quorum: this.options.quorum ?? false,
         ...(this.options.membershipMachine ? { membershipMachine: this.options.membershipMachine } : {}),
+        ...(this.options.files ? { files: this.options.files } : {}),
         ...(this.options.election
           ? {
               election: {
@@ -89,10 +96,21 @@ export class SimCluster {
         random: seededRandom(this.options.seed * 1_000 + id),
         ...(this.options.actionLog ? { actionLog: () => this.options.actionLog as ActionLog } : {}),
         ...(this.kv ? { coordinatorStore: () => (this.kv as SimKv).client(name) } : {}),
+        ...(this.options.files ? { replicas: () => new MemoryReplicas(this.disk(id)) } : {}),
       },
     ).start();
     this.nodes.set(id, node);
     return node;
+  }
+
+  /** Node `id`'s simulated disk (made on first use). */
+  disk(id: number): SimDisk {
+    let disk = this.disks.get(id);
+    if (disk === undefined) {
+      disk = new SimDisk();
+      this.disks.set(id, disk);
+    }
+    return disk;
   }
 
   /** SIGKILL: the node vanishes without a word. */

@@ -439,7 +439,11 @@ describe("server: elections", () => {
 describe("server: the machine", () => {
   it("keeps a context that survives a CBOR round trip", () => {
     const s = coordinator();
-    s.send(peer(hello(4, "passive"), 10), peer(alive(5, [{ name: "f", version: 3, sha256: "a".repeat(64) }]), 20), tick(100));
+    s.send(
+      peer(hello(4, "passive"), 10),
+      peer(alive(5, [{ name: "f", version: 3, sha256: "a".repeat(64) }]), 20),
+      tick(100),
+    );
     expect(s.context.lease?.renewing).toBe(true);
     expect(decode(encode(s.context), "cbor")).toEqual({ ok: true, value: s.context });
   });

@@ -1,0 +1,700 @@
+// The file store of one node (SPEC 8, seed 002), in its three roles:
+// - coordinator (while this node holds a valid term): takes COMMIT, UPDATE and
+//   LS from clients, delegates to a non-busy active server, records each new
+//   version in the catalog with a compare-and-set under its epoch, tells every
+//   server with COMMITTED, and repairs versions that lost holders;
+// - active server: places REPLICAs (passive first, then itself, then other
+//   actives) until the replication factor has answered DONE, and finds a holder
+//   for UPDATE;
+// - holder (any server): pulls the bytes with READ, checks the hash, writes
+//   them to disk with fsync before DONE, and serves READ.
+// Decisions are the pure functions of machines/placement.ts.
+import {
+  activeOrder,
+  holderCandidates,
+  holdersOf,
+  liveServers,
+  mayRecord,
+  nextVersion,
+  obsoleteBy,
+  repairNeeded,
+  type ServerView,
+} from "../../machines/placement.js";
+import type { ServerRecord } from "../../machines/server.js";
+import type { Clock, TimerHandle } from "../../transport/clock.js";
+import { decode, type Encoding, encode, encodingOf, headersFor } from "../../transport/codec.js";
+import { CasConflictError } from "../../transport/errors.js";
+import {
+  type CatalogRecord,
+  CHUNK_BYTES,
+  type CommitRequest,
+  commitRequestSchema,
+  committedSchema,
+  type FileAnswer,
+  type FileErrorName,
+  type FileIdentity,
+  type FileListing,
+  lsRequestSchema,
+  type PeerFileAnswer,
+  type PeerFileMessage,
+  peerFileAnswerSchema,
+  peerFileMessageSchema,
+  readRequestSchema,
+  type UpdateRequest,
+  updateRequestSchema,
+} from "../../transport/fileProtocol.js";
+import type { CasStore } from "../../transport/kv.js";
+import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../transport/protocol.js";
+import { QUEUE_GROUP, type Subjects } from "../../transport/subjects.js";
+import type { Message, Subscription, Transport } from "../../transport/transport.js";
+import { type Logger, throttledWarn } from "../logger.js";
+import { Catalog, type CatalogEntry } from "./catalog.js";
+import { FileStoreError } from "./errors.js";
+import { pullReplica } from "./pull.js";
+import type { ReplicaRef, ReplicaStore } from "./replicaStore.js";
+
+export interface FileSettings {
+  /** How many servers must hold a version on disk before SUCCESS (default 3). */
+  readonly replicationFactor: number;
+  /** Sessions (COMMIT, REPLICA, UPDATE, REPAIR) a server runs at once; one more is answered BUSY. */
+  readonly maxSessions: number;
+  /** Commits waiting for the same file at the coordinator; one more is EBUSY. */
+  readonly maxQueuedPerFile: number;
+  /** Largest file a COMMIT may carry. */
+  readonly maxFileBytes: number;
+  /** Timeout of one control message (COMMIT, REPLICA, UPDATE offer, catalog write). */
+  readonly requestTimeoutMs: number;
+  /** Timeout of one READ of one chunk. */
+  readonly readTimeoutMs: number;
+  /** READs a holder keeps in flight while it pulls a replica. */
+  readonly readWindow: number;
+  /** How often the coordinator checks every version for lost holders. */
+  readonly repairEveryMs: number;
+  /** A holder re-checks a replica's hash before serving it when it last did longer ago than this. */
+  readonly verifyEveryMs: number;
+}
+
+export const defaultFileSettings = (): FileSettings => ({
+  replicationFactor: 3,
+  maxSessions: 8,
+  maxQueuedPerFile: 16,
+  maxFileBytes: 1024 * 1024 * 1024,
+  requestTimeoutMs: 2_000,
+  readTimeoutMs: 2_000,
+  readWindow: 4,
+  repairEveryMs: 5_000,
+  verifyEveryMs: 60_000,
+});
+
+/** What the file store needs from the election: the term this node holds, the epoch it knows, the servers. */
+export interface FileElection {
+  state(): { readonly term: { readonly epoch: number } | null; readonly highestEpoch: number };
+  servers(): Readonly<Record<string, ServerRecord>>;
+  readonly timings: { readonly statusMs: number };
+}
+
+export interface FileServiceOptions {
+  readonly self: NodeId;
+  readonly serverType: ServerType;
+  readonly subjects: Subjects;
+  readonly transport: Transport;
+  readonly store: CasStore;
+  readonly replicas: ReplicaStore;
+  readonly election: FileElection;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly settings?: Partial<FileSettings>;
+}
+
+/** How long a transfer of `size` bytes may take end to end, for one hop. */
+export function transferTimeoutMs(settings: FileSettings, size: number): number {
+  const rounds = Math.ceil(Math.max(1, Math.ceil(size / CHUNK_BYTES)) / settings.readWindow);
+  return 2 * settings.requestTimeoutMs + rounds * settings.readTimeoutMs;
+}
+
+type Reply = (answer: FileAnswer | PeerFileAnswer) => void;
+
+const error = (code: FileErrorName, message: string) =>
+  ({ v: PROTOCOL_VERSION, type: "ERROR", error: code, message }) as const;
+const BUSY = { v: PROTOCOL_VERSION, type: "BUSY" } as const;
+
+export class FileService {
+  readonly settings: FileSettings;
+  readonly #o: FileServiceOptions;
+  readonly #catalog: Catalog;
+  readonly #warn: ReturnType<typeof throttledWarn>;
+  #subscriptions: Subscription[] = [];
+  #coordinatorSubs: Subscription[] = [];
+  #sessions = 0;
+  #turn = 0;
+  /** Per file, the commits under way at this coordinator (serialised) and how many wait. */
+  readonly #queues = new Map<string, { tail: Promise<void>; depth: number }>();
+  /** When each held replica's hash was last checked. */
+  readonly #verifiedAt = new Map<string, number>();
+  #repairTimer: TimerHandle | undefined;
+  #repairing = false;
+  #stopped = false;
+
+  constructor(options: FileServiceOptions) {
+    this.#o = options;
+    this.settings = { ...defaultFileSettings(), ...options.settings };
+    this.#catalog = new Catalog(options.store);
+    this.#warn = throttledWarn(options.logger, options.clock);
+  }
+
+  async start(): Promise<this> {
+    const { transport, subjects, self, replicas } = this.#o;
+    await replicas.open();
+    const sub = (subject: string, handler: (msg: Message) => void) =>
+      this.#subscriptions.push(transport.subscribe(subject, handler));
+    sub(subjects.filePeer(self), (msg) => this.#onPeer(msg));
+    sub(subjects.fileCommitted, (msg) => this.#onCommitted(msg));
+    sub(subjects.fileRead(self), (msg) => void this.#onRead(msg));
+    return this;
+  }
+
+  /** The versions this server holds, for ALIVE. */
+  held(): HeldFile[] {
+    return this.#o.replicas.held().map(({ name, version, sha256 }) => ({ name, version, sha256 }));
+  }
+
+  /** This node won a term or lost it: take (or stop taking) the clients' COMMIT, UPDATE and LS. */
+  coordinatorChanged(coordinator: NodeId | null): void {
+    if (this.#stopped) return;
+    const mine = coordinator === this.#o.self;
+    if (mine && this.#coordinatorSubs.length === 0) {
+      const { transport, subjects } = this.#o;
+      const sub = (subject: string, handler: (msg: Message) => void) =>
+        this.#coordinatorSubs.push(transport.subscribe(subject, handler, { queue: QUEUE_GROUP }));
+      sub(subjects.fileCommit, (msg) => void this.#onClient(msg, "COMMIT"));
+      sub(subjects.fileUpdate, (msg) => void this.#onClient(msg, "UPDATE"));
+      sub(subjects.fileLs, (msg) => void this.#onClient(msg, "LS"));
+      this.#scheduleRepair(0);
+    } else if (!mine && this.#coordinatorSubs.length > 0) {
+      for (const s of this.#coordinatorSubs) s.unsubscribe();
+      this.#coordinatorSubs = [];
+      this.#o.clock.clearTimeout(this.#repairTimer);
+    }
+  }
+
+  /** A server left the view for good (DISCONNECT): a coordinator repairs what it held. */
+  serverGone(_node: NodeId): void {
+    if (this.#coordinatorSubs.length > 0) this.#scheduleRepair(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#o.clock.clearTimeout(this.#repairTimer);
+    for (const s of [...this.#subscriptions, ...this.#coordinatorSubs]) s.unsubscribe();
+    this.#subscriptions = [];
+    this.#coordinatorSubs = [];
+    await this.#o.replicas.close();
+  }
+
+  // --- shared ------------------------------------------------------------------------
+
+  #now(): number {
+    return this.#o.clock.now();
+  }
+
+  #servers(): ServerView[] {
+    const { election, self, serverType, clock } = this.#o;
+    return liveServers(
+      election.servers(),
+      { node: self, type: serverType, files: this.held() },
+      clock.now(),
+      election.timings.statusMs * 3,
+    );
+  }
+
+  /** The epoch of the term this node holds now, or undefined. */
+  #term(): number | undefined {
+    return this.#o.election.state().term?.epoch;
+  }
+
+  #reply(msg: Message, answer: FileAnswer | PeerFileAnswer, encoding: Encoding = "cbor"): void {
+    if (!msg.reply) return;
+    try {
+      const headers = headersFor(encoding);
+      this.#o.transport.publish(msg.reply, encode(answer, encoding), headers ? { headers } : undefined);
+    } catch (e) {
+      this.#warn("reply", { err: e }, "could not answer a file store message");
+    }
+  }
+
+  /** Sends a peer message to `node` and reads its answer; failures come back as ERROR answers. */
+  async #ask(node: NodeId, message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
+    try {
+      const msg = await this.#o.transport.request(this.#o.subjects.filePeer(node), encode(message), {
+        timeoutMs,
+      });
+      const decoded = decode(msg.data, "cbor", this.#o.transport.maxPayload);
+      const parsed = decoded.ok ? peerFileAnswerSchema.safeParse(decoded.value) : undefined;
+      if (!parsed?.success)
+        return error("EIO", `server ${node} answered ${message.type} with a malformed message`);
+      return parsed.data;
+    } catch (e) {
+      const name = e instanceof Error ? e.name : "Error";
+      const code: FileErrorName = name === "TimeoutError" ? "ETIMEDOUT" : "EAGAIN";
+      return error(
+        code,
+        `server ${node} did not answer ${message.type}: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+  }
+
+  /** Runs `fn` as one session, or answers BUSY when this server runs as many as it allows. */
+  async #session(reply: Reply, fn: () => Promise<FileAnswer | PeerFileAnswer>): Promise<void> {
+    if (this.#sessions >= this.settings.maxSessions) {
+      reply(BUSY);
+      return;
+    }
+    this.#sessions++;
+    try {
+      reply(await fn());
+    } catch (e) {
+      reply(this.#failure(e));
+    } finally {
+      this.#sessions--;
+    }
+  }
+
+  #failure(e: unknown): ReturnType<typeof error> {
+    if (e instanceof FileStoreError) return error(e.code, e.message);
+    if (e instanceof Error && e.name === "StoreUnavailableError")
+      return error("EAGAIN", `the catalog cannot be reached: ${e.message}`);
+    this.#o.logger.warn({ err: e }, "a file store session failed");
+    return error("EIO", e instanceof Error ? e.message : String(e));
+  }
+
+  // --- coordinator --------------------------------------------------------------------
+
+  async #onClient(msg: Message, kind: "COMMIT" | "UPDATE" | "LS"): Promise<void> {
+    const encoding = encodingOf(msg);
+    const reply = (answer: FileAnswer) => this.#reply(msg, answer, encoding);
+    const decoded = decode(msg.data, encoding);
+    if (!decoded.ok) return reply(error("EINVAL", decoded.message));
+    const schema =
+      kind === "COMMIT" ? commitRequestSchema : kind === "UPDATE" ? updateRequestSchema : lsRequestSchema;
+    const parsed = schema.safeParse(decoded.value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return reply(
+        error("EINVAL", `${kind}: ${issue?.path.join(".") || "message"}: ${issue?.message ?? "invalid"}`),
+      );
+    }
+    const epoch = this.#term();
+    if (epoch === undefined) return reply(error("EAGAIN", `node ${this.#o.self} is not the coordinator now`));
+    try {
+      if (kind === "COMMIT") reply(await this.#commit(parsed.data as CommitRequest, epoch));
+      else if (kind === "UPDATE") reply(await this.#update(parsed.data as UpdateRequest, epoch));
+      else reply(await this.#ls((parsed.data as { prefix?: string }).prefix ?? ""));
+    } catch (e) {
+      reply(this.#failure(e));
+    }
+  }
+
+  async #commit(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+    if (request.size > this.settings.maxFileBytes)
+      return error("EINVAL", `size ${request.size} exceeds files.maxFileBytes ${this.settings.maxFileBytes}`);
+    const queue = this.#queues.get(request.name) ?? { tail: Promise.resolve(), depth: 0 };
+    if (queue.depth >= this.settings.maxQueuedPerFile)
+      return error("EBUSY", `${queue.depth} commits of ${request.name} are waiting already`);
+    queue.depth++;
+    this.#queues.set(request.name, queue);
+    const run = queue.tail.then(() => this.#commitNow(request, epoch));
+    queue.tail = run.then(
+      () => {},
+      () => {},
+    );
+    try {
+      return await run;
+    } finally {
+      if (--queue.depth === 0) this.#queues.delete(request.name);
+    }
+  }
+
+  async #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+    if (this.#term() !== epoch) return error("EAGAIN", "this node's term ended");
+    const existing = await this.#catalog.get(request.name);
+    if (existing?.record.commit === request.commit) {
+      if (existing.record.sha256 !== request.sha256)
+        return error("EINVAL", `commit id ${request.commit} was used for other bytes`);
+      return success(existing.record);
+    }
+    if (!mayRecord(existing?.record, epoch)) return error("EAGAIN", "a newer coordinator recorded this file");
+    const identity: FileIdentity = {
+      name: request.name,
+      version: nextVersion(existing?.record),
+      sha256: request.sha256,
+      size: request.size,
+    };
+    const message: PeerFileMessage = {
+      v: PROTOCOL_VERSION,
+      type: "COMMIT",
+      from: this.#o.self,
+      epoch,
+      ...identity,
+      commit: request.commit,
+      rf: this.settings.replicationFactor,
+      source: this.#o.subjects.fileSource(request.commit),
+    };
+    const answer = await this.#delegate(
+      message,
+      transferTimeoutMs(this.settings, identity.size) + this.settings.requestTimeoutMs,
+    );
+    if (answer.type !== "SUCCESS")
+      return answer.type === "ERROR" ? answer : error("EIO", `unexpected ${answer.type}`);
+    // Record it only while this term lasts: a deposed coordinator records nothing.
+    if (this.#term() !== epoch)
+      return error("EAGAIN", "this node's term ended before the version was recorded");
+    const record: CatalogRecord = {
+      v: PROTOCOL_VERSION,
+      ...identity,
+      epoch,
+      commit: request.commit,
+      holders: answer.holders,
+      at: this.#now(),
+    };
+    try {
+      await this.#catalog.record(record, existing?.revision);
+    } catch (e) {
+      if (e instanceof CasConflictError)
+        return error("EAGAIN", `another commit of ${request.name} was recorded first`);
+      throw e;
+    }
+    this.#publishCommitted(identity, epoch);
+    this.#o.logger.info(
+      { name: identity.name, version: identity.version, holders: answer.holders },
+      "committed",
+    );
+    return success(record);
+  }
+
+  /** Sends a COMMIT, UPDATE or REPAIR to the active servers in turn until one is not BUSY. */
+  async #delegate(message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
+    const order = activeOrder(this.#servers(), this.#o.self, this.#turn++);
+    let last: PeerFileAnswer = error("EBUSY", "every active server is busy");
+    for (const node of order) {
+      const answer = await this.#ask(node, message, timeoutMs);
+      if (answer.type === "BUSY") continue;
+      if (answer.type === "ERROR" && (answer.error === "ETIMEDOUT" || answer.error === "EAGAIN")) {
+        last = answer;
+        continue;
+      }
+      return answer;
+    }
+    return last;
+  }
+
+  async #update(request: UpdateRequest, epoch: number): Promise<FileAnswer> {
+    const entry = await this.#catalog.get(request.name);
+    if (entry === undefined) return error("ENOENT", `no file named ${request.name}`);
+    const { record } = entry;
+    const identity: FileIdentity = {
+      name: record.name,
+      version: record.version,
+      sha256: record.sha256,
+      size: record.size,
+    };
+    const holders = holdersOf(record, record, this.#servers(), this.#o.election.timings.statusMs);
+    const answer = await this.#delegate(
+      { v: PROTOCOL_VERSION, type: "UPDATE", from: this.#o.self, epoch, ...identity, holders },
+      2 * this.settings.requestTimeoutMs + this.settings.readTimeoutMs,
+    );
+    if (answer.type === "FILE")
+      return { v: PROTOCOL_VERSION, type: "FILE", ...identity, source: answer.source };
+    return answer.type === "ERROR" ? answer : error("EIO", `unexpected ${answer.type}`);
+  }
+
+  async #ls(prefix: string): Promise<FileAnswer> {
+    const entries = await this.#catalog.list((e) => this.#warn("catalog", { key: e.key }, e.message));
+    const servers = this.#servers();
+    const statusMs = this.#o.election.timings.statusMs;
+    const files: FileListing[] = entries
+      .filter((e) => e.record.name.startsWith(prefix))
+      .map(({ record }) => ({
+        name: record.name,
+        version: record.version,
+        sha256: record.sha256,
+        size: record.size,
+        holders: holdersOf(record, record, servers, statusMs),
+        at: record.at,
+      }));
+    return { v: PROTOCOL_VERSION, type: "LIST", files };
+  }
+
+  #publishCommitted(identity: FileIdentity, epoch: number): void {
+    try {
+      this.#o.transport.publish(
+        this.#o.subjects.fileCommitted,
+        encode({ v: PROTOCOL_VERSION, type: "COMMITTED", from: this.#o.self, epoch, ...identity }),
+      );
+    } catch (e) {
+      this.#warn("committed", { err: e }, "could not announce a committed version");
+    }
+  }
+
+  // --- repair (coordinator) ----------------------------------------------------------------
+
+  #scheduleRepair(delayMs: number): void {
+    this.#o.clock.clearTimeout(this.#repairTimer);
+    this.#repairTimer = this.#o.clock.setTimeout(() => void this.#repair(), delayMs);
+  }
+
+  /** Copies every version held by fewer than the replication factor of live servers, from one that holds it. */
+  async #repair(): Promise<void> {
+    if (this.#stopped || this.#coordinatorSubs.length === 0) return;
+    if (this.#repairing) return this.#scheduleRepair(this.settings.repairEveryMs);
+    this.#repairing = true;
+    try {
+      const epoch = this.#term();
+      if (epoch === undefined) return;
+      let entries: CatalogEntry[];
+      try {
+        entries = await this.#catalog.list((e) => this.#warn("catalog", { key: e.key }, e.message));
+      } catch (e) {
+        this.#warn("repair", { err: e }, "could not read the catalog to repair it");
+        return;
+      }
+      for (const entry of entries) {
+        if (this.#term() !== epoch || this.#stopped) return;
+        await this.#repairOne(entry, epoch);
+      }
+    } finally {
+      this.#repairing = false;
+      if (!this.#stopped && this.#coordinatorSubs.length > 0)
+        this.#scheduleRepair(this.settings.repairEveryMs);
+    }
+  }
+
+  async #repairOne({ record, revision }: CatalogEntry, epoch: number): Promise<void> {
+    const rf = this.settings.replicationFactor;
+    const holders = holdersOf(record, record, this.#servers(), this.#o.election.timings.statusMs);
+    if (repairNeeded(holders, rf) === 0) return;
+    const identity: FileIdentity = {
+      name: record.name,
+      version: record.version,
+      sha256: record.sha256,
+      size: record.size,
+    };
+    this.#o.logger.warn(
+      { name: record.name, version: record.version, holders, rf },
+      "repairing a version with too few holders",
+    );
+    const answer = await this.#delegate(
+      { v: PROTOCOL_VERSION, type: "REPAIR", from: this.#o.self, epoch, ...identity, holders, rf },
+      transferTimeoutMs(this.settings, record.size) + this.settings.requestTimeoutMs,
+    );
+    if (answer.type !== "SUCCESS") {
+      this.#warn("repair", { name: record.name, answer }, "could not repair a version");
+      return;
+    }
+    if (this.#term() !== epoch) return;
+    const updated: CatalogRecord = {
+      ...record,
+      holders: [...new Set([...holders, ...answer.holders])],
+      at: record.at,
+    };
+    await this.#catalog.record(updated, revision).catch((e: unknown) => {
+      if (!(e instanceof CasConflictError))
+        this.#warn("repair", { err: e }, "could not record the repaired holders");
+    });
+  }
+
+  // --- active server and holder -----------------------------------------------------------
+
+  #onPeer(msg: Message): void {
+    const decoded = decode(msg.data, "cbor", this.#o.transport.maxPayload);
+    const parsed = decoded.ok ? peerFileMessageSchema.safeParse(decoded.value) : undefined;
+    const reply: Reply = (answer) => this.#reply(msg, answer);
+    if (!parsed?.success) {
+      this.#warn("peer", {}, "dropped a malformed file store message from another server");
+      reply(error("EINVAL", "malformed file store message"));
+      return;
+    }
+    const m = parsed.data;
+    // Fencing: work from a coordinator of an older term than one this server knows is refused.
+    const highest = this.#o.election.state().highestEpoch;
+    if (m.epoch < highest) {
+      reply(error("ESTALE", `epoch ${m.epoch} is older than ${highest}`));
+      return;
+    }
+    switch (m.type) {
+      case "COMMIT":
+        void this.#session(reply, () => this.#place(m, m.source, m.rf, new Set()));
+        return;
+      case "REPAIR":
+        void this.#session(reply, () => this.#repairCopies(m));
+        return;
+      case "REPLICA":
+        void this.#session(reply, () => this.#hold(m, m.source));
+        return;
+      case "UPDATE":
+        void this.#session(reply, () => this.#find(m));
+        return;
+    }
+  }
+
+  /** Asks holders, `rf - existing.size` at a time, until that many answered DONE (seed 002: REPLICA, DONE, SUCCESS). */
+  async #place(
+    identity: FileIdentity & { readonly epoch: number },
+    source: string | ((holder: NodeId) => string),
+    rf: number,
+    existing: ReadonlySet<NodeId>,
+  ): Promise<PeerFileAnswer> {
+    const candidates = holderCandidates(this.#servers(), this.#o.self, existing);
+    const wanted = rf - existing.size;
+    const done: NodeId[] = [];
+    const failures: string[] = [];
+    const replica = (holder: NodeId): Extract<PeerFileMessage, { type: "REPLICA" }> => ({
+      v: PROTOCOL_VERSION,
+      type: "REPLICA",
+      from: this.#o.self,
+      epoch: identity.epoch,
+      name: identity.name,
+      version: identity.version,
+      sha256: identity.sha256,
+      size: identity.size,
+      source: typeof source === "string" ? source : source(holder),
+    });
+    const timeoutMs = transferTimeoutMs(this.settings, identity.size);
+    const worker = async () => {
+      while (done.length < wanted) {
+        const holder = candidates.shift();
+        if (holder === undefined) return;
+        const message = replica(holder);
+        const answer =
+          holder === this.#o.self
+            ? await this.#hold(message, message.source).catch((e: unknown) => this.#failure(e))
+            : await this.#ask(holder, message, timeoutMs);
+        if (answer.type === "DONE") done.push(holder);
+        else failures.push(`${holder}: ${answer.type === "ERROR" ? answer.message : answer.type}`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(0, wanted) }, worker));
+    if (done.length >= wanted)
+      return { v: PROTOCOL_VERSION, type: "SUCCESS", holders: done.slice(0, wanted) };
+    return error(
+      "ENOSPC",
+      `only ${existing.size + done.length} of ${rf} servers hold ${identity.name} version ${identity.version}` +
+        (failures.length > 0 ? ` (${failures.join("; ")})` : ""),
+    );
+  }
+
+  async #repairCopies(m: Extract<PeerFileMessage, { type: "REPAIR" }>): Promise<PeerFileAnswer> {
+    const sources = m.holders.filter((h) => h !== this.#o.self);
+    let turn = 0;
+    // Each new holder reads from one of the holders, in turn.
+    const source = () => this.#o.subjects.fileRead(sources[turn++ % sources.length] ?? this.#o.self);
+    return this.#place(m, source, m.rf, new Set(m.holders));
+  }
+
+  /** REPLICA: pull the bytes from `source`, check them, write them to disk with fsync, answer DONE. */
+  async #hold(m: FileIdentity & { readonly epoch: number }, source: string): Promise<PeerFileAnswer> {
+    const identity: FileIdentity = { name: m.name, version: m.version, sha256: m.sha256, size: m.size };
+    const done = { v: PROTOCOL_VERSION, type: "DONE", holder: this.#o.self } as const;
+    if (this.#o.replicas.get(identity) !== undefined) return done;
+    if (!this.#isSource(source)) return error("EINVAL", `${source} is not a file source subject`);
+    await pullReplica({
+      transport: this.#o.transport,
+      replicas: this.#o.replicas,
+      identity,
+      source,
+      window: this.settings.readWindow,
+      timeoutMs: this.settings.readTimeoutMs,
+    });
+    this.#verifiedAt.set(refKey(identity), this.#now());
+    return done;
+  }
+
+  #isSource(subject: string): boolean {
+    const { subjects } = this.#o;
+    return (
+      subject.startsWith(subjects.fileSource("")) ||
+      subject.startsWith(subjects.fileRead(0).replace(/0$/, ""))
+    );
+  }
+
+  /**
+   * UPDATE: a server that holds the version serves it itself (FILE); an active
+   * server asked by the coordinator asks the holders in turn (their UPDATE has
+   * no holders: they answer for themselves).
+   */
+  async #find(m: Extract<PeerFileMessage, { type: "UPDATE" }>): Promise<PeerFileAnswer> {
+    if (await this.#servable(m)) return { v: PROTOCOL_VERSION, type: "FILE", source: this.#o.self };
+    const failures: string[] = [];
+    for (const holder of m.holders) {
+      if (holder === this.#o.self) continue;
+      const probe: PeerFileMessage = { ...m, from: this.#o.self, holders: [] };
+      const answer = await this.#ask(
+        holder,
+        probe,
+        this.settings.requestTimeoutMs + this.settings.readTimeoutMs,
+      );
+      if (answer.type === "FILE") return answer;
+      failures.push(`${holder}: ${answer.type === "ERROR" ? answer.message : answer.type}`);
+    }
+    const why = failures.length > 0 ? ` (${failures.join("; ")})` : "";
+    return error("ENOENT", `no reachable server holds ${m.name} version ${m.version}${why}`);
+  }
+
+  /** Whether this server holds the version with good bytes (the hash is re-checked when it was not lately). */
+  async #servable(ref: ReplicaRef): Promise<boolean> {
+    if (this.#o.replicas.get(ref) === undefined) return false;
+    const key = refKey(ref);
+    const checked = this.#verifiedAt.get(key);
+    if (checked !== undefined && this.#now() - checked < this.settings.verifyEveryMs) return true;
+    const good = await this.#o.replicas.verify(ref);
+    if (good) this.#verifiedAt.set(key, this.#now());
+    else
+      this.#o.logger.error(
+        { name: ref.name, version: ref.version },
+        "a replica failed its hash check and was set aside",
+      );
+    return good;
+  }
+
+  async #onRead(msg: Message): Promise<void> {
+    const encoding = encodingOf(msg);
+    const decoded = decode(msg.data, encoding);
+    const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) return this.#reply(msg, error("EINVAL", "malformed READ"), encoding);
+    const { offset, length, ...ref } = parsed.data;
+    try {
+      const data = await this.#o.replicas.read(ref, offset, length);
+      this.#reply(msg, { v: PROTOCOL_VERSION, type: "DATA", offset, data }, encoding);
+    } catch (e) {
+      this.#reply(msg, this.#failure(e), encoding);
+    }
+  }
+
+  /** COMMITTED: drop older versions of that file and losing bytes under the same version. */
+  #onCommitted(msg: Message): void {
+    const decoded = decode(msg.data, "cbor");
+    const parsed = decoded.ok ? committedSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.#warn("committed", {}, "dropped a malformed COMMITTED");
+      return;
+    }
+    if (parsed.data.epoch < this.#o.election.state().highestEpoch) return;
+    for (const old of obsoleteBy(this.#o.replicas.held(), parsed.data)) {
+      this.#verifiedAt.delete(refKey(old));
+      this.#o.replicas
+        .remove(old)
+        .catch((e: unknown) => this.#warn("remove", { err: e }, "could not remove an old version"));
+    }
+  }
+}
+
+const refKey = (ref: ReplicaRef) => `${ref.version}.${ref.sha256}.${ref.name}`;
+
+const success = (record: CatalogRecord): FileAnswer => ({
+  v: PROTOCOL_VERSION,
+  type: "SUCCESS",
+  name: record.name,
+  version: record.version,
+  sha256: record.sha256,
+  size: record.size,
+  holders: record.holders,
+});

@@ -1,0 +1,122 @@
+// The file store's decisions (SPEC 8, seed 002), pure: which active server a
+// coordinator delegates to, which servers an active server asks for replicas
+// (passive first, then itself, then other actives), who holds a version (from
+// ALIVE lists and the catalog), whether a version needs repair, and which old
+// copies a COMMITTED makes obsolete. actors/files/fileService.ts performs them.
+import type { FileIdentity } from "../transport/fileProtocol.js";
+import type { HeldFile, NodeId, ServerType } from "../transport/protocol.js";
+import type { ServerRecord } from "./server.js";
+
+/** A server as the file store sees it: from SERVER/ALIVE, or this node itself. */
+export interface ServerView {
+  readonly node: NodeId;
+  readonly type: ServerType;
+  readonly files: readonly HeldFile[];
+  /** When this server was last heard from (ALIVE comes every STATUS period). */
+  readonly seenAt: number;
+}
+
+export interface Self {
+  readonly node: NodeId;
+  readonly type: ServerType;
+  readonly files: readonly HeldFile[];
+}
+
+/** Servers heard within `liveMs` of `at` (three STATUS periods), and this node itself, by id. */
+export function liveServers(
+  servers: Readonly<Record<string, ServerRecord>>,
+  self: Self,
+  at: number,
+  liveMs: number,
+): ServerView[] {
+  const live: ServerView[] = Object.entries(servers)
+    .filter(([id, s]) => Number(id) !== self.node && at - s.seenAt <= liveMs)
+    .map(([id, s]) => ({ node: Number(id), type: s.type, files: s.files, seenAt: s.seenAt }));
+  live.push({ ...self, seenAt: at });
+  return live.sort((a, b) => a.node - b.node);
+}
+
+/**
+ * The active servers to delegate to, in the order to try them: starting after
+ * `turn` (round robin spreads the work), this node last among equals so it
+ * keeps room for coordinating. No active server at all: this node does it.
+ */
+export function activeOrder(servers: readonly ServerView[], self: NodeId, turn: number): NodeId[] {
+  const actives = servers.filter((s) => s.type === "active").map((s) => s.node);
+  if (actives.length === 0) return [self];
+  const start = turn % actives.length;
+  const rotated = [...actives.slice(start), ...actives.slice(0, start)];
+  const others = rotated.filter((n) => n !== self);
+  return rotated.includes(self) ? [...others, self] : others;
+}
+
+/**
+ * Where an active server places replicas, in the order to ask (seed 002):
+ * passive servers (fewest files first, then lowest id), then a local replica,
+ * then the other active servers. `exclude` are servers that already hold it.
+ */
+export function holderCandidates(
+  servers: readonly ServerView[],
+  self: NodeId,
+  exclude: ReadonlySet<NodeId> = new Set(),
+): NodeId[] {
+  const byLoad = (a: ServerView, b: ServerView) => a.files.length - b.files.length || a.node - b.node;
+  const open = servers.filter((s) => !exclude.has(s.node));
+  const passives = open.filter((s) => s.type === "passive" && s.node !== self).sort(byLoad);
+  const local = open.some((s) => s.node === self) ? [self] : [];
+  const actives = open.filter((s) => s.type === "active" && s.node !== self).sort(byLoad);
+  return [...passives.map((s) => s.node), ...local, ...actives.map((s) => s.node)];
+}
+
+export const sameVersion = (a: Pick<HeldFile, "name" | "version" | "sha256">, b: typeof a): boolean =>
+  a.name === b.name && a.version === b.version && a.sha256 === b.sha256;
+
+/**
+ * Who holds this version now: live servers whose ALIVE lists it, and catalog
+ * holders that are live and have not sent an ALIVE without it since the
+ * version was recorded (their list may predate it). ALIVE-listed ones first.
+ */
+export function holdersOf(
+  file: Pick<HeldFile, "name" | "version" | "sha256">,
+  recorded: { readonly holders: readonly NodeId[]; readonly at: number },
+  servers: readonly ServerView[],
+  statusMs: number,
+): NodeId[] {
+  const listed = servers.filter((s) => s.files.some((f) => sameVersion(f, file))).map((s) => s.node);
+  const pending = recorded.holders.filter((h) => {
+    if (listed.includes(h)) return false;
+    const server = servers.find((s) => s.node === h);
+    return server !== undefined && server.seenAt < recorded.at + statusMs;
+  });
+  return [...listed, ...pending];
+}
+
+/** How many more holders a version needs to reach the replication factor (0: none; none held: nothing to copy from). */
+export function repairNeeded(holders: readonly NodeId[], rf: number): number {
+  return holders.length === 0 ? 0 : Math.max(0, rf - holders.length);
+}
+
+/** The next version of a file: one more than the recorded one. */
+export function nextVersion(recorded: { readonly version: number } | undefined): number {
+  return (recorded?.version ?? 0) + 1;
+}
+
+/** A coordinator may record a version only over a record from its own term or an older one. */
+export function mayRecord(recorded: { readonly epoch: number } | undefined, epoch: number): boolean {
+  return recorded === undefined || recorded.epoch <= epoch;
+}
+
+/**
+ * The copies a server may delete once `committed` is recorded: older versions
+ * of that file, and other bytes under the same version (a commit that lost).
+ */
+export function obsoleteBy(
+  held: readonly FileIdentity[],
+  committed: Omit<FileIdentity, "size">,
+): FileIdentity[] {
+  return held.filter(
+    (h) =>
+      h.name === committed.name &&
+      (h.version < committed.version || (h.version === committed.version && h.sha256 !== committed.sha256)),
+  );
+}

@@ -1,0 +1,131 @@
+// Scenarios of the replicated file store over the simulated network (SPEC 8):
+// a commit lands on the replication factor of servers and reads back, versions
+// grow, a holder's crash leaves the file readable and is repaired.
+import { describe, expect, it } from "vitest";
+import { FileStoreError } from "../../actors/files/errors.js";
+import { bytesSource, FileClient, memorySink } from "../../actors/files/fileClient.js";
+import { subjects } from "../../transport/subjects.js";
+import { SimCluster } from "../support/simCluster.js";
+
+function setup(seed: number, ids: number[], passive: number[] = []) {
+  const cluster = new SimCluster({ seed, election: { passive }, files: {} });
+  for (const id of ids) cluster.start(id);
+  const transport = cluster.network.connect("client", { server: 0 });
+  let n = 0;
+  const client = new FileClient({
+    transport,
+    subjects: subjects("dvs"),
+    clock: cluster.network.hostClock("client"),
+    newCommitId: () => `c${seed}-${++n}`,
+  });
+  return { cluster, client };
+}
+
+/** Runs `promise` to completion on simulated time. */
+async function settle<T>(cluster: SimCluster, promise: Promise<T>, maxMs = 30_000): Promise<T> {
+  let done = false;
+  const tracked = promise.finally(() => {
+    done = true;
+  });
+  tracked.catch(() => {});
+  await cluster.clock.runUntil(() => done, maxMs);
+  return tracked;
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe("file store over the simulated network", () => {
+  it("commits a file on three servers, passive ones first, and reads it back", async () => {
+    const { cluster, client } = setup(1, [1, 2, 3, 4, 5], [4, 5]);
+    await cluster.advance(2_000);
+    const committed = await settle(cluster, client.commit("notes/a.txt", bytesSource(text("hello"))));
+    expect(committed).toMatchObject({ type: "SUCCESS", name: "notes/a.txt", version: 1, size: 5 });
+    expect(committed.holders).toHaveLength(3);
+    expect(committed.holders).toEqual(expect.arrayContaining([4, 5]));
+    for (const holder of committed.holders) {
+      expect(
+        cluster
+          .disk(holder)
+          .list()
+          .map((f) => f.name),
+      ).toContain("notes/a.txt");
+    }
+    const sink = memorySink();
+    const read = await settle(
+      cluster,
+      client.update("notes/a.txt", () => sink),
+    );
+    expect(read.version).toBe(1);
+    expect(new TextDecoder().decode(sink.bytes())).toBe("hello");
+  });
+
+  it("numbers versions 1, 2, 3 and serves the newest; old copies go", async () => {
+    const { cluster, client } = setup(2, [1, 2, 3, 4]);
+    await cluster.advance(2_000);
+    for (const [i, body] of ["one", "two", "three"].entries()) {
+      const c = await settle(cluster, client.commit("f", bytesSource(text(body))));
+      expect(c.version).toBe(i + 1);
+    }
+    const sink = memorySink();
+    await settle(
+      cluster,
+      client.update("f", () => sink),
+    );
+    expect(new TextDecoder().decode(sink.bytes())).toBe("three");
+    await cluster.advance(100);
+    const versions = [...cluster.disks.values()].flatMap((d) => d.list().map((f) => f.version));
+    expect(new Set(versions)).toEqual(new Set([3]));
+    const ls = await settle(cluster, client.ls());
+    expect(ls).toEqual([expect.objectContaining({ name: "f", version: 3, size: 5 })]);
+  });
+
+  it("streams a file larger than one chunk and checks it byte for byte", async () => {
+    const { cluster, client } = setup(3, [1, 2, 3]);
+    await cluster.advance(2_000);
+    const big = new Uint8Array(700 * 1024).map((_, i) => (i * 7919) % 251);
+    const c = await settle(cluster, client.commit("big.bin", bytesSource(big)));
+    expect(c.size).toBe(big.byteLength);
+    const sink = memorySink();
+    await settle(
+      cluster,
+      client.update("big.bin", () => sink),
+    );
+    expect(Buffer.compare(sink.bytes(), big)).toBe(0);
+  });
+
+  it("fails a commit clearly when fewer servers than the replication factor exist", async () => {
+    const { cluster, client } = setup(4, [1, 2]);
+    await cluster.advance(2_000);
+    const error = await settle(cluster, client.commit("x", bytesSource(text("x")))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FileStoreError);
+    expect(error).toMatchObject({ code: "ENOSPC" });
+    const missing = await settle(
+      cluster,
+      client.update("x", () => memorySink()),
+    ).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: "ENOENT" });
+  });
+
+  it("reads a file after one holder crashes, and repairs it back to three holders", async () => {
+    const { cluster, client } = setup(5, [1, 2, 3, 4, 5]);
+    await cluster.advance(2_000);
+    const c = await settle(cluster, client.commit("r", bytesSource(text("repair me"))));
+    const coordinator = [...cluster.nodes].find(([, n]) => n.election?.state().term)?.[0];
+    const victim = c.holders.find((h) => h !== coordinator) as number;
+    cluster.crash(victim);
+    const sink = memorySink();
+    await settle(
+      cluster,
+      client.update("r", () => sink),
+    );
+    expect(new TextDecoder().decode(sink.bytes())).toBe("repair me");
+    await cluster.advance(15_000);
+    const holders = [...cluster.nodes.keys()].filter((id) =>
+      cluster
+        .disk(id)
+        .list()
+        .some((f) => f.name === "r"),
+    );
+    expect(holders.length).toBeGreaterThanOrEqual(3);
+  });
+});

@@ -1,0 +1,132 @@
+// Replicas as files on disk run the replica store contract; then what only the
+// disk has: the file layout, leftovers from a crash, corrupt files set aside, fs failures.
+import { access, mkdir, mkdtemp, open, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DiskReplicas } from "../../actors/files/diskReplicas.js";
+import { FileStoreError } from "../../actors/files/errors.js";
+import type { ReplicaRef } from "../../actors/files/replicaStore.js";
+import { silentLogger } from "../../actors/logger.js";
+import { seededRandom } from "../../transport/clock.js";
+import { bytesOf, identityOf, put, replicaStoreContract, writeChunks } from "./replicaStoreContract.js";
+
+const encoded = (name: string) => Buffer.from(name, "utf8").toString("base64url");
+const replicaPath = (dir: string, ref: ReplicaRef) =>
+  join(dir, encoded(ref.name), `${ref.version}.${ref.sha256}`);
+
+/** A temp dir and the stores opened over it, all closed and removed by `cleanup`. */
+async function diskFixture() {
+  const dir = await mkdtemp(join(tmpdir(), "dvsd-replicas-"));
+  const stores: DiskReplicas[] = [];
+  const openStore = async () => {
+    const store = new DiskReplicas({ dir, logger: silentLogger, random: seededRandom(stores.length + 1) });
+    stores.push(store);
+    await store.open();
+    return store;
+  };
+  return {
+    dir,
+    store: await openStore(),
+    reopen: openStore,
+    async corrupt(ref: ReplicaRef) {
+      const file = await open(replicaPath(dir, ref), "r+");
+      try {
+        const byte = new Uint8Array(1);
+        await file.read(byte, 0, 1, 0);
+        byte[0] = (byte[0] ?? 0) ^ 0xff;
+        await file.write(byte, 0, 1, 0);
+      } finally {
+        await file.close();
+      }
+    },
+    async cleanup() {
+      for (const store of stores) await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+replicaStoreContract("disk", diskFixture);
+
+describe("disk replicas", () => {
+  const live: { cleanup: () => Promise<void> }[] = [];
+  const setup = async () => {
+    const f = await diskFixture();
+    live.push(f);
+    return f;
+  };
+  afterEach(async () => {
+    for (const f of live.splice(0)) await f.cleanup();
+  });
+
+  it("keep a finished replica at <dir>/<base64url name>/<version>.<sha256>, with no .part- file left", async () => {
+    const { dir, store } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("dir/sub/file.txt", 4, bytes);
+    await put(store, meta, bytes);
+    await access(replicaPath(dir, meta));
+    expect(await readdir(join(dir, encoded(meta.name)))).toEqual([`4.${meta.sha256}`]);
+  });
+
+  it("write an unfinished replica to a .part- file beside where it will go", async () => {
+    const { dir, store } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("pending.txt", 1, bytes);
+    const writer = await writeChunks(store, meta, bytes);
+    const [part] = await readdir(join(dir, encoded(meta.name)));
+    expect(part).toMatch(new RegExp(`^1\\.${meta.sha256}\\.part-[0-9a-f]+$`));
+    await writer.abort();
+    expect(await readdir(join(dir, encoded(meta.name)))).toEqual([]);
+  });
+
+  it("remove a .part- file left by a crash when opened, and do not list it", async () => {
+    const { dir, reopen } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("crash.bin", 1, bytes);
+    const nameDir = join(dir, encoded(meta.name));
+    await mkdir(nameDir, { recursive: true });
+    await writeFile(join(nameDir, `1.${meta.sha256}.part-0123abcd`), bytes);
+    const reopened = await reopen();
+    expect(reopened.held()).toEqual([]);
+    expect(await readdir(nameDir)).toEqual([]);
+  });
+
+  it("set a replica that fails verify aside as <final>.corrupt, and leave it there on open", async () => {
+    const { dir, store, corrupt, reopen } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("rotten.bin", 1, bytes);
+    await put(store, meta, bytes);
+    await corrupt(meta);
+    expect(await store.verify(meta)).toBe(false);
+    expect(await readdir(join(dir, encoded(meta.name)))).toEqual([`1.${meta.sha256}.corrupt`]);
+    expect((await reopen()).held()).toEqual([]);
+    expect(await readdir(join(dir, encoded(meta.name)))).toEqual([`1.${meta.sha256}.corrupt`]);
+  });
+
+  it("leave files and directories they did not write alone, and do not list them", async () => {
+    const { dir, reopen } = await setup();
+    await writeFile(join(dir, "README"), "not a replica");
+    await mkdir(join(dir, "not base64!"));
+    await mkdir(join(dir, encoded("x.txt")));
+    await writeFile(join(dir, encoded("x.txt"), "notes"), "");
+    expect((await reopen()).held()).toEqual([]);
+    expect(await readdir(join(dir, encoded("x.txt")))).toEqual(["notes"]);
+  });
+
+  it("fail to open over a path that is a file with a FileStoreError naming it", async () => {
+    const { dir } = await setup();
+    const file = join(dir, "plain-file");
+    await writeFile(file, "");
+    const store = new DiskReplicas({ dir: join(file, "replicas"), logger: silentLogger });
+    await expect(store.open()).rejects.toBeInstanceOf(FileStoreError);
+    await expect(store.open()).rejects.toThrow(file);
+  });
+
+  it("refuse a name whose encoding is too long for one directory entry with a FileStoreError", async () => {
+    const { store } = await setup();
+    // 200 characters is a valid file name, but its base64url is 267 > 255 bytes (NAME_MAX)
+    const meta = identityOf("n".repeat(200), 1, new Uint8Array(0));
+    await expect(store.create(meta)).rejects.toMatchObject({ name: "FileStoreError", code: "EINVAL" });
+  });
+});
