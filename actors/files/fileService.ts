@@ -559,20 +559,22 @@ export class FileService {
       source: typeof source === "string" ? source : source(holder),
     });
     const timeoutMs = transferTimeoutMs(this.settings, identity.size);
-    const worker = async () => {
-      while (done.length < wanted) {
-        const holder = candidates.shift();
-        if (holder === undefined) return;
+    // One slot per replica wanted: a slot asks candidates in turn until one answers DONE.
+    const slot = async () => {
+      for (let holder = candidates.shift(); holder !== undefined; holder = candidates.shift()) {
         const message = replica(holder);
         const answer =
           holder === this.#o.self
             ? await this.#hold(message, message.source).catch((e: unknown) => this.#failure(e))
             : await this.#ask(holder, message, timeoutMs);
-        if (answer.type === "DONE") done.push(holder);
-        else failures.push(`${holder}: ${answer.type === "ERROR" ? answer.message : answer.type}`);
+        if (answer.type === "DONE") {
+          done.push(holder);
+          return;
+        }
+        failures.push(`${holder}: ${answer.type === "ERROR" ? answer.message : answer.type}`);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(0, wanted) }, worker));
+    await Promise.all(Array.from({ length: Math.max(0, wanted) }, slot));
     if (done.length >= wanted)
       return { v: PROTOCOL_VERSION, type: "SUCCESS", holders: done.slice(0, wanted) };
     return error(
