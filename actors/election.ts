@@ -457,6 +457,8 @@ export class Election {
           ? { kind: m.type, ...base, server: m.server, coordinator: m.coordinator, files: m.files }
           : { kind: m.type, ...base };
     this.server.send({ type: "peer.message", message, reply: msg.reply ?? null, at: this.#now() });
+    // A newcomer heard only from servers that start after it: tell it about this one (and the files here) now.
+    if (m.type === "SERVER" && m.from !== this.#o.self) this.#broadcast("ALIVE", this.#epoch());
   }
 
   #renew(expected: number, epoch: number, sentAt: number): void {

@@ -11,6 +11,7 @@ import { addClusterCommands } from "./dvsctl/cluster.js";
 import { addDcCommands } from "./dvsctl/dc.js";
 import { addDvsCommands } from "./dvsctl/dvs.js";
 import { CommandError } from "./dvsctl/errors.js";
+import { addFileCommands } from "./dvsctl/file.js";
 import { addHostCommands } from "./dvsctl/host.js";
 import { addNodeCommands } from "./dvsctl/node.js";
 import { addProcCommands } from "./dvsctl/proc.js";
@@ -84,6 +85,7 @@ addProcCommands(program);
 addHostCommands(program);
 addRqstCommand(program);
 addActionCommands(program);
+addFileCommands(program);
 
 try {
   await program.parseAsync();

@@ -73,12 +73,13 @@ export const sameVersion = (a: Pick<HeldFile, "name" | "version" | "sha256">, b:
 
 /**
  * Who holds this version now: live servers whose ALIVE lists it, and catalog
- * holders that are live and have not sent an ALIVE without it since the
- * version was recorded (their list may predate it). ALIVE-listed ones first.
+ * holders that are live and not heard from since `since` plus a STATUS period
+ * (their list may predate the version). `since` is on this node's clock: when
+ * it last wrote the record, or when its term began. ALIVE-listed ones first.
  */
 export function holdersOf(
   file: Pick<HeldFile, "name" | "version" | "sha256">,
-  recorded: { readonly holders: readonly NodeId[]; readonly at: number },
+  recorded: { readonly holders: readonly NodeId[]; readonly since: number },
   servers: readonly ServerView[],
   statusMs: number,
 ): NodeId[] {
@@ -86,7 +87,7 @@ export function holdersOf(
   const pending = recorded.holders.filter((h) => {
     if (listed.includes(h)) return false;
     const server = servers.find((s) => s.node === h);
-    return server !== undefined && server.seenAt < recorded.at + statusMs;
+    return server !== undefined && server.seenAt < recorded.since + statusMs;
   });
   return [...listed, ...pending];
 }

@@ -6,7 +6,7 @@
 // deadline, so a commit that was recorded before the coordinator died is
 // answered SUCCESS by the next one.
 import { createHash } from "node:crypto";
-import type { Clock } from "../../transport/clock.js";
+import type { Clock, TimerHandle } from "../../transport/clock.js";
 import { decode, encode } from "../../transport/codec.js";
 import {
   CHUNK_BYTES,
@@ -57,7 +57,8 @@ export interface FileClientOptions {
 /** The file store's answer, once it is final. */
 export type Committed = Extract<FileAnswer, { type: "SUCCESS" }>;
 
-const RETRIED: readonly FileErrorName[] = ["EAGAIN", "EBUSY", "ETIMEDOUT"];
+/** What a coordinator change explains: asked again, with the same commit id, until the deadline. */
+const RETRIED: readonly FileErrorName[] = ["EAGAIN", "EBUSY", "ETIMEDOUT", "ESTALE"];
 
 export class FileClient {
   readonly #o: FileClientOptions;
@@ -98,9 +99,15 @@ export class FileClient {
     const commit = options.commit ?? this.#o.newCommitId();
     const served = new Set<number>();
     let done = 0;
+    // A holder READ is a sign of life of the attempt: one that shows none for this long died with its coordinator.
+    const activity = {
+      last: this.#o.clock.now(),
+      idleMs: 2 * this.#requestMs + Math.ceil(source.size / 50_000),
+    };
     const sub = transport.subscribe(subjects.fileSource(commit), (msg) => void serve(msg));
     const serve = async (msg: Message) => {
       if (!msg.reply) return;
+      activity.last = this.#o.clock.now();
       const decoded = decode(msg.data, "cbor");
       const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
       let answer: FileAnswer;
@@ -135,7 +142,12 @@ export class FileClient {
         size: source.size,
         sha256: source.sha256,
       };
-      const answer = await this.#retrying(subjects.fileCommit, request, this.#transferMs(source.size) * 2);
+      const answer = await this.#retrying(
+        subjects.fileCommit,
+        request,
+        this.#transferMs(source.size) * 2,
+        activity,
+      );
       if (answer.type !== "SUCCESS") throw unexpected("COMMIT", answer);
       return answer;
     } finally {
@@ -208,22 +220,60 @@ export class FileClient {
   }
 
   /** Sends `request` until an answer that is final (not EAGAIN, EBUSY, a timeout or no coordinator) or the deadline. */
-  async #retrying(subject: string, request: object, extraMs: number): Promise<FileAnswer> {
+  async #retrying(
+    subject: string,
+    request: object,
+    extraMs: number,
+    activity?: { last: number; readonly idleMs: number },
+  ): Promise<FileAnswer> {
     const started = this.#o.clock.now();
     const deadline = this.#deadline(0) + extraMs;
     for (let attempt = 0; ; attempt++) {
       let last: FileStoreError;
       try {
-        const answer = await this.#ask(subject, request, this.#requestMs + extraMs);
+        const asked = this.#ask(subject, request, this.#requestMs + extraMs);
+        const answer = activity === undefined ? await asked : await this.#whileActive(asked, activity);
         if (answer.type !== "ERROR") return answer;
         last = new FileStoreError(answer.error, answer.message);
       } catch (e) {
-        last = e as FileStoreError;
+        if (!(e instanceof FileStoreError)) throw e;
+        last = e;
       }
       if (!RETRIED.includes(last.code)) throw last;
       if (this.#o.clock.now() - started + backoff(attempt) > deadline) throw last;
       await this.#sleep(backoff(attempt));
     }
+  }
+
+  /**
+   * The attempt's answer, or ETIMEDOUT once nothing has been heard of it for
+   * `idleMs`: its coordinator died, and waiting out the whole attempt would
+   * take as long as the largest transfer. A retry with the same commit id is safe.
+   */
+  #whileActive<T>(asked: Promise<T>, activity: { last: number; readonly idleMs: number }): Promise<T> {
+    activity.last = this.#o.clock.now();
+    return new Promise<T>((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const check = () => {
+        const idle = this.#o.clock.now() - activity.last;
+        if (idle < activity.idleMs) {
+          timer = this.#o.clock.setTimeout(check, activity.idleMs - idle);
+          return;
+        }
+        reject(new FileStoreError("ETIMEDOUT", `nothing heard of the commit for ${idle} ms`));
+      };
+      timer = this.#o.clock.setTimeout(check, activity.idleMs);
+      asked.then(
+        (value) => {
+          this.#o.clock.clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#o.clock.clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** One attempt: the answer, or FileStoreError (ETIMEDOUT, EAGAIN when no coordinator answers, EIO when malformed). */
@@ -232,6 +282,9 @@ export class FileClient {
     try {
       msg = await this.#o.transport.request(subject, encode(request), { timeoutMs });
     } catch (e) {
+      // A refusal by the NATS server is final: no coordinator change explains it.
+      if (e instanceof Error && (e.name === "PermissionDeniedError" || e.name === "AuthorizationError"))
+        throw e;
       const timedOut = e instanceof Error && e.name === "TimeoutError";
       const why = e instanceof Error ? e.message : String(e);
       throw new FileStoreError(

@@ -132,6 +132,9 @@ export class FileService {
   /** When each held replica's hash was last checked. */
   readonly #verifiedAt = new Map<string, number>();
   #repairTimer: TimerHandle | undefined;
+  /** When this coordinator's term began, and when it last wrote each file's record (its own clock). */
+  #termStart = 0;
+  readonly #recordedAt = new Map<string, number>();
   #repairing = false;
   #stopped = false;
 
@@ -169,6 +172,8 @@ export class FileService {
       sub(subjects.fileCommit, (msg) => void this.#onClient(msg, "COMMIT"));
       sub(subjects.fileUpdate, (msg) => void this.#onClient(msg, "UPDATE"));
       sub(subjects.fileLs, (msg) => void this.#onClient(msg, "LS"));
+      this.#termStart = this.#now();
+      this.#recordedAt.clear();
       this.#scheduleRepair(0);
     } else if (!mine && this.#coordinatorSubs.length > 0) {
       for (const s of this.#coordinatorSubs) s.unsubscribe();
@@ -363,6 +368,7 @@ export class FileService {
         return error("EAGAIN", `another commit of ${request.name} was recorded first`);
       throw e;
     }
+    this.#recordedAt.set(identity.name, this.#now());
     this.#publishCommitted(identity, epoch);
     this.#o.logger.info(
       { name: identity.name, version: identity.version, holders: answer.holders },
@@ -378,7 +384,8 @@ export class FileService {
     for (const node of order) {
       const answer = await this.#ask(node, message, timeoutMs);
       if (answer.type === "BUSY") continue;
-      if (answer.type === "ERROR" && (answer.error === "ETIMEDOUT" || answer.error === "EAGAIN")) {
+      // No responders: that server is gone. A timeout is not passed on: the server may still be at work.
+      if (answer.type === "ERROR" && answer.error === "EAGAIN") {
         last = answer;
         continue;
       }
@@ -397,7 +404,7 @@ export class FileService {
       sha256: record.sha256,
       size: record.size,
     };
-    const holders = holdersOf(record, record, this.#servers(), this.#o.election.timings.statusMs);
+    const holders = this.#holders(record);
     const answer = await this.#delegate(
       { v: PROTOCOL_VERSION, type: "UPDATE", from: this.#o.self, epoch, ...identity, holders },
       2 * this.settings.requestTimeoutMs + this.settings.readTimeoutMs,
@@ -410,7 +417,6 @@ export class FileService {
   async #ls(prefix: string): Promise<FileAnswer> {
     const entries = await this.#catalog.list((e) => this.#warn("catalog", { key: e.key }, e.message));
     const servers = this.#servers();
-    const statusMs = this.#o.election.timings.statusMs;
     const files: FileListing[] = entries
       .filter((e) => e.record.name.startsWith(prefix))
       .map(({ record }) => ({
@@ -418,10 +424,16 @@ export class FileService {
         version: record.version,
         sha256: record.sha256,
         size: record.size,
-        holders: holdersOf(record, record, servers, statusMs),
+        holders: this.#holders(record, servers),
         at: record.at,
       }));
     return { v: PROTOCOL_VERSION, type: "LIST", files };
+  }
+
+  /** Who holds the recorded version now (ALIVE lists, and recorded holders not heard from since it was written). */
+  #holders(record: CatalogRecord, servers = this.#servers()): NodeId[] {
+    const since = this.#recordedAt.get(record.name) ?? this.#termStart;
+    return holdersOf(record, { holders: record.holders, since }, servers, this.#o.election.timings.statusMs);
   }
 
   #publishCommitted(identity: FileIdentity, epoch: number): void {
@@ -470,7 +482,7 @@ export class FileService {
 
   async #repairOne({ record, revision }: CatalogEntry, epoch: number): Promise<void> {
     const rf = this.settings.replicationFactor;
-    const holders = holdersOf(record, record, this.#servers(), this.#o.election.timings.statusMs);
+    const holders = this.#holders(record);
     if (repairNeeded(holders, rf) === 0) return;
     const identity: FileIdentity = {
       name: record.name,
@@ -478,7 +490,8 @@ export class FileService {
       sha256: record.sha256,
       size: record.size,
     };
-    this.#o.logger.warn(
+    this.#warn(
+      `repair:${record.name}`,
       { name: record.name, version: record.version, holders, rf },
       "repairing a version with too few holders",
     );
@@ -496,10 +509,13 @@ export class FileService {
       holders: [...new Set([...holders, ...answer.holders])],
       at: record.at,
     };
-    await this.#catalog.record(updated, revision).catch((e: unknown) => {
-      if (!(e instanceof CasConflictError))
-        this.#warn("repair", { err: e }, "could not record the repaired holders");
-    });
+    await this.#catalog.record(updated, revision).then(
+      () => this.#recordedAt.set(record.name, this.#now()),
+      (e: unknown) => {
+        if (!(e instanceof CasConflictError))
+          this.#warn("repair", { err: e }, "could not record the repaired holders");
+      },
+    );
   }
 
   // --- active server and holder -----------------------------------------------------------

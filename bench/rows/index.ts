@@ -2,6 +2,8 @@
 // this folder exporting a BenchRow, added to this list.
 import type { BenchRow } from "../row.js";
 import { coordinatorFailover } from "./coordinatorFailover.js";
+import { fileCommit1k, fileCommit1m } from "./fileCommit.js";
+import { fileUpdate1k, fileUpdate1m } from "./fileUpdate.js";
 import { hostFlood } from "./hostFlood.js";
 import { membershipConvergence } from "./membershipConvergence.js";
 import { membershipDetection } from "./membershipDetection.js";
@@ -19,4 +21,8 @@ export const ROWS: readonly BenchRow[] = [
   membershipNoFalseEvents,
   coordinatorFailover,
   hostFlood,
+  fileCommit1k,
+  fileCommit1m,
+  fileUpdate1k,
+  fileUpdate1m,
 ];

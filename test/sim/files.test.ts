@@ -115,12 +115,14 @@ describe("file store over the simulated network", () => {
     );
     expect(new TextDecoder().decode(sink.bytes())).toBe("repair me");
     await cluster.advance(15_000);
+    // Running nodes only: the crashed one's disk survives, but it is no holder while it is down.
     const holders = [...cluster.nodes.keys()].filter((id) =>
       cluster
         .disk(id)
         .list()
         .some((f) => f.name === "r"),
     );
+    expect(holders).not.toContain(victim);
     expect(holders.length).toBeGreaterThanOrEqual(3);
   });
 });

@@ -1,11 +1,19 @@
 // dvsctl as the end-to-end tests run it: a child process to the end, its exit
-// status and everything it wrote; with --json, the one RPLY it printed.
+// status and everything it wrote; with --json, the one RPLY it printed; or its
+// stdout as bytes, apart from stderr (file update writes a file there).
+import { spawn } from "node:child_process";
 import type { Rply } from "../../transport/protocol.js";
 import { dvsctlBin, spawnNode } from "./processes.js";
 
 export interface DvsctlRun {
   readonly code: number | null;
   readonly output: string;
+}
+
+export interface DvsctlBytesRun {
+  readonly code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
 }
 
 /** A dvsctl runner bound to an environment read at each call (DVS_NATS is known only once a server runs). */
@@ -21,5 +29,19 @@ export function dvsctlRunner(env: () => NodeJS.ProcessEnv) {
     if (line === undefined) throw new Error(`dvsctl ${args.join(" ")} printed no JSON:\n${output}`);
     return { code, rply: JSON.parse(line) as Rply };
   }
-  return { dvsctl, dvsctlJson };
+  async function dvsctlBytes(...args: string[]): Promise<DvsctlBytesRun> {
+    const child = spawn(process.execPath, [dvsctlBin, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env() },
+    });
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    return { code, stdout: Buffer.concat(stdout), stderr };
+  }
+  return { dvsctl, dvsctlJson, dvsctlBytes };
 }

@@ -6,7 +6,16 @@
 // subject that would honour it, no KILL of a pid that could exist).
 import { announcementSchema, migrationMessageSchema, proxyFrameSchema } from "../../actors/processWire.js";
 import { type Random, randomInt, randomToken, seededRandom } from "../../transport/clock.js";
-import { decode, encode, JSON_CONTENT_TYPE, parseRqst } from "../../transport/codec.js";
+import { decode, encode, encodingOf, JSON_CONTENT_TYPE, parseRqst } from "../../transport/codec.js";
+import {
+  CHUNK_BYTES,
+  commitRequestSchema,
+  committedSchema,
+  lsRequestSchema,
+  peerFileMessageSchema,
+  readRequestSchema,
+  updateRequestSchema,
+} from "../../transport/fileProtocol.js";
 import {
   ALL,
   type ErrorName,
@@ -57,8 +66,13 @@ export const FAMILY_WEIGHTS: Readonly<Record<FuzzFamily, number>> = {
  * - `service` (`$SRV.*`): one micro-service JSON answer;
  * - `migration` (`_migr.<N>`, an offer is a request): one `{ ok: false, error }`;
  * - `registry` (`dns.who`, `dns.node.<N>.who`, `dns.failed`): one registry answer (OK, NOTHING or ERROR);
- * - `unserved` (events, file.*: nobody subscribes yet): NATS "no responders";
- * - `internal` (heartbeats, gathers, DC sync, processes): never an answer.
+ * - `files` (`file.commit`, `file.update`, `file.ls`: the coordinator, here the node itself;
+ *   `file.read.<N>`: the node as a holder): one file store answer (fileAnswerSchema), ERROR EINVAL
+ *   when the message is malformed; on the coordinator's subjects, "no responders" (or a message
+ *   dropped with the subscription) only while the node holds no coordinator term, or as it changes;
+ * - `file-peer` (`_file.<N>`, garbage only): one peer answer (peerFileAnswerSchema), ERROR EINVAL;
+ * - `unserved` (events, a committing client's `file.src.<commit>`: nobody subscribes): NATS "no responders";
+ * - `internal` (heartbeats, gathers, DC sync, processes, COMMITTED): never an answer.
  */
 export type SubjectRole =
   | "request"
@@ -69,6 +83,8 @@ export type SubjectRole =
   | "service"
   | "migration"
   | "registry"
+  | "files"
+  | "file-peer"
   | "unserved"
   | "internal";
 
@@ -89,6 +105,8 @@ export interface FuzzCase {
   readonly mustBe?: ErrorName;
   /** For the subjects that read RQSTs (request, read-only, passed-on): what the codec makes of the bytes. */
   readonly verdict?: Verdict;
+  /** For the file store's public subjects: whether the node reads the bytes as its message (else EINVAL). */
+  readonly fileMessage?: "well-formed" | "malformed";
 }
 
 export interface FuzzOptions {
@@ -136,6 +154,25 @@ export function verdictOf(c: Pick<FuzzCase, "payload" | "headers">): Verdict {
   return { ok: true, type, seq, dst, ...(pid !== undefined ? { pid } : {}) };
 }
 
+/** The schema the node reads a message on one of the file store's public subjects with. */
+function fileSchemaOf(subject: string, s: ReturnType<typeof subjects>) {
+  if (subject === s.fileCommit) return commitRequestSchema;
+  if (subject === s.fileUpdate) return updateRequestSchema;
+  if (subject === s.fileLs) return lsRequestSchema;
+  return readRequestSchema;
+}
+
+/** Runs the node's decoder and the subject's schema on a file store case's bytes. */
+export function fileVerdictOf(
+  c: Pick<FuzzCase, "payload" | "headers" | "subject">,
+  s: ReturnType<typeof subjects>,
+): "well-formed" | "malformed" {
+  const decoded = decode(c.payload, encodingOf({ headers: c.headers ? { ...c.headers } : undefined }));
+  return decoded.ok && fileSchemaOf(c.subject, s).safeParse(decoded.value).success
+    ? "well-formed"
+    : "malformed";
+}
+
 /**
  * Whether a case is safe to send: on the subjects a node serves as an admin's,
  * a request that parses must not be DVSEND (it would take the node out of the
@@ -149,6 +186,7 @@ export function harmless(c: FuzzCase, pidMax: number, verdict = c.verdict ?? ver
     case "internal":
     case "migration":
     case "passed-on":
+    case "file-peer":
       return !verdict.ok && isGarbage(c);
     case "request":
       if (!verdict.ok) return true;
@@ -181,6 +219,8 @@ function isGarbage(c: FuzzCase): boolean {
     proxyFrameSchema,
     announcementSchema,
     migrationMessageSchema,
+    peerFileMessageSchema,
+    committedSchema,
   ];
   return !schemas.some((s) => s.safeParse(value).success);
 }
@@ -275,6 +315,20 @@ class Draw {
 }
 
 type Json = Record<string, unknown>;
+
+/** Names in the file store's cases: valid ones, the longest one, and a few that must be refused. */
+const FILE_NAMES: readonly string[] = [
+  "a",
+  "fuzz.bin",
+  "dir/sub/file.txt",
+  "x".repeat(180),
+  "x".repeat(181),
+  "../etc/passwd",
+  "/abs",
+  "a//b",
+  ".hidden",
+  "a b",
+];
 
 const FORGED_SOURCES: readonly (string | number)[] = [
   2,
@@ -443,7 +497,11 @@ class CaseGenerator {
       const drawn = attempt < 8 ? this.#family(index, family) : this.#randomBytes(index);
       const reads =
         drawn.role === "request" || drawn.role === "readonly-request" || drawn.role === "passed-on";
-      const c: FuzzCase = reads ? { ...drawn, verdict: verdictOf(drawn) } : drawn;
+      const c: FuzzCase = reads
+        ? { ...drawn, verdict: verdictOf(drawn) }
+        : drawn.role === "files"
+          ? { ...drawn, fileMessage: fileVerdictOf(drawn, this.#s) }
+          : drawn;
       if (harmless(c, this.#o.pidMax)) return c;
       if (attempt > 100) throw new Error(`no harmless case for #${index} (${family})`);
     }
@@ -485,7 +543,8 @@ class CaseGenerator {
       roNode: 20,
       roAny: 16,
       registry: 4,
-      unserved: 3,
+      files: 4,
+      unserved: 1,
       service: 5,
     });
     const withReply = d.chance(0.95);
@@ -516,9 +575,15 @@ class CaseGenerator {
           user: d.chance(0.5) ? "viewer" : "admin",
           withReply: true,
         };
+      case "files": {
+        // The viewer may read files (UPDATE, LS, READ), not commit one.
+        const subject = d.pick([s.fileCommit, s.fileUpdate, s.fileLs, s.fileRead(node)]);
+        const user = subject !== s.fileCommit && d.chance(0.5) ? "viewer" : "admin";
+        return { subject, role: "files", user, withReply };
+      }
       case "unserved":
         return {
-          subject: d.pick([s.events, s.fileCommit, s.fileUpdate]),
+          subject: d.pick([s.events, s.fileSource(`fuzz${d.int(1_000)}`)]),
           role: "unserved",
           user: "admin",
           withReply,
@@ -563,6 +628,8 @@ class CaseGenerator {
       loc: 6,
       migr: 6,
       srv: 8,
+      filePeer: 6,
+      fileAll: 4,
     });
     const withReply = d.chance(0.6);
     switch (which) {
@@ -599,6 +666,11 @@ class CaseGenerator {
           user: "admin",
           withReply,
         };
+      case "filePeer":
+        // Another server's COMMIT, REPLICA, UPDATE or REPAIR: garbage is answered ERROR EINVAL.
+        return { subject: s.filePeer(node), role: "file-peer", user: "admin", withReply: true };
+      case "fileAll":
+        return { subject: s.fileCommitted, role: "internal", user: "admin", withReply };
     }
   }
 
@@ -697,6 +769,42 @@ class CaseGenerator {
     }
   }
 
+  /** A message the file store would accept on `subject` (COMMIT, UPDATE, LS or READ), the raw material of its cases. */
+  #validFileMessage(index: number, subject: string): Json {
+    const d = this.#d;
+    const s = this.#s;
+    const name = d.pick(FILE_NAMES);
+    const sha256 = Buffer.from(d.bytes(32)).toString("hex");
+    const head: Json = d.chance(0.7) ? { v: PROTOCOL_VERSION } : {};
+    if (subject === s.fileCommit)
+      // Nobody serves the source subject of these commits: the holder's READ finds no responders.
+      return {
+        ...head,
+        type: "COMMIT",
+        commit: `fuzz${index}`,
+        name,
+        size: d.pick([1, 5, CHUNK_BYTES, 10_000_000]),
+        sha256,
+      };
+    if (subject === s.fileUpdate) return { ...head, type: "UPDATE", name };
+    if (subject === s.fileLs)
+      return { ...head, type: "LS", ...(d.chance(0.5) ? { prefix: d.pick(["", "a", "dir/", "😀"]) } : {}) };
+    return {
+      ...head,
+      type: "READ",
+      name,
+      version: d.range(1, 3),
+      sha256,
+      offset: d.pick([0, CHUNK_BYTES, 2 ** 40]),
+      length: d.pick([1, 100, CHUNK_BYTES]),
+    };
+  }
+
+  /** The well-formed message a case of `target` starts from: a file store message on its subjects, else an RQST. */
+  #baseFor(index: number, target: Pick<FuzzCase, "subject" | "role">): Json {
+    return target.role === "files" ? this.#validFileMessage(index, target.subject) : this.#validRqst(index);
+  }
+
   /** CBOR or JSON (with one of the spellings of its header). */
   #encoded(value: unknown): Pick<FuzzCase, "payload" | "headers"> {
     if (this.#d.chance(0.3)) {
@@ -726,7 +834,7 @@ class CaseGenerator {
     const d = this.#d;
     const target = this.#publicTarget();
     const variant = d.weighted({ cut: 60, "trailing-garbage": 15, "length-bomb": 15, "json-cut": 10 });
-    const base = this.#validRqst(index);
+    const base = this.#baseFor(index, target);
     if (variant === "length-bomb") {
       const bomb = Buffer.from(d.pick(LENGTH_BOMBS), "hex");
       const full = encode(base, "cbor");
@@ -774,21 +882,14 @@ class CaseGenerator {
       ]);
       return { index, family: "wrong-types", variant, ...target, ...this.#encoded(value) };
     }
-    const rqst = this.#validRqst(index);
+    const rqst = this.#baseFor(index, target);
     if (variant === "raw-cbor") {
       // Splice a raw CBOR item in place of a field's value.
-      const field = d.pick([
-        "v",
-        "type",
-        "src",
-        "dst",
-        "seq",
-        "action",
-        "timeout",
-        "role",
-        "params",
-        "params.x",
-      ]);
+      const field = d.pick(
+        target.role === "files"
+          ? ["v", ...Object.keys(rqst)]
+          : ["v", "type", "src", "dst", "seq", "action", "timeout", "role", "params", "params.x"],
+      );
       const marker = "@@FUZZ-MARKER@@";
       const withMarker: Json = { ...rqst };
       if (field === "params.x") withMarker.params = { ...(rqst.params as Json | undefined), input: marker };
@@ -812,7 +913,11 @@ class CaseGenerator {
       Object.defineProperty(params, key, { value: d.pick(WEIRD_VALUES), enumerable: true, writable: true });
       return { index, family: "wrong-types", variant, ...target, ...this.#encoded({ ...rqst, params }) };
     }
-    const field = d.pick(["v", "type", "src", "dst", "seq", "action", "timeout", "role", "params"]);
+    const field = d.pick(
+      target.role === "files"
+        ? ["v", ...Object.keys(rqst)]
+        : ["v", "type", "src", "dst", "seq", "action", "timeout", "role", "params"],
+    );
     const weird: Json = { ...rqst, [field]: d.pick(WEIRD_VALUES) };
     if (d.chance(0.1)) delete weird[field];
     return {
@@ -1052,7 +1157,7 @@ class CaseGenerator {
   #mutated(index: number): FuzzCase {
     const d = this.#d;
     const target = this.#publicTarget();
-    const rqst = this.#validRqst(index);
+    const rqst = this.#baseFor(index, target);
     const variant = d.weighted({
       "bit-flips": 30,
       "byte-edit": 15,
@@ -1064,8 +1169,12 @@ class CaseGenerator {
     });
     if (variant === "value-tweak") {
       // A boundary value of the right type: mostly still a valid request, so it reaches a handler.
-      const out: Json = { ...rqst, params: { ...((rqst.params as Json | undefined) ?? {}) } };
-      const params = out.params as Json;
+      // A file store message has no params: its own fields are tweaked.
+      const out: Json =
+        target.role === "files"
+          ? { ...rqst }
+          : { ...rqst, params: { ...((rqst.params as Json | undefined) ?? {}) } };
+      const params = (out.params ?? {}) as Json;
       const holder = Object.keys(params).length > 0 && d.chance(0.7) ? params : out;
       const key = d.pick(Object.keys(holder));
       holder[key] = tweak(d, holder[key]);

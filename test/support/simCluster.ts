@@ -5,6 +5,7 @@
 import type { ActionLog } from "../../actors/actionLog.js";
 import type { FileSettings } from "../../actors/files/fileService.js";
 import { MemoryReplicas, SimDisk } from "../../actors/files/memoryReplicas.js";
+import type { ReplicaStore } from "../../actors/files/replicaStore.js";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
@@ -26,6 +27,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly election?: { readonly timings?: ElectionTimings; readonly passive?: readonly number[] };
   /** Run the file store too (needs `election`): each node keeps its replicas on a simulated disk that survives its restarts. */
   readonly files?: Partial<FileSettings>;
+  /** The replica store each node opens over its disk (default MemoryReplicas; tests plant bugs with it). */
+  readonly replicaStore?: (id: number, disk: SimDisk) => ReplicaStore;
 }
 
 export interface ObservedEvent extends EventMessage {
@@ -96,11 +99,16 @@ export class SimCluster {
         random: seededRandom(this.options.seed * 1_000 + id),
         ...(this.options.actionLog ? { actionLog: () => this.options.actionLog as ActionLog } : {}),
         ...(this.kv ? { coordinatorStore: () => (this.kv as SimKv).client(name) } : {}),
-        ...(this.options.files ? { replicas: () => new MemoryReplicas(this.disk(id)) } : {}),
+        ...(this.options.files ? { replicas: () => this.#replicaStore(id) } : {}),
       },
     ).start();
     this.nodes.set(id, node);
     return node;
+  }
+
+  #replicaStore(id: number): ReplicaStore {
+    const disk = this.disk(id);
+    return this.options.replicaStore?.(id, disk) ?? new MemoryReplicas(disk);
   }
 
   /** Node `id`'s simulated disk (made on first use). */

@@ -35,7 +35,11 @@ describe("placement", () => {
       files: [],
       seenAt,
     });
-    const servers = { "3": record("passive", 2_500), "2": record("active", 100), "5": record("active", 5_000) };
+    const servers = {
+      "3": record("passive", 2_500),
+      "2": record("active", 100),
+      "5": record("active", 5_000),
+    };
     const live = liveServers(servers, { node: 1, type: "active", files: [] }, 5_000, 3_000);
     expect(live.map((s) => s.node)).toEqual([1, 3, 5]);
   });
@@ -69,7 +73,7 @@ describe("placement", () => {
       view(2, "passive", [other], 5_000), // heard after the record, lists other bytes: not a holder
       view(3, "passive", [], 1_200), // not heard since the record: still counted
     ];
-    expect(holdersOf(file, { holders: [2, 3, 4], at: 1_000 }, servers, 1_000)).toEqual([1, 3]);
+    expect(holdersOf(file, { holders: [2, 3, 4], since: 1_000 }, servers, 1_000)).toEqual([1, 3]);
   });
 
   it("repairs up to the replication factor, but only from a version someone still holds", () => {

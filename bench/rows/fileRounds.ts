@@ -1,0 +1,50 @@
+// How the file rows time their two sides: a warm-up of each, then blocks of
+// sequential operations that alternate between ours and raw (bench/load.ts),
+// so machine noise lands on both alike. Each side is called with its own
+// running count, which picks the file of that operation.
+import { interleaved, sequential } from "../load.js";
+import type { BenchContext } from "../row.js";
+
+export interface Plan {
+  /** Operations of each side before timing starts (not reported). */
+  readonly warmup: number;
+  readonly blocks: number;
+  /** Sequential operations of each side per block. */
+  readonly perBlock: number;
+}
+
+export interface Sides {
+  /** Names the blocks in progress lines and timeouts. */
+  readonly label: string;
+  readonly ours: (i: number) => Promise<void>;
+  readonly raw: (i: number) => Promise<void>;
+}
+
+/** Latencies in milliseconds of each side's timed operations (warm-up excluded). */
+export async function fileRounds(
+  ctx: BenchContext,
+  plan: Plan,
+  sides: Sides,
+): Promise<{ ours: number[]; raw: number[] }> {
+  const counted = (op: (i: number) => Promise<void>) => {
+    let i = 0;
+    return () => op(i++);
+  };
+  const ours = counted(sides.ours);
+  const raw = counted(sides.raw);
+  ctx.progress(`warm-up: ${plan.warmup} of each`);
+  await ctx.within(60_000, `${sides.label} warm-up (raw)`, sequential(raw, plan.warmup, ctx.signal));
+  await ctx.within(60_000, `${sides.label} warm-up (ours)`, sequential(ours, plan.warmup, ctx.signal));
+  ctx.progress(`timing: ${plan.blocks} blocks × ${plan.perBlock} of each, alternating`);
+  const blocks = await interleaved(
+    ctx,
+    { blocks: plan.blocks, blockTimeoutMs: 60_000, label: sides.label },
+    {
+      raw: () => sequential(raw, plan.perBlock, ctx.signal),
+      ours: () => sequential(ours, plan.perBlock, ctx.signal),
+    },
+  );
+  // sequential() times in µs; these operations take milliseconds.
+  const toMs = (samples: number[][]) => samples.flat().map((us) => us / 1_000);
+  return { ours: toMs(blocks.ours), raw: toMs(blocks.raw) };
+}

@@ -1,0 +1,117 @@
+// SPEC 8: UPDATE latency of one file, 1 KiB and ~1 MB, held by 3 of 5 dvsd
+// processes — from the client's call to the bytes in memory with their
+// SHA-256 checked — against a raw JetStream direct get of the same bytes from
+// the same nats-server, hashed the same way. Sequential reads of a few names
+// committed beforehand, raw and ours alternating in blocks after a warm-up of
+// each. Reported for information: there is no target.
+import { memorySink } from "../../actors/files/fileClient.js";
+import { UnexpectedReplyError } from "../errors.js";
+import type { BenchRow, Measurement, Ratio } from "../row.js";
+import { ratio, summarize } from "../stats.js";
+import { describeReady, FILE_CLUSTER_NOTE, REPLICATION_FACTOR, startFileCluster } from "./fileCluster.js";
+import { RAW_FILE_NOTE, RawFileStream } from "./fileJetStream.js";
+import { fileRounds, type Plan } from "./fileRounds.js";
+import { type BenchFile, benchFiles, describeSize } from "./fileWorkload.js";
+
+interface UpdateRowOptions {
+  readonly name: string;
+  readonly size: number;
+  readonly full: Plan;
+  readonly quick: Plan;
+}
+
+function fileUpdateRow(options: UpdateRowOptions): BenchRow {
+  const { name, size } = options;
+  return {
+    name,
+    title: `UPDATE of ${describeSize(size)} from 5 dvsd processes (rf ${REPLICATION_FACTOR}) vs raw JetStream direct get (informational)`,
+    async run(ctx) {
+      const plan = ctx.quick ? options.quick : options.full;
+      const all = benchFiles(size);
+      // One content per name, the newest on both sides.
+      const files = [...new Map(all.map((f) => [f.name, f])).values()];
+      const raw = await RawFileStream.create(ctx, name);
+      const store = await startFileCluster(ctx, name, all[0] as BenchFile);
+      const versions = new Map<string, number>();
+      for (const file of files) {
+        const committed = await ctx.within(
+          30_000,
+          `COMMIT ${file.name}`,
+          store.client.commit(file.name, file.source),
+        );
+        versions.set(file.name, committed.version);
+        await ctx.within(5_000, `publish ${file.token}`, raw.publish(file));
+      }
+
+      const sources = new Map<number, number>();
+      const ours = async (i: number) => {
+        const file = files[i % files.length] as BenchFile;
+        const sink = memorySink(size);
+        const read = await store.client.update(file.name, () => sink);
+        if (
+          read.sha256 !== file.source.sha256 ||
+          read.version !== versions.get(file.name) ||
+          sink.bytes().byteLength !== size
+        ) {
+          throw new UnexpectedReplyError(
+            "UPDATE",
+            `${file.name} version ${read.version} (${read.sha256.slice(0, 12)}, ${sink.bytes().byteLength} B)`,
+          );
+        }
+        sources.set(read.source, (sources.get(read.source) ?? 0) + 1);
+      };
+      const rawGet = (i: number) => {
+        const file = files[i % files.length] as BenchFile;
+        return raw.get(file, file.source.sha256);
+      };
+
+      const { ours: o, raw: r } = await fileRounds(ctx, plan, { label: "update", ours, raw: rawGet });
+      const os = summarize(o);
+      const rs = summarize(r);
+      const measurements: Measurement[] = [
+        { name: "ours.p50", value: os.p50, unit: "ms" },
+        { name: "ours.p90", value: os.p90, unit: "ms" },
+        { name: "ours.max", value: os.max, unit: "ms" },
+        { name: "raw.p50", value: rs.p50, unit: "ms" },
+        { name: "raw.p90", value: rs.p90, unit: "ms" },
+        { name: "raw.max", value: rs.max, unit: "ms" },
+        { name: "ours.updates", value: os.count, unit: "requests" },
+        { name: "raw.gets", value: rs.count, unit: "requests" },
+      ];
+      const ratios: Ratio[] = [
+        { name: "p50", of: "ours.p50 / raw.p50 (no target)", value: ratio(os.p50, rs.p50) },
+        { name: "p90", of: "ours.p90 / raw.p90", value: ratio(os.p90, rs.p90) },
+      ];
+      const servedBy = [...sources]
+        .sort(([a], [b]) => a - b)
+        .map(([node, n]) => `${node} ×${n}`)
+        .join(", ");
+      return {
+        measurements,
+        ratios,
+        notes: [
+          FILE_CLUSTER_NOTE,
+          RAW_FILE_NOTE,
+          `${describeSize(size)} per file, ${files.length} names; ours: client call → bytes in memory, SHA-256 checked (UPDATE to the coordinator, then READ from the holder it names); raw: direct get of the subject's last message, SHA-256 checked`,
+          `${plan.warmup} warm-up of each, then ${plan.blocks} alternating blocks of ${plan.perBlock}; read from node ${servedBy}`,
+          describeReady(store),
+        ],
+      };
+    },
+  };
+}
+
+export const fileUpdate1k = fileUpdateRow({
+  name: "file-update-1k",
+  size: 1024,
+  full: { warmup: 20, blocks: 4, perBlock: 50 },
+  quick: { warmup: 2, blocks: 2, perBlock: 5 },
+});
+
+/** 1,000,000 B rather than 1 MiB: a JetStream message must fit under nats.conf's max_payload (1 MiB) with its headers. */
+export const fileUpdate1m = fileUpdateRow({
+  name: "file-update-1m",
+  size: 1_000_000,
+  full: { warmup: 4, blocks: 4, perBlock: 10 },
+  quick: { warmup: 1, blocks: 2, perBlock: 2 },
+});

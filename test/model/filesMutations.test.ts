@@ -1,0 +1,73 @@
+// Planted bugs: the file store property must find a counterexample against a
+// catalog or replica store that is wrong in one known way, within a bounded
+// number of runs, and blame an invariant that the bug breaks. The bugs are
+// planted by wrapping what the nodes are given (the store client, the replica
+// store); production code is untouched. Each check stops at the first
+// counterexample without shrinking it, to keep the suite's time bounded.
+import { describe, expect, it } from "vitest";
+import { checkFiles, describeFilesFailure, type FilesRunDetails, plantedBugs } from "./files.js";
+import { FILES_INVARIANTS, InvariantViolation } from "./filesInvariants.js";
+
+const seed = 20_250_802;
+const numRuns = 60;
+const maxCommands = 20;
+
+async function hunt(name: string): Promise<{ details: FilesRunDetails; found: InvariantViolation }> {
+  const bug = plantedBugs.get(name);
+  if (bug === undefined) throw new Error(`no planted bug ${name}`);
+  const details = await checkFiles({
+    seed,
+    numRuns,
+    maxCommands,
+    mutation: bug.mutation,
+    ...(bug.commands ? { commands: bug.commands } : {}),
+    noShrink: true,
+  });
+  expect(details.failed, "the planted bug went unnoticed").toBe(true);
+  const error = details.errorInstance;
+  expect(error, describeFilesFailure(details, { maxCommands, mutation: name })).toBeInstanceOf(
+    InvariantViolation,
+  );
+  return { details, found: error as InvariantViolation };
+}
+
+describe("the file store property against planted bugs", () => {
+  it("finds a catalog that overwrites instead of comparing and setting", async () => {
+    const { details, found } = await hunt("no-cas");
+    expect([
+      FILES_INVARIANTS.versionsGrow,
+      FILES_INVARIANTS.successUnique,
+      FILES_INVARIANTS.successRecorded,
+    ]).toContain(found.invariant);
+    // The counterexample comes with a replay line and the trace of the failing run.
+    expect(describeFilesFailure(details, { maxCommands, mutation: "no-cas" })).toMatch(
+      /replay: .*--seed \d+ --steps 20 --path "[\d:]+".* --mutation no-cas/,
+    );
+    expect(found.detail).toContain("catalog now:");
+  }, 120_000);
+
+  it("finds catalog reads served by a lagging replica", async () => {
+    const { found } = await hunt("stale-read");
+    expect(found.invariant).toBe(FILES_INVARIANTS.updateNotOlder);
+  }, 120_000);
+
+  it("finds a holder that answers DONE without keeping the bytes", async () => {
+    const { found } = await hunt("finish-drops");
+    expect(found.invariant).toBe(FILES_INVARIANTS.successDurable);
+  }, 120_000);
+
+  it("finds holders that do not make replicas durable (lost on a crash)", async () => {
+    const { found } = await hunt("no-fsync");
+    expect(found.invariant).toBe(FILES_INVARIANTS.successDurable);
+  }, 120_000);
+
+  it("finds a disk that returns other bytes than it stored", async () => {
+    const { found } = await hunt("corrupt-read");
+    expect(found.invariant).toBe(FILES_INVARIANTS.noLoss);
+  }, 120_000);
+
+  it("finds holders that drop the newest version with the obsolete ones", async () => {
+    const { found } = await hunt("remove-all");
+    expect([FILES_INVARIANTS.noLoss, FILES_INVARIANTS.successDurable]).toContain(found.invariant);
+  }, 120_000);
+});
