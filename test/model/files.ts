@@ -38,6 +38,8 @@ export interface FilesPropertyOptions {
   readonly maxCommands: number;
   /** Replays the commands of one counterexample: the `replayPath` fast-check prints beside them. */
   readonly replayPath?: string;
+  /** Fail on a commit recorded as a second version (FILES_INVARIANTS.commitOnce) instead of counting it. */
+  readonly commitOnce?: boolean;
   /** Called after each run of the predicate (shrinking runs included). */
   readonly onRun?: (passed: boolean, coverage: FilesCoverage | undefined) => void;
 }
@@ -68,7 +70,7 @@ export function filesProperty(options: FilesPropertyOptions) {
       let passed = false;
       let harness: FilesHarness | undefined;
       try {
-        const h = new FilesHarness(config, options.mutation);
+        const h = new FilesHarness(config, options.mutation, { commitOnce: options.commitOnce ?? false });
         harness = h;
         await h.begin();
         await fc.asyncModelRun(() => ({ model: initialModel(), real: h }), commands);
@@ -104,9 +106,10 @@ export function checkFiles(options: FilesCheckOptions): Promise<FilesRunDetails>
 /** A failure as a human reads it: how to replay, the shrunk setting and commands, and the trace of the failing run. */
 export function describeFilesFailure(
   details: FilesRunDetails,
-  run: { readonly maxCommands: number; readonly mutation?: string },
+  run: { readonly maxCommands: number; readonly mutation?: string; readonly commitOnce?: boolean },
 ): string {
   const { maxCommands, mutation } = run;
+  const strict = run.commitOnce ? "FILES_MODEL_COMMIT_ONCE=1 " : "";
   if (!details.failed) return `passed ${details.numRuns} runs (seed ${details.seed})`;
   const commands = details.counterexample ? String(details.counterexample[1]) : "";
   // fc.commands needs its own replay path, printed beside the commands, to replay them exactly.
@@ -120,8 +123,8 @@ export function describeFilesFailure(
   }`;
   const lines = [
     `file store property failed after ${details.numRuns} run(s), shrunk ${details.numShrinks} time(s)`,
-    `replay: npm run build && node dist/test/model/filesCli.js ${cli}`,
-    ...(mutation ? [] : [`    or: ${env} npx vitest run test/model/files.model.test.ts`]),
+    `replay: npm run build && ${strict}node dist/test/model/filesCli.js ${cli}`,
+    ...(mutation ? [] : [`    or: ${strict}${env} npx vitest run test/model/files.model.test.ts`]),
   ];
   if (details.counterexample) {
     lines.push(`setting: ${fc.stringify(details.counterexample[0])}`, `commands: ${commands}`);

@@ -106,8 +106,8 @@ export interface FilesCoverage {
   concurrent: number;
   /** Catalog writes (versions recorded and repairs). */
   recorded: number;
-  /** Commits (by id) recorded as two versions: a retry after another commit was recorded in between. */
-  recordedTwice: number;
+  /** Commits recorded as a second version: a retry after another commit was recorded over the first. */
+  recordedAgain: number;
   coordinatorChanges: number;
   wipes: number;
   /** Files the final check excused because every holder of their newest version was wiped. */
@@ -131,7 +131,7 @@ export function emptyFilesCoverage(): FilesCoverage {
     updateErrors: 0,
     concurrent: 0,
     recorded: 0,
-    recordedTwice: 0,
+    recordedAgain: 0,
     coordinatorChanges: 0,
     wipes: 0,
     excused: 0,
@@ -165,7 +165,7 @@ export function bodyOf(seq: number, name: string, size: number, seed: number): U
 export class FilesHarness {
   readonly cluster: SimCluster;
   readonly kv: SimKv;
-  readonly history = new FileHistory();
+  readonly history: FileHistory;
   readonly #config: FilesConfig;
   readonly #clients: FileClient[] = [];
   readonly #linkCut = new Set<NodeId>();
@@ -179,8 +179,10 @@ export class FilesHarness {
   readonly #log: string[] = [];
   readonly #coverage: FilesCoverage = emptyFilesCoverage();
 
-  constructor(config: FilesConfig, mutation: FilesMutation = {}) {
+  /** `commitOnce`: enforce the invariant of that name (see FILES_INVARIANTS), else count its breaches. */
+  constructor(config: FilesConfig, mutation: FilesMutation = {}, checks: { readonly commitOnce?: boolean } = {}) {
     this.#config = config;
+    this.history = new FileHistory({ commitOnce: checks.commitOnce ?? false });
     const plantReplicas = mutation.replicas;
     this.cluster = new SimCluster({
       seed: config.seed,
@@ -217,7 +219,7 @@ export class FilesHarness {
   }
 
   get coverage(): FilesCoverage {
-    return { ...this.#coverage, recordedTwice: this.history.recordedTwice.length };
+    return { ...this.#coverage, recordedAgain: this.history.recordedAgain.length };
   }
 
   /** Calls started and not ended yet. */
@@ -558,6 +560,7 @@ export class FilesHarness {
       this.#log.push(
         `t=${w.at}   catalog: ${w.host} recorded ${r.name} v${r.version} (${short(r.sha256)}, commit ${r.commit}, epoch ${r.epoch}) holders [${r.holders.join(",")}]`,
       );
+      const again = this.history.recordedAgain.length;
       this.history.recorded({
         name: r.name,
         version: r.version,
@@ -568,6 +571,8 @@ export class FilesHarness {
         at: w.at,
         host: w.host,
       });
+      const recordedAgain = this.history.recordedAgain[again];
+      if (recordedAgain !== undefined) this.#log.push(`t=${w.at}   note: ${recordedAgain}`);
     }
   }
 

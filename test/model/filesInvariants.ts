@@ -15,6 +15,8 @@ export const FILES_INVARIANTS = {
   successRecorded: "a SUCCESS names the committed bytes under a version the catalog recorded",
   successDurable: "when a SUCCESS arrives, each holder it names has the version on its disk",
   versionsGrow: "a file's recorded versions never go backwards, and one version names one content",
+  /** Checked only on request: docs/protocol.md 11.2 lets a retry make a new version once another commit was recorded over its first. */
+  commitOnce: "a commit (one id, however often it is retried) is recorded as one version",
   updateNotOlder:
     "an UPDATE started after a SUCCESS (or an UPDATE's answer) returns that version or a newer one",
   bytesCommitted: "an UPDATE returns, byte for byte, what a COMMIT sent under the version it was recorded as",
@@ -103,12 +105,15 @@ export class FileHistory {
   readonly #recordedAt = new Map<string, string>();
   /** Per (file, version, hash), every node named as its holder by a SUCCESS or a catalog write. */
   readonly #holders = new Map<string, Set<NodeId>>();
-  /** Per file and commit id, the versions it was recorded as (a retry with the same id is meant to be the same commit). */
-  readonly #versionsOfCommit = new Map<string, Set<number>>();
-  /** Commits recorded as more than one version: allowed by the invariants, counted for the report. */
-  readonly recordedTwice: string[] = [];
+  /** Per commit id (unique in a run), the version it was recorded as. */
+  readonly #versionOfCommit = new Map<string, number>();
+  /** Commits recorded as a second version (when `commitOnce` is not enforced): for the report. */
+  readonly recordedAgain: string[] = [];
   /** Disks wiped: node and when. */
   readonly wipes: { readonly node: NodeId; readonly at: number }[] = [];
+
+  /** `commitOnce`: a commit recorded as a second version is a violation, not only counted. */
+  constructor(readonly options: { readonly commitOnce: boolean } = { commitOnce: false }) {}
 
   commitSent(commit: SentCommit): void {
     let byHash = this.sent.get(commit.name);
@@ -153,15 +158,14 @@ export class FileHistory {
         `${what}: no COMMIT of ${write.name} sent those bytes`,
       );
     }
+    const first = this.#versionOfCommit.get(write.commit);
+    if (first !== undefined && first !== write.version) {
+      const again = `${what}, but commit ${write.commit} was recorded as v${first} before: readers can see its bytes, then a later commit's, then its bytes again`;
+      if (this.options.commitOnce) throw new InvariantViolation(FILES_INVARIANTS.commitOnce, again);
+      this.recordedAgain.push(again);
+    }
+    this.#versionOfCommit.set(write.commit, write.version);
     this.#recordedAt.set(versionKey(write.name, write.version), write.sha256);
-    const commitKey = `${write.commit}\u0000${write.name}`;
-    const versions = this.#versionsOfCommit.get(commitKey) ?? new Set<number>();
-    if (!versions.has(write.version) && versions.size === 1)
-      this.recordedTwice.push(
-        `${write.name} commit ${write.commit}: v${[...versions][0]} and v${write.version}`,
-      );
-    versions.add(write.version);
-    this.#versionsOfCommit.set(commitKey, versions);
     this.#addHolders(write.name, write.version, write.sha256, write.holders);
   }
 
