@@ -121,3 +121,22 @@ export function obsoleteBy(
       (h.version < committed.version || (h.version === committed.version && h.sha256 !== committed.sha256)),
   );
 }
+
+/**
+ * The copies a server lists that no record will ever name: older versions,
+ * other bytes under a recorded version, and versions past the recorded one
+ * (or of a file never recorded) that no commit under way can still record.
+ * `busy` are the files with a commit under way, or recorded or started lately.
+ */
+export function garbageOf(
+  listed: readonly HeldFile[],
+  recorded: ReadonlyMap<string, Pick<HeldFile, "version" | "sha256">>,
+  busy: ReadonlySet<string>,
+): HeldFile[] {
+  return listed.filter((f) => {
+    const record = recorded.get(f.name);
+    if (record !== undefined && f.version < record.version) return true;
+    if (record !== undefined && f.version === record.version) return f.sha256 !== record.sha256;
+    return !busy.has(f.name);
+  });
+}

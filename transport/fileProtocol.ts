@@ -171,6 +171,14 @@ export const peerFileMessageSchema = z.discriminatedUnion("type", [
     ...fileIdentitySchema.shape,
     holders: z.array(nodeIdSchema).max(1024),
   }),
+  /** Coordinator → one server: delete this copy, which no record will ever name (a commit that failed, or an old version). */
+  z.strictObject({
+    ...from,
+    type: z.literal("DISCARD"),
+    name: fileNameSchema,
+    version: fileVersionSchema,
+    sha256: sha256Schema,
+  }),
   /** Coordinator → active: copy this version from `holders` until `rf` servers hold it. */
   z.strictObject({
     ...from,

@@ -11,6 +11,7 @@
 // Decisions are the pure functions of machines/placement.ts.
 import {
   activeOrder,
+  garbageOf,
   holderCandidates,
   holdersOf,
   liveServers,
@@ -132,6 +133,8 @@ export class FileService {
   /** When each held replica's hash was last checked. */
   readonly #verifiedAt = new Map<string, number>();
   #repairTimer: TimerHandle | undefined;
+  /** Per file, until when a commit started or ended here may still leave copies that get recorded (its own clock). */
+  readonly #busyUntil = new Map<string, number>();
   /** When this coordinator's term began, and when it last wrote each file's record (its own clock). */
   #termStart = 0;
   readonly #recordedAt = new Map<string, number>();
@@ -307,6 +310,7 @@ export class FileService {
       return error("EBUSY", `${queue.depth} commits of ${request.name} are waiting already`);
     queue.depth++;
     this.#queues.set(request.name, queue);
+    this.#holdBusy(request.name, request.size);
     const run = queue.tail.then(() => this.#commitNow(request, epoch));
     queue.tail = run.then(
       () => {},
@@ -315,6 +319,7 @@ export class FileService {
     try {
       return await run;
     } finally {
+      this.#holdBusy(request.name, request.size);
       if (--queue.depth === 0) this.#queues.delete(request.name);
     }
   }
@@ -459,6 +464,7 @@ export class FileService {
     if (this.#stopped || this.#coordinatorSubs.length === 0) return;
     if (this.#repairing) return this.#scheduleRepair(this.settings.repairEveryMs);
     this.#repairing = true;
+    const sweepStart = this.#now();
     try {
       const epoch = this.#term();
       if (epoch === undefined) return;
@@ -473,10 +479,53 @@ export class FileService {
         if (this.#term() !== epoch || this.#stopped) return;
         await this.#repairOne(entry, epoch);
       }
+      if (this.#term() === epoch) this.#collectGarbage(entries, epoch, sweepStart);
     } finally {
       this.#repairing = false;
       if (!this.#stopped && this.#coordinatorSubs.length > 0)
         this.#scheduleRepair(this.settings.repairEveryMs);
+    }
+  }
+
+  /** A commit of `name` under way (or just ended): its copies are not judged until its slowest holder is done. */
+  #holdBusy(name: string, size: number): void {
+    const until =
+      this.#now() + transferTimeoutMs(this.settings, size) + 2 * this.#o.election.timings.statusMs;
+    this.#busyUntil.set(name, Math.max(until, this.#busyUntil.get(name) ?? 0));
+  }
+
+  /**
+   * Tells each server to delete the copies no record will ever name. Nothing
+   * is judged early in a term (the last coordinator's writes may still land),
+   * nor for a file whose commit here is under way or ended lately.
+   */
+  #collectGarbage(entries: readonly CatalogEntry[], epoch: number, sweepStart: number): void {
+    const statusMs = this.#o.election.timings.statusMs;
+    if (sweepStart - this.#termStart < 2 * statusMs + 2 * this.settings.requestTimeoutMs) return;
+    const recorded = new Map(entries.map((e) => [e.record.name, e.record]));
+    const busy = new Set(this.#queues.keys());
+    for (const [name, until] of this.#busyUntil) {
+      if (sweepStart < until) busy.add(name);
+      else this.#busyUntil.delete(name);
+    }
+    for (const server of this.#servers()) {
+      for (const copy of garbageOf(server.files, recorded, busy)) {
+        const { name, version, sha256 } = copy;
+        const discard: PeerFileMessage = {
+          v: PROTOCOL_VERSION,
+          type: "DISCARD",
+          from: this.#o.self,
+          epoch,
+          name,
+          version,
+          sha256,
+        };
+        try {
+          this.#o.transport.publish(this.#o.subjects.filePeer(server.node), encode(discard));
+        } catch (e) {
+          this.#warn("discard", { err: e }, "could not send DISCARD");
+        }
+      }
     }
   }
 
@@ -548,6 +597,13 @@ export class FileService {
         return;
       case "UPDATE":
         void this.#session(reply, () => this.#find(m));
+        return;
+      case "DISCARD":
+        this.#verifiedAt.delete(refKey(m));
+        this.#o.replicas.remove(m).then(
+          () => this.#o.logger.info({ name: m.name, version: m.version }, "discarded a copy no record names"),
+          (e: unknown) => this.#warn("remove", { err: e }, "could not discard a copy"),
+        );
         return;
     }
   }

@@ -99,6 +99,11 @@ describe("file store over the simulated network", () => {
       client.update("x", () => memorySink()),
     ).catch((e: unknown) => e);
     expect(missing).toMatchObject({ code: "ENOENT" });
+    // The copies the failed commit left are garbage: the coordinator has them discarded.
+    const copies = () => [1, 2].filter((id) => cluster.disk(id).list().length > 0);
+    expect(copies().length).toBeGreaterThan(0);
+    await cluster.advance(30_000);
+    expect(copies()).toEqual([]);
   });
 
   it("reads a file after one holder crashes, and repairs it back to three holders", async () => {

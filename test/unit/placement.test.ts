@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import {
   activeOrder,
+  garbageOf,
   holderCandidates,
   holdersOf,
   liveServers,
@@ -100,5 +101,22 @@ describe("placement", () => {
     ];
     const obsolete = obsoleteBy(held, { name: "x", version: 2, sha256: sha("b") });
     expect(obsolete.map((h) => `${h.version}${h.sha256[0]}`)).toEqual(["1a", "2c"]);
+  });
+
+  it("calls garbage what no record will name: old versions, losing bytes, and unrecorded copies of files no commit is busy with", () => {
+    const listed = [
+      { name: "x", version: 1, sha256: sha("a") },
+      { name: "x", version: 2, sha256: sha("b") },
+      { name: "x", version: 2, sha256: sha("c") },
+      { name: "x", version: 3, sha256: sha("d") },
+      { name: "y", version: 1, sha256: sha("e") },
+      { name: "z", version: 1, sha256: sha("f") },
+    ];
+    const recorded = new Map([["x", { version: 2, sha256: sha("b") }]]);
+    const garbage = (busy: string[]) =>
+      garbageOf(listed, recorded, new Set(busy)).map((f) => `${f.name}${f.version}${f.sha256[0]}`);
+    expect(garbage([])).toEqual(["x1a", "x2c", "x3d", "y1e", "z1f"]);
+    // A commit of x or z under way may still record version 3 or a first version: those wait.
+    expect(garbage(["x", "z"])).toEqual(["x1a", "x2c", "y1e"]);
   });
 });
