@@ -5,9 +5,6 @@
 import { z } from "zod";
 import { epochSchema, nodeIdSchema, PROTOCOL_VERSION } from "./protocol.js";
 
-/** Largest file the store takes by default (config `files.maxFileBytes`). */
-export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024 * 1024;
-
 /** Bytes per READ: under the protocol's message limit with room for the envelope. */
 export const CHUNK_BYTES = 192 * 1024;
 

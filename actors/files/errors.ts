@@ -36,11 +36,3 @@ export class ReplicaIntegrityError extends FileStoreError {
     );
   }
 }
-
-/** A server answered BUSY: it runs as many file sessions as it allows. */
-export class ServerBusyError extends FileStoreError {
-  override name = "ServerBusyError";
-  constructor(readonly server: number) {
-    super("EBUSY", `server ${server} is busy`);
-  }
-}

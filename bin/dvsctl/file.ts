@@ -198,13 +198,12 @@ async function copyToStdout(handle: FileHandle, size: number): Promise<void> {
 // ---- the client ----
 
 /**
- * The FileClient of one command run, and how to stop it. FileClient retries
- * what a coordinator change explains until its deadline, and it takes a
- * publish the NATS server refuses for one of those (EAGAIN); the command sees
- * the refusal here (a request rejected with PermissionDeniedError, or the
- * server's permissions violation on this connection, such as the
- * subscription a commit serves its bytes on), fails at once with exit status
- * 4, and stops the retries by letting no further timer of the client fire.
+ * The FileClient of one command run, and how to stop it. FileClient gives up
+ * at once on a request the NATS server refuses, but a refused subscription
+ * (the one a commit serves its bytes on) shows only as a permissions
+ * violation on the connection; the command sees it here, fails at once with
+ * exit status 4, and stops the retries by letting no further timer of the
+ * client fire.
  */
 class FileSession {
   readonly client: FileClient;
