@@ -405,11 +405,10 @@ export class NodeRuntime<T extends Transport = Transport> {
     queueMicrotask(() => this.#processes?.onView(members));
     if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
-    if (change.event === "DISCONNECT")
-      for (const m of change.changed) {
-        this.#election?.serverGone(m.node);
-        this.#files?.serverGone(m.node);
-      }
+    if (change.event === "DISCONNECT") for (const m of change.changed) this.#election?.serverGone(m.node);
+    // Crashed or cut off (PARTITION) or gone (DISCONNECT): the file store stops waiting on it.
+    if (change.event === "DISCONNECT" || change.event === "PARTITION")
+      for (const m of change.changed) this.#files?.serverLeft(m.node);
     this.components.onViewChange?.(event);
   }
 

@@ -133,6 +133,8 @@ export class FileService {
   /** When each held replica's hash was last checked. */
   readonly #verifiedAt = new Map<string, number>();
   #repairTimer: TimerHandle | undefined;
+  /** Per server, the requests waiting on its answer: they end when it leaves the view. */
+  readonly #waitingOn = new Map<NodeId, Set<() => void>>();
   /** Per file, until when a commit started or ended here may still leave copies that get recorded (its own clock). */
   readonly #busyUntil = new Map<string, number>();
   /** When this coordinator's term began, and when it last wrote each file's record (its own clock). */
@@ -185,8 +187,15 @@ export class FileService {
     }
   }
 
-  /** A server left the view for good (DISCONNECT): a coordinator repairs what it held. */
-  serverGone(_node: NodeId): void {
+  /**
+   * A server left this node's view (PARTITION: crashed or cut off; DISCONNECT:
+   * gone): what waits on its answer stops waiting, and a coordinator looks for
+   * versions it held at once.
+   */
+  serverLeft(node: NodeId): void {
+    const waiting = this.#waitingOn.get(node);
+    this.#waitingOn.delete(node);
+    for (const stop of waiting ?? []) stop();
     if (this.#coordinatorSubs.length > 0) this.#scheduleRepair(0);
   }
 
@@ -230,8 +239,27 @@ export class FileService {
     }
   }
 
-  /** Sends a peer message to `node` and reads its answer; failures come back as ERROR answers. */
-  async #ask(node: NodeId, message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
+  /**
+   * Sends a peer message to `node` and reads its answer; failures come back as
+   * ERROR answers, and so does `node` leaving the view (EAGAIN) before it answers:
+   * a transfer's timeout is long, and a dead holder need not be waited out.
+   */
+  #ask(node: NodeId, message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
+    return new Promise<PeerFileAnswer>((resolve) => {
+      const waiting = this.#waitingOn.get(node) ?? new Set<() => void>();
+      this.#waitingOn.set(node, waiting);
+      const stop = () =>
+        resolve(error("EAGAIN", `server ${node} left the view before it answered ${message.type}`));
+      waiting.add(stop);
+      this.#request(node, message, timeoutMs).then((answer) => {
+        waiting.delete(stop);
+        if (waiting.size === 0 && this.#waitingOn.get(node) === waiting) this.#waitingOn.delete(node);
+        resolve(answer);
+      });
+    });
+  }
+
+  async #request(node: NodeId, message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
     try {
       const msg = await this.#o.transport.request(this.#o.subjects.filePeer(node), encode(message), {
         timeoutMs,

@@ -130,4 +130,25 @@ describe("file store over the simulated network", () => {
     expect(holders).not.toContain(victim);
     expect(holders.length).toBeGreaterThanOrEqual(3);
   });
+
+  it("moves on from a holder that dies while it pulls, once it leaves the view, not after the transfer timeout", async () => {
+    const { cluster, client } = setup(6, [1, 2, 3, 4, 5], [4, 5]);
+    await cluster.advance(2_000);
+    const big = new Uint8Array(1_500_000).map((_, i) => (i * 31) % 253);
+    const started = cluster.clock.now();
+    let finished = 0;
+    const commit = client.commit("slow.bin", bytesSource(big)).finally(() => {
+      finished = cluster.clock.now();
+    });
+    commit.catch(() => {});
+    // A passive server is among the first candidates: it has the REPLICA and is pulling when it dies.
+    const coordinator = [...cluster.nodes].find(([, n]) => n.election?.state().term)?.[0];
+    const victim = coordinator === 4 ? 5 : 4;
+    await cluster.clock.runUntil(() => false, 8);
+    cluster.crash(victim);
+    const committed = await settle(cluster, commit);
+    expect(committed.holders).not.toContain(victim);
+    expect(committed.holders).toHaveLength(3);
+    expect(finished - started).toBeLessThan(2_000);
+  });
 });
