@@ -31,7 +31,7 @@ function fileName(value: string): string {
   const parsed = fileNameSchema.safeParse(value);
   if (!parsed.success)
     throw new InvalidArgumentError(
-      `expected a file name (${parsed.error.issues[0]?.message ?? "invalid"}): 1-180 characters of letters, digits, '.', '_', '-' and '/'`,
+      `expected a file name of 1-180 characters: letters, digits, '.', '_', '-' and '/', not starting with '.' or '/', no empty, '.' or '..' segment`,
     );
   return parsed.data;
 }
@@ -389,7 +389,11 @@ export function addFileCommands(program: Command): void {
               progress.bar()?.clear();
               // Said after the error: the same id finds the commit if it was recorded after all.
               const retry = `dvsctl: to retry this commit: dvsctl file commit ${name} ${path} --commit ${id}`;
-              throw failure("commit", error, error instanceof FileStoreError ? retry : undefined);
+              // Only where the commit may yet be recorded, or a retry may find it: not after EINVAL or ENOSPC.
+              const retryable =
+                error instanceof FileStoreError &&
+                ["EAGAIN", "EBUSY", "ETIMEDOUT", "ESTALE", "EIO"].includes(error.code);
+              throw failure("commit", error, retryable ? retry : undefined);
             }
             progress.bar()?.finish();
             if (g.json) process.stdout.write(`${JSON.stringify({ ...answer, commit: id })}\n`);
