@@ -11,7 +11,14 @@ import { type Random, randomInt, systemRandom } from "../../transport/clock.js";
 import { type FileErrorName, type FileIdentity, fileIdentitySchema } from "../../transport/fileProtocol.js";
 import type { Logger } from "../logger.js";
 import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
-import type { ReplicaRef, ReplicaStore, ReplicaWriter } from "./replicaStore.js";
+import {
+  checkRange,
+  identityOf,
+  keyOf,
+  type ReplicaRef,
+  type ReplicaStore,
+  type ReplicaWriter,
+} from "./replicaStore.js";
 
 const FINISHED = /^([1-9][0-9]*)\.([0-9a-f]{64})$/;
 const UNFINISHED = /\.part-[0-9a-f]+$/;
@@ -23,8 +30,6 @@ interface Entry {
   readonly identity: FileIdentity;
   readonly path: string;
 }
-
-const keyOf = (ref: ReplicaRef): string => JSON.stringify([ref.name, ref.version, ref.sha256]);
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
@@ -39,28 +44,6 @@ function diskError(doing: string, path: string, err: unknown): FileStoreError {
     errno === "ENOSPC" || errno === "EDQUOT" ? "ENOSPC" : errno === "ENAMETOOLONG" ? "EINVAL" : "EIO";
   const reason = err instanceof Error ? err.message : String(err);
   return new FileStoreError(code, `could not ${doing} ${path}: ${reason}`, { cause: err });
-}
-
-/** The identity alone (callers may pass a larger record), checked, since its fields become path names. */
-function identityOf(meta: FileIdentity): FileIdentity {
-  const parsed = fileIdentitySchema.safeParse({
-    name: meta.name,
-    version: meta.version,
-    sha256: meta.sha256,
-    size: meta.size,
-  });
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new FileStoreError("EINVAL", `not a replica identity (${issues})`);
-  }
-  return Object.freeze(parsed.data);
-}
-
-function checkRange(what: string, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0)
-    throw new RangeError(`${what} offset ${offset} is not a whole number ≥ 0`);
-  if (!Number.isSafeInteger(length) || length < 0)
-    throw new RangeError(`${what} length ${length} is not a whole number ≥ 0`);
 }
 
 const encodeName = (name: string): string => Buffer.from(name, "utf8").toString("base64url");

@@ -52,7 +52,7 @@ import { type Logger, throttledWarn } from "../logger.js";
 import { Catalog, type CatalogEntry } from "./catalog.js";
 import { FileStoreError } from "./errors.js";
 import { pullReplica } from "./pull.js";
-import type { ReplicaRef, ReplicaStore } from "./replicaStore.js";
+import { keyOf, type ReplicaRef, type ReplicaStore } from "./replicaStore.js";
 
 export interface FileSettings {
   /** How many servers must hold a version on disk before SUCCESS (default 3). */
@@ -627,7 +627,7 @@ export class FileService {
         void this.#session(reply, () => this.#find(m));
         return;
       case "DISCARD":
-        this.#verifiedAt.delete(refKey(m));
+        this.#verifiedAt.delete(keyOf(m));
         this.#o.replicas.remove(m).then(
           () => this.#o.logger.info({ name: m.name, version: m.version }, "discarded a copy no record names"),
           (e: unknown) => this.#warn("remove", { err: e }, "could not discard a copy"),
@@ -706,7 +706,7 @@ export class FileService {
       window: this.settings.readWindow,
       timeoutMs: this.settings.readTimeoutMs,
     });
-    this.#verifiedAt.set(refKey(identity), this.#now());
+    this.#verifiedAt.set(keyOf(identity), this.#now());
     return done;
   }
 
@@ -744,7 +744,7 @@ export class FileService {
   /** Whether this server holds the version with good bytes (the hash is re-checked when it was not lately). */
   async #servable(ref: ReplicaRef): Promise<boolean> {
     if (this.#o.replicas.get(ref) === undefined) return false;
-    const key = refKey(ref);
+    const key = keyOf(ref);
     const checked = this.#verifiedAt.get(key);
     if (checked !== undefined && this.#now() - checked < this.settings.verifyEveryMs) return true;
     const good = await this.#o.replicas.verify(ref);
@@ -781,15 +781,13 @@ export class FileService {
     }
     if (parsed.data.epoch < this.#o.election.state().highestEpoch) return;
     for (const old of obsoleteBy(this.#o.replicas.held(), parsed.data)) {
-      this.#verifiedAt.delete(refKey(old));
+      this.#verifiedAt.delete(keyOf(old));
       this.#o.replicas
         .remove(old)
         .catch((e: unknown) => this.#warn("remove", { err: e }, "could not remove an old version"));
     }
   }
 }
-
-const refKey = (ref: ReplicaRef) => `${ref.version}.${ref.sha256}.${ref.name}`;
 
 const success = (record: CatalogRecord): FileAnswer => ({
   v: PROTOCOL_VERSION,

@@ -5,17 +5,22 @@
 // real disk leaves only a `.part-` file. No randomness and no timers: the same
 // run gives the same disk.
 import { createHash } from "node:crypto";
-import { type FileIdentity, fileIdentitySchema } from "../../transport/fileProtocol.js";
+import type { FileIdentity } from "../../transport/fileProtocol.js";
 import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
-import type { ReplicaRef, ReplicaStore, ReplicaWriter } from "./replicaStore.js";
+import {
+  checkRange,
+  identityOf,
+  keyOf,
+  type ReplicaRef,
+  type ReplicaStore,
+  type ReplicaWriter,
+} from "./replicaStore.js";
 
 /** A replica as the SimDisk holds it. */
 export interface SimReplica {
   readonly identity: FileIdentity;
   readonly bytes: Uint8Array;
 }
-
-const keyOf = (ref: ReplicaRef): string => JSON.stringify([ref.name, ref.version, ref.sha256]);
 
 const sha256Of = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
@@ -73,27 +78,6 @@ export class SimDisk {
     }
     replica.bytes[offset] = (replica.bytes[offset] ?? 0) ^ 0xff;
   }
-}
-
-function identityOf(meta: FileIdentity): FileIdentity {
-  const parsed = fileIdentitySchema.safeParse({
-    name: meta.name,
-    version: meta.version,
-    sha256: meta.sha256,
-    size: meta.size,
-  });
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new FileStoreError("EINVAL", `not a replica identity (${issues})`);
-  }
-  return Object.freeze(parsed.data);
-}
-
-function checkRange(what: string, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0)
-    throw new RangeError(`${what} offset ${offset} is not a whole number ≥ 0`);
-  if (!Number.isSafeInteger(length) || length < 0)
-    throw new RangeError(`${what} length ${length} is not a whole number ≥ 0`);
 }
 
 /** What a writer needs from its store. */

@@ -3,7 +3,8 @@
 // durable (fsync) before it counts, and read back in chunks. Two implementations
 // keep one contract (test/unit/replicaStoreContract.ts): files on disk
 // (diskReplicas.ts) and the simulated disk of the `sim` network (memoryReplicas.ts).
-import type { FileIdentity } from "../../transport/fileProtocol.js";
+import { type FileIdentity, fileIdentitySchema } from "../../transport/fileProtocol.js";
+import { FileStoreError } from "./errors.js";
 
 /** One version of one file, as ALIVE, READ and the catalog name it. */
 export interface ReplicaRef {
@@ -52,3 +53,29 @@ export interface ReplicaStore {
 
 export const sameReplica = (a: ReplicaRef, b: ReplicaRef): boolean =>
   a.name === b.name && a.version === b.version && a.sha256 === b.sha256;
+
+/** A map key for one replica. */
+export const keyOf = (ref: ReplicaRef): string => JSON.stringify([ref.name, ref.version, ref.sha256]);
+
+/** The identity alone (callers may pass a larger record), checked, since its fields become path names. */
+export function identityOf(meta: FileIdentity): FileIdentity {
+  const parsed = fileIdentitySchema.safeParse({
+    name: meta.name,
+    version: meta.version,
+    sha256: meta.sha256,
+    size: meta.size,
+  });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new FileStoreError("EINVAL", `not a replica identity (${issues})`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** RangeError unless `offset` and `length` are whole numbers ≥ 0. */
+export function checkRange(what: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new RangeError(`${what} offset ${offset} is not a whole number ≥ 0`);
+  if (!Number.isSafeInteger(length) || length < 0)
+    throw new RangeError(`${what} length ${length} is not a whole number ≥ 0`);
+}
