@@ -31,6 +31,7 @@ async function main(): Promise<number> {
     maxCommands,
     commitOnce,
     ...(args.mutation ? { mutation: args.mutation.value.mutation } : {}),
+    ...(args.mutation?.value.config ? { config: args.mutation.value.config } : {}),
     ...(args.mutation?.value.commands ? { commands: args.mutation.value.commands } : {}),
     ...(path !== undefined ? { path } : {}),
     ...(replayPath !== undefined ? { replayPath } : {}),
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
       `${t.updates} updates (${t.fetched} returned a file, ${t.updateErrors} failed), ` +
       `${t.concurrent} calls ended with another on the same file in flight; ` +
       `${t.recorded} catalog writes (${t.recordedAgain} commits recorded as a second version), ${t.coordinatorChanges} coordinators, ${t.wipes} disks wiped; ` +
-      `final checks: ${t.served} files required and served (${t.underReplicated} on fewer disks than the replication factor), ${t.excused} excused (every holder wiped)`,
+      `final checks: ${t.served} files required and served (${t.underReplicated} on fewer disks than the replication factor, ${t.obsoleteCopies} obsolete copies left), ${t.excused} excused (every holder wiped)`,
   );
   console.error(`done in ${elapsed()}`);
   return details.failed ? 1 : 0;

@@ -4,8 +4,9 @@
 // a node's disk (a holder lost for good, at most MAX_WIPES per run), aim a
 // crash at the coordinator or at the holders of a file's newest version, cut
 // the power of a server (its nodes crash together), cut and
-// restore a node's link, a route or a whole server, let time pass, heal the
-// network. The model is only what the commands need to decide what applies;
+// restore a node's link, a route or a whole server, slow a node's traffic
+// (the coordinator's: its writes land after its term), let time pass, heal
+// the network. The model is only what the commands need to decide what applies;
 // the harness checks the invariants.
 import fc from "fast-check";
 import type { NodeId } from "../../transport/protocol.js";
@@ -16,10 +17,14 @@ export interface FilesModel {
   readonly linkCut: Set<NodeId>;
   /** Cut routes as "a-b" with a < b. */
   readonly routeCut: Set<string>;
+  readonly delayed: Set<NodeId>;
   wipes: number;
 }
 
 export type FilesCommand = fc.AsyncCommand<FilesModel, FilesHarness>;
+
+/** A delay aimed at a role: comparable to the 400 ms lease, so a slow coordinator's writes land after its term. */
+const COORDINATOR_DELAY_MS = 300;
 
 const ROUTES: readonly (readonly [number, number])[] = [
   [0, 1],
@@ -92,7 +97,7 @@ class Wipe implements FilesCommand {
  */
 class AtRole implements FilesCommand {
   constructor(
-    readonly fault: "crash" | "wipe" | "cutLink",
+    readonly fault: "crash" | "wipe" | "cutLink" | "delay",
     readonly role: "coordinator" | (typeof FILE_NAMES)[number],
   ) {}
   check = (m: Readonly<FilesModel>) => this.fault !== "wipe" || m.wipes < MAX_WIPES;
@@ -110,9 +115,15 @@ class AtRole implements FilesCommand {
       case "cutLink":
         m.linkCut.add(target);
         return h.cutLink(target);
+      case "delay":
+        m.delayed.add(target);
+        return h.delay(target, COORDINATOR_DELAY_MS);
     }
   }
-  toString = () => `${this.fault}(${this.role === "coordinator" ? "coordinator" : `holder of ${this.role}`})`;
+  toString = () =>
+    `${this.fault}(${this.role === "coordinator" ? "coordinator" : `holder of ${this.role}`}${
+      this.fault === "delay" ? `, ${COORDINATOR_DELAY_MS}` : ""
+    })`;
 }
 
 /**
@@ -198,6 +209,29 @@ class Isolate implements FilesCommand {
   toString = () => `isolate(s${this.server})`;
 }
 
+class Delay implements FilesCommand {
+  constructor(
+    readonly node: NodeId,
+    readonly ms: number,
+  ) {}
+  check = () => true;
+  async run(m: FilesModel, h: FilesHarness) {
+    m.delayed.add(this.node);
+    await h.delay(this.node, this.ms);
+  }
+  toString = () => `delay(${this.node}, ${this.ms})`;
+}
+
+class Undelay implements FilesCommand {
+  constructor(readonly node: NodeId) {}
+  check = (m: Readonly<FilesModel>) => m.delayed.has(this.node);
+  async run(m: FilesModel, h: FilesHarness) {
+    m.delayed.delete(this.node);
+    await h.delay(this.node, 0);
+  }
+  toString = () => `undelay(${this.node})`;
+}
+
 class Advance implements FilesCommand {
   constructor(readonly ms: number) {}
   check = () => true;
@@ -209,10 +243,11 @@ class Advance implements FilesCommand {
 
 class Heal implements FilesCommand {
   constructor(readonly ms: number) {}
-  check = (m: Readonly<FilesModel>) => m.linkCut.size > 0 || m.routeCut.size > 0;
+  check = (m: Readonly<FilesModel>) => m.linkCut.size > 0 || m.routeCut.size > 0 || m.delayed.size > 0;
   async run(m: FilesModel, h: FilesHarness) {
     m.linkCut.clear();
     m.routeCut.clear();
+    m.delayed.clear();
     await h.heal(this.ms);
   }
   toString = () => `heal(${this.ms})`;
@@ -235,7 +270,7 @@ const commit = fc
 const update = fc.tuple(client, name).map(([c, n]) => new Update(c, n));
 
 /**
- * The command arbitraries. Commits and updates are about half of all
+ * The command arbitraries. Commits and updates are about a third of all
  * commands (they start calls that run on while the faults come); time steps
  * are short (a call's round trips, a lease) or long (a failover, a repair
  * round); wipes are rarer than crashes, and bounded by the model.
@@ -262,6 +297,9 @@ export const commandArbitraries: fc.Arbitrary<FilesCommand>[] = [
   route.map((r) => new CutRoute(r)),
   route.map((r) => new RestoreRoute(r)),
   server.map((s) => new Isolate(s)),
+  fc.tuple(node, fc.integer({ min: 10, max: 300 })).map(([n, ms]) => new Delay(n, ms)),
+  node.map((n) => new Undelay(n)),
+  fc.constant(new AtRole("delay", "coordinator")),
   fc.integer({ min: 10, max: 500 }).map((ms) => new Advance(ms)),
   fc.integer({ min: 10, max: 500 }).map((ms) => new Advance(ms)),
   fc.integer({ min: 500, max: 4_000 }).map((ms) => new Advance(ms)),
@@ -274,6 +312,7 @@ export const initialModel = (): FilesModel => ({
   running: new Set(NODE_IDS),
   linkCut: new Set(),
   routeCut: new Set(),
+  delayed: new Set(),
   wipes: 0,
 });
 
@@ -286,13 +325,19 @@ export const callArbitraries: fc.Arbitrary<FilesCommand>[] = [
 ];
 
 /**
- * Calls while holders and coordinators crash and come back: a repair of a
- * version races a commit of the next one, a new coordinator races the commits
- * the old one left in flight.
+ * Many commits while holders and coordinators crash and come back: a repair
+ * of a version (a few seconds after a holder crashed, or when a new
+ * coordinator takes over; slow when it asks a crashed node not yet known to
+ * be down) races a commit of the next one, a new coordinator races the
+ * commits the old one left in flight.
  */
 export const failoverArbitraries: fc.Arbitrary<FilesCommand>[] = [
-  ...callArbitraries,
+  ...Array.from({ length: 6 }, () => commit),
   fc.constantFrom(...FILE_NAMES).map((n) => new AtRole("crash", n)),
   fc.constant(new AtRole("crash", "coordinator")),
+  node.map((n) => new Crash(n)),
   node.map((n) => new Restart(n)),
+  fc.integer({ min: 10, max: 300 }).map((ms) => new Advance(ms)),
+  fc.integer({ min: 10, max: 300 }).map((ms) => new Advance(ms)),
+  fc.integer({ min: 500, max: 3_000 }).map((ms) => new Advance(ms)),
 ];

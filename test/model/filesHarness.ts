@@ -116,6 +116,8 @@ export interface FilesCoverage {
   served: number;
   /** Of those, files held on fewer disks than the replication factor after the final repair wait. */
   underReplicated: number;
+  /** Copies of older versions (or of a commit that lost) still on disks after the final repair wait. */
+  obsoleteCopies: number;
   largest: number;
 }
 
@@ -137,6 +139,7 @@ export function emptyFilesCoverage(): FilesCoverage {
     excused: 0,
     served: 0,
     underReplicated: 0,
+    obsoleteCopies: 0,
     largest: 0,
   };
 }
@@ -148,6 +151,7 @@ interface Call {
 }
 
 const routeKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : `${b}-${a}`);
+const hostOf = (node: NodeId): string => `node-${node}`;
 
 /** Bytes of commit `seq`: a header that makes them unique, then `size` seeded bytes. */
 export function bodyOf(seq: number, name: string, size: number, seed: number): Uint8Array {
@@ -170,6 +174,7 @@ export class FilesHarness {
   readonly #clients: FileClient[] = [];
   readonly #linkCut = new Set<NodeId>();
   readonly #routeCut = new Set<string>();
+  readonly #delays = new Map<NodeId, number>();
   readonly #calls = new Map<number, Call>();
   #seq = 0;
   #absorbed = 0;
@@ -180,7 +185,11 @@ export class FilesHarness {
   readonly #coverage: FilesCoverage = emptyFilesCoverage();
 
   /** `commitOnce`: enforce the invariant of that name (see FILES_INVARIANTS), else count its breaches. */
-  constructor(config: FilesConfig, mutation: FilesMutation = {}, checks: { readonly commitOnce?: boolean } = {}) {
+  constructor(
+    config: FilesConfig,
+    mutation: FilesMutation = {},
+    checks: { readonly commitOnce?: boolean } = {},
+  ) {
     this.#config = config;
     this.history = new FileHistory({ commitOnce: checks.commitOnce ?? false });
     const plantReplicas = mutation.replicas;
@@ -220,11 +229,6 @@ export class FilesHarness {
 
   get coverage(): FilesCoverage {
     return { ...this.#coverage, recordedAgain: this.history.recordedAgain.length };
-  }
-
-  /** Calls started and not ended yet. */
-  get inFlight(): number {
-    return this.#calls.size;
   }
 
   serverOf(id: NodeId): number {
@@ -372,12 +376,21 @@ export class FilesHarness {
     await this.#run(0);
   }
 
+  /** Adds `ms` to every delivery and store hop of the node's traffic (0 removes it): a slow coordinator outlives its term. */
+  async delay(id: NodeId, ms: number): Promise<void> {
+    if (ms > 0) this.#delays.set(id, ms);
+    else this.#delays.delete(id);
+    this.cluster.network.setFaults({ extraDelayMs: ms }, hostOf(id));
+    this.note(ms > 0 ? `delay(${id}, ${ms} ms)` : `undelay(${id})`);
+    await this.#run(0);
+  }
+
   async advance(ms: number): Promise<void> {
     this.note(`advance(${ms})`);
     await this.#run(ms);
   }
 
-  /** Restores every link and route (crashed nodes stay down) and lets the election settle. */
+  /** Restores every link and route, removes every delay (crashed nodes stay down), and lets the election settle. */
   async heal(ms: number): Promise<void> {
     this.#healNetwork();
     this.note(`heal links and routes, wait ${ms}`);
@@ -428,6 +441,15 @@ export class FilesHarness {
             this.cluster.disk(id).load({ name, version: current.version, sha256: current.sha256 }) !==
             undefined,
         );
+        const obsolete = NODE_IDS.flatMap((id) =>
+          this.cluster
+            .disk(id)
+            .list()
+            .filter((f) => f.name === name && (f.version !== current.version || f.sha256 !== current.sha256))
+            .map((f) => `n${id}:v${f.version}`),
+        );
+        this.#coverage.obsoleteCopies += obsolete.length;
+        if (obsolete.length > 0) this.note(`${name}: obsolete copies left [${obsolete.join(" ")}]`);
         if (copies.length < REPLICATION_FACTOR) {
           this.#coverage.underReplicated++;
           this.note(`${name} v${current.version} is on ${copies.length} disks only: [${copies.join(",")}]`);
@@ -515,6 +537,8 @@ export class FilesHarness {
       this.cluster.network.restoreRoute(a ?? 0, b ?? 0);
     }
     this.#routeCut.clear();
+    for (const id of this.#delays.keys()) this.cluster.network.setFaults({ extraDelayMs: 0 }, hostOf(id));
+    this.#delays.clear();
   }
 
   /**
@@ -618,7 +642,11 @@ export class FilesHarness {
     const lines = ["commands, calls and catalog writes (simulated ms):", ...log.map((l) => `  ${l}`)];
     lines.push(
       `topology at t=${this.now}: ${this.#placement()}`,
-      `  links cut: [${[...this.#linkCut].join(",")}]; routes cut: [${[...this.#routeCut].join(",")}]`,
+      `  links cut: [${[...this.#linkCut].join(",")}]; routes cut: [${[...this.#routeCut].join(",")}]; delays: [${[
+        ...this.#delays,
+      ]
+        .map(([id, ms]) => `n${id}+${ms}ms`)
+        .join(",")}]`,
       `  running: [${[...this.cluster.nodes.keys()].sort().join(",")}]; coordinator: ${
         this.coordinator() ?? "none"
       }; wiped: [${this.history.wipes.map((w) => `n${w.node}@t=${w.at}`).join(", ")}]`,
