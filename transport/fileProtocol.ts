@@ -28,6 +28,9 @@ export const fileVersionSchema = z.number().int().min(1).max(Number.MAX_SAFE_INT
 /** SHA-256 of the bytes, lowercase hex. */
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
+/** How many earlier commit ids a catalog record keeps, for retries that come late. */
+export const RECENT_COMMITS = 32;
+
 /** A commit's id, chosen by the client (dvsctl: a ULID); a retry with the same id is the same commit. */
 export const commitIdSchema = z
   .string()
@@ -216,5 +219,21 @@ export const catalogRecordSchema = z.strictObject({
   /** Servers that wrote it to disk (DONE), updated by repair. */
   holders: z.array(nodeIdSchema).max(1024),
   at: z.number(),
+  /**
+   * The commits recorded before this one, newest first (at most
+   * RECENT_COMMITS): a retried COMMIT whose first attempt was recorded is
+   * answered with that version instead of becoming a new one.
+   */
+  earlier: z
+    .array(
+      z.strictObject({
+        commit: commitIdSchema,
+        version: fileVersionSchema,
+        sha256: sha256Schema,
+        size: sizeSchema,
+      }),
+    )
+    .max(64)
+    .optional(),
 });
 export type CatalogRecord = z.infer<typeof catalogRecordSchema>;

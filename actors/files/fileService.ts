@@ -40,6 +40,7 @@ import {
   type PeerFileMessage,
   peerFileAnswerSchema,
   peerFileMessageSchema,
+  RECENT_COMMITS,
   readRequestSchema,
   type UpdateRequest,
   updateRequestSchema,
@@ -355,10 +356,12 @@ export class FileService {
   async #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
     if (this.#term() !== epoch) return error("EAGAIN", "this node's term ended");
     const existing = await this.#catalog.get(request.name);
-    if (existing?.record.commit === request.commit) {
-      if (existing.record.sha256 !== request.sha256)
+    const recorded = existing === undefined ? undefined : recordedCommit(existing.record, request.commit);
+    if (recorded !== undefined) {
+      // A retry of a commit that was recorded (its answer was lost): the same version, never a new one.
+      if (recorded.sha256 !== request.sha256)
         return error("EINVAL", `commit id ${request.commit} was used for other bytes`);
-      return success(existing.record);
+      return recorded;
     }
     if (!mayRecord(existing?.record, epoch)) return error("EAGAIN", "a newer coordinator recorded this file");
     const identity: FileIdentity = {
@@ -393,6 +396,7 @@ export class FileService {
       commit: request.commit,
       holders: answer.holders,
       at: this.#now(),
+      earlier: earlierCommits(existing?.record),
     };
     try {
       await this.#catalog.record(record, existing?.revision);
@@ -798,3 +802,22 @@ const success = (record: CatalogRecord): FileAnswer => ({
   size: record.size,
   holders: record.holders,
 });
+
+/** The answer to a commit id the record names: its own, or one of the earlier commits it remembers. */
+function recordedCommit(
+  record: CatalogRecord,
+  commit: string,
+): Extract<FileAnswer, { type: "SUCCESS" }> | undefined {
+  if (record.commit === commit) return success(record) as Extract<FileAnswer, { type: "SUCCESS" }>;
+  const earlier = record.earlier?.find((e) => e.commit === commit);
+  if (earlier === undefined) return undefined;
+  // The holders may have dropped that version since.
+  return { ...(success(record) as Extract<FileAnswer, { type: "SUCCESS" }>), ...earlier, holders: [] };
+}
+
+/** The commits a new record remembers: the one it replaces, then those it remembered. */
+function earlierCommits(previous: CatalogRecord | undefined): CatalogRecord["earlier"] {
+  if (previous === undefined) return undefined;
+  const { commit, version, sha256, size } = previous;
+  return [{ commit, version, sha256, size }, ...(previous.earlier ?? [])].slice(0, RECENT_COMMITS);
+}

@@ -40,7 +40,7 @@ export interface FilesPropertyOptions {
   readonly maxCommands: number;
   /** Replays the commands of one counterexample: the `replayPath` fast-check prints beside them. */
   readonly replayPath?: string;
-  /** Fail on a commit recorded as a second version (FILES_INVARIANTS.commitOnce) instead of counting it. */
+  /** Fail on a commit recorded as a second version (FILES_INVARIANTS.commitOnce); false only counts it. Default true. */
   readonly commitOnce?: boolean;
   /** Called after each run of the predicate (shrinking runs included). */
   readonly onRun?: (passed: boolean, coverage: FilesCoverage | undefined) => void;
@@ -72,7 +72,7 @@ export function filesProperty(options: FilesPropertyOptions) {
       let passed = false;
       let harness: FilesHarness | undefined;
       try {
-        const h = new FilesHarness(config, options.mutation, { commitOnce: options.commitOnce ?? false });
+        const h = new FilesHarness(config, options.mutation, { commitOnce: options.commitOnce ?? true });
         harness = h;
         await h.begin();
         await fc.asyncModelRun(() => ({ model: initialModel(), real: h }), commands);
@@ -111,7 +111,7 @@ export function describeFilesFailure(
   run: { readonly maxCommands: number; readonly mutation?: string; readonly commitOnce?: boolean },
 ): string {
   const { maxCommands, mutation } = run;
-  const strict = run.commitOnce ? "FILES_MODEL_COMMIT_ONCE=1 " : "";
+  const strict = run.commitOnce === false ? "FILES_MODEL_COMMIT_ONCE=0 " : "";
   if (!details.failed) return `passed ${details.numRuns} runs (seed ${details.seed})`;
   const commands = details.counterexample ? String(details.counterexample[1]) : "";
   // fc.commands needs its own replay path, printed beside the commands, to replay them exactly.

@@ -191,7 +191,7 @@ export class FilesHarness {
     checks: { readonly commitOnce?: boolean } = {},
   ) {
     this.#config = config;
-    this.history = new FileHistory({ commitOnce: checks.commitOnce ?? false });
+    this.history = new FileHistory({ commitOnce: checks.commitOnce ?? true });
     const plantReplicas = mutation.replicas;
     this.cluster = new SimCluster({
       seed: config.seed,

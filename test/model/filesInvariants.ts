@@ -15,7 +15,7 @@ export const FILES_INVARIANTS = {
   successRecorded: "a SUCCESS names the committed bytes under a version the catalog recorded",
   successDurable: "when a SUCCESS arrives, each holder it names has the version on its disk",
   versionsGrow: "a file's recorded versions never go backwards, and one version names one content",
-  /** Checked only on request: docs/protocol.md 11.2 lets a retry make a new version once another commit was recorded over its first. */
+  /** One commit id is recorded as one version: a retry of a recorded commit is answered with it (the record remembers earlier ids). */
   commitOnce: "a commit (one id, however often it is retried) is recorded as one version",
   updateNotOlder:
     "an UPDATE started after a SUCCESS (or an UPDATE's answer) returns that version or a newer one",
