@@ -11,7 +11,7 @@ import type { BenchRow, Measurement, Ratio } from "../row.js";
 import { ratio, summarize } from "../stats.js";
 import { describeReady, FILE_CLUSTER_NOTE, REPLICATION_FACTOR, startFileCluster } from "./fileCluster.js";
 import { RAW_FILE_NOTE, RawFileStream } from "./fileJetStream.js";
-import { fileRounds, type Plan } from "./fileRounds.js";
+import { FILE_SIZES, fileRounds, type Plan } from "./fileRounds.js";
 import { benchFiles, describeSize } from "./fileWorkload.js";
 
 interface CommitRowOptions {
@@ -83,17 +83,5 @@ function fileCommitRow(options: CommitRowOptions): BenchRow {
   };
 }
 
-export const fileCommit1k = fileCommitRow({
-  name: "file-commit-1k",
-  size: 1024,
-  full: { warmup: 20, blocks: 4, perBlock: 50 },
-  quick: { warmup: 2, blocks: 2, perBlock: 5 },
-});
-
-/** 1,000,000 B rather than 1 MiB: a JetStream message must fit under nats.conf's max_payload (1 MiB) with its headers. */
-export const fileCommit1m = fileCommitRow({
-  name: "file-commit-1m",
-  size: 1_000_000,
-  full: { warmup: 4, blocks: 4, perBlock: 10 },
-  quick: { warmup: 1, blocks: 2, perBlock: 2 },
-});
+export const fileCommit1k = fileCommitRow({ name: "file-commit-1k", ...FILE_SIZES["1k"] });
+export const fileCommit1m = fileCommitRow({ name: "file-commit-1m", ...FILE_SIZES["1m"] });

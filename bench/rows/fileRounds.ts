@@ -48,3 +48,18 @@ export async function fileRounds(
   const toMs = (samples: number[][]) => samples.flat().map((us) => us / 1_000);
   return { ours: toMs(blocks.ours), raw: toMs(blocks.raw) };
 }
+
+/** The two sizes the file rows measure, with their sample plans. */
+export const FILE_SIZES = {
+  "1k": {
+    size: 1024,
+    full: { warmup: 20, blocks: 4, perBlock: 50 },
+    quick: { warmup: 2, blocks: 2, perBlock: 5 },
+  },
+  /** 1,000,000 B rather than 1 MiB: a JetStream message must fit under nats.conf's max_payload (1 MiB) with its headers. */
+  "1m": {
+    size: 1_000_000,
+    full: { warmup: 4, blocks: 4, perBlock: 10 },
+    quick: { warmup: 1, blocks: 2, perBlock: 2 },
+  },
+} as const;

@@ -38,10 +38,9 @@ let server: TestNatsServer;
 let watch: EventWatch;
 let serverTraffic: Subscription;
 /**
- * The client of the coordinator-kill test, in this process with short timeouts. Work-around:
- * FileClient waits for a COMMIT's answer for its whole attempt timeout, requestTimeoutMs +
- * 2 × the transfer time its defaults allow (147 s for 8 MiB), before it asks the next
- * coordinator; dvsctl (the defaults) would sit out that long after the coordinator dies.
+ * The client of the coordinator-kill test, in this process with short timeouts, so a
+ * commit whose coordinator died is given up (nothing heard of it for 2 × requestTimeoutMs)
+ * and sent again within a few seconds of each round rather than the default 10 s.
  */
 let committer: FileClient;
 let committerTransport: NatsTransport;
