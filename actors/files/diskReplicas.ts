@@ -18,6 +18,7 @@ import {
   type ReplicaRef,
   type ReplicaStore,
   type ReplicaWriter,
+  ReplicaWriterBase,
 } from "./replicaStore.js";
 
 const FINISHED = /^([1-9][0-9]*)\.([0-9a-f]{64})$/;
@@ -110,34 +111,27 @@ interface WriterHost {
   release(writer: DiskWriter): void;
 }
 
-class DiskWriter implements ReplicaWriter {
+class DiskWriter extends ReplicaWriterBase {
   readonly #file: FileHandle;
   readonly #host: WriterHost;
   readonly #writes = new Set<Promise<void>>();
   #fileClosed = false;
-  #finished: Promise<void> | undefined;
-  #aborted: Promise<void> | undefined;
 
   constructor(
-    readonly meta: FileIdentity,
+    meta: FileIdentity,
     readonly tempPath: string,
     readonly finalPath: string,
     readonly nameDir: string,
     file: FileHandle,
     host: WriterHost,
   ) {
+    super(meta);
     this.#file = file;
     this.#host = host;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.#checkWritable();
-    checkRange("write", offset, data.byteLength);
-    if (offset + data.byteLength > this.meta.size) {
-      throw new RangeError(
-        `write of ${data.byteLength} bytes at ${offset} goes past the ${this.meta.size} bytes of ${this.meta.name} version ${this.meta.version}`,
-      );
-    }
+    this.checkWrite(offset, data.byteLength);
     const done = this.#writeAll(offset, data);
     this.#writes.add(done);
     try {
@@ -145,32 +139,6 @@ class DiskWriter implements ReplicaWriter {
     } finally {
       this.#writes.delete(done);
     }
-  }
-
-  finish(): Promise<void> {
-    if (this.#finished) return this.#finished;
-    if (this.#aborted) return Promise.reject(this.#notWritable("finish"));
-    this.#finished = this.#finish();
-    return this.#finished;
-  }
-
-  abort(): Promise<void> {
-    // Once finish has begun, what it does stands: abort waits for it and drops nothing.
-    if (this.#finished) return this.#finished.then(noop, noop);
-    this.#aborted ??= this.#abort();
-    return this.#aborted;
-  }
-
-  #checkWritable(): void {
-    if (this.#finished || this.#aborted) throw this.#notWritable("write to");
-  }
-
-  #notWritable(doing: string): FileStoreError {
-    const state = this.#aborted ? "aborted" : "finished";
-    return new FileStoreError(
-      "EINVAL",
-      `cannot ${doing} replica ${this.meta.name} version ${this.meta.version}: it was ${state}`,
-    );
   }
 
   async #writeAll(offset: number, data: Uint8Array): Promise<void> {
@@ -190,7 +158,7 @@ class DiskWriter implements ReplicaWriter {
     }
   }
 
-  async #finish(): Promise<void> {
+  protected async complete(): Promise<void> {
     await Promise.allSettled(this.#writes);
     let listed = false;
     try {
@@ -222,7 +190,7 @@ class DiskWriter implements ReplicaWriter {
     }
   }
 
-  async #abort(): Promise<void> {
+  protected async discard(): Promise<void> {
     await Promise.allSettled(this.#writes);
     await this.#discard();
     this.#host.release(this);

@@ -14,6 +14,7 @@ import {
   type ReplicaRef,
   type ReplicaStore,
   type ReplicaWriter,
+  ReplicaWriterBase,
 } from "./replicaStore.js";
 
 /** A replica as the SimDisk holds it. */
@@ -88,30 +89,20 @@ interface WriterHost {
 }
 
 /** Grows its buffer as chunks arrive, so a large declared size costs nothing until written. */
-class MemoryWriter implements ReplicaWriter {
+class MemoryWriter extends ReplicaWriterBase {
   readonly #host: WriterHost;
   #buffer = new Uint8Array(0);
   /** The end of the furthest write: the size of the file so far. */
   #length = 0;
-  #finished: Promise<void> | undefined;
-  #aborted: Promise<void> | undefined;
 
-  constructor(
-    readonly meta: FileIdentity,
-    host: WriterHost,
-  ) {
+  constructor(meta: FileIdentity, host: WriterHost) {
+    super(meta);
     this.#host = host;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#finished || this.#aborted) throw this.#notWritable("write to");
-    checkRange("write", offset, data.byteLength);
+    this.checkWrite(offset, data.byteLength);
     const end = offset + data.byteLength;
-    if (end > this.meta.size) {
-      throw new RangeError(
-        `write of ${data.byteLength} bytes at ${offset} goes past the ${this.meta.size} bytes of ${this.meta.name} version ${this.meta.version}`,
-      );
-    }
     if (end > this.#buffer.length) {
       const grown = new Uint8Array(Math.min(this.meta.size, Math.max(end, this.#buffer.length * 2)));
       grown.set(this.#buffer.subarray(0, this.#length));
@@ -121,20 +112,7 @@ class MemoryWriter implements ReplicaWriter {
     this.#length = Math.max(this.#length, end);
   }
 
-  finish(): Promise<void> {
-    if (this.#finished) return this.#finished;
-    if (this.#aborted) return Promise.reject(this.#notWritable("finish"));
-    this.#finished = this.#finish();
-    return this.#finished;
-  }
-
-  abort(): Promise<void> {
-    if (this.#finished) return this.#finished.then(noop, noop);
-    this.#aborted ??= this.#abort();
-    return this.#aborted;
-  }
-
-  async #finish(): Promise<void> {
+  protected async complete(): Promise<void> {
     const bytes = this.#buffer.slice(0, this.#length);
     this.#drop();
     const actual = { size: bytes.length, sha256: sha256Of(bytes) };
@@ -144,7 +122,7 @@ class MemoryWriter implements ReplicaWriter {
     if (!this.#host.holds(this.meta)) this.#host.commit(this.meta, bytes);
   }
 
-  async #abort(): Promise<void> {
+  protected async discard(): Promise<void> {
     this.#drop();
   }
 
@@ -153,17 +131,9 @@ class MemoryWriter implements ReplicaWriter {
     this.#length = 0;
     this.#host.release(this);
   }
-
-  #notWritable(doing: string): FileStoreError {
-    const state = this.#aborted ? "aborted" : "finished";
-    return new FileStoreError(
-      "EINVAL",
-      `cannot ${doing} replica ${this.meta.name} version ${this.meta.version}: it was ${state}`,
-    );
-  }
 }
 
-const noop = (): void => undefined;
+const _noop = (): void => undefined;
 
 export class MemoryReplicas implements ReplicaStore {
   #index = new Map<string, FileIdentity>();

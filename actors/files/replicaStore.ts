@@ -79,3 +79,57 @@ export function checkRange(what: string, offset: number, length: number): void {
   if (!Number.isSafeInteger(length) || length < 0)
     throw new RangeError(`${what} length ${length} is not a whole number ≥ 0`);
 }
+
+/**
+ * What every ReplicaWriter shares: a write must fit inside the file and come
+ * before finish or abort; finish and abort each run once, and an abort after
+ * finish has begun waits for it and drops nothing.
+ */
+export abstract class ReplicaWriterBase implements ReplicaWriter {
+  #finished: Promise<void> | undefined;
+  #aborted: Promise<void> | undefined;
+
+  constructor(readonly meta: FileIdentity) {}
+
+  abstract write(offset: number, data: Uint8Array): Promise<void>;
+
+  /** Checks, and makes visible. */
+  protected abstract complete(): Promise<void>;
+
+  /** Drops what was written. */
+  protected abstract discard(): Promise<void>;
+
+  finish(): Promise<void> {
+    if (this.#finished) return this.#finished;
+    if (this.#aborted) return Promise.reject(this.#notWritable("finish"));
+    this.#finished = this.complete();
+    return this.#finished;
+  }
+
+  abort(): Promise<void> {
+    if (this.#finished) return this.#finished.then(noop, noop);
+    this.#aborted ??= this.discard();
+    return this.#aborted;
+  }
+
+  /** Throws unless a write of `length` bytes at `offset` may go ahead. */
+  protected checkWrite(offset: number, length: number): void {
+    if (this.#finished || this.#aborted) throw this.#notWritable("write to");
+    checkRange("write", offset, length);
+    if (offset + length > this.meta.size) {
+      throw new RangeError(
+        `write of ${length} bytes at ${offset} goes past the ${this.meta.size} bytes of ${this.meta.name} version ${this.meta.version}`,
+      );
+    }
+  }
+
+  #notWritable(doing: string): FileStoreError {
+    const state = this.#aborted ? "aborted" : "finished";
+    return new FileStoreError(
+      "EINVAL",
+      `cannot ${doing} replica ${this.meta.name} version ${this.meta.version}: it was ${state}`,
+    );
+  }
+}
+
+const noop = (): void => undefined;

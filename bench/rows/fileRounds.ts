@@ -3,7 +3,8 @@
 // so machine noise lands on both alike. Each side is called with its own
 // running count, which picks the file of that operation.
 import { interleaved, sequential } from "../load.js";
-import type { BenchContext } from "../row.js";
+import type { BenchContext, Measurement, Ratio } from "../row.js";
+import { ratio, summarize } from "../stats.js";
 
 export interface Plan {
   /** Operations of each side before timing starts (not reported). */
@@ -63,3 +64,33 @@ export const FILE_SIZES = {
     quick: { warmup: 1, blocks: 2, perBlock: 2 },
   },
 } as const;
+
+/**
+ * The latencies of both sides (p50, p90, max), how many calls each made, and
+ * their p50 and p90 ratios; `counts` names the calls, `p50Of` says what the p50 ratio is.
+ */
+export function latencyReport(
+  ours: readonly number[],
+  raw: readonly number[],
+  counts: { readonly ours: string; readonly raw: string },
+  p50Of: string,
+): { measurements: Measurement[]; ratios: Ratio[] } {
+  const os = summarize(ours);
+  const rs = summarize(raw);
+  return {
+    measurements: [
+      { name: "ours.p50", value: os.p50, unit: "ms" },
+      { name: "ours.p90", value: os.p90, unit: "ms" },
+      { name: "ours.max", value: os.max, unit: "ms" },
+      { name: "raw.p50", value: rs.p50, unit: "ms" },
+      { name: "raw.p90", value: rs.p90, unit: "ms" },
+      { name: "raw.max", value: rs.max, unit: "ms" },
+      { name: `ours.${counts.ours}`, value: os.count, unit: "requests" },
+      { name: `raw.${counts.raw}`, value: rs.count, unit: "requests" },
+    ],
+    ratios: [
+      { name: "p50", of: p50Of, value: ratio(os.p50, rs.p50) },
+      { name: "p90", of: "ours.p90 / raw.p90", value: ratio(os.p90, rs.p90) },
+    ],
+  };
+}

@@ -6,11 +6,10 @@
 // each. Reported for information: there is no target.
 import { memorySink } from "../../actors/files/fileClient.js";
 import { UnexpectedReplyError } from "../errors.js";
-import type { BenchRow, Measurement, Ratio } from "../row.js";
-import { ratio, summarize } from "../stats.js";
+import type { BenchRow } from "../row.js";
 import { describeReady, FILE_CLUSTER_NOTE, REPLICATION_FACTOR, startFileCluster } from "./fileCluster.js";
 import { RAW_FILE_NOTE, RawFileStream } from "./fileJetStream.js";
-import { FILE_SIZES, fileRounds, type Plan } from "./fileRounds.js";
+import { FILE_SIZES, fileRounds, latencyReport, type Plan } from "./fileRounds.js";
 import { type BenchFile, benchFiles, describeSize } from "./fileWorkload.js";
 
 interface UpdateRowOptions {
@@ -66,26 +65,16 @@ function fileUpdateRow(options: UpdateRowOptions): BenchRow {
       };
 
       const { ours: o, raw: r } = await fileRounds(ctx, plan, { label: "update", ours, raw: rawGet });
-      const os = summarize(o);
-      const rs = summarize(r);
-      const measurements: Measurement[] = [
-        { name: "ours.p50", value: os.p50, unit: "ms" },
-        { name: "ours.p90", value: os.p90, unit: "ms" },
-        { name: "ours.max", value: os.max, unit: "ms" },
-        { name: "raw.p50", value: rs.p50, unit: "ms" },
-        { name: "raw.p90", value: rs.p90, unit: "ms" },
-        { name: "raw.max", value: rs.max, unit: "ms" },
-        { name: "ours.updates", value: os.count, unit: "requests" },
-        { name: "raw.gets", value: rs.count, unit: "requests" },
-      ];
-      const ratios: Ratio[] = [
-        { name: "p50", of: "ours.p50 / raw.p50 (no target)", value: ratio(os.p50, rs.p50) },
-        { name: "p90", of: "ours.p90 / raw.p90", value: ratio(os.p90, rs.p90) },
-      ];
       const servedBy = [...sources]
         .sort(([a], [b]) => a - b)
         .map(([node, n]) => `${node} ×${n}`)
         .join(", ");
+      const { measurements, ratios } = latencyReport(
+        o,
+        r,
+        { ours: "updates", raw: "gets" },
+        "ours.p50 / raw.p50 (no target)",
+      );
       return {
         measurements,
         ratios,
