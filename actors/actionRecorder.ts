@@ -3,7 +3,7 @@
 // reply and the outcome before the requester gets the answer, so whatever a
 // requester was told is in the log. Requests passed on between nodes are not
 // logged again.
-import type { Clock } from "../transport/clock.js";
+import { type Clock, sleep } from "../transport/clock.js";
 import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
 import { type ActionLog, type ReplyRecord, summarise } from "./actionLog.js";
 import { ActionExistsError } from "./errors.js";
@@ -16,6 +16,12 @@ export interface ActionRecorderOptions {
   readonly logger: Logger;
   /** Makes a new action id (time-ordered, unique). */
   readonly newId: () => string;
+  /**
+   * How long the replies and outcome are retried when the log cannot take
+   * them (a JetStream leader election after a server died takes a second or
+   * two). Default 3000 ms.
+   */
+  readonly endRetryMs?: number;
 }
 
 /** A logged request: it has its action id. */
@@ -74,8 +80,13 @@ export class ActionRecorder {
     }
   }
 
-  /** Writes each node's reply and the outcome; a failure is logged, the requester still gets its answer. */
-  async end(rqst: ActionRqst, rply: Rply, startedAt: number): Promise<void> {
+  /**
+   * Writes each node's reply and the outcome, retrying (they are stored once
+   * however often they are written) for up to `endRetryMs`. Resolves true once
+   * they are durable; false when they could not be written, and the requester
+   * must not be told the action is in the log.
+   */
+  async end(rqst: ActionRqst, rply: Rply, startedAt: number): Promise<boolean> {
     const { node, clock } = this.#o;
     const at = clock.now();
     // An ALL reply holds one entry per member; anything else is one node's answer.
@@ -94,7 +105,7 @@ export class ActionRecorder {
       }),
     );
     const failed = entries.filter((e) => e.rcode < 0).length;
-    try {
+    const write = async () => {
       await Promise.all(replies.map((r) => this.#o.log.append(r)));
       await this.#o.log.append({
         v: 1,
@@ -110,10 +121,21 @@ export class ActionRecorder {
         failed,
         durationMs: Math.max(0, at - startedAt),
       });
-      this.stats.recorded++;
-    } catch (error) {
-      this.stats.failed++;
-      this.#warn("end", { err: error, action: rqst.action }, "could not log the outcome of an action");
+    };
+    const deadline = clock.now() + (this.#o.endRetryMs ?? 3_000);
+    for (let delay = 100; ; delay = Math.min(2 * delay, 1_000)) {
+      try {
+        await write();
+        this.stats.recorded++;
+        return true;
+      } catch (error) {
+        if (clock.now() + delay > deadline) {
+          this.stats.failed++;
+          this.#warn("end", { err: error, action: rqst.action }, "could not log the outcome of an action");
+          return false;
+        }
+      }
+      await sleep(clock, delay);
     }
   }
 }

@@ -4,9 +4,10 @@
 // answer discovery and agree on one view of all of them, and stops everything
 // on Ctrl-C / SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { stringify as toYaml } from "yaml";
 import { DvsClient } from "../transport/client.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import type { NodeStatus } from "../transport/protocol.js";
@@ -14,12 +15,18 @@ import { type Rply, rcode } from "../transport/protocol.js";
 import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
 import { DEV_USERS } from "./credentials.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
+import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
 import { formatTable } from "./table.js";
 
 export interface LaunchOptions {
   readonly nodes: number;
+  /** nats-servers: 1, or a local JetStream cluster of 3 (or 5) with R3 (R5) streams, nodes spread over them. */
+  readonly servers: number;
+  /** Client port of the first server; the others take the next ones. */
   readonly port: number;
+  /** Route port of the first server (a cluster only); the others take the next ones. */
+  readonly clusterPort: number;
   readonly dataDir: string;
   readonly cluster: string;
   readonly natsConfig: string;
@@ -42,9 +49,25 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 export async function launchCluster(options: LaunchOptions): Promise<number> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(join(dataDir, "logs"), { recursive: true });
-  let server: NatsServer | undefined;
-  const url = `nats://127.0.0.1:${options.port}`;
-  if (await canConnect(options.port)) {
+  let server: NatsServer | NatsCluster | undefined;
+  let urls = [`nats://127.0.0.1:${options.port}`];
+  const url = urls[0] as string;
+  if (options.servers > 1) {
+    const cluster = await startNatsCluster({
+      config: options.natsConfig,
+      servers: options.servers,
+      storeDir: join(dataDir, "nats"),
+      name: options.cluster,
+      clientPorts: Array.from({ length: options.servers }, (_, i) => options.port + i),
+      clusterPorts: Array.from({ length: options.servers }, (_, i) => options.clusterPort + i),
+    });
+    server = cluster;
+    urls = [...cluster.urls];
+    for (const m of cluster.members) {
+      out(`started nats-server ${m.name} (pid ${m.server?.pid}) at ${m.url}, routes on ${m.clusterPort}`);
+    }
+    out(`JetStream cluster of ${options.servers} servers is ready, data in ${join(dataDir, "nats")}`);
+  } else if (await canConnect(options.port)) {
     out(`using the nats-server already listening at ${url}`);
   } else {
     server = await startNatsServer({
@@ -71,8 +94,19 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     return code;
   };
 
+  // On a cluster, the registry's bucket and the action log are replicated like the servers allow.
+  const replicas = options.servers >= 5 ? 5 : options.servers >= 3 ? 3 : 1;
+  mkdirSync(join(dataDir, "config"), { recursive: true });
   for (let node = 1; node <= options.nodes; node++) {
     const log = join(dataDir, "logs", `node-${node}.log`);
+    // Each node starts on "its" server (round robin) and knows the others for failover.
+    const home = (node - 1) % urls.length;
+    const servers = [...urls.slice(home), ...urls.slice(0, home)];
+    const configFile = join(dataDir, "config", `node-${node}.yaml`);
+    writeFileSync(
+      configFile,
+      `# written by dvsd up\n${toYaml({ election: { replicas }, actions: { replicas } })}`,
+    );
     // The node writes its log file itself (not through a pipe to us), so its
     // last lines survive even if the launcher is killed first.
     const logFd = openSync(log, "a");
@@ -86,7 +120,9 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
         "--cluster",
         options.cluster,
         "--nats",
-        url,
+        servers.join(","),
+        "--config",
+        configFile,
         "--state",
         join(dataDir, `node-${node}`),
         "--log-level",

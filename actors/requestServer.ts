@@ -169,8 +169,8 @@ export class RequestServer {
       return;
     }
     const resolved = await this.#resolve(rqst, source);
-    if (begun === "logged") {
-      await recorder.end(rqst, resolved.rply, startedAt);
+    // The reply names its action only once the whole action (request, replies, outcome) is in the log.
+    if (begun === "logged" && (await recorder.end(rqst, resolved.rply, startedAt))) {
       this.#send(msg, encoding, rqst, { ...resolved, rply: { ...resolved.rply, action: rqst.action } });
     } else this.#send(msg, encoding, rqst, resolved);
   }

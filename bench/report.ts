@@ -1,5 +1,6 @@
 // The results of a run: judged against their targets, and rendered as the
-// terminal table, the Markdown of bench/results/latest.md, or (as is) JSON.
+// terminal table, Markdown, or (as is) JSON; and as the rows of a results file.
+import type { ResultRow } from "./results.js";
 import type { Measurement, Ratio, Target } from "./row.js";
 
 export type Verdict = "PASS" | "MISS";
@@ -119,7 +120,7 @@ export function renderTable(report: BenchReport): string {
   return out.join("\n");
 }
 
-/** The same results as Markdown, for bench/results/latest.md. */
+/** The same results as Markdown, notes included. */
 export function renderMarkdown(report: BenchReport): string {
   const out = [`# ${heading(report).replace("\n", "\n\n")}`, ""];
   for (const row of report.rows) {
@@ -144,7 +145,7 @@ export function renderMarkdown(report: BenchReport): string {
 }
 
 /** Pads cells to aligned columns; `right[i]` right-aligns column i. Trailing blanks are trimmed. */
-function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
+export function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
   const widths: number[] = [];
   for (const row of rows) {
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
@@ -155,4 +156,53 @@ function columns(rows: readonly string[][], right: readonly boolean[]): string[]
       .join("  ")
       .trimEnd(),
   );
+}
+
+/**
+ * The rows of a results file (bench/results.ts): each measurement and each
+ * ratio of each bench row, named `<row>/<measurement>` and `<row>/ratio <ratio>`
+ * and grouped by the bench row; a row that failed is one row with its error.
+ * Titles, durations and notes go in `resultsMeta`.
+ */
+export function toResultRows(report: BenchReport): ResultRow[] {
+  return report.rows.flatMap((row): ResultRow[] => {
+    if (row.status === "error") {
+      return [{ name: row.name, group: row.name, value: Number.NaN, unit: "", error: row.error }];
+    }
+    return [
+      ...row.measurements.map((m) => ({
+        name: `${row.name}/${m.name}`,
+        group: row.name,
+        value: m.value,
+        unit: m.unit,
+      })),
+      ...row.ratios.map((r) => ({
+        name: `${row.name}/ratio ${r.name}`,
+        group: row.name,
+        value: r.value,
+        unit: "×",
+        of: r.of,
+        ...(r.target ? { target: r.target } : {}),
+        ...(r.verdict ? { verdict: r.verdict } : {}),
+      })),
+    ];
+  });
+}
+
+/** What a results file keeps of the report besides its rows. */
+export function resultsMeta(report: BenchReport): Record<string, unknown> {
+  return {
+    quick: report.quick,
+    startedAt: report.startedAt,
+    durationMs: report.durationMs,
+    environment: report.environment,
+    summary: report.summary,
+    benchRows: report.rows.map((r) => ({
+      name: r.name,
+      title: r.title,
+      status: r.status,
+      durationMs: r.durationMs,
+      notes: r.notes,
+    })),
+  };
 }

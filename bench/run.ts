@@ -1,24 +1,28 @@
 // Entry of `npm run bench`: starts its own nats-server (loopback, free port,
 // temporary store), runs the rows of bench/rows in turn, prints a table (or
-// one JSON document with --json) and writes bench/results/latest.{json,md}.
+// one JSON document with --json) and writes results/bench.{json,md} and a
+// line of results/history.jsonl (bench/results.ts).
 // A missed target is reported, never fatal; only an error exits non-zero.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { abortError, createContext, type LastResort, runLastResort, Scope } from "./context.js";
-import { BenchAbortedError, BenchError, UnknownRowError } from "./errors.js";
+import { BenchAbortedError, UnknownRowError } from "./errors.js";
+import { findRepoRoot } from "./repoRoot.js";
 import {
   type BenchReport,
   type Environment,
   judgeAll,
   type RowReport,
-  renderMarkdown,
   renderTable,
+  resultsMeta,
   summarizeRows,
+  toResultRows,
 } from "./report.js";
+import { writeResults } from "./results.js";
 import type { BenchRow } from "./row.js";
 import { ROWS } from "./rows/index.js";
 
@@ -129,15 +133,6 @@ function selectRows(names: readonly string[] | undefined): BenchRow[] {
   });
 }
 
-/** The directory holding nats.conf and package.json, found upward from this module (bench/ or dist/bench/). */
-function findRepoRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "nats.conf")) && existsSync(join(dir, "package.json"))) return dir;
-    if (dirname(dir) === dir) throw new BenchError(`no nats.conf found above ${here}`);
-  }
-}
-
 function environment(): Environment {
   const probe = spawnSync("nats-server", ["--version"], { encoding: "utf8", timeout: 5_000 });
   const cpuList = cpus();
@@ -157,13 +152,15 @@ function usage(): string {
   return `Usage: npm run bench -- [options]    (or: node dist/bench/run.js [options])
 
 Runs the dvsd benchmarks against a nats-server of their own and prints a table.
-Results are also written to bench/results/latest.json and latest.md.
+Results are also written to results/bench.json and bench.md, and appended
+to results/history.jsonl (see --out).
 Targets (SPEC 10) are shown as PASS/MISS; a MISS never fails the run, an error does.
 
 Options:
   --json          print one JSON document on stdout instead of the table
   --quick         short smoke run (small sample sizes)
   --row <name>    run only this row (repeatable, or comma-separated)
+  --out <dir>     write the results files there instead of results/
   -h, --help      show this help
 
 Rows:
@@ -172,7 +169,7 @@ ${rows}
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: { json?: boolean; quick?: boolean; help?: boolean; row?: string[] };
+  let values: { json?: boolean; quick?: boolean; help?: boolean; row?: string[]; out?: string };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -181,6 +178,7 @@ async function main(argv: readonly string[]): Promise<number> {
         quick: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         row: { type: "string", multiple: true },
+        out: { type: "string" },
       },
       strict: true,
     }));
@@ -211,9 +209,14 @@ async function main(argv: readonly string[]): Promise<number> {
       signal: controller.signal,
       ...(rows ? { rows } : {}),
     });
-    const written = writeResults(report);
+    const written = writeResults(
+      { name: "bench", rows: toResultRows(report), meta: resultsMeta(report) },
+      values.out === undefined ? {} : { dir: values.out },
+    );
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderTable(report)}\n`);
-    process.stderr.write(`[bench] results written to ${written.join(" and ")}\n`);
+    process.stderr.write(
+      `[bench] results written to ${written.json}, ${written.markdown} and ${written.history}\n`,
+    );
     return report.summary.errors > 0 ? 1 : 0;
   } catch (error) {
     if (error instanceof BenchAbortedError) {
@@ -227,16 +230,6 @@ async function main(argv: readonly string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
-}
-
-function writeResults(report: BenchReport): string[] {
-  const dir = join(findRepoRoot(), "bench", "results");
-  mkdirSync(dir, { recursive: true });
-  const json = join(dir, "latest.json");
-  const md = join(dir, "latest.md");
-  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(md, renderMarkdown(report));
-  return [json, md];
 }
 
 function isMain(): boolean {

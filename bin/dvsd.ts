@@ -83,10 +83,26 @@ program
   )
   .option("--nodes <n>", "number of nodes", integer(1, 256), 3)
   .option(
+    "--servers <n>",
+    "nats-servers: 1, or a local JetStream cluster of 3 or 5 (streams and the registry replicated on all)",
+    (value: string): number => {
+      // An even count adds no failure tolerance to a JetStream cluster's majority.
+      if (!["1", "3", "5"].includes(value)) throw new InvalidArgumentError("expected 1, 3 or 5");
+      return Number(value);
+    },
+    1,
+  )
+  .option(
     "--port <port>",
     "NATS client port (reuses a server already listening there)",
     integer(1, 65_535),
     4222,
+  )
+  .option(
+    "--cluster-port <port>",
+    "route port of the first server of a cluster (--servers > 1); the others take the next ones",
+    integer(1, 65_535),
+    6222,
   )
   .option("--data <dir>", "data directory: NATS store, node state, logs", "data")
   .option("--cluster <name>", "cluster name", "dvs")
@@ -97,7 +113,9 @@ program
   .action(
     async (opts: {
       nodes: number;
+      servers: number;
       port: number;
+      clusterPort: number;
       data: string;
       cluster: string;
       natsConfig: string;
@@ -107,7 +125,9 @@ program
     }) => {
       process.exitCode = await launchCluster({
         nodes: opts.nodes,
+        servers: opts.servers,
         port: opts.port,
+        clusterPort: opts.clusterPort,
         dataDir: opts.data,
         cluster: opts.cluster,
         natsConfig: opts.natsConfig,

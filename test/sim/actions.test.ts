@@ -42,7 +42,39 @@ class BrokenLog extends MemoryActionLog {
   }
 }
 
+/** A log that takes request records but fails every reply and outcome for its first `failures` writes of them. */
+class FlakyEndLog extends MemoryActionLog {
+  constructor(public failures: number) {
+    super();
+  }
+  override async append(record: ActionRecord): Promise<void> {
+    if (record.kind !== "request" && this.failures > 0) {
+      this.failures--;
+      throw new Error("JetStream is electing a stream leader");
+    }
+    return super.append(record);
+  }
+}
+
 describe("the action log, as nodes write it", () => {
+  it("retries an outcome the log could not take, and names the action once it is in", async () => {
+    const log = new FlakyEndLog(3);
+    const { admin } = await cluster(65, log);
+    const rply = await admin.request("GETDVSINFO", {}, { dst: 2, action: "F1" });
+    expect(rply.action).toBe("F1");
+    expect(shape(await log.show("F1"))).toEqual(["request:2", "reply.2:-300", "outcome:2"]);
+  });
+
+  it("answers without an action id when the outcome never reaches the log", async () => {
+    const log = new FlakyEndLog(Number.POSITIVE_INFINITY);
+    const { admin } = await cluster(66, log);
+    const rply = await admin.request("GETDVSINFO", {}, { dst: 2, action: "F2" });
+    // Served, but the requester is not told the action is in the log: only its request record is.
+    expect(rply.rcode).toBe(rcode("ENOTINIT"));
+    expect(rply.action).toBeUndefined();
+    expect(shape(await log.show("F2"))).toEqual(["request:2"]);
+  });
+
   it("records an ALL request, each member's reply and the outcome under the requester's action id", async () => {
     const log = new MemoryActionLog();
     const { admin } = await cluster(61, log);

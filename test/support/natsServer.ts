@@ -1,12 +1,17 @@
 // Each integration test owns its nats-server: started from nats.conf on a free
 // port with a temporary store dir, removed again with `await using`. There is
 // no skip: without the binary the test fails with the install command.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { startNatsServer } from "../../actors/natsServer.js";
 
-export const repoRoot = resolve(import.meta.dirname, "../..");
+/** The checkout: found upward from here, so it is the same from test/ (vitest) and dist/test/ (the CLIs). */
+export const repoRoot = ((): string => {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, "nats.conf")) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+})();
 export const natsConf = join(repoRoot, "nats.conf");
 
 export interface TestNatsServer extends AsyncDisposable {

@@ -101,6 +101,7 @@ export function isAlive(pid: number): boolean {
 /** `dvsd up` on a free port with a temporary data dir, once it says the cluster is up. */
 export async function startLocalCluster(
   nodes = 3,
+  extraArgs: readonly string[] = [],
 ): Promise<{ up: Spawned; port: number; url: string; data: string }> {
   requireBuild();
   const port = await freePort();
@@ -116,7 +117,8 @@ export async function startLocalCluster(
     data,
     "--log-level",
     "warn",
+    ...extraArgs,
   ]);
-  await up.waitFor(/is up at/, 30_000);
+  await up.waitFor(/is up at/, 40_000);
   return { up, port, url: `nats://127.0.0.1:${port}`, data };
 }

@@ -1,0 +1,216 @@
+// The process half of `npm run scale`: a nats-server of its own from
+// nats.conf and N real `dvsd run` processes (default settings, the `node`
+// user), timed from the last spawn until every node answers the status
+// subject with one view of all N; then, after an idle spell, every process's
+// resident set from /proc/<pid>/status against the SPEC's 80 MB.
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { agreeOnView, collectStatus } from "../actors/clusterStatus.js";
+import { DEV_USERS } from "../actors/credentials.js";
+import { connectNats } from "../transport/nats.js";
+import type { NodeStatus } from "../transport/protocol.js";
+import { abortError, type Scope, within } from "./context.js";
+import { BenchError } from "./errors.js";
+
+export interface ProcessScaleOptions {
+  readonly processes: number;
+  readonly idleMs: number;
+  readonly convergeTimeoutMs: number;
+  readonly repoRoot: string;
+  readonly scope: Scope;
+  readonly signal: AbortSignal;
+  readonly progress: (message: string) => void;
+}
+
+/** Resident set sizes in MiB (VmRSS, and the peak VmHWM), read from /proc. */
+export interface Rss {
+  readonly rssMiB: number;
+  readonly peakMiB: number;
+}
+
+export interface ProcessScaleResult {
+  readonly processes: number;
+  /** First spawn → last spawn. */
+  readonly spawnMs: number;
+  /** Last spawn → every node answers with one view of all of them. */
+  readonly convergedMs: number;
+  /** Status polls it took. */
+  readonly polls: number;
+  readonly idleMs: number;
+  /** Per node, in node order, after the idle spell. */
+  readonly nodeRss: readonly Rss[];
+  readonly natsServerRss: Rss;
+  /** SIGTERM → all exited. */
+  readonly stopMs: number;
+  /** Nodes that did not exit 0 after SIGTERM (exit code or signal), or needed a SIGKILL. */
+  readonly unclean: readonly string[];
+}
+
+const CLUSTER = "scale";
+const STOP_GRACE_MS = 15_000;
+
+export async function runProcessScale(options: ProcessScaleOptions): Promise<ProcessScaleResult> {
+  const { scope, signal, progress } = options;
+  const natsConf = join(options.repoRoot, "nats.conf");
+  const server = await scope.startNatsServer(natsConf);
+  progress(`nats-server ${server.pid} on ${server.url}`);
+  const dir = scope.tempDir("dvs-scale-");
+  const transport = await connectNats({
+    servers: [server.url],
+    name: "dvs-scale-observer",
+    connectTimeoutMs: 5_000,
+    ...DEV_USERS.admin,
+  });
+  scope.defer("close the observer", () =>
+    within(new AbortController().signal, 2_500, "drain the observer", transport.close()).catch(() =>
+      transport.connection.close(),
+    ),
+  );
+
+  const ids = Array.from({ length: options.processes }, (_, i) => i + 1);
+  const dvsd = join(options.repoRoot, "dist/bin/dvsd.js");
+  const children: ChildProcess[] = [];
+  // Registered before the first spawn, so a failure half-way still stops what was started.
+  scope.defer(`stop ${options.processes} dvsd processes`, () => stopAll(children, STOP_GRACE_MS));
+  const firstSpawn = performance.now();
+  for (const node of ids) {
+    const log = openSync(join(dir, `node-${node}.log`), "a");
+    const child = spawn(
+      process.execPath,
+      [dvsd, "run", "--node", String(node), "--cluster", CLUSTER, "--nats", server.url],
+      {
+        cwd: dir,
+        // Default settings; each node's state dir defaults to ./data/node-<id> under `cwd`.
+        stdio: ["ignore", log, log],
+        env: {
+          ...process.env,
+          // Should this run die without cleaning up, the daemons stop by themselves.
+          DVS_PARENT_PID: String(process.pid),
+          DVS_NATS_USER: DEV_USERS.node.user,
+          DVS_NATS_PASS: DEV_USERS.node.pass,
+        },
+      },
+    );
+    closeSync(log);
+    scope.track(child, `kill dvsd node ${node}`);
+    children.push(child);
+  }
+  const lastSpawn = performance.now();
+  progress(`spawned ${ids.length} dvsd processes in ${Math.round(lastSpawn - firstSpawn)} ms`);
+
+  const exitedEarly = () => {
+    const i = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+    return i < 0 ? undefined : i + 1;
+  };
+  let polls = 0;
+  let last: NodeStatus[] = [];
+  const converge = async (): Promise<number> => {
+    for (;;) {
+      if (signal.aborted) throw abortError(signal);
+      const dead = exitedEarly();
+      if (dead !== undefined) {
+        throw new BenchError(`node ${dead} exited before the cluster converged; see ${dir}/node-${dead}.log`);
+      }
+      polls++;
+      last = (await collectStatus(transport, { cluster: CLUSTER, timeoutMs: 1_000 })).nodes;
+      if (agreeOnView(last, ids)) return performance.now() - lastSpawn;
+      if (polls % 20 === 0) progress(`${last.length}/${ids.length} nodes answer; ${describeViews(last)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  let convergedMs: number;
+  try {
+    convergedMs = await within(
+      signal,
+      options.convergeTimeoutMs,
+      `one view of ${ids.length} nodes`,
+      converge(),
+    );
+  } catch (error) {
+    if (error instanceof Error && error.name === "BenchTimeoutError") {
+      error.message += `; last: ${last.length} answered, ${describeViews(last)}`;
+    }
+    throw error;
+  }
+  progress(
+    `one view of ${ids.length} after ${Math.round(convergedMs)} ms (${polls} status polls); idle for ${options.idleMs / 1000} s`,
+  );
+
+  await within(
+    signal,
+    options.idleMs + 5_000,
+    "the idle spell",
+    new Promise((r) => setTimeout(r, options.idleMs)),
+  );
+  const nodeRss = children.map((c, i) => readRss(c.pid, `node ${i + 1}`));
+  const natsServerRss = readRss(server.pid, "nats-server");
+
+  const stopStart = performance.now();
+  const unclean = await stopAll(children, STOP_GRACE_MS);
+  const stopMs = performance.now() - stopStart;
+  progress(`all ${ids.length} stopped in ${Math.round(stopMs)} ms after SIGTERM`);
+  return {
+    processes: ids.length,
+    spawnMs: lastSpawn - firstSpawn,
+    convergedMs,
+    polls,
+    idleMs: options.idleMs,
+    nodeRss,
+    natsServerRss,
+    stopMs,
+    unclean,
+  };
+}
+
+/** "view 31 ×30, view 30 ×2" */
+function describeViews(nodes: readonly NodeStatus[]): string {
+  const counts = new Map<string, number>();
+  for (const n of nodes) {
+    const key = `view ${n.view.id} of ${n.view.members.length}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([k, c]) => `${k} ×${c}`).join(", ") || "no views";
+}
+
+function readRss(pid: number | undefined, what: string): Rss {
+  if (pid === undefined) throw new BenchError(`${what} has no pid`);
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch (error) {
+    throw new BenchError(`cannot read /proc/${pid}/status of ${what} (gone, or not Linux)`, { cause: error });
+  }
+  const kib = (field: string) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+    if (!m) throw new BenchError(`no ${field} in /proc/${pid}/status of ${what}`);
+    return Number(m[1]) / 1024;
+  };
+  return { rssMiB: kib("VmRSS"), peakMiB: kib("VmHWM") };
+}
+
+/**
+ * SIGTERM to every live child, SIGKILL to any still there after `graceMs`;
+ * resolves with the ones that did not stop cleanly (exit 0 on SIGTERM).
+ */
+async function stopAll(children: readonly ChildProcess[], graceMs: number): Promise<string[]> {
+  const unclean: string[] = [];
+  await Promise.all(
+    children.map(async (child, i) => {
+      const name = `node ${i + 1}`;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill("SIGTERM");
+      let killed = false;
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill("SIGKILL");
+      }, graceMs);
+      await exited;
+      clearTimeout(timer);
+      if (killed) unclean.push(`${name}: SIGKILL after ${graceMs} ms`);
+      else if (child.exitCode !== 0) unclean.push(`${name}: ${child.signalCode ?? `exit ${child.exitCode}`}`);
+    }),
+  );
+  return unclean;
+}

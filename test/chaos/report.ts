@@ -1,0 +1,59 @@
+// A chaos run as results rows (bench/results.ts) and a Markdown table: the
+// violations (target 0), the settle times after a heal, and how many
+// operations of each kind were answered.
+import type { ResultRow } from "../../bench/results.js";
+import type { ChaosResult } from "./runner.js";
+
+export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: string } {
+  const settled = result.settles
+    .flatMap((s) => (s.settledMs === undefined ? [] : [s.settledMs]))
+    .sort((a, b) => a - b);
+  const at = (q: number) =>
+    settled[Math.min(settled.length - 1, Math.floor(q * settled.length))] ?? Number.NaN;
+  const rows: ResultRow[] = [
+    {
+      group: "chaos",
+      name: "violations",
+      value: result.violations.length,
+      unit: "",
+      target: { op: "<=", value: 0 },
+    },
+    { group: "chaos", name: "episodes", value: result.settles.length, unit: "" },
+    {
+      group: "chaos",
+      name: "settle.p50",
+      value: at(0.5),
+      unit: "ms",
+      of: "heal → one view and one coordinator",
+    },
+    { group: "chaos", name: "settle.max", value: settled.at(-1) ?? Number.NaN, unit: "ms" },
+    { group: "chaos", name: "elapsed", value: result.elapsedMs / 1000, unit: "s" },
+  ];
+  for (const [kind, c] of Object.entries(result.counts)) {
+    rows.push({ group: "chaos", name: `${kind}.answered`, value: c.ok, unit: "ops" });
+    rows.push({ group: "chaos", name: `${kind}.failed`, value: c.failed, unit: "ops" });
+  }
+  const byKind = new Map<string, number[]>();
+  for (const s of result.settles) {
+    const kind = s.kind;
+    const list = byKind.get(kind) ?? [];
+    if (s.settledMs !== undefined) list.push(s.settledMs);
+    byKind.set(kind, list);
+  }
+  const lines = [
+    `| fault | episodes | settled p50 (ms) | settled max (ms) |`,
+    `|---|---:|---:|---:|`,
+    ...[...byKind.entries()].map(([kind, list]) => {
+      const sorted = [...list].sort((a, b) => a - b);
+      const count = result.settles.filter((s) => s.kind === kind).length;
+      return `| ${kind} | ${count} | ${sorted[Math.floor(sorted.length / 2)] ?? "-"} | ${sorted.at(-1) ?? "-"} |`;
+    }),
+    "",
+    `| operation | answered | failed |`,
+    `|---|---:|---:|`,
+    ...Object.entries(result.counts).map(([kind, c]) => `| ${kind} | ${c.ok} | ${c.failed} |`),
+    "",
+    `violations: ${result.violations.length}, seed ${result.seed}, schedule ${result.fingerprint}, ${Math.round(result.elapsedMs / 1000)} s`,
+  ];
+  return { rows, table: lines.join("\n") };
+}
