@@ -231,7 +231,8 @@ function isWrongLastSequence(error: unknown): boolean {
   return /wrong last sequence/i.test((error as Error | undefined)?.message ?? "");
 }
 
-function isNotFound(error: unknown): boolean {
+/** A JetStream answer that the stream or message does not exist. */
+export function isNotFound(error: unknown): boolean {
   if (error instanceof JetStreamApiError) return error.code === 10059 || error.code === 10037;
   return /not found/i.test((error as Error | undefined)?.message ?? "");
 }

@@ -7,8 +7,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { monotonicFactory } from "ulid";
-import { JetStreamActionLog } from "../../actors/actionLogJetStream.js";
+import { actionStreamName, isNotFound } from "../../actors/actionLogJetStream.js";
 import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { bytesSource, FileClient, memorySink } from "../../actors/files/fileClient.js";
@@ -23,6 +25,7 @@ import { DvsdNode } from "../support/dvsdProcess.js";
 import { EventWatch } from "../support/eventWatch.js";
 import { natsConf } from "../support/natsServer.js";
 import {
+  type ActionHeld,
   type AllOp,
   type CommitOp,
   checkActions,
@@ -179,7 +182,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         final.set(name, { ok: false, error: errorText(error) });
       }
     }
-    const logged = await readActionLog(clients[0] as NatsTransport);
+    const answered = ops.flatMap((o) =>
+      o.kind === "all" && o.outcome.ok && o.outcome.value.action !== undefined
+        ? [o.outcome.value.action]
+        : [],
+    );
+    const logged = await readActionReplicas((clients[0] as NatsTransport).connection, answered, 3, log);
     const views: ViewSeen[] = watches.flatMap((w) =>
       w.events.map((e) => ({
         node: e.node,
@@ -204,7 +212,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ...checkSettles(settles),
       ...checkFiles(ops, final, workload.attempted),
       ...checkAllReplies(ops, views, ids),
-      ...checkActions(ops, logged),
+      ...checkActions(ops, logged, 3),
       ...checkCoordinators(ops),
     );
   } finally {
@@ -511,17 +519,76 @@ function startWorkload(o: {
   };
 }
 
-/** Every action in the log, and whether its outcome is there. */
-async function readActionLog(transport: NatsTransport): Promise<Map<string, { outcome: boolean }>> {
-  const actions = new JetStreamActionLog(transport.connection, {
-    cluster: CLUSTER,
-    timeoutMs: 5_000,
-  });
-  const found = new Map<string, { outcome: boolean }>();
-  for (const a of await actions.list({ limit: 1_000_000 })) {
-    found.set(a.request.action, { outcome: a.outcome !== undefined });
+/**
+ * Which replicas of the action log hold each action's request and outcome:
+ * every replica is read in turn while it leads the stream (a leader answers
+ * message reads from its own copy), stepping the leader down between reads.
+ */
+async function readActionReplicas(
+  nc: NatsConnection,
+  actions: readonly string[],
+  replicas: number,
+  log: (line: string) => void,
+): Promise<Map<string, ActionHeld>> {
+  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  const stream = actionStreamName(CLUSTER);
+  const held = new Map<string, { request: number; outcome: number }>(
+    actions.map((a) => [a, { request: 0, outcome: 0 }]),
+  );
+  const leader = async (): Promise<string | undefined> =>
+    jsm.streams.info(stream).then(
+      (i) => i.cluster?.leader,
+      () => undefined,
+    );
+  const has = (subject: string) =>
+    jsm.streams.getMessage(stream, { last_by_subj: subject }).then(
+      (m) => m !== null,
+      (error: unknown) => {
+        if (isNotFound(error)) return false;
+        throw error;
+      },
+    );
+  const visited: string[] = [];
+  const deadline = performance.now() + 90_000;
+  while (visited.length < replicas && performance.now() < deadline) {
+    const at = await leader();
+    if (at !== undefined && !visited.includes(at)) {
+      const counts = new Map<string, { request: boolean; outcome: boolean }>();
+      try {
+        await inBatches(actions, 16, async (a) => {
+          const base = `dvs.${CLUSTER}.actions.${a}`;
+          counts.set(a, { request: await has(`${base}.request`), outcome: await has(`${base}.outcome`) });
+        });
+      } catch {
+        continue; // leadership moved while reading: read this replica again
+      }
+      if ((await leader()) === at) {
+        visited.push(at);
+        for (const [a, c] of counts) {
+          const h = held.get(a) as { request: number; outcome: number };
+          if (c.request) h.request++;
+          if (c.outcome) h.outcome++;
+        }
+      }
+    }
+    if (visited.length >= replicas) break;
+    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", { timeout: 5_000 }).catch(() => {});
+    const from = at;
+    const until = performance.now() + 10_000;
+    while (performance.now() < until && (await leader()) === from) await sleepMs(200);
   }
-  return found;
+  log(`action log: ${actions.length} answered actions read on replicas ${visited.join(", ")}`);
+  if (visited.length < replicas)
+    throw new Error(`read only ${visited.length} of ${replicas} action log replicas`);
+  return held;
+}
+
+async function inBatches<T>(
+  items: readonly T[],
+  width: number,
+  each: (item: T) => Promise<void>,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(each));
 }
 
 function errorText(error: unknown): string {
