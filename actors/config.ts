@@ -48,6 +48,10 @@ export const configSchema = z.strictObject({
         })
         .optional(),
       reconnectWaitMs: z.number().int().min(10).max(60_000).default(250),
+      /** Try the servers in a random order (spreads nodes over a cluster); false: in the order given, the first one first. */
+      randomize: z.boolean().default(true),
+      /** Learn the cluster's other servers from the server and fail over to them; false: only ever `servers`. */
+      discover: z.boolean().default(true),
       connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
     })
     .prefault({}),

@@ -55,6 +55,8 @@ export function createNatsNode(
           name: `dvsd-${identity.cluster}-${identity.node}`,
           reconnectWaitMs: config.nats.reconnectWaitMs,
           connectTimeoutMs: config.nats.connectTimeoutMs,
+          randomize: config.nats.randomize,
+          discover: config.nats.discover,
           onHandlerError: (error, subject) => logger.error({ err: error, subject }, "handler failed"),
           ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
           ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),

@@ -105,7 +105,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     const configFile = join(dataDir, "config", `node-${node}.yaml`);
     writeFileSync(
       configFile,
-      `# written by dvsd up\n${toYaml({ election: { replicas }, actions: { replicas } })}`,
+      `# written by dvsd up\n${toYaml({ nats: { randomize: false }, election: { replicas }, actions: { replicas } })}`,
     );
     // The node writes its log file itself (not through a pipe to us), so its
     // last lines survive even if the launcher is killed first.

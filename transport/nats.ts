@@ -59,6 +59,10 @@ export interface NatsTransportOptions {
   readonly reconnectWaitMs?: number;
   /** Milliseconds to wait for the first connection. */
   readonly connectTimeoutMs?: number;
+  /** Try the servers in a random order (the default) or in the order given. */
+  readonly randomize?: boolean;
+  /** Add the servers a cluster announces to the list (the default), or keep to `servers`. */
+  readonly discover?: boolean;
   /** Milliseconds between client pings; a silent server is declared lost after 2 missed. */
   readonly pingIntervalMs?: number;
   /** Called when a subscription handler throws; the transport itself carries on. */
@@ -73,6 +77,8 @@ export async function connectNats(options: NatsTransportOptions): Promise<NatsTr
       servers: [...options.servers],
       name: options.name,
       maxReconnectAttempts: -1,
+      noRandomize: options.randomize === false,
+      ignoreClusterUpdates: options.discover === false,
       reconnectTimeWait: options.reconnectWaitMs ?? 250,
       reconnectJitter: 50,
       timeout: options.connectTimeoutMs ?? 5_000,

@@ -102,13 +102,19 @@ describe.skipIf(!available.ok)("chaos over a real network partition (network nam
       ).toBeDefined();
 
       // Held past downAfterMs, so the heal is a rejoin after being declared down, not a quick merge.
-      const disconnected = await watch.fromEach(
-        SURVIVORS,
-        both(named("DISCONNECT"), withoutCut),
-        "DISCONNECT of nodes 3 and 6",
+      const w = watch;
+      const disconnectsBy = (survivor: number) =>
+        w
+          .select(both(named("DISCONNECT"), (e) => e.node === survivor), mark)
+          .filter((e) => e.changed.some((m) => CUT_NODES.includes(m.node)));
+      const sawEveryCutNodeDown = (survivor: number) =>
+        CUT_NODES.every((c) => disconnectsBy(survivor).some((e) => e.changed.some((m) => m.node === c)));
+      await watch.until(
+        () => SURVIVORS.every(sawEveryCutNodeDown),
+        () => `DISCONNECT of nodes 3 and 6 from nodes ${SURVIVORS.filter((s) => !sawEveryCutNodeDown(s)).join(", ")}`,
         { from: mark, timeoutMs: Math.max(0, cutAt + DISCONNECT_BOUND_MS - performance.now()) },
       );
-      const disconnectMs = Math.max(...[...disconnected.values()].map((e) => e.receivedAt)) - cutAt;
+      const disconnectMs = Math.max(...SURVIVORS.flatMap(disconnectsBy).map((e) => e.receivedAt)) - cutAt;
       const duringCut = watch.describe(mark);
 
       const healMark = watch.mark();
@@ -120,6 +126,11 @@ describe.skipIf(!available.ok)("chaos over a real network partition (network nam
         `no single view and coordinator within ${HEAL_BOUND_MS} ms of the heal: ${healed.last}\n${watch.describe(healMark)}`,
       ).toBeDefined();
       const healMs = performance.now() - healAt;
+      const rejoined = watch.select((e) => e.view.members.length === EVERY_NODE.length, healMark);
+      const viewMs = (node: number) => {
+        const first = rejoined.find((e) => e.node === node);
+        return first === undefined ? "—" : `${Math.round(first.receivedAt - healAt)}`;
+      };
 
       console.log(
         [
@@ -128,6 +139,8 @@ describe.skipIf(!available.ok)("chaos over a real network partition (network nam
           `→ one coordinator among the survivors (${survivorsCoordinator?.coordinator}@${survivorsCoordinator?.epoch}): ${Math.round(coordinatorMs)} ms`,
           `→ DISCONNECT of nodes 3 and 6 from every survivor: ${Math.round(disconnectMs)} ms`,
           `heal → one view of all six and one coordinator (${healed.coordinator?.coordinator}@${healed.coordinator?.epoch}): ${Math.round(healMs)} ms`,
+          `heal → each node's first view of all six (ms): ${EVERY_NODE.map((n) => `${n}: ${viewMs(n)}`).join(", ")}`,
+          `coordinator events (ms since the cut):\n${coordinatorEvents(watch, cutAt)}`,
           `survivors' events during the cut:\n${duringCut}`,
           `events after the heal:\n${watch.describe(healMark)}`,
         ].join("\n"),
@@ -137,8 +150,8 @@ describe.skipIf(!available.ok)("chaos over a real network partition (network nam
       stopping = true;
       await watch?.close().catch(() => {});
       await admin?.close().catch(() => {});
-      await lab.close({ keepDir: !passed });
-      if (!passed) console.warn(`netns chaos: the stores and node state are kept in ${lab.dir}`);
+      await lab.close({ keepDir: !passed || process.env.DVS_NETNS_KEEP === "1" });
+      if (!passed || process.env.DVS_NETNS_KEEP === "1") console.warn(`netns chaos: the logs, stores and node state are kept in ${lab.dir}`);
     }
     expect(leftovers(prefix), "namespaces or interfaces left behind").toEqual([]);
     const crashes = lab.nodes.flatMap((n) =>
@@ -150,6 +163,16 @@ describe.skipIf(!available.ok)("chaos over a real network partition (network nam
     expect(exits).toEqual([]);
   }, 150_000);
 });
+
+/** The COORDINATOR events a watch saw, one line each, timed from `since`. */
+function coordinatorEvents(watch: EventWatch, since: number): string {
+  return watch.coordinator
+    .map(
+      (e) =>
+        `  ${Math.round(e.receivedAt - since)} ms node ${e.node}/${e.incarnation}: ${e.coordinator ?? "none"}@${e.epoch} (${e.cause})`,
+    )
+    .join("\n");
+}
 
 /** Every node's registry, asked through one connection. */
 async function whoAll(transport: NatsTransport, nodes: readonly number[]): Promise<(Answer | Error)[]> {

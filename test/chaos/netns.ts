@@ -145,7 +145,7 @@ export interface NetnsLab extends AsyncDisposable {
   heal(host: number): void;
   /** Resolves once JetStream answers `$JS.API.INFO` without an error through server `via`. */
   waitForJetStream(via?: number, timeoutMs?: number): Promise<void>;
-  /** Stops every process and removes every namespace, veth and the bridge; keeps `dir` if asked. */
+  /** Stops every process and removes every namespace, veth and the bridge; keeps `dir`, with every process's output, if asked. */
   close(options?: { keepDir?: boolean }): Promise<void>;
 }
 
@@ -242,7 +242,11 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
     await Promise.all(others.map((p) => p.stop(5_000)));
     const problems = removed ? [] : teardownNetwork();
     forget();
-    if (!closeOptions.keepDir) rmSync(dir, { recursive: true, force: true });
+    if (closeOptions.keepDir) {
+      for (const p of processes) writeFileSync(join(dir, `${p.name.replace(/\W+/g, "-")}.log`), p.output());
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
     if (problems.length > 0)
       throw new Error(`the lab ${prefix} was not fully removed: ${problems.join("; ")}`);
   };

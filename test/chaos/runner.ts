@@ -120,6 +120,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         dir,
         config: {
           cluster: CLUSTER,
+          // Each node keeps to its own server, as on a host with a local nats-server: faults of
+          // that server are faults of its nodes, for the whole run.
+          nats: { discover: false },
           log: { level: "warn" },
           actions: { replicas: 3 },
           election: { replicas: 3, server: ACTIVE.has(node) ? "active" : "passive" },
