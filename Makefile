@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: up test deps nats-server bench model clean
+.PHONY: up test deps nats-server iproute2 bench chaos scale model clean
 
 up: deps
 	npm run build
@@ -15,12 +15,25 @@ test: deps
 bench: deps
 	npm run bench
 
-deps: nats-server node_modules/.installed
+deps: nats-server iproute2 node_modules/.installed
 
 nats-server:
 	@command -v nats-server >/dev/null || { \
 	  echo "installing nats-server (apt-get)"; \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y nats-server; }
+
+# `ip` for the chaos variant in network namespaces (it skips, saying why, where they cannot be made).
+iproute2:
+	@command -v ip >/dev/null || { \
+	  echo "installing iproute2 (apt-get)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y iproute2 || \
+	  echo "iproute2 could not be installed: the network namespace variant will say it skips"; }
+
+chaos: deps
+	npm run chaos -- $(ARGS)
+
+scale: deps
+	npm run scale -- $(ARGS)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci
