@@ -19,6 +19,9 @@ describe("the chaos run", () => {
       const lines: string[] = [];
       const result = await runChaos({ seed: SEED, durationMs: DURATION_MS, log: (l) => lines.push(l) });
       const report = `${lines.join("\n")}\nviolations:\n${result.violations.map((v) => `[${v.check}] ${v.message}`).join("\n")}\nlogs: ${result.dir}`;
+      // nats-server 2.9's replica desync is reported, not failed on: it is not dvsd's to fix (docs/operations.md).
+      for (const d of result.serverDefects)
+        console.warn(`nats-server defect under the chaos run: ${d.message}`);
       expect(new Set(result.schedule.map((e) => e.fault.kind)), report).toEqual(new Set(FAULT_KINDS));
       expect(result.violations, report).toEqual([]);
       // The workload ran through it: every kind of operation was answered at least once.

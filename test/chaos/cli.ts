@@ -4,8 +4,8 @@
 import { parseArgs } from "node:util";
 import { writeResults } from "../../bench/results.js";
 import { chaosRows } from "./report.js";
-import { runChaos } from "./runner.js";
-import { describeFault, fingerprint, planSchedule } from "./schedule.js";
+import { chaosSchedule, runChaos } from "./runner.js";
+import { describeFault, fingerprint } from "./schedule.js";
 
 const usage = `usage: npm run chaos -- [--seed S] [--minutes M] [--settle-bound MS] [--keep] [--plan] [--out DIR]
 
@@ -39,7 +39,7 @@ function main(): Promise<number> | number {
     return bad(`--settle-bound must be an integer ≥ 1000, got ${values["settle-bound"]}`);
   const durationMs = Math.round(minutes * 60_000);
   if (values.plan) {
-    const schedule = planSchedule({ seed, servers: 3, nodes: 6, durationMs });
+    const schedule = chaosSchedule(seed, durationMs);
     for (const e of schedule)
       console.log(`#${e.index} ${describeFault(e.fault)}, hold ${e.holdMs} ms, gap ${e.gapMs} ms`);
     console.log(`schedule ${fingerprint(schedule)} (${schedule.length} episodes)`);
@@ -64,6 +64,12 @@ function main(): Promise<number> | number {
       values.out !== undefined ? { dir: values.out } : {},
     );
     console.log(`results: ${Object.values(written).join(", ")}`);
+    if (result.serverDefects.length > 0) {
+      console.log(
+        `\n${result.serverDefects.length} nats-server defect(s) seen under dvsd (docs/operations.md, "Chaos run"):`,
+      );
+      for (const v of result.serverDefects) console.log(`  [${v.check}] ${v.message}`);
+    }
     if (result.violations.length > 0) {
       console.log(`\n${result.violations.length} violation(s); logs kept in ${result.dir}`);
       for (const v of result.violations) console.log(`  [${v.check}] ${v.message}`);

@@ -18,6 +18,13 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
       unit: "",
       target: { op: "<=", value: 0 },
     },
+    {
+      group: "chaos",
+      name: "server-defects",
+      value: result.serverDefects.length,
+      unit: "",
+      of: "replica-desync",
+    },
     { group: "chaos", name: "episodes", value: result.settles.length, unit: "" },
     {
       group: "chaos",
@@ -53,7 +60,7 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
     `|---|---:|---:|`,
     ...Object.entries(result.counts).map(([kind, c]) => `| ${kind} | ${c.ok} | ${c.failed} |`),
     "",
-    `violations: ${result.violations.length}, seed ${result.seed}, schedule ${result.fingerprint}, ${Math.round(result.elapsedMs / 1000)} s`,
+    `violations: ${result.violations.length}, nats-server defects: ${result.serverDefects.length}, seed ${result.seed}, schedule ${result.fingerprint}, ${Math.round(result.elapsedMs / 1000)} s`,
   ];
   return { rows, table: lines.join("\n") };
 }

@@ -79,8 +79,20 @@ export class EventWatch implements AsyncDisposable {
     });
   }
 
-  static async start(url: string, cluster = "dvs"): Promise<EventWatch> {
-    const nc = await connect({ servers: url, name: "e2e-event-watch", ...DEV_USERS.admin });
+  /** `discover: false` keeps the watcher on `url` (it waits for that server when it goes), never another of its cluster. */
+  static async start(
+    url: string,
+    cluster = "dvs",
+    options: { discover?: boolean } = {},
+  ): Promise<EventWatch> {
+    const nc = await connect({
+      servers: url,
+      name: "e2e-event-watch",
+      ...DEV_USERS.admin,
+      ...(options.discover === false
+        ? { ignoreClusterUpdates: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 }
+        : {}),
+    });
     const watch = new EventWatch(nc, cluster);
     await nc.flush();
     return watch;
