@@ -197,14 +197,19 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
   const teardownNetwork = (): string[] => {
     removed = true;
     const problems: string[] = [];
+    const remove = (args: readonly string[]) => {
+      const problem = ipQuiet(args);
+      // Gone already (or never made, when the start failed half way): nothing to remove.
+      if (problem !== undefined && !/No such file|Cannot find device/i.test(problem)) {
+        problems.push(`ip ${args.join(" ")}: ${problem.trim()}`);
+      }
+    };
     for (const i of indexes) {
-      const gone = ipQuiet(["netns", "del", namespaceOf(i)]);
-      if (gone) problems.push(gone);
+      remove(["netns", "del", namespaceOf(i)]);
       // Deleting the namespace deletes the pair; a pair that never moved in is still here.
-      ipQuiet(["link", "del", bridgePortOf(i)]);
+      remove(["link", "del", bridgePortOf(i)]);
     }
-    const br = ipQuiet(["link", "del", bridge]);
-    if (br) problems.push(br);
+    remove(["link", "del", bridge]);
     return problems;
   };
   const killAllNow = () => {
@@ -214,6 +219,11 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
     if (removed) return;
     killAllNow();
     teardownNetwork();
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // A process killed a moment ago may still be writing its store; the network is what must not leak.
+    }
   };
   const onSignal = (signal: NodeJS.Signals) => {
     onExit();
@@ -383,7 +393,8 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
       [Symbol.asyncDispose]: () => close(),
     };
   } catch (error) {
-    await close({ keepDir: true }).catch(() => {});
+    // The error carries the failing server's last output; nothing else is worth keeping.
+    await close().catch(() => {});
     throw error;
   }
 
