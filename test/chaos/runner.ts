@@ -93,17 +93,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const servers = options.servers ?? 3;
   const nodeCount = options.nodes ?? 6;
   const settleBoundMs = options.settleBoundMs ?? 30_000;
-  const schedule = planSchedule({
-    seed: options.seed,
-    servers,
-    nodes: nodeCount,
-    durationMs: options.durationMs,
-  });
+  const schedule = chaosSchedule(options.seed, options.durationMs, servers, nodeCount);
   const print = fingerprint(schedule);
   log(`seed ${options.seed}: ${schedule.length} episodes, schedule ${print}`);
   const dir = mkdtempSync(join(tmpdir(), "dvs-chaos-"));
   const t0 = performance.now();
   const now = () => performance.now() - t0;
+  const epoch0 = performance.timeOrigin + t0;
   const ids = Array.from({ length: nodeCount }, (_, i) => i + 1);
   const homeOf = (node: number) => 1 + ((node - 1) % servers);
 
@@ -217,7 +213,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         node: e.node,
         incarnation: e.incarnation,
         members: e.view.members,
-        at: e.receivedAt - t0,
+        // When the node changed its view, on its own clock (wall time at its start plus elapsed,
+        // like ours): an event re-sent after a cut still says when it happened.
+        at: e.at - epoch0,
       })),
     );
     writeFileSync(
