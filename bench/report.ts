@@ -120,30 +120,6 @@ export function renderTable(report: BenchReport): string {
   return out.join("\n");
 }
 
-/** The same results as Markdown, notes included. */
-export function renderMarkdown(report: BenchReport): string {
-  const out = [`# ${heading(report).replace("\n", "\n\n")}`, ""];
-  for (const row of report.rows) {
-    out.push(`## ${row.name}`, "", `${row.title}. ${(row.durationMs / 1000).toFixed(1)} s.`, "");
-    if (row.status === "error") {
-      out.push(`**ERROR** \`${row.error.name}\`: ${row.error.message}`, "");
-      continue;
-    }
-    out.push("| measurement | value |", "|---|---:|");
-    for (const m of row.measurements) out.push(`| ${m.name} | ${formatValue(m.value, m.unit)} |`);
-    out.push("", "| ratio | of | value | target | result |", "|---|---|---:|---|---|");
-    for (const r of row.ratios) {
-      out.push(
-        `| ${r.name} | ${r.of} | ${formatRatio(r.value)} | ${formatTarget(r.target)} | ${r.verdict ?? ""} |`,
-      );
-    }
-    out.push("", ...row.notes.map((n) => `- ${n}`), "");
-  }
-  const s = report.summary;
-  out.push(`Targets: ${s.pass} PASS, ${s.miss} MISS; rows with errors: ${s.errors}.`, "");
-  return out.join("\n");
-}
-
 /** Pads cells to aligned columns; `right[i]` right-aligns column i. Trailing blanks are trimmed. */
 export function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
   const widths: number[] = [];

@@ -151,17 +151,40 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
 
 function processRows(r: ProcessScaleResult): ResultRow[] {
   const rss = Float64Array.from(r.nodeRss.map((x) => x.rssMiB)).sort();
+  const cpu = Float64Array.from(r.idleCpuMsPerS).sort();
   const peak = Math.max(...r.nodeRss.map((x) => x.peakMiB));
   const g = "processes";
   return [
     { name: "processes/nodes", group: g, value: r.processes, unit: "processes" },
     { name: "processes/spawn", group: g, value: r.spawnMs, unit: "ms", of: "first spawn → last spawn" },
     {
+      name: "processes/all-answered",
+      group: g,
+      value: r.allAnsweredMs,
+      unit: "ms",
+      of: `last spawn → all ${r.processes} answer the status request, in any view`,
+    },
+    {
       name: "processes/converged",
       group: g,
       value: r.convergedMs,
       unit: "ms",
       of: `last spawn → all ${r.processes} answer with one view of ${r.processes}`,
+    },
+    {
+      name: "processes/idle-cpu.median",
+      group: g,
+      value: percentile(cpu, 50),
+      unit: "ms/s",
+      of: `CPU time per wall second of one node during the ${r.idleMs / 1000} s idle spell`,
+    },
+    { name: "processes/idle-cpu.max", group: g, value: cpu[cpu.length - 1] ?? Number.NaN, unit: "ms/s" },
+    {
+      name: "processes/idle-cpu.total",
+      group: g,
+      value: r.idleCpuMsPerS.reduce((a, b) => a + b, 0),
+      unit: "ms/s",
+      of: `all ${r.processes} nodes together; the machine has ${cpus().length} × 1000`,
     },
     { name: "processes/rss.min", group: g, value: rss[0] ?? Number.NaN, unit: "MiB" },
     { name: "processes/rss.median", group: g, value: percentile(rss, 50), unit: "MiB" },
@@ -174,6 +197,16 @@ function processRows(r: ProcessScaleResult): ResultRow[] {
       target: { op: "<=", value: RSS_TARGET_MIB },
     },
     { name: "processes/rss-peak.max", group: g, value: peak, unit: "MiB", of: "VmHWM: the largest peak RSS" },
+    {
+      name: "processes/unexpected-events",
+      group: g,
+      value: [r.events.untilConverged, r.events.afterwards]
+        .flatMap((counts) => Object.entries(counts))
+        .filter(([key]) => !EXPECTED_EVENTS.has(key))
+        .reduce((sum, [, n]) => sum + n, 0),
+      unit: "events",
+      of: "nobody is killed: anything but a JOIN (started | new node) or DISCONNECT (left)",
+    },
     { name: "processes/nats-server.rss", group: g, value: r.natsServerRss.rssMiB, unit: "MiB" },
     { name: "processes/stop", group: g, value: r.stopMs, unit: "ms", of: "SIGTERM to all → all exited" },
   ];
@@ -182,11 +215,20 @@ function processRows(r: ProcessScaleResult): ResultRow[] {
 function processNotes(r: ProcessScaleResult): string[] {
   return [
     `processes: ${r.processes} dvsd run with default settings on ${cpus().length} CPUs; convergence polled with the status request (${r.polls} polls); RSS read from /proc/<pid>/status after ${r.idleMs / 1000} s idle`,
+    `processes: membership events until one view: ${formatCounts(r.events.untilConverged)}; after it (idle, then SIGTERM): ${formatCounts(r.events.afterwards)}`,
     r.unclean.length === 0
       ? `processes: all ${r.processes} exited 0 on SIGTERM`
       : `processes: did not stop cleanly: ${r.unclean.join("; ")}`,
   ];
 }
+
+/** What a cold start and a graceful stop of every node should announce, and nothing else. */
+const EXPECTED_EVENTS = new Set(["JOIN (started)", "JOIN (new node)", "DISCONNECT (left)"]);
+
+const formatCounts = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(", ") || "none";
 
 // ---- simulation ----
 

@@ -8,8 +8,10 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { agreeOnView, collectStatus } from "../actors/clusterStatus.js";
 import { DEV_USERS } from "../actors/credentials.js";
+import { decode, encodingOf } from "../transport/codec.js";
 import { connectNats } from "../transport/nats.js";
-import type { NodeStatus } from "../transport/protocol.js";
+import { eventSchema, type NodeStatus } from "../transport/protocol.js";
+import { subjects } from "../transport/subjects.js";
 import { abortError, type Scope, within } from "./context.js";
 import { BenchError } from "./errors.js";
 
@@ -33,16 +35,29 @@ export interface ProcessScaleResult {
   readonly processes: number;
   /** First spawn → last spawn. */
   readonly spawnMs: number;
+  /** Last spawn → every node answers the status request (in whatever view): start-up done. */
+  readonly allAnsweredMs: number;
   /** Last spawn → every node answers with one view of all of them. */
   readonly convergedMs: number;
   /** Status polls it took. */
   readonly polls: number;
   readonly idleMs: number;
+  /** Per node, in node order: CPU time (user + system) used during the idle spell, ms per s. */
+  readonly idleCpuMsPerS: readonly number[];
   /** Per node, in node order, after the idle spell. */
   readonly nodeRss: readonly Rss[];
   readonly natsServerRss: Rss;
   /** SIGTERM → all exited. */
   readonly stopMs: number;
+  /**
+   * Membership events on dvs.<c>.events by "NAME (cause)", before the view converged and
+   * after it (idle spell and stop): with nobody killed, every PARTITION and
+   * MERGE is a false suspicion (start-up starving the cores, say).
+   */
+  readonly events: {
+    readonly untilConverged: Record<string, number>;
+    readonly afterwards: Record<string, number>;
+  };
   /** Nodes that did not exit 0 after SIGTERM (exit code or signal), or needed a SIGKILL. */
   readonly unclean: readonly string[];
 }
@@ -67,6 +82,17 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
       transport.connection.close(),
     ),
   );
+
+  const events = { untilConverged: {} as Record<string, number>, afterwards: {} as Record<string, number> };
+  let eventsNow = events.untilConverged;
+  transport.subscribe(subjects(CLUSTER).events, (msg) => {
+    const decoded = decode(msg.data, encodingOf(msg));
+    const parsed = decoded.ok ? eventSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) return;
+    const key = `${parsed.data.event} (${parsed.data.cause})`;
+    eventsNow[key] = (eventsNow[key] ?? 0) + 1;
+  });
+  await transport.flush();
 
   const ids = Array.from({ length: options.processes }, (_, i) => i + 1);
   const dvsd = join(options.repoRoot, "dist/bin/dvsd.js");
@@ -105,6 +131,7 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
   };
   let polls = 0;
   let last: NodeStatus[] = [];
+  let allAnsweredMs = Number.NaN;
   const converge = async (): Promise<number> => {
     for (;;) {
       if (signal.aborted) throw abortError(signal);
@@ -114,7 +141,9 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
       }
       polls++;
       last = (await collectStatus(transport, { cluster: CLUSTER, timeoutMs: 1_000 })).nodes;
-      if (agreeOnView(last, ids)) return performance.now() - lastSpawn;
+      const at = performance.now() - lastSpawn;
+      if (Number.isNaN(allAnsweredMs) && last.length === ids.length) allAnsweredMs = at;
+      if (agreeOnView(last, ids)) return at;
       if (polls % 20 === 0) progress(`${last.length}/${ids.length} nodes answer; ${describeViews(last)}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -133,15 +162,22 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
     }
     throw error;
   }
+  eventsNow = events.afterwards;
   progress(
     `one view of ${ids.length} after ${Math.round(convergedMs)} ms (${polls} status polls); idle for ${options.idleMs / 1000} s`,
   );
 
+  const cpuBefore = children.map((c, i) => readCpuSeconds(c.pid, `node ${i + 1}`));
+  const idleStart = performance.now();
   await within(
     signal,
     options.idleMs + 5_000,
     "the idle spell",
     new Promise((r) => setTimeout(r, options.idleMs)),
+  );
+  const idleSeconds = (performance.now() - idleStart) / 1000;
+  const idleCpuMsPerS = children.map(
+    (c, i) => ((readCpuSeconds(c.pid, `node ${i + 1}`) - (cpuBefore[i] ?? 0)) * 1000) / idleSeconds,
   );
   const nodeRss = children.map((c, i) => readRss(c.pid, `node ${i + 1}`));
   const natsServerRss = readRss(server.pid, "nats-server");
@@ -153,12 +189,15 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
   return {
     processes: ids.length,
     spawnMs: lastSpawn - firstSpawn,
+    allAnsweredMs,
     convergedMs,
     polls,
     idleMs: options.idleMs,
+    idleCpuMsPerS,
     nodeRss,
     natsServerRss,
     stopMs,
+    events,
     unclean,
   };
 }
@@ -171,6 +210,18 @@ function describeViews(nodes: readonly NodeStatus[]): string {
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts].map(([k, c]) => `${k} ×${c}`).join(", ") || "no views";
+}
+
+/** User + system CPU seconds so far, from /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per s). */
+function readCpuSeconds(pid: number | undefined, what: string): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch (error) {
+    throw new BenchError(`cannot read /proc/${pid}/stat of ${what}`, { cause: error });
+  }
 }
 
 function readRss(pid: number | undefined, what: string): Rss {

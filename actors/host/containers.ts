@@ -4,7 +4,6 @@
 // those exist; and whether this dvsd itself runs inside a container.
 import { access, constants } from "node:fs/promises";
 import { delimiter, join } from "node:path";
-import * as si from "systeminformation";
 import type { Params } from "../../transport/protocol.js";
 import { cgroupLayout } from "./cgroups.js";
 import { runProgram } from "./command.js";
@@ -12,6 +11,7 @@ import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { exists, listSubdirs, readText } from "./hostFiles.js";
 import { cut, type Listing } from "./listing.js";
+import { systemInformation } from "./systemInfo.js";
 
 export const CONTAINER_DEFAULT_LIMIT = 500;
 /** The cgroup scan stops after this many directories or this depth: enough for thousands of containers. */
@@ -245,7 +245,11 @@ async function dockerContainers(ctx: HostContext): Promise<ContainerEntry[]> {
   const socket = process.env.DOCKER_SOCKET ?? "/var/run/docker.sock";
   if (!(await exists(socket))) return [];
   const listed =
-    probedValue(await probe(ctx.clock, PROBE_DEADLINE_MS, () => si.dockerContainers(true))) ?? [];
+    probedValue(
+      await probe(ctx.clock, PROBE_DEADLINE_MS, async () =>
+        (await systemInformation()).dockerContainers(true),
+      ),
+    ) ?? [];
   return listed.map((c) => ({
     id: c.id || null,
     name: c.name || null,

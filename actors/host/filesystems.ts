@@ -3,13 +3,13 @@
 // mount namespace, parsed from /proc/self/mounts).
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
-import * as si from "systeminformation";
 import type { Params } from "../../transport/protocol.js";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { readText } from "./hostFiles.js";
 import { cut, type Listing, round } from "./listing.js";
 import { shared } from "./sharedProbes.js";
+import { systemInformation } from "./systemInfo.js";
 
 export const DF_DEFAULT_LIMIT = 500;
 export const MOUNT_DEFAULT_LIMIT = 500;
@@ -73,7 +73,9 @@ export async function listFilesystems(
   if (isLiveProc(ctx)) {
     const found =
       probedValue(
-        await probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.fsSize", () => si.fsSize())),
+        await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+          shared(ctx, "si.fsSize", async () => (await systemInformation()).fsSize()),
+        ),
       ) ?? [];
     entries = found.map((f) => ({
       filesystem: f.fs,

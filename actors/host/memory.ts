@@ -2,13 +2,14 @@
 // the figures vmstat and free print, as numbers (bytes, percent, seconds).
 import { cpus, loadavg, uptime } from "node:os";
 import { join } from "node:path";
-import * as si from "systeminformation";
+import type * as si from "systeminformation";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { readText } from "./hostFiles.js";
 import { round } from "./listing.js";
 import { parseKeyValues, parseSystemStat } from "./procfs.js";
 import { shared } from "./sharedProbes.js";
+import { systemInformation } from "./systemInfo.js";
 
 /** VMSTAT's reply data. Bytes, percent and seconds; a figure the host would not give is null. */
 export interface Vmstat {
@@ -50,12 +51,14 @@ export async function vmstat(ctx: HostContext): Promise<Vmstat> {
   const live = isLiveProc(ctx);
   const [mem, load, stat, meminfo] = await Promise.all([
     live
-      ? probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.mem", () => si.mem())).then(probedValue)
+      ? probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+          shared(ctx, "si.mem", async () => (await systemInformation()).mem()),
+        ).then(probedValue)
       : undefined,
     live
-      ? probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.currentLoad", () => si.currentLoad())).then(
-          probedValue,
-        )
+      ? probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+          shared(ctx, "si.currentLoad", async () => (await systemInformation()).currentLoad()),
+        ).then(probedValue)
       : undefined,
     readText(join(ctx.procRoot, "stat")),
     readText(join(ctx.procRoot, "meminfo")),

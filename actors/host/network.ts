@@ -3,13 +3,13 @@
 // pid holding each), both read from /proc/net and /sys/class/net.
 import { endianness, networkInterfaces } from "node:os";
 import { join } from "node:path";
-import * as si from "systeminformation";
 import type { Params } from "../../transport/protocol.js";
 import type { HostContext } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { listDir, listPids, mapInBatches, readLink, readText } from "./hostFiles.js";
 import { cut, type Listing } from "./listing.js";
 import { shared } from "./sharedProbes.js";
+import { systemInformation } from "./systemInfo.js";
 
 export const IFCONFIG_DEFAULT_LIMIT = 500;
 export const NETSTAT_DEFAULT_LIMIT = 500;
@@ -358,7 +358,7 @@ async function socketsFromSi(ctx: HostContext): Promise<SocketEntry[]> {
   const found =
     probedValue(
       await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
-        shared(ctx, "si.networkConnections", () => si.networkConnections()),
+        shared(ctx, "si.networkConnections", async () => (await systemInformation()).networkConnections()),
       ),
     ) ?? [];
   return found.map((c) => {

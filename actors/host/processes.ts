@@ -3,7 +3,7 @@
 // from an allow-list, never to init or to the daemon itself).
 import { cpus } from "node:os";
 import { join } from "node:path";
-import * as si from "systeminformation";
+import type * as si from "systeminformation";
 import type { Params } from "../../transport/protocol.js";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
@@ -26,6 +26,7 @@ import {
   stateName,
 } from "./procfs.js";
 import { shared } from "./sharedProbes.js";
+import { systemInformation } from "./systemInfo.js";
 
 export const PS_DEFAULT_LIMIT = 200;
 export const PIDSTAT_DEFAULT_LIMIT = 200;
@@ -96,7 +97,7 @@ export async function listProcesses(ctx: HostContext, params: Params<"PS">): Pro
   let entries: PsEntry[] | undefined;
   if (isLiveProc(ctx)) {
     const sampled = await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
-      shared(ctx, "si.processes", () => si.processes()),
+      shared(ctx, "si.processes", async () => (await systemInformation()).processes()),
     );
     const list = probedValue(sampled)?.list ?? [];
     if (list.length > 0) entries = list.map(psFromSi);
@@ -216,7 +217,9 @@ function pidstatEntry(
 async function cpuSample(ctx: HostContext): Promise<Map<number, number>> {
   if (!isLiveProc(ctx)) return new Map();
   const sampled = probedValue(
-    await probe(ctx.clock, PROBE_DEADLINE_MS, () => shared(ctx, "si.processes", () => si.processes())),
+    await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
+      shared(ctx, "si.processes", async () => (await systemInformation()).processes()),
+    ),
   );
   return new Map((sampled?.list ?? []).filter((p) => Number.isFinite(p.cpu)).map((p) => [p.pid, p.cpu]));
 }
