@@ -17,6 +17,7 @@ import { DEV_USERS } from "./credentials.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
+import { DVSD_NODE_FLAGS } from "./nodeFlags.js";
 import { formatTable } from "./table.js";
 
 export interface LaunchOptions {
@@ -113,6 +114,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     const child = spawn(
       process.execPath,
       [
+        ...DVSD_NODE_FLAGS,
         dvsdBin,
         "run",
         "--node",

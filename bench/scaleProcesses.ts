@@ -8,6 +8,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { agreeOnView, collectStatus } from "../actors/clusterStatus.js";
 import { DEV_USERS } from "../actors/credentials.js";
+import { DVSD_NODE_FLAGS } from "../actors/nodeFlags.js";
 import { decode, encodingOf } from "../transport/codec.js";
 import { connectNats } from "../transport/nats.js";
 import { eventSchema, type NodeStatus } from "../transport/protocol.js";
@@ -104,7 +105,7 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
     const log = openSync(join(dir, `node-${node}.log`), "a");
     const child = spawn(
       process.execPath,
-      [dvsd, "run", "--node", String(node), "--cluster", CLUSTER, "--nats", server.url],
+      [...DVSD_NODE_FLAGS, dvsd, "run", "--node", String(node), "--cluster", CLUSTER, "--nats", server.url],
       {
         cwd: dir,
         // Default settings; each node's state dir defaults to ./data/node-<id> under `cwd`.

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
 import { DEV_USERS } from "../../actors/credentials.js";
+import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {
@@ -84,6 +85,7 @@ export class DvsdCluster {
     const child = this.#ctx.spawn(
       process.execPath,
       [
+        ...DVSD_NODE_FLAGS,
         join(this.#ctx.repoRoot, "dist/bin/dvsd.js"),
         "run",
         "--node",

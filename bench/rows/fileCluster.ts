@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { FileStoreError } from "../../actors/files/errors.js";
 import { type Committed, FileClient, type FileSource } from "../../actors/files/fileClient.js";
+import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { agreedCoordinator, type Coordinator, RegistryClient } from "../../actors/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { decode } from "../../transport/codec.js";
@@ -98,6 +99,7 @@ function startPassives(ctx: BenchContext, name: string): void {
     ctx.spawn(
       process.execPath,
       [
+        ...DVSD_NODE_FLAGS,
         join(ctx.repoRoot, "dist/bin/dvsd.js"),
         "run",
         "--config",

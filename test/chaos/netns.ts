@@ -13,6 +13,7 @@ import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { canConnect, natsServerInstalled } from "../../actors/natsServer.js";
+import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { natsConf } from "../support/natsServer.js";
 import { dvsdBin } from "../support/processes.js";
 
@@ -351,6 +352,7 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
           h.namespace,
           process.execPath,
           [
+            ...DVSD_NODE_FLAGS,
             dvsdBin,
             "run",
             "--node",

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
+import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { EventWatch } from "./eventWatch.js";
 import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
 
@@ -46,6 +47,7 @@ export class DvsdNode implements AsyncDisposable {
     if (this.running) throw new Error(`node ${this.node} is already running`);
     if (this.#process) this.#earlier.push(this.#process.output());
     this.#process = spawnNode([
+      ...DVSD_NODE_FLAGS,
       dvsdBin,
       "run",
       "--node",

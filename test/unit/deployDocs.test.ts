@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { type NodeConfig, parseConfig } from "../../actors/config.js";
 import { NatsServerNotFoundError } from "../../actors/errors.js";
 import { natsServerInstalled } from "../../actors/natsServer.js";
+import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const deployDoc = readFileSync(join(repoRoot, "docs", "deploy.md"), "utf8");
@@ -181,6 +182,8 @@ describe("docs/deploy.md", () => {
     const run = argv.indexOf("run");
     expect(run, "ExecStart runs dvsd run").toBeGreaterThan(0);
     expect(argv[run - 1], "ExecStart runs the built dvsd").toMatch(/dist\/bin\/dvsd\.js$/);
+    // With the V8 flags every node runs with (the idle RSS target).
+    expect(argv.slice(1, run - 1), "node's flags in ExecStart").toEqual([...DVSD_NODE_FLAGS]);
     const known = dvsdRunOptions();
     const used = argv
       .slice(run + 1)
