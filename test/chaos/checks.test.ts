@@ -206,6 +206,7 @@ describe("the other checks", () => {
       appliedAt: 0,
       healedAt: 1,
       boundMs: 30_000,
+      viewMs: 900,
       last: "",
     };
     expect(checkSettles([{ episode: 0, ...settle, settledMs: 1_200 }])).toEqual([]);

@@ -4,14 +4,14 @@
 import { parseArgs } from "node:util";
 import { writeResults } from "../../bench/results.js";
 import { chaosRows } from "./report.js";
-import { chaosSchedule, runChaos } from "./runner.js";
+import { chaosSchedule, runChaos, SETTLE_BOUND_MS } from "./runner.js";
 import { describeFault, fingerprint } from "./schedule.js";
 
 const usage = `usage: npm run chaos -- [--seed S] [--minutes M] [--settle-bound MS] [--keep] [--plan] [--out DIR]
 
   --seed S           the fault schedule's seed (default 1); the same seed plans the same faults
   --minutes M        how long to plan faults for (default 10; fractions allowed)
-  --settle-bound MS  longest wait after a heal for one view and one coordinator (default 30000)
+  --settle-bound MS  longest wait after a heal for one view and one coordinator (default 60000)
   --keep             keep the run's directory (node logs, JetStream stores) even when it passes
   --plan             print the schedule and its fingerprint, run nothing
   --out DIR          where the results files go (default results/)`;
@@ -30,7 +30,7 @@ function main(): Promise<number> | number {
   }
   const seed = Number(values.seed ?? "1");
   const minutes = Number(values.minutes ?? "10");
-  const settleBoundMs = Number(values["settle-bound"] ?? "30000");
+  const settleBoundMs = Number(values["settle-bound"] ?? String(SETTLE_BOUND_MS));
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff)
     return bad(`--seed must be an integer 0..2^32-1, got ${values.seed}`);
   if (!(minutes > 0 && minutes <= 24 * 60))

@@ -76,6 +76,8 @@ export interface SettleCheck {
   readonly healedAt: Ms;
   /** From the heal to one view of every node and one coordinator; undefined when the bound ran out. */
   readonly settledMs: number | undefined;
+  /** From the heal to one view of every node (the coordinator may come later); undefined if never. */
+  readonly viewMs: number | undefined;
   readonly boundMs: number;
   /** What was seen last when it did not settle. */
   readonly last: string;

@@ -8,8 +8,10 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
   const settled = result.settles
     .flatMap((s) => (s.settledMs === undefined ? [] : [s.settledMs]))
     .sort((a, b) => a - b);
-  const at = (q: number) =>
-    settled[Math.min(settled.length - 1, Math.floor(q * settled.length))] ?? Number.NaN;
+  const at = (q: number) => quantile(settled, q);
+  const views = result.settles
+    .flatMap((s) => (s.viewMs === undefined ? [] : [s.viewMs]))
+    .sort((a, b) => a - b);
   const rows: ResultRow[] = [
     {
       group: "chaos",
@@ -34,6 +36,8 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
       of: "heal → one view and one coordinator",
     },
     { group: "chaos", name: "settle.max", value: settled.at(-1) ?? Number.NaN, unit: "ms" },
+    { group: "chaos", name: "view.p50", value: quantile(views, 0.5), unit: "ms", of: "heal → one view" },
+    { group: "chaos", name: "view.max", value: views.at(-1) ?? Number.NaN, unit: "ms" },
     { group: "chaos", name: "elapsed", value: result.elapsedMs / 1000, unit: "s" },
   ];
   for (const [kind, c] of Object.entries(result.counts)) {
@@ -48,12 +52,13 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
     byKind.set(kind, list);
   }
   const lines = [
-    `| fault | episodes | settled p50 (ms) | settled max (ms) |`,
+    `| fault | episodes | one view p50 / max (ms) | one coordinator p50 / max (ms) |`,
     `|---|---:|---:|---:|`,
     ...[...byKind.entries()].map(([kind, list]) => {
       const sorted = [...list].sort((a, b) => a - b);
-      const count = result.settles.filter((s) => s.kind === kind).length;
-      return `| ${kind} | ${count} | ${sorted[Math.floor(sorted.length / 2)] ?? "-"} | ${sorted.at(-1) ?? "-"} |`;
+      const mine = result.settles.filter((s) => s.kind === kind);
+      const v = mine.flatMap((s) => (s.viewMs === undefined ? [] : [s.viewMs])).sort((a, b) => a - b);
+      return `| ${kind} | ${mine.length} | ${quantile(v, 0.5)} / ${v.at(-1) ?? "-"} | ${quantile(sorted, 0.5)} / ${sorted.at(-1) ?? "-"} |`;
     }),
     "",
     `| operation | answered | failed |`,
@@ -63,4 +68,9 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
     `violations: ${result.violations.length}, nats-server defects: ${result.serverDefects.length}, seed ${result.seed}, schedule ${result.fingerprint}, ${Math.round(result.elapsedMs / 1000)} s`,
   ];
   return { rows, table: lines.join("\n") };
+}
+
+/** The q-quantile of ascending `sorted` (NaN when empty). */
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
