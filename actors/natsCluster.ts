@@ -175,7 +175,11 @@ async function ports(n: number, given: readonly number[] | undefined): Promise<n
  * servers have elected a metadata leader; nodes that start before that would
  * only retry, so the launcher and the tests wait for it.
  */
-async function waitForJetStream(url: string, credentials: Credentials, timeoutMs: number): Promise<void> {
+export async function waitForJetStream(
+  url: string,
+  credentials: Credentials,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
   const nc = await connect({ servers: url, user: credentials.user, pass: credentials.pass, timeout: 5_000 });

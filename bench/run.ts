@@ -3,13 +3,13 @@
 // one JSON document with --json) and writes results/bench.{json,md} and a
 // line of results/history.jsonl (bench/results.ts).
 // A missed target is reported, never fatal; only an error exits non-zero.
+
 import { spawnSync } from "node:child_process";
-import { realpathSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { abortError, createContext, type LastResort, runLastResort, Scope } from "./context.js";
+import { runIfMain } from "./entry.js";
 import { BenchAbortedError, UnknownRowError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
 import {
@@ -232,19 +232,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  const code = await main(process.argv.slice(2));
-  process.exitCode = code;
-  // Everything was closed; should a stray handle keep the loop alive, do not hang the shell.
-  setTimeout(() => process.exit(code), 2_000).unref();
-}
+await runIfMain(import.meta.url, main);

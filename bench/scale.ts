@@ -3,13 +3,13 @@
 // idle RSS against the SPEC's 80 MB), and node runtimes on the simulated
 // network (what a simulated second costs in wall time, convergence, heap).
 // Prints a table and writes results/scale.{json,md} (bench/results.ts).
+
 import { fork } from "node:child_process";
-import { realpathSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { abortError, type LastResort, runLastResort, Scope, within } from "./context.js";
+import { runIfMain } from "./entry.js";
 import { BenchAbortedError, BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
 import { columns } from "./report.js";
@@ -509,19 +509,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  const code = await main(process.argv.slice(2));
-  process.exitCode = code;
-  // Everything was closed; should a stray handle keep the loop alive, do not hang the shell.
-  setTimeout(() => process.exit(code), 2_000).unref();
-}
+await runIfMain(import.meta.url, main);

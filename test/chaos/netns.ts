@@ -8,10 +8,10 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "@nats-io/transport-node";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
 import { DEV_USERS } from "../../actors/credentials.js";
+import { waitForJetStream as waitForClusterJetStream } from "../../actors/natsCluster.js";
 import { canConnect, natsServerInstalled } from "../../actors/natsServer.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { natsConf } from "../support/natsServer.js";
@@ -449,33 +449,14 @@ export function leftovers(prefix: string): string[] {
   return names.filter((n) => n.startsWith(`${prefix}-`));
 }
 
-/**
- * A clustered JetStream answers `$JS.API.INFO` with an error until its servers
- * have elected a metadata leader (as actors/natsCluster.ts waits for it).
- */
+/** The lab's JetStream has a metadata leader (actors/natsCluster.ts), or the lab did not start. */
 async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let last = "no answer";
-  const nc = await connect({ servers: url, ...DEV_USERS.admin, timeout: 5_000 });
   try {
-    while (performance.now() < deadline) {
-      try {
-        const reply = await nc.request("$JS.API.INFO", "", { timeout: 1_000 });
-        const info = reply.json<{ error?: { description?: string } }>();
-        if (!info.error) return;
-        last = info.error.description ?? "JetStream error";
-      } catch (error) {
-        last = (error as Error).message;
-      }
-      await sleepMs(200);
-    }
-  } finally {
-    await nc.close().catch(() => {});
+    await waitForClusterJetStream(url, DEV_USERS.admin, timeoutMs);
+  } catch (error) {
+    // The message already holds the last answer JetStream gave.
+    throw new NetnsLabStartError((error as Error).message, "");
   }
-  throw new NetnsLabStartError(
-    `JetStream at ${url} had no metadata leader within ${Math.round(timeoutMs)} ms`,
-    last,
-  );
 }
 
 function ip(args: readonly string[]): void {
