@@ -1,13 +1,16 @@
 // The V8 flags every dvsd node process runs with. An idle node's live heap is
-// about 20 MB, but with V8's defaults (16 MiB semi-spaces) its RSS sits near
-// 100-106 MiB; with 1 MiB semi-spaces it stays under the 80 MB of SPEC 10
-// (`npm run scale` measures it; docs/operations.md "Memory" has the figures).
-// `--optimize-for-size` saves a few MiB more but costs about 1.6× in request
-// throughput (the fuzz test's 30,000 messages: 66 s against 41 s), so it is
-// not used. `dvsd up`, the `dvsd` shebang, the systemd unit of
-// docs/deploy.md, the tests and the benchmarks all start nodes with these.
+// about 20 MB, but with V8's defaults (16 MiB semi-spaces, heap growth tuned
+// for speed) its RSS sits near 100-106 MiB. These keep it at 71-77 MiB, under
+// the 80 MB of SPEC 10, also with 32 nodes on 2 busy cores (`npm run scale`;
+// docs/operations.md "Memory" has the figures). The price is request
+// throughput under a flood: the fuzz test's 30,000 messages took a node 66 s
+// with both flags, 41 s with the semi-space flag alone (RSS 80-86 MiB with 32
+// busy nodes) and 33 s with none. `dvsd up`, the `dvsd` shebang, the systemd
+// unit of docs/deploy.md, the tests and the benchmarks all use these.
 export const DVSD_NODE_FLAGS: readonly string[] = [
   // A young generation of 1 MiB per semi-space instead of 16: scavenges are
   // more frequent but each is short, and little garbage lingers.
   "--max-semi-space-size=1",
+  // Heap growth and code caches tuned for memory rather than peak speed.
+  "--optimize-for-size",
 ];

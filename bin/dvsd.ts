@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --optimize-for-size
 // dvsd: the DVS node daemon (`dvsd run`) and the local cluster launcher (`dvsd up`).
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
