@@ -189,7 +189,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           `#${episode.index} ${label}, held ${episode.holdMs} ms: ${
             result.settledMs === undefined
               ? `NOT SETTLED (${result.last})`
-              : `settled ${result.settledMs} ms after the heal`
+              : `one view ${result.viewMs} ms and one coordinator ${result.settledMs} ms after the heal`
           } [t=${Math.round(since / 1000)} s]`,
         );
         await sleepMs(episode.gapMs);
