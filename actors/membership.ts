@@ -10,6 +10,7 @@ import {
   type MembershipMachine,
   type MembershipTimings,
   membershipMachine,
+  summarize,
   type ViewChange,
 } from "../machines/membership.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
@@ -154,7 +155,7 @@ export class Membership {
       node: this.#o.self.node,
       incarnation: this.#o.self.incarnation,
       seq: ++this.#seq,
-      view: { id: ctx.view.id, members: [...ctx.view.members] },
+      view: summarize(ctx.view, this.#o.self.node),
       down: downList(ctx),
       ...(leaving ? { leaving: true } : {}),
     };

@@ -455,13 +455,25 @@ export type ClusterEvent = z.infer<typeof clusterEventSchema>;
 
 // ---- internal membership traffic (free to change between versions) ----
 
+/**
+ * A heartbeat's view: id, size, smallest member and a digest of the members
+ * (machines/membership.ts `summarize`), not the members themselves, so a
+ * heartbeat's size does not grow with the cluster.
+ */
+export const viewSummarySchema = z.strictObject({
+  id: z.number().int().min(0),
+  size: z.number().int().min(0).max(65_536),
+  first: nodeIdSchema,
+  digest: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
 /** Published every heartbeat period on `dvs.<c>._hb.<node>`; `leaving` announces a graceful leave. */
 export const heartbeatSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   node: nodeIdSchema,
   incarnation: z.number().int().min(0),
   seq: z.number().int().min(0),
-  view: viewSchema,
+  view: viewSummarySchema,
   down: z.array(memberSchema).max(65_536),
   leaving: z.boolean().optional(),
 });

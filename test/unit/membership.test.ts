@@ -13,7 +13,9 @@ import {
   type MembershipContext,
   type MembershipEvent,
   type MembershipOutput,
+  membersDigest,
   step,
+  summarize,
   type View,
   type ViewChange,
 } from "../../machines/membership.js";
@@ -45,7 +47,7 @@ class Driver {
     return this.send({
       type: "peer.heartbeat",
       from,
-      view: options.view ?? { id: 0, members: [from.node] },
+      view: summarize(options.view ?? { id: 0, members: [from.node] }, from.node),
       down: options.down ?? [],
       at: this.now,
     });
@@ -311,12 +313,40 @@ describe("the membership reducer", () => {
         fc.nat(),
         (a, b, nodeA, nodeB, idA, idB) => {
           fc.pre(nodeA !== nodeB);
-          const ours = { id: idA, members: a };
-          const theirs = { id: idB, members: b };
+          const ours = summarize({ id: idA, members: a }, nodeA);
+          const theirs = summarize({ id: idB, members: b }, nodeB);
           expect(componentWins(ours, nodeA, theirs, nodeB)).toBe(!componentWins(theirs, nodeB, ours, nodeA));
         },
       ),
     );
+  });
+
+  it("two member lists have the same digest only when they are the same list", () => {
+    const list = fc
+      .uniqueArray(fc.integer({ min: 0, max: 65_535 }), { maxLength: 40 })
+      .map((m) => m.sort((x, y) => x - y));
+    fc.assert(
+      fc.property(list, list, (a, b) => {
+        const same = a.length === b.length && a.every((n, i) => n === b[i]);
+        expect(membersDigest(a) === membersDigest(b)).toBe(same);
+      }),
+    );
+    // Lists that differ in one member, or by one member more, among 1,000.
+    const all = Array.from({ length: 1_000 }, (_, i) => i + 1);
+    const digests = new Set([
+      membersDigest(all),
+      membersDigest(all.slice(1)),
+      membersDigest([0, ...all.slice(1)]),
+    ]);
+    expect(digests.size).toBe(3);
+    expect(Number.isSafeInteger(membersDigest(all))).toBe(true);
+  });
+
+  it("a heartbeat's view summary is the same size for 3 members and for 1,000", () => {
+    const small = summarize({ id: 7, members: [1, 2, 3] }, 1);
+    const large = summarize({ id: 7, members: Array.from({ length: 1_000 }, (_, i) => i + 1) }, 1);
+    expect(Object.keys(large)).toEqual(Object.keys(small));
+    expect(large).toMatchObject({ id: 7, size: 1_000, first: 1 });
   });
 
   describe("view id sync", () => {
