@@ -344,6 +344,11 @@ export class ProcessRuntime {
     return this.#proxies.traffic();
   }
 
+  /** How many proxy pairs run an actor (a pair gets one when it first carries a frame). */
+  get proxyActors(): number {
+    return this.#proxies.actors;
+  }
+
   /**
    * Called on every view change: proxies of peers that left go down (their
    * processes are unreachable, EHOSTDOWN); when members joined, the processes
@@ -460,10 +465,9 @@ export class ProcessRuntime {
   }
 
   #proxyStats(peer: NodeId | undefined): Outcome {
-    if (peer === undefined) return { rcode: 0, data: this.#proxies.list().map((p) => p.stats()) };
-    const pair = this.#proxies.get(peer);
-    if (pair === undefined) return fail("ENOENT", `no proxy pair toward node ${peer}`);
-    const stats: ProxyStats = pair.stats();
+    if (peer === undefined) return { rcode: 0, data: this.#proxies.allStats() };
+    const stats: ProxyStats | undefined = this.#proxies.stats(peer);
+    if (stats === undefined) return fail("ENOENT", `no proxy pair toward node ${peer}`);
     return { rcode: 0, data: [stats] };
   }
 

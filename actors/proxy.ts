@@ -4,7 +4,15 @@
 // count gaps. Each pair's state and statistics live in a proxy machine actor
 // (machines/proxy.ts); nothing a peer sends can throw out of here.
 import { type Actor, createActor } from "xstate";
-import { nextSendSeq, type ProxyContext, type ProxyMachine, proxyMachine } from "../machines/proxy.js";
+import {
+  initialProxyContext,
+  linkAfter,
+  nextSendSeq,
+  type ProxyContext,
+  type ProxyLink,
+  type ProxyMachine,
+  proxyMachine,
+} from "../machines/proxy.js";
 import type { Clock } from "../transport/clock.js";
 import { decode, encode } from "../transport/codec.js";
 import { PayloadTooLargeError } from "../transport/errors.js";
@@ -76,44 +84,45 @@ export interface ProxiesOptions {
 }
 
 /** The pair toward one peer: its machine actor, fed with what was sent and received. */
-export class ProxyPair {
+class ProxyPair {
   readonly actor: Actor<ProxyMachine>;
 
-  constructor(
-    readonly peer: NodeId,
-    self: NodeId,
-    up: boolean,
-    clock: Clock,
-  ) {
-    this.actor = createActor(proxyMachine, { input: { self, peer, up, at: clock.now() }, clock }).start();
+  constructor(peer: NodeId, self: NodeId, link: ProxyLink, clock: Clock) {
+    this.actor = createActor(proxyMachine, {
+      input: { self, peer, up: link.up, at: link.since, downs: link.downs },
+      clock,
+    }).start();
   }
 
   get context(): ProxyContext {
     return this.actor.getSnapshot().context;
   }
+}
 
-  get state(): "up" | "down" {
-    return this.context.up ? "up" : "down";
-  }
-
-  stats(): ProxyStats {
-    const c = this.context;
-    const { epoch: _epoch, ...received } = c.received;
-    return {
-      nodeid: c.self,
-      peer: c.peer,
-      state: this.state,
-      since: c.since,
-      downs: c.downs,
-      sent: { ...c.sent },
-      received,
-    };
-  }
+/** GETPROXYSTS of a pair's context. */
+function statsOf(c: ProxyContext): ProxyStats {
+  const { epoch: _epoch, ...received } = c.received;
+  return {
+    nodeid: c.self,
+    peer: c.peer,
+    state: c.up ? "up" : "down",
+    since: c.since,
+    downs: c.downs,
+    sent: { ...c.sent },
+    received,
+  };
 }
 
 export class Proxies {
   readonly #o: ProxiesOptions;
   readonly #pairs = new Map<NodeId, ProxyPair>();
+  /**
+   * Peers seen in a view whose pair nobody has needed yet (no frame sent or
+   * received, no GETPROXYINFO): their view state as plain data. The pair's
+   * actor is created from it on first use, so a node in a cluster of 1,000
+   * does not run 999 idle actors (nor a simulation of it a million).
+   */
+  readonly #idle = new Map<NodeId, ProxyLink>();
   readonly #warn: ReturnType<typeof throttledWarn>;
   #members = new Set<NodeId>();
   #subscription: Subscription | undefined;
@@ -141,10 +150,9 @@ export class Proxies {
   onView(members: readonly NodeId[]): void {
     const at = this.#o.clock.now();
     this.#members = new Set(members);
-    for (const peer of members)
-      if (peer !== this.#o.node) this.#ensure(peer).actor.send({ type: "peer.up", at });
-    for (const [peer, pair] of this.#pairs)
-      if (!this.#members.has(peer)) pair.actor.send({ type: "peer.down", at });
+    for (const peer of members) if (peer !== this.#o.node) this.#viewChange(peer, true, at);
+    for (const peer of [...this.#pairs.keys(), ...this.#idle.keys()])
+      if (!this.#members.has(peer)) this.#viewChange(peer, false, at);
   }
 
   /** Sends one message to `peer`'s proxy receiver; an error name when it could not be published. */
@@ -172,22 +180,28 @@ export class Proxies {
     return undefined;
   }
 
-  get(peer: NodeId): ProxyPair | undefined {
-    return this.#pairs.get(peer);
+  /** How many pairs run an actor; the others have carried nothing yet. */
+  get actors(): number {
+    return this.#pairs.size;
   }
 
-  /** Every pair, by peer id. */
-  list(): ProxyPair[] {
-    return [...this.#pairs.values()].sort((a, b) => a.peer - b.peer);
+  /** GETPROXYSTS: the statistics of the pair toward `peer`, or undefined when this node never knew it. */
+  stats(peer: NodeId): ProxyStats | undefined {
+    const c = this.#contextOf(peer);
+    return c && statsOf(c);
+  }
+
+  /** GETPROXYSTS of every pair, by peer id. */
+  allStats(): ProxyStats[] {
+    return this.#contexts().map(statsOf);
   }
 
   /** GETPROXYINFO: the sender and the receiver of the pair toward `peer`. */
   info(peer: NodeId): [ProxyInfo, ProxyInfo] | undefined {
-    const pair = this.#pairs.get(peer);
-    if (pair === undefined) return undefined;
+    const c = this.#contextOf(peer);
+    if (c === undefined) return undefined;
     const { subjects, node, epoch } = this.#o;
-    const c = pair.context;
-    const common = { nodeid: node, peer, state: pair.state, since: c.since };
+    const common = { nodeid: node, peer, state: c.up ? ("up" as const) : ("down" as const), since: c.since };
     return [
       { role: "sender", ...common, subject: subjects.proxy(peer), seq: c.sent.seq, epoch },
       {
@@ -206,9 +220,8 @@ export class Proxies {
     let msgsReceived = 0;
     let lastSent: number | null = null;
     let lastReceived: number | null = null;
-    const pairs = this.list();
-    for (const pair of pairs) {
-      const { sent, received } = pair.context;
+    const contexts = this.#contexts();
+    for (const { sent, received } of contexts) {
       msgsSent += sent.msgs;
       msgsReceived += received.msgs;
       if (sent.last !== null && (lastSent === null || sent.last > lastSent)) lastSent = sent.last;
@@ -216,13 +229,51 @@ export class Proxies {
         lastReceived = received.last;
       }
     }
-    return { proxies: pairs.map((p) => p.peer), msgsSent, msgsReceived, lastSent, lastReceived };
+    return { proxies: contexts.map((c) => c.peer), msgsSent, msgsReceived, lastSent, lastReceived };
   }
 
+  /** The pair's context, or the one an idle pair would start with; undefined for a peer never known. */
+  #contextOf(peer: NodeId): ProxyContext | undefined {
+    const pair = this.#pairs.get(peer);
+    if (pair !== undefined) return pair.context;
+    const link = this.#idle.get(peer);
+    return link && this.#idleContext(peer, link);
+  }
+
+  /** Every pair's context, actors and idle ones, by peer id. */
+  #contexts(): ProxyContext[] {
+    const contexts = [...this.#pairs.values()].map((p) => p.context);
+    for (const [peer, link] of this.#idle) contexts.push(this.#idleContext(peer, link));
+    return contexts.sort((a, b) => a.peer - b.peer);
+  }
+
+  #idleContext(peer: NodeId, link: ProxyLink): ProxyContext {
+    return initialProxyContext({ self: this.#o.node, peer, up: link.up, at: link.since, downs: link.downs });
+  }
+
+  /** A view change for one peer: to its actor if it has one, else to its idle link. */
+  #viewChange(peer: NodeId, up: boolean, at: number): void {
+    const pair = this.#pairs.get(peer);
+    if (pair !== undefined) {
+      if (pair.context.up !== up) pair.actor.send({ type: up ? "peer.up" : "peer.down", at });
+      return;
+    }
+    const link = this.#idle.get(peer);
+    if (link !== undefined) this.#idle.set(peer, linkAfter(link, up, at));
+    else if (up) this.#idle.set(peer, { up, since: at, downs: 0 });
+  }
+
+  /** The pair's actor, created on first use from its idle link (or, for a peer never in a view, down since now). */
   #ensure(peer: NodeId): ProxyPair {
     let pair = this.#pairs.get(peer);
     if (pair === undefined) {
-      pair = new ProxyPair(peer, this.#o.node, this.#members.has(peer), this.#o.clock);
+      const link = this.#idle.get(peer) ?? {
+        up: this.#members.has(peer),
+        since: this.#o.clock.now(),
+        downs: 0,
+      };
+      this.#idle.delete(peer);
+      pair = new ProxyPair(peer, this.#o.node, link, this.#o.clock);
       this.#pairs.set(peer, pair);
     }
     return pair;

@@ -11,7 +11,10 @@ export interface ProxyInput {
   readonly peer: number;
   /** Whether the peer is in the view when the pair is created. */
   readonly up: boolean;
+  /** When the peer entered that state (the pair's `since`). */
   readonly at: number;
+  /** How many times the peer already left the view (a pair created on first use, after some view changes). */
+  readonly downs?: number;
 }
 
 /** Counters of one direction of the pair. */
@@ -70,6 +73,32 @@ export function nextSendSeq(context: ProxyContext): number {
 
 const direction = (): ProxyDirection => ({ msgs: 0, bytes: 0, errors: 0, last: null, seq: 0 });
 
+/** A pair before any frame: what the machine starts with, and what a pair not yet created reports. */
+export function initialProxyContext(input: ProxyInput): ProxyContext {
+  return {
+    self: input.self,
+    peer: input.peer,
+    up: input.up,
+    sent: direction(),
+    received: { ...direction(), epoch: null, missing: 0, duplicates: 0, rejected: 0 },
+    since: input.at,
+    downs: input.downs ?? 0,
+  };
+}
+
+/** The view side of a pair: whether the peer is in the view, since when, and how often it left. */
+export interface ProxyLink {
+  readonly up: boolean;
+  readonly since: number;
+  readonly downs: number;
+}
+
+/** The link after a view change that puts the peer in the view (`up`) or out of it. */
+export function linkAfter(link: ProxyLink, up: boolean, at: number): ProxyLink {
+  if (link.up === up) return link;
+  return { up, since: at, downs: up ? link.downs : link.downs + 1 };
+}
+
 export const proxyMachine = setup({
   types: {
     context: {} as ProxyContext,
@@ -80,7 +109,11 @@ export const proxyMachine = setup({
     peerUp: ({ context }) => context.up,
   },
   actions: {
-    markSince: assign({ since: ({ event }) => event.at }),
+    viewChanged: assign(({ context, event }) =>
+      event.type === "peer.up" || event.type === "peer.down"
+        ? linkAfter(context, event.type === "peer.up", event.at)
+        : {},
+    ),
     countSent: assign({
       sent: ({ context, event }) => {
         if (event.type !== "frame.sent") return context.sent;
@@ -107,15 +140,7 @@ export const proxyMachine = setup({
   },
 }).createMachine({
   id: "proxy",
-  context: ({ input }) => ({
-    self: input.self,
-    peer: input.peer,
-    up: input.up,
-    sent: direction(),
-    received: { ...direction(), epoch: null, missing: 0, duplicates: 0, rejected: 0 },
-    since: input.at,
-    downs: 0,
-  }),
+  context: ({ input }) => initialProxyContext(input),
   initial: "starting",
   states: {
     // Transient: picks `up` or `down` from the input.
@@ -124,15 +149,12 @@ export const proxyMachine = setup({
     },
     up: {
       on: {
-        "peer.down": {
-          target: "down",
-          actions: ["markSince", assign({ up: false, downs: ({ context }) => context.downs + 1 })],
-        },
+        "peer.down": { target: "down", actions: "viewChanged" },
       },
     },
     down: {
       on: {
-        "peer.up": { target: "up", actions: ["markSince", assign({ up: true })] },
+        "peer.up": { target: "up", actions: "viewChanged" },
       },
     },
   },

@@ -324,6 +324,28 @@ describe("processes over the simulated network", () => {
     });
   });
 
+  it("runs a pair's actor only once the pair carries a frame, and the actor starts from what the view did before", async () => {
+    const c = await cluster();
+    expect(c.at(2).runtime.proxyActors).toBe(0);
+    c.setView(2, [1, 2]);
+    c.setView(2, [1, 2, 3]);
+    const idle = ((await c.request(2, "GETPROXYSTS", { nodeid: 3 })).data as ProxyStats[])[0]!;
+    expect(idle).toMatchObject({ state: "up", downs: 1, sent: { msgs: 0 } });
+    expect(c.at(2).runtime.proxyActors).toBe(0);
+    await c.request(3, "SPAWN", { dcid: 1, endpoint: 5, machine: "counter" });
+    await settle(c);
+    expect((await c.request(2, "SEND", { dcid: 1, endpoint: 5, body: { type: "inc" } })).rcode).toBe(0);
+    await settle(c);
+    expect(c.at(2).runtime.proxyActors).toBe(1);
+    const used = ((await c.request(2, "GETPROXYSTS", { nodeid: 3 })).data as ProxyStats[])[0]!;
+    expect(used).toMatchObject({ state: "up", downs: 1, since: idle.since, sent: { msgs: 1, seq: 1 } });
+    c.setView(2, [1, 2]);
+    expect(((await c.request(2, "GETPROXYSTS", { nodeid: 3 })).data as ProxyStats[])[0]).toMatchObject({
+      state: "down",
+      downs: 2,
+    });
+  });
+
   it("ends a process from any node; its endpoint is then free and unknown", async () => {
     const c = await cluster();
     await c.request(1, "SPAWN", { dcid: 1, endpoint: 5, machine: "counter" });
