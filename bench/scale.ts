@@ -403,9 +403,9 @@ results/scale.json and scale.md, and a line of results/history.jsonl.
 Options:
   --processes <n>      dvsd processes (default 32)
   --idle-seconds <s>   idle spell before RSS is read (default 10)
-  --sim-nodes <n,…>    simulated nodes, one size or a comma-separated list (default 1000)
-  --sim-seconds <s>    simulated seconds per size (default 10)
-  --sim-budget <s>     wall-clock seconds allowed per size (default 180)
+  --sim-nodes <n,…>    simulated nodes, one size or a comma-separated list (default 100,250,1000)
+  --sim-seconds <s>    simulated seconds per size (default 3)
+  --sim-budget <s>     wall-clock seconds allowed per size (default 600)
   --seed <n>           simulation seed (default 1)
   --only <part>        processes or sim
   --out <dir>          write the results files there instead of results/
@@ -453,11 +453,11 @@ async function main(argv: readonly string[]): Promise<number> {
     parsed = {
       processes: positiveInt("--processes", values.processes, 32),
       idleSeconds: positiveInt("--idle-seconds", values["idle-seconds"], 10),
-      simNodes: (values["sim-nodes"] ?? "1000")
+      simNodes: (values["sim-nodes"] ?? "100,250,1000")
         .split(",")
         .map((n) => positiveInt("--sim-nodes", n.trim(), 0)),
-      simSeconds: positiveInt("--sim-seconds", values["sim-seconds"], 10),
-      simBudgetSeconds: positiveInt("--sim-budget", values["sim-budget"], 180),
+      simSeconds: positiveInt("--sim-seconds", values["sim-seconds"], 3),
+      simBudgetSeconds: positiveInt("--sim-budget", values["sim-budget"], 600),
       seed: positiveInt("--seed", values.seed, 1),
       ...(values.only ? { only: values.only } : {}),
       ...(values.out !== undefined ? { out: values.out } : {}),

@@ -338,6 +338,11 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
   return out;
 }
 
+const memberOf = (key: string, peer: PeerRecord): Member => ({
+  node: Number(key),
+  incarnation: peer.incarnation,
+});
+
 function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void {
   const t = ctx.timings;
   const gap = at - ctx.lastTick;
@@ -375,14 +380,16 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
 
   const newlyUnreachable: Member[] = [];
   const newlyDown: Member[] = [];
-  for (const [key, peer] of Object.entries(ctx.peers)) {
-    const member = { node: Number(key), incarnation: peer.incarnation };
+  // Runs every tick for every peer (40 times a second each with the default
+  // timings): no per-peer allocation unless something changes.
+  for (const key in ctx.peers) {
+    const peer = ctx.peers[key] as PeerRecord;
     const silence = at - peer.lastHeard;
     if (peer.state === "alive" || peer.state === "suspect") {
       if (silence >= t.unreachableAfterMissed * t.heartbeatMs) {
         peer.state = "unreachable";
         peer.since = at;
-        newlyUnreachable.push(member);
+        newlyUnreachable.push(memberOf(key, peer));
         continue;
       }
       if (peer.state === "alive" && silence >= t.suspectAfterMissed * t.heartbeatMs) {
@@ -395,12 +402,12 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
         (peer.probedAt === undefined || at - peer.probedAt >= t.heartbeatMs)
       ) {
         peer.probedAt = at;
-        out.push({ type: "probe", peer: member });
+        out.push({ type: "probe", peer: memberOf(key, peer) });
       }
     } else if (peer.state === "unreachable" && at - peer.since >= t.downAfterMs) {
       peer.state = "down";
       peer.since = at;
-      newlyDown.push(member);
+      newlyDown.push(memberOf(key, peer));
     }
   }
   if (newlyUnreachable.length) commitView(ctx, "PARTITION", newlyUnreachable, "stopped answering", at, out);
