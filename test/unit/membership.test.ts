@@ -18,7 +18,10 @@ import {
   summarize,
   type View,
   type ViewChange,
+  type ViewSummary,
 } from "../../machines/membership.js";
+import { encode } from "../../transport/codec.js";
+import { heartbeatSchema, PROTOCOL_VERSION } from "../../transport/protocol.js";
 
 const timings = defaultTimings();
 const self: Member = { node: 1, incarnation: 1 };
@@ -347,6 +350,14 @@ describe("the membership reducer", () => {
     const large = summarize({ id: 7, members: Array.from({ length: 1_000 }, (_, i) => i + 1) }, 1);
     expect(Object.keys(large)).toEqual(Object.keys(small));
     expect(large).toMatchObject({ id: 7, size: 1_000, first: 1 });
+    // On the wire, as Membership publishes it and the schema accepts it: under 100 bytes either way.
+    const wire = (view: ViewSummary) => {
+      const hb = { v: PROTOCOL_VERSION, node: 1, incarnation: 3, seq: 123_456, view, down: [] };
+      expect(heartbeatSchema.safeParse(hb).success).toBe(true);
+      return encode(hb).byteLength;
+    };
+    expect(wire(small)).toBeLessThan(100);
+    expect(wire(large)).toBeLessThan(100);
   });
 
   describe("view id sync", () => {
