@@ -2,7 +2,8 @@
 // process messages between nodes on `dvs.<c>._px.<to>` as CBOR frames that
 // name the sending node and number the pair's frames, so the receiver can
 // count gaps. Each pair's state and statistics live in a proxy machine actor
-// (machines/proxy.ts); nothing a peer sends can throw out of here.
+// (machines/proxy.ts), started when the pair first carries a frame; nothing a
+// peer sends can throw out of here.
 import { type Actor, createActor } from "xstate";
 import {
   initialProxyContext,
@@ -117,8 +118,8 @@ export class Proxies {
   readonly #o: ProxiesOptions;
   readonly #pairs = new Map<NodeId, ProxyPair>();
   /**
-   * Peers seen in a view whose pair nobody has needed yet (no frame sent or
-   * received, no GETPROXYINFO): their view state as plain data. The pair's
+   * Peers seen in a view whose pair has carried no frame yet: their view
+   * state as plain data, which GETPROXYSTS and GETPROXYINFO report. The pair's
    * actor is created from it on first use, so a node in a cluster of 1,000
    * does not run 999 idle actors (nor a simulation of it a million).
    */

@@ -44,8 +44,9 @@ export interface ViewSummary {
  * equal digests with equal sizes stand for equal member lists.
  */
 export function membersDigest(members: readonly number[]): number {
+  // FNV-1a's offset basis, and a second basis of its own for the other hash.
   let a = 0x811c9dc5;
-  let b = 0x01000193 ^ 0x5bd1e995;
+  let b = 0x5bd1e995;
   const mix = (n: number) => {
     for (let shift = 0; shift < 32; shift += 8) {
       const byte = (n >>> shift) & 0xff;
