@@ -3,17 +3,17 @@
 import { describe, expect, it } from "vitest";
 import { runSimScale } from "../../bench/scaleSim.js";
 
+const run = (
+  nodes: number,
+  simSeconds: number,
+  budgetMs: number,
+  progress: (line: string) => void = () => {},
+) => runSimScale({ nodes, simSeconds, seed: 3, budgetMs, signal: new AbortController().signal, progress });
+
 describe("the simulated scale run", () => {
   it("30 nodes started at once hold one view of all 30 once the join window closes, and every simulated second is measured", async () => {
     const progress: string[] = [];
-    const r = await runSimScale({
-      nodes: 30,
-      simSeconds: 2,
-      seed: 3,
-      budgetMs: 60_000,
-      signal: new AbortController().signal,
-      progress: (line) => progress.push(line),
-    });
+    const r = await run(30, 2, 60_000, (line) => progress.push(line));
     expect(r).toMatchObject({ nodes: 30, finished: true, simSecondsRun: 2, converged: true });
     // The join window is 300 ms with the default 200 ms heartbeat; the check runs every 100 ms.
     expect(r.convergedAtSimMs).toBe(300);
@@ -24,14 +24,7 @@ describe("the simulated scale run", () => {
   });
 
   it("stops at the wall budget and says it did not finish", async () => {
-    const r = await runSimScale({
-      nodes: 10,
-      simSeconds: 5,
-      seed: 3,
-      budgetMs: 0,
-      signal: new AbortController().signal,
-      progress: () => {},
-    });
+    const r = await run(10, 5, 0);
     expect(r.finished).toBe(false);
     expect(r.simSecondsRun).toBeLessThan(5);
   });
