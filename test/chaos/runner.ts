@@ -104,6 +104,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const print = fingerprint(schedule);
   log(`seed ${options.seed}: ${schedule.length} episodes, schedule ${print}`);
   const dir = mkdtempSync(join(tmpdir(), "dvs-chaos-"));
+  log(
+    `run directory ${dir} (node logs written as they come; removed at the end unless a check failed or --keep)`,
+  );
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   const epoch0 = performance.timeOrigin + t0;
@@ -135,6 +138,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         node,
         natsUrl: urls[homeOf(node) - 1] as string,
         dir,
+        logFile: join(dir, `node-${node}.log`),
         config: {
           cluster: CLUSTER,
           // Each node keeps to its own server, as on a host with a local nats-server: faults of
@@ -252,7 +256,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(nodes.map((n) => n.stop(10_000).catch(() => n.kill())));
     for (const n of nodes) {
       const lines = crashLines(n.output());
-      writeFileSync(join(dir, `node-${n.node}.log`), n.output());
       for (const line of lines.slice(0, 5)) {
         violations.push({ check: "crash", message: `node ${n.node}: ${line.slice(0, 400)}` });
       }

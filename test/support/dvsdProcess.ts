@@ -1,7 +1,7 @@
 // One `dvsd run` node as an operator runs it: its own state dir and config
 // file (written by the test), a child process the test can SIGKILL, SIGSTOP,
 // stop gracefully and start again with the same state, as a restart would.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
@@ -18,6 +18,11 @@ export interface DvsdNodeOptions {
   /** Config file contents, without `node` (given with --node). */
   readonly config: Omit<ConfigInput, "node">;
   readonly format?: "yaml" | "json";
+  /**
+   * Appends everything every incarnation writes to this file as it arrives,
+   * so a node that dies, or a run that is killed, leaves its log behind.
+   */
+  readonly logFile?: string;
 }
 
 export class DvsdNode implements AsyncDisposable {
@@ -28,10 +33,12 @@ export class DvsdNode implements AsyncDisposable {
   /** Output of the earlier runs (incarnations) of this node. */
   readonly #earlier: string[] = [];
   readonly #natsUrl: string;
+  readonly #logFile: string | undefined;
 
   constructor(options: DvsdNodeOptions) {
     this.node = options.node;
     this.#natsUrl = options.natsUrl;
+    this.#logFile = options.logFile;
     this.stateDir = join(options.dir, `node-${options.node}`, "state");
     const format = options.format ?? "yaml";
     this.configFile = join(options.dir, `node-${options.node}`, `dvsd.${format}`);
@@ -59,6 +66,13 @@ export class DvsdNode implements AsyncDisposable {
       "--config",
       this.configFile,
     ]);
+    const logFile = this.#logFile;
+    if (logFile !== undefined) {
+      // Synchronous appends: the chunk is in the file before anything else runs.
+      const append = (chunk: Buffer) => appendFileSync(logFile, chunk);
+      this.#process.child.stdout?.on("data", append);
+      this.#process.child.stderr?.on("data", append);
+    }
     return this.#process;
   }
 
