@@ -157,7 +157,11 @@ export class NodeRuntime<T extends Transport = Transport> {
         reportReconnected: () => logger.info("NATS link restored"),
         reportLeaving: ({ context }) => logger.info({ reason: context.reason }, "node leaving"),
         reportFailed: (_, params) => logger.error({ err: params.error }, "node failed"),
-        reportEnded: ({ context }) => logger.info({ reason: context.reason }, "node ended"),
+        reportEnded: ({ context }) =>
+          // Not asked to end: the connection closed under the node, and the daemon exits 1.
+          context.reason?.startsWith("connection closed")
+            ? logger.error({ reason: context.reason }, "node ended: its NATS connection closed")
+            : logger.info({ reason: context.reason }, "node ended"),
       },
     });
     const input: NodeMachineInput = this.#identity;

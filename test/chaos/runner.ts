@@ -179,6 +179,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleepMs(episode.holdMs);
         const healedAt = now();
         await heal(episode.fault, { cluster, routes, nodes, expectedExit, violations, now });
+        // A node that died on its own never comes back: every later episode would wait out
+        // the settle bound. Stop the schedule there; the checks still run on what was recorded.
+        const crashes = violations.filter((v) => v.check === "crash");
+        if (crashes.length > 0) {
+          log(
+            `#${episode.index} ${label}: schedule stopped, ${crashes.map((v) => v.message).join("; ")} [t=${Math.round(since / 1000)} s]`,
+          );
+          break;
+        }
         const result = await settle(clients, ids, settleBoundMs);
         settles.push({
           episode: episode.index,
