@@ -12,7 +12,7 @@ import { registerService } from "./discovery.js";
 import { DiskReplicas } from "./files/diskReplicas.js";
 import { createHostHandlers } from "./hostRequests.js";
 import { createLogger, type Logger } from "./logger.js";
-import { NodeRuntime } from "./node.js";
+import { endedByClosedLink, NodeRuntime } from "./node.js";
 import { ScriptRunner } from "./scripts.js";
 import { nextIncarnation } from "./stateDir.js";
 
@@ -146,7 +146,7 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
   await scripts.stop();
   logger.flush();
   // Ended without being asked to: the connection closed under it.
-  return stopping ? 0 : reason.startsWith("connection closed") ? 1 : 0;
+  return !stopping && endedByClosedLink(reason) ? 1 : 0;
 }
 
 /**

@@ -98,6 +98,14 @@ const DRAIN_ANSWERS_MS = 1_000;
 /** Default for `NodeOptions.requestTimeoutMs`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 
+/** The start of a node's end reason when its NATS connection closed under it (not asked to stop). */
+const CLOSED_LINK = "connection closed";
+
+/** Whether a node ended because its connection closed under it: the daemon then exits 1. */
+export function endedByClosedLink(reason: string | undefined): boolean {
+  return reason?.startsWith(CLOSED_LINK) ?? false;
+}
+
 export class NodeRuntime<T extends Transport = Transport> {
   readonly actor;
   readonly subjects: Subjects;
@@ -159,7 +167,7 @@ export class NodeRuntime<T extends Transport = Transport> {
         reportFailed: (_, params) => logger.error({ err: params.error }, "node failed"),
         reportEnded: ({ context }) =>
           // Not asked to end: the connection closed under the node, and the daemon exits 1.
-          context.reason?.startsWith("connection closed")
+          endedByClosedLink(context.reason)
             ? logger.error({ reason: context.reason }, "node ended: its NATS connection closed")
             : logger.info({ reason: context.reason }, "node ended"),
       },
@@ -269,7 +277,7 @@ export class NodeRuntime<T extends Transport = Transport> {
       } else if (status.type === "closed") {
         this.actor.send({
           type: "link.closed",
-          reason: status.error ? `connection closed: ${status.error.message}` : "connection closed",
+          reason: status.error ? `${CLOSED_LINK}: ${status.error.message}` : CLOSED_LINK,
         });
       }
     });

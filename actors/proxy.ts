@@ -100,13 +100,15 @@ class ProxyPair {
   }
 }
 
+const stateOf = (c: ProxyContext): "up" | "down" => (c.up ? "up" : "down");
+
 /** GETPROXYSTS of a pair's context. */
 function statsOf(c: ProxyContext): ProxyStats {
   const { epoch: _epoch, ...received } = c.received;
   return {
     nodeid: c.self,
     peer: c.peer,
-    state: c.up ? "up" : "down",
+    state: stateOf(c),
     since: c.since,
     downs: c.downs,
     sent: { ...c.sent },
@@ -202,7 +204,7 @@ export class Proxies {
     const c = this.#contextOf(peer);
     if (c === undefined) return undefined;
     const { subjects, node, epoch } = this.#o;
-    const common = { nodeid: node, peer, state: c.up ? ("up" as const) : ("down" as const), since: c.since };
+    const common = { nodeid: node, peer, state: stateOf(c), since: c.since };
     return [
       { role: "sender", ...common, subject: subjects.proxy(peer), seq: c.sent.seq, epoch },
       {
