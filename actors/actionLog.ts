@@ -1,16 +1,21 @@
 // The action log of SPEC 6.4 (seed 001: every command an administrator issues
 // is recorded with its answers). An action is three kinds of record: the
-// request, one reply per answering node, and the final outcome. The log is an
-// interface with two implementations that run one contract suite: in memory
+// request, one reply per answering node, and the final outcome, all written by
+// one node (the one the request came in on: the action's author). The log is
+// an interface with two implementations that run one contract suite: in memory
 // (tests, the simulation) and a JetStream stream (actionLogJetStream.ts).
 import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import type { Clock, Random } from "../transport/clock.js";
-import { actionIdSchema, nodeIdSchema, ROLES } from "../transport/protocol.js";
+import { actionIdSchema, type NodeId, nodeIdSchema, ROLES } from "../transport/protocol.js";
 import { ActionExistsError } from "./errors.js";
 
 /** Longest result summary kept per reply (characters of JSON). */
-const SUMMARY_CHARS = 256;
+export const SUMMARY_CHARS = 256;
+/** Characters of reply summaries one action may take in all (an ALL request has a reply per member). */
+export const SUMMARY_BUDGET_CHARS = 16 * 1024;
+/** Shortest summary a reply keeps, however many replies share the budget. */
+const SUMMARY_MIN_CHARS = 32;
 
 const base = {
   v: z.literal(1),
@@ -20,7 +25,13 @@ const base = {
 };
 const nodeOrAll = z.union([nodeIdSchema, z.literal("ALL")]);
 
-/** What was asked, by whom, through which node. Written before the request runs. */
+/**
+ * What was asked, by whom, through which node. Written before the request
+ * runs. A request refused before it runs (a viewer's mutating type) names the
+ * refusal and the size of its params, never the params themselves: whoever
+ * may be refused cannot fill the log. Params too large to keep are left out
+ * the same way.
+ */
 export const requestRecordSchema = z.strictObject({
   ...base,
   kind: z.literal("request"),
@@ -31,7 +42,12 @@ export const requestRecordSchema = z.strictObject({
   type: z.string().max(32),
   dst: nodeOrAll,
   seq: z.number().int().min(0),
-  params: z.unknown(),
+  /** The params as JSON; absent when they were left out (see `paramsBytes`). */
+  params: z.unknown().optional(),
+  /** The size of the params as encoded (CBOR), when they were left out. */
+  paramsBytes: z.number().int().min(0).optional(),
+  /** The error the request is refused with before it runs (e.g. EPERM). */
+  refused: z.string().max(32).optional(),
 });
 
 /** One node's answer: its result code and a short summary of its data. */
@@ -40,6 +56,8 @@ export const replyRecordSchema = z.strictObject({
   kind: z.literal("reply"),
   /** The answering node. */
   node: nodeIdSchema,
+  /** The node that logged it: the one the request came in on. */
+  via: nodeIdSchema,
   rcode: z.number().int(),
   error: z.string().max(32).optional(),
   count: z.number().int().min(0),
@@ -73,20 +91,73 @@ export type OutcomeRecord = z.infer<typeof outcomeRecordSchema>;
 export type ActionRecord = z.infer<typeof actionRecordSchema>;
 
 /** The data of a reply as short JSON, for the log: enough to recognise it, never the whole of it. */
-export function summarise(data: unknown): string {
+export function summarise(data: unknown, maxChars = SUMMARY_CHARS): string {
   let text: string;
   try {
     text = JSON.stringify(data) ?? "null";
   } catch {
     text = String(data);
   }
-  return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS)}…` : text;
+  const max = Math.min(maxChars, SUMMARY_CHARS);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** The record's name within its action: the same record written twice is stored once. */
+/** How long each of `replies` summaries of one action may be: they share SUMMARY_BUDGET_CHARS. */
+export function summaryChars(replies: number): number {
+  return Math.max(
+    SUMMARY_MIN_CHARS,
+    Math.min(SUMMARY_CHARS, Math.floor(SUMMARY_BUDGET_CHARS / Math.max(1, replies))),
+  );
+}
+
+/** The node that wrote the record: the one the action's request came in on. */
+export function authorOf(record: ActionRecord): NodeId {
+  return record.kind === "reply" ? record.via : record.node;
+}
+
+/**
+ * The record's name: `<author>.<action>.request|outcome|reply.<replier>`. It is
+ * the record's subject under `dvs.<c>.actions.`, so the subject names the
+ * node that wrote it (which a node's permissions can enforce), and the same
+ * record written twice is stored once.
+ */
 export function recordKey(record: ActionRecord): string {
-  if (record.kind === "reply") return `${record.action}.reply.${record.node}`;
-  return `${record.action}.${record.kind}`;
+  const prefix = `${authorOf(record)}.${record.action}`;
+  if (record.kind === "reply") return `${prefix}.reply.${record.node}`;
+  return `${prefix}.${record.kind}`;
+}
+
+/** Why a stored record was not believed. */
+export type SkipReason =
+  /** Not JSON, or JSON that is no record. */
+  | "invalid"
+  /** Its subject does not name it: another action, kind or replier than the body says. */
+  | "subject"
+  /** Its subject's author is not the node its body says wrote it. */
+  | "author"
+  /** A record of an action whose request another node wrote, or a second request for one action id. */
+  | "conflict";
+
+/** What a reader passed over, by reason; a reader never fails on a record it cannot believe. */
+export type SkipCounts = Record<SkipReason, number>;
+
+export const noSkips = (): SkipCounts => ({ invalid: 0, subject: 0, author: 0, conflict: 0 });
+
+/**
+ * The record stored on `key` (its subject after `dvs.<c>.actions.`), checked
+ * against that key: the author token must be the node the body says wrote it,
+ * and the action, kind and replier must match. A SkipReason when it does not.
+ */
+export function recordOnKey(key: string, value: unknown): ActionRecord | SkipReason {
+  const parsed = actionRecordSchema.safeParse(value);
+  if (!parsed.success) return "invalid";
+  const record = parsed.data;
+  const [author, action, kind, replier, ...rest] = key.split(".");
+  if (author !== String(authorOf(record))) return "author";
+  if (action !== record.action || kind !== record.kind || rest.length > 0) return "subject";
+  if ((record.kind === "reply") !== (replier !== undefined)) return "subject";
+  if (record.kind === "reply" && replier !== String(record.node)) return "subject";
+  return record;
 }
 
 export interface ActionFilter {
@@ -107,13 +178,16 @@ export interface ActionSummary {
 export interface ActionLog {
   /**
    * Resolves once the record is durable. A reply or outcome already in the log
-   * is not stored twice; a request record for an action that already has one
-   * rejects with ActionExistsError (one id names one action).
+   * is not stored twice; a request record for an action that already has one,
+   * written by any node, rejects with ActionExistsError (one id names one action).
    */
   append(record: ActionRecord): Promise<void>;
   /** The newest actions matching the filter, oldest first. */
   list(filter: ActionFilter): Promise<ActionSummary[]>;
-  /** Every record of one action, in the order they were written; empty when there is none. */
+  /**
+   * Every record of one action, in the order they were written; empty when
+   * there is none. Only its author's records: the node that wrote its request.
+   */
   show(action: string): Promise<ActionRecord[]>;
 }
 
@@ -140,7 +214,8 @@ export class MemoryActionLog implements ActionLog {
 
   async append(record: ActionRecord): Promise<void> {
     const parsed = actionRecordSchema.parse(record);
-    const key = recordKey(parsed);
+    // One request per action id, whichever node writes it.
+    const key = parsed.kind === "request" ? `${parsed.action}.request` : recordKey(parsed);
     if (this.#keys.has(key)) {
       if (parsed.kind === "request") throw new ActionExistsError(parsed.action);
       return;
@@ -155,14 +230,18 @@ export class MemoryActionLog implements ActionLog {
     );
     return newest(requests, filter.limit).map((request) => {
       const outcome = this.#records.find(
-        (r): r is OutcomeRecord => r.kind === "outcome" && r.action === request.action,
+        (r): r is OutcomeRecord =>
+          r.kind === "outcome" && r.action === request.action && r.node === request.node,
       );
       return outcome ? { request, outcome } : { request };
     });
   }
 
   async show(action: string): Promise<ActionRecord[]> {
-    return this.#records.filter((r) => r.action === action).map((r) => structuredClone(r));
+    const records = this.#records.filter((r) => r.action === action);
+    const author = records.find((r) => r.kind === "request") ?? records[0];
+    if (author === undefined) return [];
+    return records.filter((r) => authorOf(r) === authorOf(author)).map((r) => structuredClone(r));
   }
 }
 

@@ -2,10 +2,19 @@
 // in on is the one that logs it: the request before it runs, then each node's
 // reply and the outcome before the requester gets the answer, so whatever a
 // requester was told is in the log. Requests passed on between nodes are not
-// logged again.
+// logged again. The recorder decides what a record may hold: a request refused
+// before it runs is logged without its params (whoever is refused cannot fill
+// the log with them), and reply summaries share one budget per action.
 import { type Clock, sleep } from "../transport/clock.js";
+import { encode } from "../transport/codec.js";
 import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
-import { type ActionLog, type ReplyRecord, summarise } from "./actionLog.js";
+import {
+  type ActionLog,
+  type ReplyRecord,
+  type RequestRecord,
+  summarise,
+  summaryChars,
+} from "./actionLog.js";
 import { ActionExistsError } from "./errors.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
@@ -22,7 +31,22 @@ export interface ActionRecorderOptions {
    * two). Default 3000 ms.
    */
   readonly endRetryMs?: number;
+  /**
+   * The error a request is refused with before it runs, judged from the
+   * request alone, or undefined when it is served. A refused request's record
+   * holds no params, only their size. Default `refusedBeforeItRuns`.
+   */
+  readonly refusal?: (rqst: ActionRqst) => string | undefined;
+  /** Largest params (CBOR bytes) a request record keeps; larger ones are left out, their size kept. Default 64 KiB. */
+  readonly maxParamsBytes?: number;
 }
+
+/** The default refusal: a viewer may not send a mutating type (the node answers EPERM). */
+export function refusedBeforeItRuns(rqst: Pick<Rqst, "role" | "type">): string | undefined {
+  return rqst.role === "viewer" && MUTATING_TYPES.has(rqst.type) ? "EPERM" : undefined;
+}
+
+const MAX_PARAMS_BYTES = 64 * 1024;
 
 /** A logged request: it has its action id. */
 export type ActionRqst = Rqst & { readonly action: string; readonly role: NonNullable<Rqst["role"]> };
@@ -54,21 +78,8 @@ export class ActionRecorder {
    * `exists`: the action id already names another action.
    */
   async begin(rqst: ActionRqst): Promise<"logged" | "unlogged" | "refused" | "exists"> {
-    const { node, clock } = this.#o;
     try {
-      await this.#o.log.append({
-        v: 1,
-        kind: "request",
-        action: rqst.action,
-        at: clock.now(),
-        node,
-        role: rqst.role,
-        src: rqst.src,
-        type: rqst.type,
-        dst: rqst.dst,
-        seq: rqst.seq,
-        params: recordable(rqst.params),
-      });
+      await this.#o.log.append(this.requestRecord(rqst));
       return "logged";
     } catch (error) {
       if (error instanceof ActionExistsError) return "exists";
@@ -78,6 +89,32 @@ export class ActionRecorder {
       this.stats.refused++;
       return "refused";
     }
+  }
+
+  /**
+   * The request record of `rqst`: its params when it will run and they are
+   * small enough, otherwise only their size (and the refusal, if refused).
+   */
+  requestRecord(rqst: ActionRqst): RequestRecord {
+    const { node, clock } = this.#o;
+    const refused = (this.#o.refusal ?? refusedBeforeItRuns)(rqst);
+    const record: RequestRecord = {
+      v: 1,
+      kind: "request",
+      action: rqst.action,
+      at: clock.now(),
+      node,
+      role: rqst.role,
+      src: rqst.src,
+      type: rqst.type,
+      dst: rqst.dst,
+      seq: rqst.seq,
+      ...(refused !== undefined ? { refused: refused.slice(0, 32) } : {}),
+    };
+    const bytes = encodedBytes(rqst.params);
+    if (refused === undefined && bytes <= (this.#o.maxParamsBytes ?? MAX_PARAMS_BYTES))
+      return { ...record, params: recordable(rqst.params) };
+    return { ...record, paramsBytes: bytes };
   }
 
   /**
@@ -91,6 +128,8 @@ export class ActionRecorder {
     const at = clock.now();
     // An ALL reply holds one entry per member; anything else is one node's answer.
     const entries = rqst.dst === "ALL" && Array.isArray(rply.data) ? (rply.data as Rply[]) : [rply];
+    // However many replies, their summaries together stay within one budget.
+    const chars = summaryChars(entries.length);
     const replies = entries.map(
       (e): ReplyRecord => ({
         v: 1,
@@ -98,10 +137,11 @@ export class ActionRecorder {
         action: rqst.action,
         at,
         node: typeof e.src === "number" ? e.src : node,
+        via: node,
         rcode: e.rcode,
         ...(e.rcode < 0 ? { error: errorName(e.rcode) ?? "EUNKNOWN" } : {}),
         count: e.count,
-        summary: summarise(e.data),
+        summary: summarise(e.data, chars),
       }),
     );
     const failed = entries.filter((e) => e.rcode < 0).length;
@@ -151,5 +191,18 @@ export function recordable(params: unknown): unknown {
     return text === undefined ? null : JSON.parse(text);
   } catch (error) {
     return { unrecordable: String((error as Error).message).slice(0, 200) };
+  }
+}
+
+/** The size of the params as the wire carries them (CBOR); what CBOR cannot hold is measured as JSON. */
+function encodedBytes(params: unknown): number {
+  try {
+    return encode(params ?? null, "cbor").byteLength;
+  } catch {
+    try {
+      return Buffer.byteLength(JSON.stringify(params ?? null) ?? "");
+    } catch {
+      return 0;
+    }
   }
 }

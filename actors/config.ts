@@ -7,6 +7,7 @@ import { extname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
+import { isAdminPublicKey } from "../transport/adminSignature.js";
 import { describeIssues, nodeIdSchema, SERVER_TYPES } from "../transport/protocol.js";
 import { isClusterName } from "../transport/subjects.js";
 import { readSecretFile } from "./credentials.js";
@@ -19,6 +20,11 @@ const natsUrl = z
   .refine((s) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(s) || /^[^\s:/]+:\d+$/.test(s), {
     message: "expected a NATS URL such as nats://127.0.0.1:4222",
   });
+
+/** An Ed25519 public key in nkey form: a user key, `U` and 55 more base32 characters, checksum included. */
+const adminKey = z.string().refine(isAdminPublicKey, {
+  message: "expected an nkey public user key (U followed by 55 characters of A-Z and 2-7)",
+});
 
 export const configSchema = z.strictObject({
   /** This node's id (a small non-negative integer). */
@@ -55,6 +61,12 @@ export const configSchema = z.strictObject({
       connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
     })
     .prefault({}),
+  /**
+   * The administrators' signing keys: a mutating request relayed between
+   * nodes is served only with a valid signature by one of these
+   * (docs/security.md). Also DVS_ADMIN_KEYS (comma-separated) for `dvsd run`.
+   */
+  adminKeys: z.array(adminKey).max(64).default([]),
   /** Directory for state that survives a restart; default ./data/node-<id>. */
   stateDir: z.string().min(1).optional(),
   log: z
@@ -189,11 +201,30 @@ export function parseConfig(values: Record<string, unknown>, source = "config"):
       throw new ConfigError(`cannot read nats.passFile ${config.nats.passFile}`, [], { cause: error });
     }
   }
+  if (config.nats.nkeySeedFile !== undefined) checkSeedFile(config.nats.nkeySeedFile);
   return {
     ...config,
     nats: { ...config.nats, ...(pass !== undefined ? { pass } : {}) },
     stateDir: resolve(config.stateDir ?? join("data", `node-${config.node}`)),
   };
+}
+
+/**
+ * The node's nkey seed file must be readable and hold a user seed (`SU…`),
+ * checked at start-up like nats.passFile so a bad one is a config error (exit
+ * 2), not a connection that fails over and over. The seed itself is read
+ * again by the transport and not kept here.
+ */
+function checkSeedFile(file: string): void {
+  let seed: string;
+  try {
+    seed = readSecretFile(file);
+  } catch (error) {
+    throw new ConfigError(`cannot read nats.nkeySeedFile ${file}`, [], { cause: error });
+  }
+  if (!/^SU[A-Z2-7]{56}$/.test(seed)) {
+    throw new ConfigError(`nats.nkeySeedFile ${file} does not hold an nkey user seed (SU…)`);
+  }
 }
 
 /** Loads the config: file values first, then the flags that were given on the command line. */

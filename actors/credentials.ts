@@ -1,20 +1,36 @@
-// The development credentials of nats.conf, and how a requester's role is
-// named. `dvsd up`, dvsctl (by default) and the tests use these users; a
-// production deployment sets its own (docs/operations.md, "Security").
+// The development credentials of nats.conf, and how a node's NATS identity is
+// named. dvsctl (by default) and the tests use these users; `dvsd up` gives its
+// nodes fresh passwords, and a deployment sets its own (docs/deploy.md).
 
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { createUser, fromSeed } from "@nats-io/nkeys";
 
 export interface Credentials {
   readonly user: string;
   readonly pass: string;
 }
 
-/** The users of the shipped nats.conf. Development only: the passwords are public. */
+/** The people of the shipped nats.conf. Development only: the passwords are public. */
 export const DEV_USERS = {
-  node: { user: "node", pass: "dvs-node-dev" },
   admin: { user: "admin", pass: "dvs-admin-dev" },
   viewer: { user: "viewer", pass: "dvs-viewer-dev" },
 } as const satisfies Record<string, Credentials>;
+
+/** Node `node`'s NATS user: one identity per node, never shared (`node-<id>`). */
+export function nodeUserName(node: number): string {
+  return `node-${node}`;
+}
+
+/** Node `node`'s development credentials in the shipped nats.conf (public: tests and local runs only). */
+export function devNodeCredentials(node: number): Credentials {
+  return { user: nodeUserName(node), pass: `dvs-node-${node}-dev` };
+}
+
+/** A fresh random password (192 bits, hex: safe in a URL, a config file and an environment variable). */
+export function newPassword(): string {
+  return randomBytes(24).toString("hex");
+}
 
 /** A secret kept in a file: its first line, trimmed (a trailing newline is not part of it). Throws what fs throws. */
 export function readSecretFile(path: string): string {
@@ -24,4 +40,32 @@ export function readSecretFile(path: string): string {
 /** The development password of a shipped user, so `dvsctl --user viewer` works against `dvsd up`. */
 export function devPassword(user: string): string | undefined {
   return Object.values(DEV_USERS).find((c) => c.user === user)?.pass;
+}
+
+/** Writes `secret` and a newline to `file`, readable by its owner only (0600). */
+export function writeSecretFile(file: string, secret: string): void {
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  // The mode of writeFileSync applies only to a new file.
+  chmodSync(file, 0o600);
+}
+
+/** Makes a fresh nkey user (Ed25519), writes its seed to `file` (0600) and returns its public key (`U…`). */
+export function writeUserKey(file: string): string {
+  const pair = createUser();
+  try {
+    writeSecretFile(file, new TextDecoder().decode(pair.getSeed()));
+    return pair.getPublicKey();
+  } finally {
+    pair.clear();
+  }
+}
+
+/** The public key (`U…`) of the nkey seed kept in `file`. Throws what fs or nkeys throws. */
+export function publicKeyOfSeedFile(file: string): string {
+  const pair = fromSeed(new TextEncoder().encode(readSecretFile(file)));
+  try {
+    return pair.getPublicKey();
+  } finally {
+    pair.clear();
+  }
 }

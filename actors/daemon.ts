@@ -6,12 +6,14 @@ import { defaultElectionTimings } from "../machines/server.js";
 import { monotonicClock, systemClock } from "../transport/clock.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
+import { inboxPrefixFor } from "../transport/responder.js";
 import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
+import { nodeUserName } from "./credentials.js";
 import { registerService } from "./discovery.js";
 import { DiskReplicas } from "./files/diskReplicas.js";
-import { createHostHandlers } from "./hostRequests.js";
-import { createLogger, type Logger } from "./logger.js";
+import { createHostHandlers, protectedPidsFromEnv } from "./hostRequests.js";
+import { createLogger, type Logger, throttledWarn } from "./logger.js";
 import { endedByClosedLink, NodeRuntime } from "./node.js";
 import { ScriptRunner } from "./scripts.js";
 import { nextIncarnation } from "./stateDir.js";
@@ -22,6 +24,7 @@ export function createNatsNode(
   scripts?: ScriptRunner,
 ): NodeRuntime<NatsTransport> {
   const incarnation = nextIncarnation(config.stateDir);
+  const refusedReply = throttledWarn(logger, systemClock);
   return new NodeRuntime<NatsTransport>(
     {
       node: config.node,
@@ -30,6 +33,7 @@ export function createNatsNode(
       timings: membershipTimings(config),
       quorum: config.membership.quorum,
       requestTimeoutMs: config.requests.timeoutMs,
+      adminKeys: config.adminKeys,
       election: {
         serverType: config.election.server,
         timings: defaultElectionTimings(config.election.leaseMs),
@@ -57,6 +61,9 @@ export function createNatsNode(
           connectTimeoutMs: config.nats.connectTimeoutMs,
           randomize: config.nats.randomize,
           discover: config.nats.discover,
+          // The node's replies arrive under its own inbox prefix, the only one
+          // its identity may subscribe to (nats.conf), also when it logs in by nkey.
+          inboxPrefix: inboxPrefixFor(config.nats.user ?? nodeUserName(config.node)),
           onHandlerError: (error, subject) => logger.error({ err: error, subject }, "handler failed"),
           ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
           ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
@@ -64,8 +71,20 @@ export function createNatsNode(
           ...(config.nats.nkeySeedFile !== undefined ? { nkeySeedFile: config.nats.nkeySeedFile } : {}),
           ...(config.nats.tls !== undefined ? { tls: config.nats.tls } : {}),
         }),
-      register: (transport, identity) => registerService(transport.connection, identity),
-      hostHandlers: createHostHandlers({ clock: systemClock, logger, commands: config.commands }),
+      register: (transport, identity) =>
+        registerService(transport.connection, identity, (reply) =>
+          refusedReply(
+            "srv-reply",
+            { reply: reply.slice(0, 200) },
+            "refused to answer a $SRV ping outside the inbox namespace",
+          ),
+        ),
+      hostHandlers: createHostHandlers({
+        clock: systemClock,
+        logger,
+        commands: config.commands,
+        protectedPids: protectedPidsFromEnv(process.env),
+      }),
       ...(config.election.enabled
         ? {
             coordinatorStore: (transport: NatsTransport) =>
@@ -92,6 +111,7 @@ export function createNatsNode(
           maxAgeMs: config.actions.maxAgeDays * 86_400_000,
           maxBytes: config.actions.maxMegabytes * 1024 * 1024,
           replicas: config.actions.replicas,
+          logger: logger.child({ role: "actions" }),
         }),
     },
   );

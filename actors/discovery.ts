@@ -3,8 +3,9 @@
 // in the service metadata.
 
 import { Svcm } from "@nats-io/services";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
 import type { NodeId } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
 import { SERVICE_NAME } from "../transport/subjects.js";
 import { VERSION } from "./version.js";
 
@@ -23,8 +24,49 @@ export interface Registration {
   stop(): Promise<void>;
 }
 
-export async function registerService(nc: NatsConnection, identity: NodeIdentity): Promise<Registration> {
-  const service = await svcm(nc).add({
+/**
+ * The connection the micro service library answers through: every message it
+ * hands a handler answers only an inbox (transport/responder.ts). The library
+ * calls `msg.respond`, which would publish to any reply subject a pinger chose,
+ * with the node's rights; here a foreign one is dropped and counted.
+ */
+export function inboxOnlyConnection(nc: NatsConnection, onRefused: (reply: string) => void): NatsConnection {
+  const guard = (msg: Msg): Msg =>
+    new Proxy(msg, {
+      get(target, prop) {
+        if (prop === "respond")
+          return (...args: Parameters<Msg["respond"]>) => {
+            if (target.reply && isInboxReply(target.reply)) return target.respond(...args);
+            if (target.reply) onRefused(target.reply);
+            return false;
+          };
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return new Proxy(nc, {
+    get(target, prop) {
+      if (prop === "subscribe")
+        return (subject: string, opts?: SubscriptionOptions) => {
+          const callback = opts?.callback;
+          if (!callback) return target.subscribe(subject, opts);
+          return target.subscribe(subject, {
+            ...opts,
+            callback: (err, msg) => callback(err, msg ? guard(msg) : msg),
+          });
+        };
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+export async function registerService(
+  nc: NatsConnection,
+  identity: NodeIdentity,
+  onRefused: (reply: string) => void = () => {},
+): Promise<Registration> {
+  const service = await svcm(inboxOnlyConnection(nc, onRefused)).add({
     name: SERVICE_NAME,
     version: VERSION,
     description: "DVS node daemon",

@@ -40,6 +40,7 @@ import {
   type RegistryAnswer as WireAnswer,
   whoSchema,
 } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
@@ -293,31 +294,36 @@ export class Election {
 
   #onEntry(entry: KvEntry): void {
     const record = this.#parse(entry);
-    if (record !== undefined)
-      queueMicrotask(() => this.#toRegistry({ type: "store.entry", record, at: this.#now() }));
+    queueMicrotask(() => this.#toRegistry({ type: "store.entry", record, at: this.#now() }));
   }
 
-  #parse(entry: KvEntry): RegistryRecord | undefined {
+  /**
+   * The entry as the registry sees it. One that cannot be read (garbage bytes,
+   * a record that fails the schema, an epoch no write could have given it) is
+   * not ignored: it becomes a malformed record at its revision, which the next
+   * election replaces with a compare-and-set once a lease has passed.
+   */
+  #parse(entry: KvEntry): RegistryRecord {
     const decoded = decode(entry.value, "json");
     const parsed = decoded.ok ? coordinatorRecordSchema.safeParse(decoded.value) : undefined;
-    if (!parsed?.success) {
-      this.#warn(
-        "record",
-        { revision: entry.revision },
-        "ignored a malformed coordinator record in the store",
-      );
-      return undefined;
+    // A term's epoch is the revision that opened it, so no record holds an epoch past its own revision.
+    if (parsed?.success && (parsed.data.epoch ?? entry.revision) <= entry.revision) {
+      const { coordinator, epoch } = parsed.data;
+      return { coordinator, epoch: epoch ?? entry.revision, revision: entry.revision };
     }
-    const { coordinator, epoch } = parsed.data;
-    return { coordinator, epoch: epoch ?? entry.revision, revision: entry.revision };
+    this.#warn(
+      "record",
+      { revision: entry.revision, bytes: entry.value.byteLength },
+      "the coordinator record in the store cannot be read: the next election replaces it",
+    );
+    return { coordinator: null, epoch: entry.revision, revision: entry.revision, malformed: true };
   }
 
   #read(): void {
     this.#o.store.get(COORDINATOR_KEY).then(
       (entry) => {
         const record = entry === undefined ? null : this.#parse(entry);
-        if (record === undefined) this.#toRegistry({ type: "store.unavailable", at: this.#now() });
-        else this.#toRegistry({ type: "store.entry", record, at: this.#now() });
+        this.#toRegistry({ type: "store.entry", record, at: this.#now() });
       },
       (error: unknown) => {
         this.#warn("read", { err: error }, "could not read the coordinator record");
@@ -375,33 +381,47 @@ export class Election {
       );
   }
 
+  /** The message's reply subject when dvsd may answer it (an inbox); a foreign one is dropped and logged. */
+  #replyOf(msg: Message): string | undefined {
+    if (!msg.reply) return undefined;
+    if (isInboxReply(msg.reply)) return msg.reply;
+    this.#warn(
+      "reply-subject",
+      { subject: msg.subject, reply: msg.reply },
+      "refused to answer outside the inbox namespace",
+    );
+    return undefined;
+  }
+
   #onWho(msg: Message): void {
-    if (!msg.reply) return;
+    const reply = this.#replyOf(msg);
+    if (!reply) return;
     const encoding = encodingOf(msg);
     if (msg.data.byteLength > 0) {
       const decoded = decode(msg.data, encoding);
       if (!decoded.ok || !whoSchema.safeParse(decoded.value).success) {
-        this.#publish(msg.reply, INVALID, encoding);
+        this.#publish(reply, INVALID, encoding);
         return;
       }
     }
     this.#toRegistry({
       type: "WHO",
-      ref: this.#ref({ kind: "reply", reply: msg.reply, encoding }),
+      ref: this.#ref({ kind: "reply", reply, encoding }),
       at: this.#now(),
     });
   }
 
   #onFailed(msg: Message): void {
-    if (!msg.reply) return;
+    const reply = this.#replyOf(msg);
+    if (!reply) return;
     const encoding = encodingOf(msg);
     const decoded = decode(msg.data, encoding);
     const parsed = decoded.ok ? failedSchema.safeParse(decoded.value) : undefined;
     if (!parsed?.success) {
-      this.#publish(msg.reply, INVALID, encoding);
+      this.#publish(reply, INVALID, encoding);
       return;
     }
-    const ref = this.#ref({ kind: "reply", reply: msg.reply, encoding });
+    const ref = this.#ref({ kind: "reply", reply, encoding });
     const { coordinator, epoch } = parsed.data;
     this.#toRegistry({ type: "FAILED", coordinator, epoch, ref, at: this.#now() });
   }
@@ -456,7 +476,7 @@ export class Election {
         : m.type === "ALIVE"
           ? { kind: m.type, ...base, server: m.server, coordinator: m.coordinator, files: m.files }
           : { kind: m.type, ...base };
-    this.server.send({ type: "peer.message", message, reply: msg.reply ?? null, at: this.#now() });
+    this.server.send({ type: "peer.message", message, reply: this.#replyOf(msg) ?? null, at: this.#now() });
     // A newcomer heard only from servers that start after it: tell it about this one (and the files here) now.
     if (m.type === "SERVER" && m.from !== this.#o.self) this.#broadcast("ALIVE", this.#epoch());
   }
@@ -501,7 +521,7 @@ export class Election {
     };
     if (coordinator === self) logger.info({ epoch }, "this node is the coordinator");
     else logger.warn({ epoch, cause }, "this node stepped down as coordinator");
-    this.#publish(subjects.events, event);
+    this.#publish(subjects.nodeEvents(self), event);
     this.#o.onCoordinator?.(event);
   }
 

@@ -4,6 +4,7 @@
 // throws: a refusal answers its named error, anything else EINVAL (logged).
 import type { Clock } from "../transport/clock.js";
 import type { ErrorName, Params, RequestType, Rqst } from "../transport/protocol.js";
+import { ConfigError } from "./errors.js";
 import { listControllers } from "./host/cgroups.js";
 import { type CommandsConfig, runCommand } from "./host/command.js";
 import { listContainers } from "./host/containers.js";
@@ -14,7 +15,7 @@ import type { Listing } from "./host/listing.js";
 import { vmstat } from "./host/memory.js";
 import { listInterfaces, listSockets } from "./host/network.js";
 import { killProcess, listProcesses, pidstat } from "./host/processes.js";
-import { sharedProbes } from "./host/sharedProbes.js";
+import { type SharedProbes, sharedProbes } from "./host/sharedProbes.js";
 import type { Logger } from "./logger.js";
 import type { Outcome, RequestHandler, RequestHandlers } from "./requestServer.js";
 
@@ -23,12 +24,40 @@ export interface HostRequestOptions {
   readonly logger: Logger;
   /** The `commands` section of the node config: COMMAND's allow-list. */
   readonly commands: CommandsConfig;
-  /** The daemon's pid, which KILL refuses; default process.pid. */
+  /** The daemon's pid, which KILL refuses with all its threads; default process.pid. */
   readonly selfPid?: number;
+  /**
+   * Other pids KILL refuses with all their threads: the nats-server `dvsd up`
+   * started (see protectedPidsFromEnv). Default none.
+   */
+  readonly protectedPids?: readonly number[];
   /** Default /proc; tests point it at fixtures. */
   readonly procRoot?: string;
   /** Default /sys/fs/cgroup. */
   readonly cgroupRoot?: string;
+  /** The probes shared between concurrent requests; default one set per handlers, on `clock`. */
+  readonly probes?: SharedProbes;
+}
+
+/** The environment variable that names the pids KILL protects besides the daemon's own. */
+export const PROTECTED_PIDS_ENV = "DVS_PROTECTED_PIDS";
+
+/**
+ * The pids of DVS_PROTECTED_PIDS (comma-separated, e.g. "4242,4243"), for the
+ * `protectedPids` option; none when unset or empty. A malformed list is a
+ * ConfigError: a typo must not silently leave a process unprotected.
+ */
+export function protectedPidsFromEnv(env: NodeJS.ProcessEnv): number[] {
+  const raw = env[PROTECTED_PIDS_ENV]?.trim();
+  if (!raw) return [];
+  const parts = raw.split(",").map((p) => p.trim());
+  const bad = parts.filter((p) => !/^[1-9]\d{0,9}$/.test(p));
+  if (bad.length > 0) {
+    throw new ConfigError(`${PROTECTED_PIDS_ENV} must be pids separated by commas`, [
+      { path: PROTECTED_PIDS_ENV, message: `not a pid: ${bad.map((b) => JSON.stringify(b)).join(", ")}` },
+    ]);
+  }
+  return parts.map(Number);
 }
 
 type HostType =
@@ -50,9 +79,10 @@ export function createHostHandlers(options: HostRequestOptions): Required<Pick<R
     logger: options.logger,
     commands: options.commands,
     selfPid: options.selfPid ?? process.pid,
+    protectedPids: options.protectedPids ?? [],
     procRoot: options.procRoot ?? "/proc",
     cgroupRoot: options.cgroupRoot ?? "/sys/fs/cgroup",
-    probes: sharedProbes(options.clock),
+    probes: options.probes ?? sharedProbes(options.clock),
   };
   const handle = <T extends HostType>(
     type: T,
@@ -69,7 +99,7 @@ export function createHostHandlers(options: HostRequestOptions): Required<Pick<R
     CONTAINER: handle("CONTAINER", (p) => listContainers(ctx, p).then(listed)),
     CONTROLLER: handle("CONTROLLER", () => listControllers(ctx).then(listed)),
     KILL: handle("KILL", async (p, rqst) => {
-      const data = killProcess(ctx, p);
+      const data = await killProcess(ctx, p);
       ctx.logger.info({ ...data, src: rqst.src, action: rqst.action }, "KILL sent a signal");
       return { rcode: 0, data };
     }),

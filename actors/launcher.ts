@@ -1,10 +1,11 @@
-// `dvsd up`: the main job on an embedded default. Starts nats-server from
-// nats.conf (unless one already answers on the port), then each node as its
-// own child process so one can be killed alone, shows the nodes once they all
-// answer discovery and agree on one view of all of them, and stops everything
-// on Ctrl-C / SIGTERM.
+// `dvsd up`: the main job on an embedded default. Writes a nats-server config
+// with one fresh identity per node into its data dir and starts nats-server
+// from it (or uses a server already listening on the port only when it has the
+// cluster's accounts and JetStream), then each node as its own child process so
+// one can be killed alone, shows the nodes once they all answer discovery and
+// agree on one view of all of them, and stops everything on Ctrl-C / SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
@@ -12,11 +13,20 @@ import { DvsClient } from "../transport/client.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import type { NodeStatus } from "../transport/protocol.js";
 import { type Rply, rcode } from "../transport/protocol.js";
+import { generateAdminKey, loadAdminSigner } from "./adminKey.js";
 import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
-import { DEV_USERS } from "./credentials.js";
+import {
+  type Credentials,
+  DEV_USERS,
+  devNodeCredentials,
+  newPassword,
+  nodeUserName,
+  writeSecretFile,
+} from "./credentials.js";
 import { type DiscoveredNode, discoverNodes } from "./discovery.js";
+import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
-import { canConnect, type NatsServer, startNatsServer } from "./natsServer.js";
+import { canConnect, checkClusterServer, freePort, type NatsServer, startNatsServer } from "./natsServer.js";
 import { DVSD_NODE_FLAGS } from "./nodeFlags.js";
 import { formatTable } from "./table.js";
 
@@ -30,7 +40,12 @@ export interface LaunchOptions {
   readonly clusterPort: number;
   readonly dataDir: string;
   readonly cluster: string;
-  readonly natsConfig: string;
+  /**
+   * A nats-server config to use as it is, whose node users are the development
+   * ones of the shipped nats.conf; absent, `dvsd up` writes its own with fresh
+   * node passwords (`<data>/nats.conf`).
+   */
+  readonly natsConfig?: string;
   readonly logLevel: string;
   /** Longest wait for every node to answer discovery, and again for them to agree on one view. */
   readonly readyTimeoutMs: number;
@@ -44,18 +59,51 @@ interface Child {
   readonly log: string;
 }
 
+/** Where `dvsd up` keeps the node passwords it hands out (`<data>/secrets/node-<id>.pass`, 0600). */
+export const SECRETS_DIR = "secrets";
+
 const dvsdBin = fileURLToPath(new URL("../bin/dvsd.js", import.meta.url));
 const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/** The environment variables that would override a node's credentials or keys from its config file. */
+const NODE_ENV_OVERRIDES = ["DVS_NATS_USER", "DVS_NATS_PASS", "DVS_ADMIN_KEYS"];
 
 export async function launchCluster(options: LaunchOptions): Promise<number> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(join(dataDir, "logs"), { recursive: true });
+  const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
+  const secretsDir = join(dataDir, SECRETS_DIR);
+  mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
+
+  // One identity per node: fresh passwords in our own config, or the development
+  // ones of a config we were given (the shipped nats.conf).
+  let credentials = new Map<number, Credentials>(
+    ids.map((id) => [
+      id,
+      options.natsConfig === undefined
+        ? { user: nodeUserName(id), pass: newPassword() }
+        : devNodeCredentials(id),
+    ]),
+  );
+  // Written only when we start a server from it (not when we use one already running).
+  const natsConfig = () => options.natsConfig ?? writeOwnConfig(dataDir, options.cluster, credentials);
+
+  const adminKey = generateAdminKey(dataDir);
+
   let server: NatsServer | NatsCluster | undefined;
+  const protectedPids = (): number[] => {
+    const servers =
+      server === undefined
+        ? []
+        : "members" in server
+          ? server.members.map((m) => m.server?.pid)
+          : [server.pid];
+    return [process.pid, ...servers].filter((p): p is number => p !== undefined);
+  };
   let urls = [`nats://127.0.0.1:${options.port}`];
-  const url = urls[0] as string;
   if (options.servers > 1) {
     const cluster = await startNatsCluster({
-      config: options.natsConfig,
+      config: natsConfig(),
       servers: options.servers,
       storeDir: join(dataDir, "nats"),
       name: options.cluster,
@@ -68,18 +116,51 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
       out(`started nats-server ${m.name} (pid ${m.server?.pid}) at ${m.url}, routes on ${m.clusterPort}`);
     }
     out(`JetStream cluster of ${options.servers} servers is ready, data in ${join(dataDir, "nats")}`);
-  } else if (await canConnect(options.port)) {
-    out(`using the nats-server already listening at ${url}`);
   } else {
-    server = await startNatsServer({
-      config: options.natsConfig,
-      port: options.port,
-      storeDir: join(dataDir, "nats"),
-    });
-    out(
-      `started nats-server (pid ${server.pid}) at ${server.url}, JetStream data in ${join(dataDir, "nats")}`,
-    );
+    let port = options.port;
+    let reuse = false;
+    if (await canConnect(port)) {
+      // Only a server with the cluster's accounts and JetStream: never an open one.
+      const dev = new Map(ids.map((id) => [id, devNodeCredentials(id)]));
+      const check = await checkClusterServer(urls[0] as string, {
+        cluster: options.cluster,
+        admin: DEV_USERS.admin,
+        nodes: [...dev.values()],
+      });
+      if (check.ok) {
+        reuse = true;
+        credentials = dev;
+        out(
+          `using the nats-server already listening at ${urls[0]}: it has the accounts of nats.conf (one user per node) and JetStream`,
+        );
+      } else {
+        port = await freePort();
+        out(
+          `not using what listens on port ${options.port}: ${check.reason}. Starting our own nats-server on port ${port} instead; ` +
+            `to run on port ${options.port}, stop that server (a system nats-server: systemctl disable --now nats-server).`,
+        );
+      }
+    }
+    if (!reuse) {
+      const natsLog = join(dataDir, "logs", "nats-server.log");
+      const config = natsConfig();
+      const started = await startNatsServer({
+        config,
+        port,
+        storeDir: join(dataDir, "nats"),
+        extraArgs: ["--log", natsLog],
+      });
+      server = started;
+      urls = [started.url];
+      out(
+        `started nats-server (pid ${started.pid}) at ${started.url} from ${config}, JetStream data in ${join(dataDir, "nats")}, log ${natsLog}`,
+      );
+    }
   }
+  const url = urls[0] as string;
+  out(
+    `admin signing key: ${adminKey.seedFile} (public key ${adminKey.publicKey}), trusted by every node; dvsctl signs mutating requests with it`,
+  );
 
   const children: Child[] = [];
   let stopping = false;
@@ -94,7 +175,6 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     out("stopped");
     return code;
   };
-
   // On a cluster, the registry's bucket and the action log are replicated like the servers allow.
   const replicas = options.servers >= 5 ? 5 : options.servers >= 3 ? 3 : 1;
   mkdirSync(join(dataDir, "config"), { recursive: true });
@@ -104,9 +184,20 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     const home = (node - 1) % urls.length;
     const servers = [...urls.slice(home), ...urls.slice(0, home)];
     const configFile = join(dataDir, "config", `node-${node}.yaml`);
+    // Its own identity, by a password file only it and we may read (not the
+    // environment, which its event scripts and commands would otherwise see).
+    const own = credentials.get(node) as Credentials;
+    const passFile = join(secretsDir, `${own.user}.pass`);
+    writeSecretFile(passFile, own.pass);
     writeFileSync(
       configFile,
-      `# written by dvsd up\n${toYaml({ nats: { randomize: false }, election: { replicas }, actions: { replicas } })}`,
+      `# written by dvsd up\n${toYaml({
+        nats: { randomize: false, user: own.user, passFile },
+        adminKeys: [adminKey.publicKey],
+        election: { replicas },
+        actions: { replicas },
+      })}`,
+      { mode: 0o600 },
     );
     // The node writes its log file itself (not through a pipe to us), so its
     // last lines survive even if the launcher is killed first.
@@ -133,11 +224,10 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
       {
         stdio: ["ignore", logFd, logFd],
         env: {
-          ...process.env,
+          ...nodeEnvironment(process.env),
           DVS_PARENT_PID: String(process.pid),
-          // The nodes of the embedded default are the `node` user of the shipped nats.conf.
-          DVS_NATS_USER: DEV_USERS.node.user,
-          DVS_NATS_PASS: DEV_USERS.node.pass,
+          // KILL refuses these pids and their threads: this launcher and the nats-servers it started.
+          DVS_PROTECTED_PIDS: protectedPids().join(","),
         },
       },
     );
@@ -162,7 +252,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   let nodes: DiscoveredNode[];
   let members: { nodes: NodeStatus[]; agreed: boolean };
   let transport: NatsTransport | undefined;
-  let initLine = "";
+  let init: InitOutcome | undefined;
   try {
     transport = await connectNats({
       servers: [url],
@@ -172,9 +262,17 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     });
     const stopped = () => stopping;
     nodes = await waitForNodes(transport, options.cluster, options.nodes, options.readyTimeoutMs, stopped);
-    const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
     members = await waitForView(transport, options.cluster, ids, options.readyTimeoutMs, stopped);
-    if (options.init && members.agreed && !stopping) initLine = await initialise(transport, options);
+    if (options.init && !stopping) {
+      const client = new DvsClient(transport, {
+        cluster: options.cluster,
+        clientId: "dvsd-up",
+        timeoutMs: 5_000,
+        // DVSINIT to ALL is passed on between nodes: it must carry the admin's signature.
+        signer: loadAdminSigner(adminKey.seedFile),
+      });
+      init = await initialise(client, options.cluster, ids);
+    }
   } catch (error) {
     out(`could not list the nodes: ${(error as Error).message}`);
     await transport?.close().catch(() => {});
@@ -203,34 +301,116 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   }
   out(members.nodes.length > 0 ? formatMembers(members.nodes) : "no node answered the status request");
   out("");
-  if (initLine) out(initLine);
+  if (init !== undefined) {
+    out(init.line);
+    // Fewer nodes than started took DVSINIT: not a cluster that is up.
+    if (!init.ok) return stopAll(1);
+  }
+  // dvsctl's defaults are 127.0.0.1:4222 and ./data/admin.nk; otherwise, say how to reach this cluster.
+  const env = [
+    ...(url === "nats://127.0.0.1:4222" ? [] : [`DVS_NATS=${url}`]),
+    ...(adminKey.seedFile === resolve("data", "admin.nk") ? [] : [`DVS_ADMIN_KEY_FILE=${adminKey.seedFile}`]),
+  ];
+  const exports = env.length > 0 ? `export ${env.join(" ")}; ` : "";
   out(
-    `cluster "${options.cluster}" is up at ${url}; try: npx dvsctl members, npx dvsctl watch   (Ctrl-C stops everything)`,
+    `cluster "${options.cluster}" is up at ${url}; try: ${exports}npx dvsctl members, npx dvsctl watch   (Ctrl-C stops everything)`,
   );
   return done;
 }
 
-/** DVSINIT to ALL with the cluster's name; says how many nodes took it and how many already had a DVS. */
-async function initialise(transport: NatsTransport, options: LaunchOptions): Promise<string> {
-  const client = new DvsClient(transport, {
-    cluster: options.cluster,
-    clientId: "dvsd-up",
-    timeoutMs: 5_000,
+/** What DVSINIT to ALL did: `ok` only when every node started took it (or already had a DVS). */
+export interface InitOutcome {
+  readonly ok: boolean;
+  readonly line: string;
+  /** Nodes that did not answer DVSINIT at all. */
+  readonly missing: readonly number[];
+  /** Nodes that answered with an error other than EEXIST. */
+  readonly failed: readonly number[];
+}
+
+/** Judges the RPLY of DVSINIT to ALL against the nodes that were started. */
+export function initOutcome(cluster: string, ids: readonly number[], rply: Rply): InitOutcome {
+  const entries = Array.isArray(rply.data) ? (rply.data as Rply[]) : [];
+  const bySrc = new Map(entries.map((e) => [e.src, e]));
+  const fresh = ids.filter((id) => (bySrc.get(id)?.rcode ?? -1) >= 0);
+  const already = ids.filter((id) => bySrc.get(id)?.rcode === rcode("EEXIST"));
+  const failed = ids.filter((id) => {
+    const code = bySrc.get(id)?.rcode;
+    return code !== undefined && code < 0 && code !== rcode("EEXIST");
   });
-  try {
-    const rply = await client.request("DVSINIT", { name: options.cluster }, { gatherTimeoutMs: 4_000 });
-    const entries = Array.isArray(rply.data) ? (rply.data as Rply[]) : [];
-    const fresh = entries.filter((e) => e.rcode >= 0).length;
-    const already = entries.filter((e) => e.rcode === rcode("EEXIST")).length;
-    const failed = entries.filter((e) => e.rcode < 0 && e.rcode !== rcode("EEXIST")).map((e) => e.src);
-    return (
-      `DVS "${options.cluster}" initialised on ${fresh} node(s)` +
-      (already ? `, already on ${already}` : "") +
-      (failed.length ? `; failed on node ${failed.join(", ")} (see their logs)` : "")
-    );
-  } catch (error) {
-    return `could not initialise the DVS: ${(error as Error).message}`;
+  // An entry for a node that did not answer in time (ETIMEDOUT, EHOSTDOWN) is an error entry too.
+  const missing = ids.filter((id) => !bySrc.has(id));
+  const ok = failed.length === 0 && missing.length === 0 && rply.rcode >= 0;
+  if (ok) {
+    return {
+      ok,
+      missing,
+      failed,
+      line: `DVS "${cluster}" initialised on ${fresh.length} node(s)${already.length ? `, already on ${already.length}` : ""}`,
+    };
   }
+  const errors = failed.map((id) => `node ${id}: ${errorName(bySrc.get(id))}`);
+  return {
+    ok,
+    missing,
+    failed,
+    line:
+      `error: DVSINIT reached ${fresh.length + already.length} of the ${ids.length} nodes started` +
+      (missing.length ? `; no answer from node ${missing.join(", ")}` : "") +
+      (errors.length ? `; failed on ${errors.join(", ")}` : "") +
+      " (see their logs)",
+  };
+}
+
+function errorName(entry: Rply | undefined): string {
+  const data = entry?.data as { error?: unknown } | undefined;
+  return typeof data?.error === "string" ? data.error : String(entry?.rcode);
+}
+
+/** DVSINIT to ALL with the cluster's name; a failed request is a failed outcome naming every node. */
+async function initialise(client: DvsClient, cluster: string, ids: readonly number[]): Promise<InitOutcome> {
+  try {
+    const rply = await client.request("DVSINIT", { name: cluster }, { gatherTimeoutMs: 4_000 });
+    return initOutcome(cluster, ids, rply);
+  } catch (error) {
+    return {
+      ok: false,
+      missing: ids,
+      failed: [],
+      line: `error: could not initialise the DVS on node ${ids.join(", ")}: ${(error as Error).message}`,
+    };
+  }
+}
+
+/** A node's environment: ours, without what would override the credentials and keys of its config file. */
+export function nodeEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const clean = { ...env };
+  for (const name of NODE_ENV_OVERRIDES) delete clean[name];
+  return clean;
+}
+
+/** Writes `<data>/nats.conf` (0600) for `cluster` with one user per node; returns its path. */
+function writeOwnConfig(
+  dataDir: string,
+  cluster: string,
+  credentials: ReadonlyMap<number, Credentials>,
+): string {
+  const file = join(dataDir, "nats.conf");
+  const text = renderNatsConfig({
+    header: [
+      "Written by `dvsd up` at each start: one user per node, with a fresh password",
+      `(also in ${join(dataDir, SECRETS_DIR)}/node-<id>.pass, each read by its node only).`,
+      "admin and viewer keep the development passwords of the shipped nats.conf, for dvsctl.",
+    ],
+    cluster,
+    nodes: [...credentials].map(([node, c]) => ({ node, secrets: [{ password: c.pass }] })),
+    admin: { password: DEV_USERS.admin.pass },
+    viewer: { password: DEV_USERS.viewer.pass },
+    sys: { password: DEV_SYS_PASSWORD },
+  });
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
 }
 
 async function waitForNodes(

@@ -23,8 +23,9 @@ import {
   PROTOCOL_VERSION,
   probeReplySchema,
 } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
 import type { Subjects } from "../transport/subjects.js";
-import type { Subscription, Transport } from "../transport/transport.js";
+import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
 export interface MembershipOptions {
@@ -105,9 +106,9 @@ export class Membership {
     const { transport, subjects, self } = this.#o;
     this.actor.start();
     this.#subscriptions = [
-      transport.subscribe(subjects.heartbeats, (msg) => this.#onHeartbeat(msg.data)),
+      transport.subscribe(subjects.heartbeats, (msg) => this.#onHeartbeat(msg)),
       transport.subscribe(subjects.probe(self.node), (msg) => {
-        if (msg.reply)
+        if (msg.reply && isInboxReply(msg.reply))
           transport.publish(msg.reply, encode({ node: self.node, incarnation: self.incarnation }));
       }),
     ];
@@ -184,8 +185,15 @@ export class Membership {
     }, timings.tickMs);
   }
 
-  #onHeartbeat(data: Uint8Array): void {
+  #onHeartbeat(msg: Message): void {
     if (this.#stopped) return;
+    const { subject, data } = msg;
+    // A stream's republish (or a consumer's delivery) onto a heartbeat subject is
+    // JetStream speaking, not the node: only a node's own publish counts.
+    if (header(msg, "Nats-Stream") !== undefined) {
+      this.#warn("republished-heartbeat", { subject }, "ignored a heartbeat republished by JetStream");
+      return;
+    }
     const decoded = decode(data, "cbor");
     const hb = decoded.ok ? heartbeatSchema.safeParse(decoded.value) : undefined;
     if (!hb?.success) {
@@ -194,6 +202,15 @@ export class Membership {
     }
     const { node, incarnation, view, down, leaving } = hb.data;
     if (node === this.#o.self.node) return;
+    // The subject is what nats.conf lets only node `node` publish to: a body naming another node is forged.
+    if (subject !== this.#o.subjects.heartbeat(node)) {
+      this.#warn(
+        "forged-heartbeat",
+        { subject, node },
+        "ignored a heartbeat whose subject names another node",
+      );
+      return;
+    }
     const at = this.#o.clock.now();
     const from = { node, incarnation };
     if (leaving) this.actor.send({ type: "peer.leave", from, at });
@@ -210,7 +227,8 @@ export class Membership {
         (reply) => {
           const decoded = decode(reply.data, "cbor");
           const who = decoded.ok ? probeReplySchema.safeParse(decoded.value) : undefined;
-          if (who?.success && !this.#stopped) {
+          // Only the peer asked for may answer for it.
+          if (who?.success && who.data.node === peer.node && !this.#stopped) {
             this.actor.send({ type: "probe.answered", from: who.data, at: clock.now() });
           }
         },
@@ -261,7 +279,7 @@ export class Membership {
     const { transport, subjects } = this.#o;
     if (transport.status !== "connected") return;
     try {
-      transport.publish(subjects.events, bytes);
+      transport.publish(subjects.nodeEvents(this.#o.self.node), bytes);
     } catch (error) {
       this.#warn("event", { err: error }, "could not publish a membership event");
       return;

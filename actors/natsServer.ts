@@ -1,9 +1,14 @@
 // Starts and stops a local nats-server from nats.conf: used by `dvsd up` for the
-// embedded default cluster and by the tests, which own their server.
+// embedded default cluster and by the tests, which own their server. Also
+// checks a server found already listening before `dvsd up` would use it.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { inboxPrefixFor } from "../transport/responder.js";
+import { actionStreamName } from "./actionLogJetStream.js";
+import type { Credentials } from "./credentials.js";
 import { NatsServerNotFoundError, NatsServerStartError } from "./errors.js";
 
 export interface NatsServerOptions {
@@ -125,4 +130,104 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Whether a server already listening may run a cluster, and if not, why. */
+export type ServerCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+export interface ServerCheckOptions {
+  readonly cluster: string;
+  /** The administrator `dvsd up` and dvsctl connect as. */
+  readonly admin: Credentials;
+  /** Every node's credentials, as the nodes will log in. */
+  readonly nodes: readonly Credentials[];
+  /** Longest wait for one connection or answer. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A server is fit to run the cluster when it refuses a connection without
+ * credentials, lets the administrator use JetStream, and lets every node log
+ * in as itself and reach its cluster's action log stream through the
+ * JetStream API. An open server (no users) or one without JetStream is not.
+ */
+export async function checkClusterServer(url: string, options: ServerCheckOptions): Promise<ServerCheck> {
+  const timeout = options.timeoutMs ?? 2_000;
+  const open = await tryConnect(url, undefined, timeout);
+  if (open.nc) {
+    await open.nc.close().catch(() => {});
+    return { ok: false, reason: "it accepts connections without credentials (no accounts: an open server)" };
+  }
+  if (!isAuthError(open.error))
+    return { ok: false, reason: `it is not a NATS server we can use (${open.error})` };
+
+  const admin = await tryConnect(url, options.admin, timeout);
+  if (!admin.nc) return { ok: false, reason: `it refuses the user ${options.admin.user} (${admin.error})` };
+  try {
+    const info = await jetStreamInfo(admin.nc, timeout);
+    if (info !== undefined)
+      return { ok: false, reason: `JetStream is not available to ${options.admin.user}: ${info}` };
+  } finally {
+    await admin.nc.close().catch(() => {});
+  }
+
+  const stream = `$JS.API.STREAM.INFO.${actionStreamName(options.cluster)}`;
+  for (const credentials of options.nodes) {
+    const node = await tryConnect(url, credentials, timeout);
+    if (!node.nc) return { ok: false, reason: `it refuses the user ${credentials.user} (${node.error})` };
+    try {
+      // An answer, "stream not found" included, shows the node may use its cluster's stream.
+      await node.nc.request(stream, "", { timeout });
+    } catch (error) {
+      return {
+        ok: false,
+        reason: `${credentials.user} may not use the JetStream API of cluster ${options.cluster} (${describe(error)})`,
+      };
+    } finally {
+      await node.nc.close().catch(() => {});
+    }
+  }
+  return { ok: true };
+}
+
+async function tryConnect(
+  url: string,
+  credentials: Credentials | undefined,
+  timeoutMs: number,
+): Promise<{ nc: NatsConnection; error?: undefined } | { nc?: undefined; error: string }> {
+  try {
+    const nc = await connect({
+      servers: url,
+      timeout: timeoutMs,
+      reconnect: false,
+      maxReconnectAttempts: 0,
+      name: "dvsd-up-check",
+      // Each user may read replies under its own inbox prefix only.
+      ...(credentials
+        ? { user: credentials.user, pass: credentials.pass, inboxPrefix: inboxPrefixFor(credentials.user) }
+        : {}),
+    });
+    return { nc };
+  } catch (error) {
+    return { error: describe(error) };
+  }
+}
+
+/** undefined when JetStream answers `$JS.API.INFO` for this connection's account, else why not. */
+async function jetStreamInfo(nc: NatsConnection, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const reply = await nc.request("$JS.API.INFO", "", { timeout: timeoutMs });
+    const info = reply.json<{ error?: { description?: string } }>();
+    return info.error ? (info.error.description ?? "JetStream error") : undefined;
+  } catch (error) {
+    return describe(error);
+  }
+}
+
+function isAuthError(message: string): boolean {
+  return /authoriz|authenticat|user/i.test(message);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

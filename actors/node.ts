@@ -13,6 +13,7 @@ import {
 } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
+import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../transport/adminSignature.js";
 import { type Clock, type Random, systemRandom } from "../transport/clock.js";
 import { decode, encode } from "../transport/codec.js";
 import type { CasStore } from "../transport/kv.js";
@@ -21,9 +22,11 @@ import {
   type NodeId,
   type NodeStatus,
   PROTOCOL_VERSION,
+  type RequestType,
   type Rqst,
   type ServerType,
 } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type ActionLog, actionIds } from "./actionLog.js";
@@ -88,6 +91,8 @@ export interface NodeOptions {
   readonly election?: { readonly serverType?: ServerType; readonly timings?: ElectionTimings };
   /** The file store's settings (replication factor, sessions, timeouts). */
   readonly files?: Partial<FileSettings>;
+  /** Admin public nkeys (`U…`) whose signature a mutating request passed on between nodes must carry. */
+  readonly adminKeys?: readonly string[];
 }
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
@@ -105,6 +110,9 @@ const CLOSED_LINK = "connection closed";
 export function endedByClosedLink(reason: string | undefined): boolean {
   return reason?.startsWith(CLOSED_LINK) ?? false;
 }
+
+/** Mutating requests addressed by (dcid, endpoint): a node forwards them to the process's host, whatever `dst` the admin signed. */
+const PROCESS_ADDRESSED: ReadonlySet<RequestType> = new Set<RequestType>(["SETPRIV", "MIGRATE", "PROCEND"]);
 
 export class NodeRuntime<T extends Transport = Transport> {
   readonly actor;
@@ -174,6 +182,32 @@ export class NodeRuntime<T extends Transport = Transport> {
     });
     const input: NodeMachineInput = this.#identity;
     this.actor = createActor(machine, { input, clock });
+  }
+
+  /**
+   * Checks the admin's signature on a mutating request another node passed on
+   * (docs/security.md, property 3). A process's own SEND to a process on
+   * another node is the one unsigned exception: a process messages others as
+   * its proxy frames do.
+   */
+  #relayAuth(clock: Clock): (rqst: Rqst) => ReturnType<typeof verifyRqstAuth> {
+    const trustedKeys = new TrustedAdminKeys(this.options.adminKeys ?? []);
+    const replay = new ReplayGuard();
+    // The replay memory starts with this incarnation: nothing signed before it is taken.
+    const notBefore = clock.now();
+    return (rqst) => {
+      if (rqst.type === "SEND" && typeof rqst.src === "string" && rqst.src.startsWith("proc:") && !rqst.auth)
+        return { ok: true, key: "" };
+      return verifyRqstAuth(rqst, {
+        cluster: this.options.cluster,
+        node: this.#identity.node,
+        trustedKeys,
+        now: clock.now(),
+        replay,
+        notBefore,
+        anyNode: PROCESS_ADDRESSED.has(rqst.type),
+      });
+    };
   }
 
   get identity(): NodeIdentity {
@@ -325,6 +359,7 @@ export class NodeRuntime<T extends Transport = Transport> {
       },
       gate: notInitializedGate(this.store),
       replication,
+      relayAuth: this.#relayAuth(clock),
       ...(this.components.actionLog
         ? {
             actions: new ActionRecorder({
@@ -343,7 +378,7 @@ export class NodeRuntime<T extends Transport = Transport> {
     );
     await processes.start();
     this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
-      if (msg.reply) transport.publish(msg.reply, encode(this.status()));
+      if (msg.reply && isInboxReply(msg.reply)) transport.publish(msg.reply, encode(this.status()));
     });
     this.#startMembership(transport, undefined);
     if (this.components.coordinatorStore) {

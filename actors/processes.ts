@@ -32,6 +32,7 @@ import {
   type Rply,
   type Rqst,
 } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
 import type { Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { LocationTable, procKey } from "./locations.js";
@@ -209,6 +210,14 @@ const rqstEmittedSchema = z.object({
 /** Requests forwarded between nodes carry this `src` prefix: they follow forwarding pointers only, never loop. */
 const FORWARDED = "fwd:";
 
+/**
+ * Requesters (SEND `src`, chosen by the client) whose message numbering a node
+ * keeps. Beyond it the least recently used is forgotten, so a flood of made-up
+ * client ids costs bounded memory; a forgotten requester that sends again
+ * numbers afresh under a new sender key.
+ */
+export const MAX_CLIENT_SENDERS = 4_096;
+
 /** Counters of the whole runtime (drops are also logged, throttled). */
 export interface ProcessRuntimeStats {
   /** Messages for a process nobody knows, or that bounced too often. */
@@ -242,8 +251,10 @@ export class ProcessRuntime {
   readonly #hosted = new Map<string, Hosted>();
   /** Forwarding pointers of processes that moved away from here. */
   readonly #moved = new Map<string, { to: NodeId; epoch: number }>();
-  /** Per requester sender key: per destination, the last seq used. */
-  readonly #clientSeqs = new Map<string, Record<string, number>>();
+  /** Per requester (`src`), least recently used first: its sender and, per destination, the last seq used. */
+  readonly #clientSenders = new Map<string, { sender: Sender; seqs: Record<string, number> }>();
+  /** Requesters forgotten by MAX_CLIENT_SENDERS so far. */
+  #clientsForgotten = 0;
   readonly #dirty = new Set<string>();
   #persistTimer: TimerHandle | undefined;
   #subscriptions: Subscription[] = [];
@@ -422,16 +433,39 @@ export class ProcessRuntime {
   /** SEND from a requester: numbered per (this node's run, requester, destination). */
   #sendRqst(rqst: Rqst<"SEND">): Outcome {
     const { dcid, endpoint, body } = rqst.params;
-    const key = `c:${this.#self}.${this.#incarnation}:${rqst.src}`;
-    const sender: Sender = { kind: "client", key, node: this.#self, src: rqst.src };
-    let seqs = this.#clientSeqs.get(key);
-    if (seqs === undefined) {
-      seqs = {};
-      this.#clientSeqs.set(key, seqs);
-    }
+    const { sender, seqs } = this.#clientSender(rqst.src);
     const sent = this.#sendFrom(sender, seqs, dcid, endpoint, body);
     if ("error" in sent) return sent;
     return { rcode: 0, data: { seq: sent.seq, nodeid: sent.node } };
+  }
+
+  /** Requesters whose numbering this node keeps (at most MAX_CLIENT_SENDERS). */
+  get clientSenders(): number {
+    return this.#clientSenders.size;
+  }
+
+  /** The requester's sender and numbering, now the most recently used; the least recently used beyond the cap goes. */
+  #clientSender(src: Rqst["src"]): { sender: Sender; seqs: Record<string, number> } {
+    const id = String(src);
+    const known = this.#clientSenders.get(id);
+    if (known !== undefined) {
+      this.#clientSenders.delete(id);
+      this.#clientSenders.set(id, known);
+      return known;
+    }
+    // Once any requester was forgotten, a new one may be a forgotten one back: its old key
+    // numbered from 1 again would be dropped as duplicates by the receivers, so it gets a fresh key.
+    const run = this.#clientsForgotten === 0 ? "" : `.${this.#clientsForgotten}`;
+    const key = `c:${this.#self}.${this.#incarnation}${run}:${src}`;
+    const sender: Sender = { kind: "client", key, node: this.#self, src };
+    const created = { sender, seqs: {} };
+    this.#clientSenders.set(id, created);
+    if (this.#clientSenders.size > MAX_CLIENT_SENDERS) {
+      const oldest = this.#clientSenders.keys().next().value;
+      if (oldest !== undefined) this.#clientSenders.delete(oldest);
+      this.#clientsForgotten++;
+    }
+    return created;
   }
 
   #setPriv(h: Hosted, priv: Privileges): Outcome {
@@ -877,7 +911,7 @@ export class ProcessRuntime {
   /** On the target: take an offered process, or drop one whose offer timed out at the old host. */
   #onMigration(msg: Message): void {
     const answer = (reply: MigrationReply): void => {
-      if (msg.reply === undefined) return;
+      if (msg.reply === undefined || !isInboxReply(msg.reply)) return;
       try {
         this.#o.transport.publish(msg.reply, encode(reply));
       } catch (error) {

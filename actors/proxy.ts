@@ -84,6 +84,14 @@ export interface ProxiesOptions {
   readonly deliver: (msg: Envelope, from: NodeId) => void;
 }
 
+/**
+ * Pairs (actors and idle links) a node keeps for peers outside its view. A
+ * frame names its sender, so without a cap anyone who may publish on a proxy
+ * subject could make a node start one actor per made-up node id; beyond it the
+ * oldest outside-view pair is forgotten (only its statistics are lost).
+ */
+export const MAX_PEERS_OUTSIDE_VIEW = 256;
+
 /** The pair toward one peer: its machine actor, fed with what was sent and received. */
 class ProxyPair {
   readonly actor: Actor<ProxyMachine>;
@@ -270,6 +278,7 @@ export class Proxies {
   #ensure(peer: NodeId): ProxyPair {
     let pair = this.#pairs.get(peer);
     if (pair === undefined) {
+      if (!this.#members.has(peer) && !this.#idle.has(peer)) this.#makeRoomOutsideView();
       const link = this.#idle.get(peer) ?? {
         up: this.#members.has(peer),
         since: this.#o.clock.now(),
@@ -280,6 +289,30 @@ export class Proxies {
       this.#pairs.set(peer, pair);
     }
     return pair;
+  }
+
+  /** Forgets the oldest pairs of peers outside the view (idle links first) until one more fits the cap. */
+  #makeRoomOutsideView(): void {
+    const outside = (peer: NodeId) => !this.#members.has(peer);
+    const idle = [...this.#idle.keys()].filter(outside);
+    const active = [...this.#pairs.keys()].filter(outside);
+    let excess = idle.length + active.length - (MAX_PEERS_OUTSIDE_VIEW - 1);
+    for (const peer of idle) {
+      if (excess <= 0) return;
+      this.#idle.delete(peer);
+      excess--;
+    }
+    for (const peer of active) {
+      if (excess <= 0) return;
+      this.#pairs.get(peer)?.actor.stop();
+      this.#pairs.delete(peer);
+      excess--;
+    }
+  }
+
+  /** Pairs (actors and idle links) this node keeps, in and outside its view. */
+  get pairs(): number {
+    return this.#pairs.size + this.#idle.size;
   }
 
   #receive(msg: Message): void {

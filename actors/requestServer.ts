@@ -18,11 +18,13 @@ import {
   type Rqst,
   UNICAST_ONLY_TYPES,
 } from "../transport/protocol.js";
+import { Responder } from "../transport/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import type { ActionRecorder, ActionRqst } from "./actionRecorder.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import type { ReplicationServer } from "./replication.js";
+import { RequestBudget } from "./requestBudget.js";
 
 /** What a handler answers: a result code (0, a positive result, or a negative error) and data. */
 export type Outcome =
@@ -50,7 +52,24 @@ export interface RequestServerOptions {
   readonly replication?: ReplicationServer;
   /** Logs the actions that come in on this node (SPEC 6.4); without it nothing is logged. */
   readonly actions?: ActionRecorder;
+  /** What each role may cost this node (rate, ALL gathers in flight); defaults when absent. */
+  readonly budget?: RequestBudget;
+  /** Longest gather or forward timeout a requester may ask for, by role; longer ones are cut to it. */
+  readonly maxTimeoutMs?: Readonly<Record<Role, number>>;
+  /**
+   * Checks the admin's proof on a mutating request another node passed on
+   * (forward, multicast): only a request that carries it is served. Without
+   * it every such request is EPERM; a mutating request is then served only
+   * when it came in on a subject only admins may publish to.
+   */
+  readonly relayAuth?: (rqst: Rqst) => RelayVerdict;
 }
+
+/** Whether a relayed mutating request carries a valid admin proof. */
+export type RelayVerdict = { readonly ok: true } | { readonly ok: false; readonly message: string };
+
+/** Default `RequestServerOptions.maxTimeoutMs`. */
+export const DEFAULT_MAX_TIMEOUT_MS: Readonly<Record<Role, number>> = { viewer: 30_000, admin: 120_000 };
 
 export interface RequestServerStats {
   received: number;
@@ -63,6 +82,8 @@ export class RequestServer {
   readonly stats: RequestServerStats = { received: 0, answered: 0, rejected: 0, failed: 0 };
   readonly #options: RequestServerOptions;
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #responder: Responder;
+  readonly #budget: RequestBudget;
   #subscriptions: Subscription[] = [];
   #clusterSubscriptions: Subscription[] = [];
   /** Answers still to be sent (handlers, gathers and forwards under way). */
@@ -71,6 +92,8 @@ export class RequestServer {
   constructor(options: RequestServerOptions) {
     this.#options = options;
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#responder = new Responder(options.transport);
+    this.#budget = options.budget ?? new RequestBudget(options.clock);
   }
 
   start(): void {
@@ -110,9 +133,26 @@ export class RequestServer {
     this.#subscriptions = [];
   }
 
+  /** The gather subject of some node: where multicast answers go (replication.ts). */
+  readonly #isGatherSubject = (reply: string): boolean => {
+    const id = Number(reply.slice(reply.lastIndexOf(".") + 1));
+    return Number.isInteger(id) && id >= 0 && id <= 65_535 && this.#options.subjects.gather(id) === reply;
+  };
+
   #serve(msg: Message, source: Source): void {
     this.stats.received++;
     const { node } = this.#options;
+    // A reply subject outside the inbox namespace would make this node publish,
+    // with its own rights, wherever the requester chose: the request is dropped unserved.
+    if (msg.reply !== undefined && !this.#acceptsReply(msg, source)) {
+      this.stats.rejected++;
+      this.#warn(
+        "reply-subject",
+        { subject: msg.subject, reply: msg.reply.slice(0, 200) },
+        "dropped a request whose reply subject is not an inbox",
+      );
+      return;
+    }
     const parsed = parseRqst(msg);
     if (!parsed.ok) {
       this.stats.rejected++;
@@ -129,19 +169,69 @@ export class RequestServer {
       return;
     }
     const { encoding } = parsed;
-    const rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
+    let rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
     // Only the node a request comes in on logs it; requests passed on between nodes are not actions again.
     const fromOutside = source === "public" || source === "readonly";
+    let release = () => {};
+    if (fromOutside) {
+      // A viewer's mutating request is refused by every node before it runs: it holds no gather slot,
+      // so it is answered EPERM (not EBUSY) however many are in flight; the rate still counts it.
+      const refusedEverywhere = rqst.role === "viewer" && MUTATING_TYPES.has(rqst.type);
+      const admission = this.#budget.admit(rqst.role ?? "viewer", rqst.dst === ALL && !refusedEverywhere);
+      if (!admission.ok) {
+        this.stats.rejected++;
+        this.#warn(
+          `budget:${rqst.role}`,
+          { type: rqst.type, error: admission.error },
+          "refused a request over budget",
+        );
+        this.#answer(msg, encoding, errorRply(rqst, node, admission.error, admission.message));
+        return;
+      }
+      release = admission.release;
+      const max = (this.#options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS)[rqst.role ?? "viewer"];
+      if (rqst.timeout !== undefined && rqst.timeout > max) rqst = { ...rqst, timeout: max };
+    } else if (MUTATING_TYPES.has(rqst.type)) {
+      const verdict = this.#options.relayAuth?.(rqst) ?? {
+        ok: false,
+        message: "this node trusts no admin key, so it serves no mutating request passed on by another node",
+      };
+      if (!verdict.ok) {
+        this.stats.rejected++;
+        this.#warn(
+          "relay-auth",
+          { type: rqst.type, src: rqst.src, reason: verdict.message },
+          "refused a relayed request",
+        );
+        this.#answer(
+          msg,
+          encoding,
+          errorRply(rqst, node, "EPERM", `${rqst.type} passed on by another node: ${verdict.message}`),
+        );
+        return;
+      }
+    }
     const recorder = fromOutside ? this.#options.actions : undefined;
     const action = recorder?.actionOf(rqst);
     if (recorder && action) {
-      this.#track(this.#serveAction(msg, encoding, recorder, action, source));
+      // A signed request covers the action id it was sent with: one this node names is not passed on.
+      const relayed = rqst.auth !== undefined && rqst.action === undefined ? rqst : action;
+      this.#track(this.#serveAction(msg, encoding, recorder, action, relayed, source).finally(release));
       return;
     }
     // Most requests are answered synchronously; only those that wait for something are tracked.
-    const resolved = this.#resolve(rqst, source);
-    if (resolved instanceof Promise) this.#track(resolved.then((r) => this.#send(msg, encoding, rqst, r)));
-    else this.#send(msg, encoding, rqst, resolved);
+    const served = rqst;
+    const resolved = this.#resolve(served, source);
+    if (resolved instanceof Promise)
+      this.#track(resolved.then((r) => this.#send(msg, encoding, served, r)).finally(release));
+    else {
+      this.#send(msg, encoding, served, resolved);
+      release();
+    }
+  }
+
+  #acceptsReply(msg: Message, source: Source): boolean {
+    return this.#responder.accepts(msg, source === "multicast" ? this.#isGatherSubject : undefined);
   }
 
   #send(msg: Message, encoding: Encoding, rqst: Rqst, { rply, afterReply }: Resolved): void {
@@ -155,6 +245,7 @@ export class RequestServer {
     encoding: Encoding,
     recorder: ActionRecorder,
     rqst: ActionRqst,
+    relayed: Rqst,
     source: Source,
   ): Promise<void> {
     const { node, clock } = this.#options;
@@ -168,7 +259,7 @@ export class RequestServer {
       this.#answer(msg, encoding, refusal);
       return;
     }
-    const resolved = await this.#resolve(rqst, source);
+    const resolved = await this.#resolve(relayed, source);
     // The reply names its action only once the whole action (request, replies, outcome) is in the log.
     if (begun === "logged" && (await recorder.end(rqst, resolved.rply, startedAt))) {
       this.#send(msg, encoding, rqst, { ...resolved, rply: { ...resolved.rply, action: rqst.action } });
@@ -279,7 +370,22 @@ export class RequestServer {
     const { transport, node } = this.#options;
     const headers = headersFor(encoding);
     try {
-      let bytes = encode(rply, encoding);
+      let bytes: Uint8Array;
+      try {
+        bytes = encode(rply, encoding);
+      } catch (error) {
+        // A handler's data the encoding cannot carry (a cycle, a BigInt in JSON): the requester still hears.
+        this.#warn("encode-reply", { err: error, type: rply.type }, "could not encode a reply");
+        bytes = encode(
+          errorRply(
+            { type: rply.type, src: rply.dst, seq: rply.seq },
+            node,
+            "EBADMSG",
+            "the reply could not be encoded",
+          ),
+          encoding,
+        );
+      }
       if (bytes.byteLength > transport.maxPayload) {
         const tooLarge = errorRply(
           { type: rply.type, src: rply.dst, seq: rply.seq },
@@ -289,8 +395,11 @@ export class RequestServer {
         );
         bytes = encode(tooLarge, encoding);
       }
-      transport.publish(msg.reply, bytes, headers ? { headers } : {});
-      this.stats.answered++;
+      const sent = this.#responder.answer(msg, bytes, {
+        ...(headers ? { headers } : {}),
+        ...(msg.subject === this.#options.subjects.multicast ? { alsoAllow: this.#isGatherSubject } : {}),
+      });
+      if (sent === "sent") this.stats.answered++;
     } catch (error) {
       this.#warn("reply", { err: error, reply: msg.reply }, "could not send a reply");
     }

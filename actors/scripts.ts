@@ -1,13 +1,15 @@
 // Runs the script configured for each membership event (JOIN, DISCONNECT,
 // PARTITION, MERGE), one at a time and in order, so that membership only ever
 // enqueues and never waits: a slow, hung or missing script is timed out,
-// killed or reported, and the queue moves on.
+// killed or reported, and the queue moves on. A script sees a clean
+// environment (PATH, LANG and its DVS_* variables), never the daemon's.
 import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import { describeIssues, type MembershipEventName } from "../transport/protocol.js";
 import { CappedOutput, signalGroup } from "./childProcess.js";
 import { ConfigError } from "./errors.js";
+import { childEnvironment } from "./host/childEnvironment.js";
 import type { Logger } from "./logger.js";
 
 /** A program and its arguments; the first element is the program. Never run through a shell. */
@@ -84,8 +86,6 @@ export interface ScriptRunnerOptions {
   readonly clock: Clock;
   /** Called after every run, in order; an exception is logged and ignored. */
   readonly onRun?: (result: ScriptResult) => void;
-  /** The environment scripts inherit; default process.env. */
-  readonly env?: NodeJS.ProcessEnv;
   /** Between SIGTERM and SIGKILL; default 2 s. */
   readonly killGraceMs?: number;
 }
@@ -133,7 +133,6 @@ export class ScriptRunner {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly onRun: ((result: ScriptResult) => void) | undefined;
-  private readonly env: NodeJS.ProcessEnv;
   private readonly killGraceMs: number;
   private readonly queue: ScriptEvent[] = [];
   private current: Running | undefined;
@@ -154,7 +153,6 @@ export class ScriptRunner {
     this.logger = options.logger;
     this.clock = options.clock;
     this.onRun = options.onRun;
-    this.env = options.env ?? process.env;
     this.killGraceMs = options.killGraceMs ?? 2_000;
   }
 
@@ -297,7 +295,8 @@ export class ScriptRunner {
         // Its own process group, so a timeout also kills what a shell script started.
         detached: true,
         stdio: ["pipe", "pipe", "pipe"],
-        env: { ...this.env, ...scriptEnvironment(event) },
+        // Nothing of the daemon's environment (DVS_NATS_PASS and the like): PATH, LANG and the event.
+        env: childEnvironment(scriptEnvironment(event)),
       });
     } catch (cause) {
       const result = finish(null, null, new ScriptSpawnError(argv, { cause }));
@@ -371,7 +370,7 @@ export class ScriptRunner {
   }
 }
 
-/** The DVS_* variables a script sees, on top of the daemon's environment. */
+/** The DVS_* variables a script sees, on top of childEnvironment's PATH and LANG. */
 export function scriptEnvironment(event: ScriptEvent): Record<string, string> {
   return {
     DVS_EVENT: event.event,

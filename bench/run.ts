@@ -5,9 +5,11 @@
 // A missed target is reported, never fatal; only an error exits non-zero.
 
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { ANY_CLUSTER, DEV_NODE_COUNT, devServerConfig, renderNatsConfig } from "../actors/natsAccounts.js";
 import { abortError, createContext, type LastResort, runLastResort, Scope } from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, UnknownRowError } from "./errors.js";
@@ -47,12 +49,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const signal = options.signal ?? new AbortController().signal;
   const progress = options.progress ?? ((message: string) => process.stderr.write(`[bench] ${message}\n`));
   const repoRoot = findRepoRoot();
-  const natsConf = join(repoRoot, "nats.conf");
   // Shared by every scope of the run, so a process that exits abruptly still kills its children.
   const lastResort: LastResort = new Set();
   const onExit = () => runLastResort(lastResort);
   process.on("exit", onExit);
   const runScope = new Scope(lastResort);
+  // Each row runs its own cluster name on the one server: the development
+  // accounts with node users that follow their id across clusters (never in production).
+  const natsConf = join(runScope.tempDir("dvs-bench-conf-"), "nats.conf");
+  writeFileSync(natsConf, renderNatsConfig(devServerConfig(DEV_NODE_COUNT, ANY_CLUSTER)));
   const startedAt = new Date();
   const start = performance.now();
   const reports: RowReport[] = [];

@@ -4,10 +4,11 @@
 // subject with one view of all N; then, after an idle spell, every process's
 // resident set from /proc/<pid>/status against the SPEC's 80 MB.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agreeOnView, collectStatus } from "../actors/clusterStatus.js";
-import { DEV_USERS } from "../actors/credentials.js";
+import { DEV_USERS, devNodeCredentials } from "../actors/credentials.js";
+import { devServerConfig, renderNatsConfig } from "../actors/natsAccounts.js";
 import { DVSD_NODE_FLAGS } from "../actors/nodeFlags.js";
 import { decode, encodingOf } from "../transport/codec.js";
 import { connectNats } from "../transport/nats.js";
@@ -68,7 +69,9 @@ const STOP_GRACE_MS = 15_000;
 
 export async function runProcessScale(options: ProcessScaleOptions): Promise<ProcessScaleResult> {
   const { scope, signal, progress } = options;
-  const natsConf = join(options.repoRoot, "nats.conf");
+  // The development accounts for this cluster and as many nodes as it runs (nats.conf has 16, of cluster dvs).
+  const natsConf = join(scope.tempDir("dvs-scale-conf-"), "nats.conf");
+  writeFileSync(natsConf, renderNatsConfig(devServerConfig(options.processes, CLUSTER)));
   const server = await scope.startNatsServer(natsConf);
   progress(`nats-server ${server.pid} on ${server.url}`);
   const dir = scope.tempDir("dvs-scale-");
@@ -114,8 +117,9 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
           ...process.env,
           // Should this run die without cleaning up, the daemons stop by themselves.
           DVS_PARENT_PID: String(process.pid),
-          DVS_NATS_USER: DEV_USERS.node.user,
-          DVS_NATS_PASS: DEV_USERS.node.pass,
+          // Each node as itself.
+          DVS_NATS_USER: devNodeCredentials(node).user,
+          DVS_NATS_PASS: devNodeCredentials(node).pass,
         },
       },
     );

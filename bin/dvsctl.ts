@@ -48,6 +48,12 @@ const program = new Command()
       .choices(["admin", "viewer"])
       .env("DVS_ROLE"),
   )
+  .addOption(
+    new Option(
+      "--admin-key <file>",
+      "the admin's nkey seed: signs requests that change nodes, which nodes require when the request goes to all of them or is passed on to another node (default: ./data/admin.nk, written by `dvsd up`, when it exists; `none`: do not sign)",
+    ).env("DVS_ADMIN_KEY_FILE"),
+  )
   .option("--json", "print the raw reply (RPLY) as one JSON line, for scripts", false)
   .option("--timeout <ms>", "how long to wait for answers", positive, 5_000)
   .showHelpAfterError()
@@ -68,6 +74,8 @@ const program = new Command()
       "",
       "Against `dvsd up` no credentials are needed: dvsctl uses the development user admin.",
       "Use --user viewer for read-only access, and real credentials in production (docs/operations.md).",
+      "Requests that change nodes (init, dc, proc, kill, command, …) are signed with the admin key",
+      "(--admin-key; `dvsd up` writes data/admin.nk), so a node's stolen credentials cannot make another node act.",
       "",
       "Examples:",
       "  $ dvsctl members",

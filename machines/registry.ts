@@ -16,6 +16,13 @@ export interface RegistryRecord {
   readonly coordinator: NodeId | null;
   readonly epoch: number;
   readonly revision: number;
+  /**
+   * The entry at `revision` could not be read (garbage bytes, or a record that
+   * fails the schema). Its holder is unknown, so it is treated as a term held
+   * by nobody known: it expires one lease after it was first seen, and then the
+   * next election replaces it with a compare-and-set on its revision.
+   */
+  readonly malformed?: true;
 }
 
 export interface RegistryInput {
@@ -117,10 +124,18 @@ export function liveCoordinator(context: RegistryContext, at: number): RegistryR
   return r;
 }
 
-/** Whether the record names a coordinator whose lease ran out in this node's eyes. */
+/**
+ * Whether the record may stand for a term: it names a coordinator, or it is
+ * unreadable and so might have been written over a live one.
+ */
+function occupied(record: RegistryRecord): boolean {
+  return record.coordinator !== null || record.malformed === true;
+}
+
+/** Whether the record names a coordinator (or is unreadable) and its lease ran out in this node's eyes. */
 export function expired(context: RegistryContext, at: number): boolean {
   const r = context.record;
-  return r !== null && r.coordinator !== null && at - context.seenAt >= context.leaseMs;
+  return r !== null && occupied(r) && at - context.seenAt >= context.leaseMs;
 }
 
 function okOrNothing(context: RegistryContext, at: number): RegistryAnswer {
@@ -162,10 +177,8 @@ function acquire(context: RegistryContext, from: NodeId, ref: Ref, at: number, o
     return;
   }
   // A suspect coordinator whose lease has not run out keeps its term: granting now could make two.
-  if (
-    !context.loaded ||
-    (context.record !== null && context.record.coordinator !== null && !expired(context, at))
-  ) {
+  // So does an unreadable record, for one lease: it may have been written over a live coordinator.
+  if (!context.loaded || (context.record !== null && occupied(context.record) && !expired(context, at))) {
     out.push({ type: "answer", ref, answer: { type: "NOTHING" } });
     if (!context.loaded && !context.reading) {
       context.reading = true;

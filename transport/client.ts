@@ -1,9 +1,22 @@
 // The client side of the protocol: builds RQSTs, sends them to one node or to
 // the cluster, and validates the RPLY. Used by dvsctl, the benchmarks and tests;
 // external tools may speak the same protocol with any NATS client.
+import { monotonicFactory } from "ulid";
+import { type AdminSigner, signRqst } from "./adminSignature.js";
+import { type Clock, type Random, randomToken, systemClock, systemRandom } from "./clock.js";
 import { type Encoding, encode, encodingOf, headersFor, parseRply } from "./codec.js";
 import { BadReplyError } from "./errors.js";
-import { ALL, type NodeId, PROTOCOL_VERSION, type RequestType, type Role, type Rply } from "./protocol.js";
+import {
+  ALL,
+  isRequestType,
+  MUTATING_TYPES,
+  type NodeId,
+  PROTOCOL_VERSION,
+  type RequestType,
+  type Role,
+  type Rply,
+  type RqstAuth,
+} from "./protocol.js";
 import { type Subjects, subjects as subjectsOf } from "./subjects.js";
 import type { Transport } from "./transport.js";
 
@@ -18,7 +31,20 @@ export interface DvsClientOptions {
    * may publish to); `admin`, the default, to the full ones.
    */
   readonly role?: Role;
+  /**
+   * Signs every mutating request (MUTATING_TYPES) for `cluster`, so nodes serve
+   * it even when another node passes it on (`ALL`, forwards); unsigned, only
+   * the node it is sent to directly serves it.
+   */
+  readonly signer?: AdminSigner;
+  /** The signatures' time (default: the system clock); in the simulation, the simulated one. */
+  readonly clock?: Pick<Clock, "now">;
+  /** The signatures' nonces and action ids (default: crypto.randomBytes). */
+  readonly random?: Random;
 }
+
+/** Nonce length: 22 base-36 characters, about 113 bits. */
+const NONCE_LENGTH = 22;
 
 export interface SendOptions {
   /** A node id, or ALL; default ALL through the cluster's queue subject. */
@@ -34,19 +60,27 @@ export interface SendOptions {
 export class DvsClient {
   readonly subjects: Subjects;
   #seq = 0;
+  readonly #clock: Pick<Clock, "now">;
+  readonly #random: Random;
+  /** ULIDs, as nodes make them: a signed request names its action itself (see #signed). */
+  readonly #actionId: (time: number) => string;
 
   constructor(
     readonly transport: Transport,
     readonly options: DvsClientOptions,
   ) {
     this.subjects = subjectsOf(options.cluster);
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    const random = this.#random;
+    this.#actionId = monotonicFactory(() => random.next());
   }
 
   /** Sends one RQST and resolves with its validated RPLY; transport failures reject with named errors. */
   async request(type: RequestType | string, params: unknown = {}, send: SendOptions = {}): Promise<Rply> {
     const encoding = this.options.encoding ?? "cbor";
     const dst = send.dst ?? ALL;
-    const rqst = {
+    const unsigned = {
       v: PROTOCOL_VERSION,
       type,
       src: this.options.clientId,
@@ -56,6 +90,7 @@ export class DvsClient {
       ...(send.gatherTimeoutMs !== undefined ? { timeout: send.gatherTimeoutMs } : {}),
       params,
     };
+    const rqst = this.#signed(unsigned);
     const subject = this.#subjectFor(dst, send.viaAnyNode === true);
     const headers = headersFor(encoding);
     const msg = await this.transport.request(subject, encode(rqst, encoding), {
@@ -65,6 +100,23 @@ export class DvsClient {
     const parsed = parseRply(msg.data, encodingOf(msg), this.transport.maxPayload);
     if (!parsed.ok) throw new BadReplyError(subject, parsed.message);
     return parsed.rply;
+  }
+
+  /**
+   * The request with an admin signature when it is mutating and the client has
+   * a signer; else as it is. A signed request names its action: the action id
+   * is signed, so a node must not be left to give it one on the way.
+   */
+  #signed<R extends { type: string; dst: NodeId | typeof ALL; action?: string; params: unknown }>(
+    rqst: R,
+  ): R | (R & { action: string; auth: RqstAuth }) {
+    const { signer, cluster } = this.options;
+    const type = rqst.type.startsWith("RQST_") ? rqst.type.slice(5) : rqst.type;
+    if (signer === undefined || !isRequestType(type) || !MUTATING_TYPES.has(type)) return rqst;
+    const now = this.#clock.now();
+    const action = rqst.action ?? this.#actionId(Math.floor(now));
+    const nonce = randomToken(this.#random, NONCE_LENGTH);
+    return signRqst({ ...rqst, action }, { cluster, signer, now, nonce });
   }
 
   #subjectFor(dst: NodeId | typeof ALL, viaAnyNode: boolean): string {

@@ -1,6 +1,7 @@
 // Bytes ↔ protocol messages. CBOR (cbor-x) by default; a message whose header
 // says `Content-Type: application/json` is read as JSON and answered in JSON.
-// Decoding never throws: every failure is a result naming the error code.
+// Decoding never throws: every failure is a result naming the error code. A
+// request holds plain data only (what JSON can say), however it was encoded.
 import { Encoder } from "cbor-x";
 import type { z } from "zod";
 import {
@@ -108,6 +109,16 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
     };
   }
   const partial = partialOf(decoded.value);
+  const impure = notPlainData(decoded.value);
+  if (impure !== undefined) {
+    return {
+      ok: false,
+      encoding,
+      error: "EBADMSG",
+      message: `request is not plain data (${impure})`,
+      partial,
+    };
+  }
   const envelope = rqstEnvelopeSchema.safeParse(decoded.value);
   if (!envelope.success) {
     return fail(encoding, "EBADMSG", "request is not a valid RQST", partial, envelope.error);
@@ -122,6 +133,44 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
     return fail(encoding, "EBADMSG", `params are not valid for ${type}`, partial, checked.error, "params");
   }
   return { ok: true, encoding, rqst: { ...rest, type, params: checked.data } as Rqst };
+}
+
+/** How many levels of objects and arrays a request may nest (the envelope and params take two). */
+export const MAX_PLAIN_DEPTH = 64;
+
+/**
+ * What in `value` is not plain data ("Set", "shared or cyclic reference",
+ * …), or undefined when it is all plain: only strings,
+ * numbers, booleans, null, undefined, bigints, arrays and objects whose
+ * prototype is Object's (or null), each object reached once, at most
+ * MAX_PLAIN_DEPTH deep. cbor-x decodes tags into Sets, Maps, typed arrays,
+ * Dates, RegExps and Errors, and tags 28/29 into shared and cyclic references;
+ * none of them survives a JSON or CBOR round trip as the same value, a cycle
+ * makes validation and snapshots loop, and a shared one lets a small message
+ * unfold exponentially. The walk is iterative and visits each object once, so
+ * its cost is bounded by the decoded size.
+ */
+export function notPlainData(value: unknown, maxDepth = MAX_PLAIN_DEPTH): string | undefined {
+  const seen = new Set<object>();
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const v = next.value;
+    if (typeof v === "function" || typeof v === "symbol") return typeof v;
+    if (typeof v !== "object" || v === null) continue;
+    if (seen.has(v)) return "shared or cyclic reference";
+    seen.add(v);
+    if (next.depth >= maxDepth) return `nesting deeper than ${maxDepth}`;
+    const proto: unknown = Object.getPrototypeOf(v);
+    let children: unknown[];
+    if (Array.isArray(v) && proto === Array.prototype) children = v;
+    else if (proto === Object.prototype || proto === null) children = Object.values(v);
+    else {
+      const tag = Object.prototype.toString.call(v).slice(8, -1);
+      return tag === "Object" ? "object with a class" : tag;
+    }
+    for (const child of children) stack.push({ value: child, depth: next.depth + 1 });
+  }
+  return undefined;
 }
 
 function fail(

@@ -8,6 +8,7 @@ import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-
 import { systemClock, type TimerHandle } from "./clock.js";
 import { CasConflictError, StoreUnavailableError, TimeoutError } from "./errors.js";
 import type { CasStore, KvEntry } from "./kv.js";
+import { UntrustedStreamError, untrustedStream } from "./streamTrust.js";
 
 export interface JetStreamCasStoreOptions {
   /** The KV bucket (letters, digits, `-` and `_`). */
@@ -66,6 +67,13 @@ export class JetStreamCasStore implements CasStore {
         replicas: this.#replicas,
         // Reads go to the stream leader: a direct get may be answered by a replica that lags.
         allow_direct: false,
+      })
+      .then(async (kv) => {
+        // Whoever made the bucket first chose its stream's config: refuse one that copies its entries elsewhere.
+        const { config } = (await kv.status()).streamInfo;
+        const reasons = untrustedStream(config, [`$KV.${this.bucket}.>`]);
+        if (reasons.length > 0) throw new UntrustedStreamError(`KV_${this.bucket}`, reasons);
+        return kv;
       })
       .catch((error: unknown) => {
         this.#kv = undefined;

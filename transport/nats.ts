@@ -26,6 +26,7 @@ import {
   TimeoutError,
   TransportClosedError,
 } from "./errors.js";
+import { inboxPrefixFor } from "./responder.js";
 import type {
   Headers,
   Message,
@@ -65,6 +66,12 @@ export interface NatsTransportOptions {
   readonly discover?: boolean;
   /** Milliseconds between client pings; a silent server is declared lost after 2 missed. */
   readonly pingIntervalMs?: number;
+  /**
+   * Where this connection's replies arrive (nats.js `inboxPrefix`). Default
+   * `_INBOX.<user>` for a user, so nats.conf can let each user subscribe to its
+   * own prefix only (docs/security.md); `_INBOX` without a user.
+   */
+  readonly inboxPrefix?: string;
   /** Called when a subscription handler throws; the transport itself carries on. */
   readonly onHandlerError?: (error: unknown, subject: string) => void;
 }
@@ -87,6 +94,7 @@ export async function connectNats(options: NatsTransportOptions): Promise<NatsTr
       // nats.js captures a stack trace for every request in case it fails; our
       // named errors carry the subject and timeout instead, so skip that cost.
       noAsyncTraces: true,
+      inboxPrefix: options.inboxPrefix ?? inboxPrefixFor(options.user),
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.pass !== undefined ? { pass: options.pass } : {}),
       ...(options.token !== undefined ? { token: options.token } : {}),
@@ -106,13 +114,17 @@ export class NatsTransport implements Transport {
   #status: TransportStatus["type"] = "connected";
   readonly #listeners = new Set<StatusListener>();
   readonly #onHandlerError: (error: unknown, subject: string) => void;
+  readonly #inboxPrefix: string;
 
   constructor(
     /** The underlying connection, for NATS-only features (JetStream, micro services). */
     readonly connection: NatsConnection,
-    options: Pick<NatsTransportOptions, "name" | "onHandlerError">,
+    options: Pick<NatsTransportOptions, "name" | "onHandlerError" | "inboxPrefix" | "user">,
   ) {
     this.name = options.name;
+    // The prefix the connection was opened with (nats.js keeps it in its options), so requests and inbox() agree.
+    const opened = (connection as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+    this.#inboxPrefix = options.inboxPrefix ?? opened ?? inboxPrefixFor(options.user);
     this.#onHandlerError = options.onHandlerError ?? (() => {});
     void this.#watchStatus();
     void connection.closed().then((error) => {
@@ -190,7 +202,7 @@ export class NatsTransport implements Transport {
   }
 
   inbox(): string {
-    return createInbox();
+    return createInbox(this.#inboxPrefix);
   }
 
   async close(): Promise<void> {

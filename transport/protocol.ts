@@ -267,6 +267,25 @@ const typeField = z
   .max(32)
   .transform((t) => (t.startsWith("RQST_") ? t.slice(5) : t));
 
+/**
+ * An admin's signature over a request (transport/adminSignature.ts says what is
+ * signed): nodes serve a mutating request that another node passed on only when
+ * it carries one by a key they trust.
+ */
+export const rqstAuthSchema = z.strictObject({
+  /** The admin's public nkey (a user key, `U…`). */
+  key: z.string().regex(/^U[A-Z2-7]{55}$/),
+  /** When it was signed (ms since the epoch, the admin's clock). */
+  at: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Unique per signed request: a node serves each (key, nonce) once. */
+  nonce: z.string().regex(/^[A-Za-z0-9_-]{16,32}$/),
+  /** The `dst` the admin addressed; relays rewrite the envelope's own `dst`. */
+  dst: z.union([nodeIdSchema, z.literal(ALL)]),
+  /** The Ed25519 signature, base64url without padding (64 bytes). */
+  sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+});
+export type RqstAuth = z.infer<typeof rqstAuthSchema>;
+
 /** The RQST envelope. `type` is checked against REQUEST_TYPES separately, so an unknown type is ENOSYS, not EBADMSG. */
 export const rqstEnvelopeSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
@@ -280,6 +299,8 @@ export const rqstEnvelopeSchema = z.strictObject({
   /** How long a node may take gathering the answers of a forwarded or `ALL` request (ms). */
   timeout: z.number().int().min(1).max(600_000).optional(),
   params: z.unknown().optional(),
+  /** An admin's signature, required of a mutating request passed on between nodes. */
+  auth: rqstAuthSchema.optional(),
 });
 export type RqstEnvelope = z.infer<typeof rqstEnvelopeSchema>;
 
@@ -293,6 +314,7 @@ export interface Rqst<T extends RequestType = RequestType> {
   readonly role?: Role;
   readonly timeout?: number;
   readonly params: Params<T>;
+  readonly auth?: RqstAuth;
 }
 
 export const rplySchema = z.strictObject({

@@ -23,8 +23,14 @@ export function subjects(cluster: string) {
      */
     roNodeRqst: (node: NodeId) => `${base}.ro.node.${node}.rqst`,
     roAnyRqst: `${base}.ro.rqst`,
-    /** Membership and lifecycle events. */
-    events: `${base}.events`,
+    /**
+     * Membership and lifecycle events of every node (subscribe here). Each node
+     * publishes its own on `nodeEvents(node)`, a subject only it may publish to,
+     * so the subject, not the body, says who saw the event.
+     */
+    events: `${base}.events.*`,
+    /** The events node `node` observed. */
+    nodeEvents: (node: NodeId) => `${base}.events.${node}`,
     /** Registry: who is the coordinator (any node's registry answers, queue group `QUEUE_GROUP`). */
     dnsWho: `${base}.dns.who`,
     /** Registry: who node `node` takes for the coordinator. */

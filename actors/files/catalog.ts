@@ -2,7 +2,8 @@
 // JSON record per file in the coordinator store under `file.<base64url name>`.
 // A version exists once its record is written, with a compare-and-set on the
 // revision the coordinator read, so versions of a file are totally ordered and
-// two coordinators cannot both record the same one.
+// two coordinators cannot both record the same one. A record that cannot be
+// read is never taken for an absent one: nothing is discarded on its account.
 import { decode, encode } from "../../transport/codec.js";
 import { type CatalogRecord, catalogRecordSchema } from "../../transport/fileProtocol.js";
 import type { CasStore } from "../../transport/kv.js";
@@ -26,6 +27,21 @@ export class MalformedCatalogRecordError extends Error {
   }
 }
 
+/**
+ * What the catalog says about one file: a readable record, a key confirmed
+ * absent, or a record that is there but cannot be read (unreadable is not absent).
+ */
+export type CatalogLookup =
+  | { readonly kind: "record"; readonly entry: CatalogEntry }
+  | { readonly kind: "absent" }
+  | { readonly kind: "unreadable"; readonly error: MalformedCatalogRecordError };
+
+/** Every readable record, and the keys of those that could not be read. */
+export interface CatalogListing {
+  readonly entries: CatalogEntry[];
+  readonly unreadable: ReadonlySet<string>;
+}
+
 export class Catalog {
   constructor(readonly store: CasStore) {}
 
@@ -37,6 +53,17 @@ export class Catalog {
     return { record: parse(key, entry.value), revision: entry.revision };
   }
 
+  /** The record of `name`, classified; rejects only when the store cannot be reached. */
+  async lookup(name: string): Promise<CatalogLookup> {
+    try {
+      const entry = await this.get(name);
+      return entry === undefined ? { kind: "absent" } : { kind: "record", entry };
+    } catch (error) {
+      if (error instanceof MalformedCatalogRecordError) return { kind: "unreadable", error };
+      throw error;
+    }
+  }
+
   /** Writes `record` if the file's record is still at `expected` (undefined: never written); resolves with the revision. */
   record(record: CatalogRecord, expected: number | undefined): Promise<number> {
     const key = catalogKey(record.name);
@@ -46,21 +73,31 @@ export class Catalog {
 
   /** Every record, by name; records that do not parse are reported to `onMalformed` and skipped. */
   async list(onMalformed: (error: MalformedCatalogRecordError) => void = () => {}): Promise<CatalogEntry[]> {
+    return (await this.scan(onMalformed)).entries;
+  }
+
+  /**
+   * Every readable record, by name, and the keys of the records that could not
+   * be read (each also reported to `onMalformed`): whoever judges copies by
+   * this listing must keep those of an unreadable key.
+   */
+  async scan(onMalformed: (error: MalformedCatalogRecordError) => void = () => {}): Promise<CatalogListing> {
     const keys = await this.store.keys(PREFIX);
     const entries: CatalogEntry[] = [];
+    const unreadable = new Set<string>();
     for (const key of keys) {
       const entry = await this.store.get(key);
       if (entry === undefined) continue;
       try {
         entries.push({ record: parse(key, entry.value), revision: entry.revision });
       } catch (error) {
-        if (error instanceof MalformedCatalogRecordError) onMalformed(error);
-        else throw error;
+        if (!(error instanceof MalformedCatalogRecordError)) throw error;
+        unreadable.add(key);
+        onMalformed(error);
       }
     }
-    return entries.sort((a, b) =>
-      a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0,
-    );
+    entries.sort((a, b) => (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0));
+    return { entries, unreadable };
   }
 }
 

@@ -18,6 +18,7 @@ import {
   readRequestSchema,
 } from "../../transport/fileProtocol.js";
 import { PROTOCOL_VERSION } from "../../transport/protocol.js";
+import { isInboxReply } from "../../transport/responder.js";
 import type { Subjects } from "../../transport/subjects.js";
 import type { Message, Transport } from "../../transport/transport.js";
 import { FileStoreError } from "./errors.js";
@@ -106,7 +107,8 @@ export class FileClient {
     };
     const sub = transport.subscribe(subjects.fileSource(commit), (msg) => void serve(msg));
     const serve = async (msg: Message) => {
-      if (!msg.reply) return;
+      // Only a reader's inbox: never a subject a holder (or anyone) names, with this client's rights.
+      if (!msg.reply || !isInboxReply(msg.reply)) return;
       activity.last = this.#o.clock.now();
       const decoded = decode(msg.data, "cbor");
       const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;

@@ -47,10 +47,11 @@ import {
 } from "../../transport/fileProtocol.js";
 import type { CasStore } from "../../transport/kv.js";
 import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../transport/protocol.js";
+import { isInboxReply } from "../../transport/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../../transport/transport.js";
 import { type Logger, throttledWarn } from "../logger.js";
-import { Catalog, type CatalogEntry } from "./catalog.js";
+import { Catalog, type CatalogEntry, type CatalogListing, catalogKey } from "./catalog.js";
 import { FileStoreError } from "./errors.js";
 import { pullReplica } from "./pull.js";
 import { keyOf, type ReplicaRef, type ReplicaStore } from "./replicaStore.js";
@@ -157,7 +158,7 @@ export class FileService {
     const sub = (subject: string, handler: (msg: Message) => void) =>
       this.#subscriptions.push(transport.subscribe(subject, handler));
     sub(subjects.filePeer(self), (msg) => this.#onPeer(msg));
-    sub(subjects.fileCommitted, (msg) => this.#onCommitted(msg));
+    sub(subjects.fileCommitted, (msg) => void this.#onCommitted(msg));
     sub(subjects.fileRead(self), (msg) => void this.#onRead(msg));
     return this;
   }
@@ -232,6 +233,14 @@ export class FileService {
 
   #reply(msg: Message, answer: FileAnswer | PeerFileAnswer, encoding: Encoding = "cbor"): void {
     if (!msg.reply) return;
+    if (!isInboxReply(msg.reply)) {
+      this.#warn(
+        "reply-subject",
+        { subject: msg.subject, reply: msg.reply },
+        "refused to answer outside the inbox namespace",
+      );
+      return;
+    }
     try {
       const headers = headersFor(encoding);
       this.#o.transport.publish(msg.reply, encode(answer, encoding), headers ? { headers } : undefined);
@@ -500,18 +509,18 @@ export class FileService {
     try {
       const epoch = this.#term();
       if (epoch === undefined) return;
-      let entries: CatalogEntry[];
+      let listing: CatalogListing;
       try {
-        entries = await this.#catalog.list((e) => this.#warn("catalog", { key: e.key }, e.message));
+        listing = await this.#catalog.scan((e) => this.#warn("catalog", { key: e.key }, e.message));
       } catch (e) {
         this.#warn("repair", { err: e }, "could not read the catalog to repair it");
         return;
       }
-      for (const entry of entries) {
+      for (const entry of listing.entries) {
         if (this.#term() !== epoch || this.#stopped) return;
         await this.#repairOne(entry, epoch);
       }
-      if (this.#term() === epoch) this.#collectGarbage(entries, epoch, sweepStart);
+      if (this.#term() === epoch) this.#collectGarbage(listing, epoch, sweepStart);
     } finally {
       this.#repairing = false;
       if (!this.#stopped && this.#coordinatorSubs.length > 0)
@@ -529,19 +538,21 @@ export class FileService {
   /**
    * Tells each server to delete the copies no record will ever name. Nothing
    * is judged early in a term (the last coordinator's writes may still land),
-   * nor for a file whose commit here is under way or ended lately.
+   * nor for a file whose commit here is under way or ended lately, nor for a
+   * file whose record cannot be read (unreadable is not absent).
    */
-  #collectGarbage(entries: readonly CatalogEntry[], epoch: number, sweepStart: number): void {
+  #collectGarbage(listing: CatalogListing, epoch: number, sweepStart: number): void {
     const statusMs = this.#o.election.timings.statusMs;
     if (sweepStart - this.#termStart < 2 * statusMs + 2 * this.settings.requestTimeoutMs) return;
-    const recorded = new Map(entries.map((e) => [e.record.name, e.record]));
+    const recorded = new Map(listing.entries.map((e) => [e.record.name, e.record]));
+    const readable = (f: HeldFile) => !listing.unreadable.has(catalogKey(f.name));
     const busy = new Set(this.#queues.keys());
     for (const [name, until] of this.#busyUntil) {
       if (sweepStart < until) busy.add(name);
       else this.#busyUntil.delete(name);
     }
     for (const server of this.#servers()) {
-      for (const copy of garbageOf(server.files, recorded, busy)) {
+      for (const copy of garbageOf(server.files.filter(readable), recorded, busy)) {
         const { name, version, sha256 } = copy;
         const discard: PeerFileMessage = {
           v: PROTOCOL_VERSION,
@@ -631,11 +642,7 @@ export class FileService {
         void this.#session(reply, () => this.#find(m));
         return;
       case "DISCARD":
-        this.#verifiedAt.delete(keyOf(m));
-        this.#o.replicas.remove(m).then(
-          () => this.#o.logger.info({ name: m.name, version: m.version }, "discarded a copy no record names"),
-          (e: unknown) => this.#warn("remove", { err: e }, "could not discard a copy"),
-        );
+        void this.#discard(m);
         return;
     }
   }
@@ -775,8 +782,61 @@ export class FileService {
     }
   }
 
-  /** COMMITTED: drop older versions of that file and losing bytes under the same version. */
-  #onCommitted(msg: Message): void {
+  /**
+   * What the catalog says of `name` before this holder drops a copy of it: the
+   * readable record, "absent" when the key is confirmed absent, or undefined
+   * when it cannot tell (the record does not parse, or the store is out of
+   * reach): then nothing is dropped, and that is logged (throttled).
+   */
+  async #catalogSays(name: string): Promise<CatalogRecord | "absent" | undefined> {
+    try {
+      const found = await this.#catalog.lookup(name);
+      if (found.kind === "record") return found.entry.record;
+      if (found.kind === "absent") return "absent";
+      this.#warn(
+        `unreadable:${found.error.key}`,
+        { name, key: found.error.key },
+        "kept the copies of a file whose catalog record cannot be read",
+      );
+    } catch (e) {
+      this.#warn("keep", { err: e, name }, "kept copies the catalog could not be read to judge");
+    }
+    return undefined;
+  }
+
+  #remove(copy: ReplicaRef, why: string): void {
+    this.#verifiedAt.delete(keyOf(copy));
+    this.#o.replicas.remove(copy).then(
+      () => this.#o.logger.info({ name: copy.name, version: copy.version }, why),
+      (e: unknown) => this.#warn("remove", { err: e }, "could not discard a copy"),
+    );
+  }
+
+  /**
+   * DISCARD: the coordinator judged the copy garbage. It goes only when the
+   * catalog agrees: the key is absent, or its readable record names another
+   * version or other bytes. Never the copy the record names.
+   */
+  async #discard(copy: Extract<PeerFileMessage, { type: "DISCARD" }>): Promise<void> {
+    const record = await this.#catalogSays(copy.name);
+    if (record === undefined || this.#stopped) return;
+    if (record !== "absent" && record.version === copy.version && record.sha256 === copy.sha256) {
+      this.#warn(
+        "discard-named",
+        { name: copy.name, version: copy.version, from: copy.from },
+        "refused to discard the copy the catalog names",
+      );
+      return;
+    }
+    this.#remove(copy, "discarded a copy no record names");
+  }
+
+  /**
+   * COMMITTED: drop older versions of that file and losing bytes under the
+   * same version, as the file's readable record says (the message only says
+   * when to look).
+   */
+  async #onCommitted(msg: Message): Promise<void> {
     const decoded = decode(msg.data, "cbor");
     const parsed = decoded.ok ? committedSchema.safeParse(decoded.value) : undefined;
     if (!parsed?.success) {
@@ -784,12 +844,11 @@ export class FileService {
       return;
     }
     if (parsed.data.epoch < this.#o.election.state().highestEpoch) return;
-    for (const old of obsoleteBy(this.#o.replicas.held(), parsed.data)) {
-      this.#verifiedAt.delete(keyOf(old));
-      this.#o.replicas
-        .remove(old)
-        .catch((e: unknown) => this.#warn("remove", { err: e }, "could not remove an old version"));
-    }
+    if (obsoleteBy(this.#o.replicas.held(), parsed.data).length === 0) return;
+    const record = await this.#catalogSays(parsed.data.name);
+    if (record === undefined || record === "absent" || this.#stopped) return;
+    for (const old of obsoleteBy(this.#o.replicas.held(), record))
+      this.#remove(old, "removed an old version");
   }
 }
 

@@ -1,14 +1,21 @@
 // COMMAND: runs a command the node's config allow-lists, by name, never through
 // a shell: the configured argv (plus the request's arguments when the command
-// allows them) goes to the kernel as is, with a timeout on the injected clock
-// (SIGTERM to its process group, then SIGKILL) and stdout/stderr capped.
+// allows them, never an option) goes to the kernel as is, in a clean
+// environment, with a timeout on the injected clock (SIGTERM to its process
+// group, then SIGKILL) and stdout/stderr capped.
 import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
 import type { Clock, TimerHandle } from "../../transport/clock.js";
 import type { Params } from "../../transport/protocol.js";
 import { CappedOutput, signalGroup } from "../childProcess.js";
+import { childEnvironment } from "./childEnvironment.js";
 import type { HostContext } from "./context.js";
-import { ArgumentsNotAllowedError, CommandNotAllowedError, CommandSpawnError } from "./errors.js";
+import {
+  ArgumentsNotAllowedError,
+  CommandNotAllowedError,
+  CommandSpawnError,
+  OptionArgumentError,
+} from "./errors.js";
 
 /** The largest per-stream cap: two capped streams must still fit a 1 MB NATS message. */
 export const MAX_OUTPUT_CAP = 256 * 1024;
@@ -19,7 +26,11 @@ const allowedCommandSchema = z.strictObject({
     [z.string().startsWith("/", "the program must be an absolute path, e.g. /usr/bin/uptime")],
     z.string(),
   ),
-  /** Whether a request may append arguments; without it, a request with args is EINVAL. */
+  /**
+   * Whether a request may append arguments; without it, a request with args is
+   * EINVAL. An appended argument starting with `-` is EINVAL too, unless argv
+   * ends with `--` (see requesterArguments).
+   */
   allowArgs: z.boolean().default(false),
   /** A run longer than this is sent SIGTERM, then SIGKILL after commands.killGraceMs. */
   timeoutMs: z.number().int().min(10).max(600_000).default(10_000),
@@ -68,15 +79,41 @@ export async function runCommand(ctx: HostContext, params: Params<"COMMAND">): P
     ? ctx.commands.allowed[params.command]
     : undefined;
   if (!allowed) throw new CommandNotAllowedError(params.command);
-  const args = params.args ?? [];
-  if (args.length > 0 && !allowed.allowArgs) throw new ArgumentsNotAllowedError(params.command);
+  const args = requesterArguments(params.command, allowed, params.args ?? []);
   const run = await runProgram([...allowed.argv, ...args], {
     clock: ctx.clock,
     timeoutMs: allowed.timeoutMs,
     maxOutputBytes: allowed.maxOutputBytes,
     killGraceMs: ctx.commands.killGraceMs,
+    env: childEnvironment(),
   });
   return { command: params.command, ...run };
+}
+
+/**
+ * The request's arguments, checked: none unless the command has allowArgs,
+ * and none that starts with `-`, so a requester cannot turn an allow-listed
+ * command into another one with an option (`--output=/etc/x`, `-exec`).
+ *
+ * Why a per-argument rule rather than appending `--`: `--` only helps with
+ * programs that parse options with getopt and honour it; others (echo, find,
+ * dd, most scripts) take it as an ordinary argument or ignore it, and GNU
+ * getopt's permutation makes option position no defence either. Refusing a
+ * leading `-` holds for every program and keeps the configured argv meaning
+ * what its author wrote. An operator whose program does honour `--` and needs
+ * such arguments (a negative number) ends argv with `--`; then they pass.
+ */
+export function requesterArguments(
+  command: string,
+  allowed: AllowedCommand,
+  args: readonly string[],
+): readonly string[] {
+  if (args.length === 0) return args;
+  if (!allowed.allowArgs) throw new ArgumentsNotAllowedError(command);
+  if (allowed.argv.at(-1) === "--") return args;
+  const option = args.findIndex((a) => a.startsWith("-"));
+  if (option >= 0) throw new OptionArgumentError(command, option);
+  return args;
 }
 
 export interface RunLimits {
@@ -84,14 +121,16 @@ export interface RunLimits {
   readonly timeoutMs: number;
   readonly maxOutputBytes: number;
   readonly killGraceMs: number;
+  /** The program's whole environment: nothing of the daemon's is inherited (see childEnvironment). */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 /** After the program exits, how long its stdout/stderr may stay open (held by a child it left behind). */
 const STDIO_GRACE_MS = 500;
 
 /**
- * Runs argv without a shell, in its own process group, with no stdin and a
- * small environment (PATH, HOME, LANG: the daemon's own variables may hold
+ * Runs argv without a shell, in its own process group, with no stdin and only
+ * the environment `limits.env` gives (the daemon's own variables hold
  * secrets). Rejects with CommandSpawnError when the program cannot start.
  */
 export function runProgram(
@@ -111,7 +150,7 @@ export function runProgram(
       // Its own process group, so the timeout also kills what the command started.
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: commandEnvironment(process.env),
+      env: limits.env,
     });
   } catch (cause) {
     return Promise.reject(new CommandSpawnError(argv, { cause }));
@@ -165,12 +204,4 @@ export function runProgram(
       }, limits.timeoutMs),
     );
   });
-}
-
-/** The variables a command sees: enough to run, nothing of the daemon's configuration. */
-export function commandEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { PATH: env.PATH ?? "/usr/local/bin:/usr/bin:/bin" };
-  if (env.HOME !== undefined) out.HOME = env.HOME;
-  if (env.LANG !== undefined) out.LANG = env.LANG;
-  return out;
 }

@@ -6,6 +6,7 @@ import { access, constants } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import type { Params } from "../../transport/protocol.js";
 import { cgroupLayout } from "./cgroups.js";
+import { childEnvironment } from "./childEnvironment.js";
 import { runProgram } from "./command.js";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
@@ -273,6 +274,8 @@ async function podmanContainers(ctx: HostContext): Promise<ContainerEntry[]> {
       timeoutMs: PROBE_DEADLINE_MS,
       maxOutputBytes: 8 * 1024 * 1024,
       killGraceMs: 200,
+      // Rootless podman finds its storage and runtime directory through these; nothing else is passed.
+      env: childEnvironment(pick(process.env, ["HOME", "XDG_RUNTIME_DIR"])),
     });
     if (run.exitCode !== 0 || run.stdoutTruncated) return [];
     return parsePodmanPs(run.stdout);
@@ -280,6 +283,16 @@ async function podmanContainers(ctx: HostContext): Promise<ContainerEntry[]> {
     ctx.logger.debug({ err: error }, "podman ps failed");
     return [];
   }
+}
+
+/** The variables of `env` named in `names` that are set. */
+function pick(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
 }
 
 /** `podman ps --format json`: an array of { Id, Names, Image, State }. */

@@ -1,6 +1,6 @@
-// What every host probe is given: the injected clock and logger, the daemon's
-// own pid, where /proc and the cgroup tree are (fixture directories in tests)
-// and the COMMAND allow-list. actors/hostRequests.ts fills in the defaults.
+// What every host probe is given: the injected clock and logger, the pids KILL
+// never signals, where /proc and the cgroup tree are (fixture directories in
+// tests) and the COMMAND allow-list. actors/hostRequests.ts fills in the defaults.
 import type { Clock } from "../../transport/clock.js";
 import type { Logger } from "../logger.js";
 import type { CommandsConfig } from "./command.js";
@@ -10,13 +10,15 @@ export interface HostContext {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly commands: CommandsConfig;
-  /** The daemon's pid: KILL refuses it. */
+  /** The daemon's pid: KILL refuses it and every thread of it. */
   readonly selfPid: number;
+  /** Other pids KILL refuses with their threads (the nats-server `dvsd up` started). */
+  readonly protectedPids: readonly number[];
   /** Normally /proc. */
   readonly procRoot: string;
   /** Normally /sys/fs/cgroup. */
   readonly cgroupRoot: string;
-  /** Expensive probes shared between concurrent and close requests; absent in tests. */
+  /** Expensive probes shared between concurrent and close requests; absent: every request probes. */
   readonly probes?: SharedProbes;
 }
 

@@ -21,15 +21,30 @@ export class NoSuchProcessError extends HostRequestError {
   }
 }
 
-/** KILL of a pid the node never signals: 1 (init) or the daemon itself. */
+/** Why KILL never signals a process: it is init, this dvsd, or a process the node was told to protect. */
+export type ProtectedReason = "init" | "daemon" | "protected";
+
+/**
+ * KILL of a pid the node never signals: 1 (init), the daemon itself, a
+ * protected process (the nats-server `dvsd up` started) or any thread of one
+ * of them (`threadOf` is then the process the thread belongs to: a signal to a
+ * thread id reaches its whole process).
+ */
 export class ProtectedProcessError extends HostRequestError {
   override name = "ProtectedProcessError";
   readonly code = "EPERM";
   constructor(
     readonly pid: number,
-    readonly reason: "init" | "daemon",
+    readonly reason: ProtectedReason,
+    readonly threadOf?: number,
   ) {
-    super(reason === "init" ? "pid 1 (init) is never signalled" : `pid ${pid} is this dvsd: not signalled`);
+    const what =
+      reason === "init" ? "init" : reason === "daemon" ? "this dvsd" : "a process this node protects";
+    super(
+      threadOf === undefined
+        ? `pid ${pid} is ${what}: never signalled`
+        : `pid ${pid} is a thread of pid ${threadOf}, ${what}: never signalled`,
+    );
   }
 }
 
@@ -73,6 +88,21 @@ export class ArgumentsNotAllowedError extends HostRequestError {
   readonly code = "EINVAL";
   constructor(readonly command: string) {
     super(`command ${JSON.stringify(command)} takes no arguments (allowArgs is false)`);
+  }
+}
+
+/** A COMMAND argument that would reach the program as an option (it starts with `-`). */
+export class OptionArgumentError extends HostRequestError {
+  override name = "OptionArgumentError";
+  readonly code = "EINVAL";
+  constructor(
+    readonly command: string,
+    /** Position of the refused argument in the request's `args`. */
+    readonly index: number,
+  ) {
+    super(
+      `argument ${index} of command ${JSON.stringify(command)} starts with '-': a requester's arguments may not be options`,
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 // The host's processes: PS (a table like ps aux), PIDSTAT (per-pid CPU time,
 // memory, faults, context switches and I/O from /proc/<pid>) and KILL (a signal
-// from an allow-list, never to init or to the daemon itself).
+// from an allow-list, never to init, to the daemon or to a protected process,
+// nor to any of their threads).
 import { cpus } from "node:os";
 import { join } from "node:path";
 import type * as si from "systeminformation";
@@ -10,14 +11,16 @@ import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import {
   NoSuchProcessError,
   ProtectedProcessError,
+  type ProtectedReason,
   SignalDeniedError,
   SignalNotAllowedError,
 } from "./errors.js";
-import { mapInBatches, readText } from "./hostFiles.js";
+import { exists, mapInBatches, readText } from "./hostFiles.js";
 import { cut, type Listing, round } from "./listing.js";
 import {
   CLOCK_TICKS,
   type ProcessFacts,
+  parseKeyValues,
   readAllProcesses,
   readProcess,
   readSystemFigures,
@@ -92,20 +95,24 @@ export interface PidstatEntry {
 /**
  * PS: systeminformation's process list (ps plus a /proc/<pid>/stat sample for
  * CPU), or, where ps is missing (a slim image), the same columns from /proc.
+ * The table is one shared probe: concurrent PS requests read the host once.
  */
 export async function listProcesses(ctx: HostContext, params: Params<"PS">): Promise<Listing<PsEntry>> {
-  let entries: PsEntry[] | undefined;
+  const entries = await shared(ctx, `ps.table:${ctx.procRoot}`, () => psTable(ctx));
+  return cut(sortProcesses(entries, params.sort ?? "cpu"), params.limit ?? PS_DEFAULT_LIMIT);
+}
+
+/** Every process of the host as a PS row, in no particular order. */
+async function psTable(ctx: HostContext): Promise<PsEntry[]> {
   if (isLiveProc(ctx)) {
     const sampled = await probe(ctx.clock, PROBE_DEADLINE_MS, () =>
       shared(ctx, "si.processes", async () => (await systemInformation()).processes()),
     );
     const list = probedValue(sampled)?.list ?? [];
-    if (list.length > 0) entries = list.map(psFromSi);
-    else ctx.logger.debug({ probe: sampled.status }, "ps gave no processes; reading /proc");
+    if (list.length > 0) return withCommandLines(ctx, list.map(psFromSi));
+    ctx.logger.debug({ probe: sampled.status }, "ps gave no processes; reading /proc");
   }
-  entries ??= await psFromProc(ctx);
-  const listing = cut(sortProcesses(entries, params.sort ?? "cpu"), params.limit ?? PS_DEFAULT_LIMIT);
-  return { ...listing, items: await withCommandLines(ctx, listing.items) };
+  return psFromProc(ctx);
 }
 
 /**
@@ -141,11 +148,7 @@ function psFromSi(p: si.Systeminformation.ProcessesProcessData): PsEntry {
 
 /** PS from /proc alone; `cpu` is then the average since the process started. */
 export async function psFromProc(ctx: HostContext): Promise<PsEntry[]> {
-  const [facts, figures, users] = await Promise.all([
-    readAllProcesses(ctx.procRoot),
-    readSystemFigures(ctx.procRoot),
-    readUsers(),
-  ]);
+  const { facts, figures, users } = await processTable(ctx);
   const cores = Math.max(1, cpus().length);
   return facts.map((f) => ({
     pid: f.stat.pid,
@@ -162,26 +165,54 @@ export async function psFromProc(ctx: HostContext): Promise<PsEntry[]> {
   }));
 }
 
+/** What one walk of /proc gives: every process, and the figures and user names they are read against. */
+export interface ProcessTable {
+  readonly facts: readonly ProcessFacts[];
+  readonly figures: SystemFigures;
+  readonly users: ReadonlyMap<number, string>;
+}
+
+/**
+ * Every process of /proc, as one shared probe: all the PIDSTAT (and /proc PS)
+ * requests in flight, and those of the freshness period after, share one walk.
+ */
+export function processTable(ctx: HostContext): Promise<ProcessTable> {
+  return shared(ctx, `proc.table:${ctx.procRoot}`, async () => {
+    const [facts, figures, users] = await Promise.all([
+      readAllProcesses(ctx.procRoot),
+      readSystemFigures(ctx.procRoot),
+      readUsers(),
+    ]);
+    return { facts, figures, users };
+  });
+}
+
 /** PIDSTAT: one process (ENOENT when it does not exist) or all of them, cut at `limit`. */
 export async function pidstat(ctx: HostContext, params: Params<"PIDSTAT">): Promise<Listing<PidstatEntry>> {
-  const [facts, figures, users, cpuNow] = await Promise.all([
-    params.pid === undefined
-      ? readAllProcesses(ctx.procRoot)
-      : readProcess(ctx.procRoot, params.pid).then((f) => (f ? [f] : [])),
-    readSystemFigures(ctx.procRoot),
-    readUsers(),
+  const [table, cpuNow] = await Promise.all([
+    params.pid === undefined ? processTable(ctx) : oneProcess(ctx, params.pid),
     cpuSample(ctx),
   ]);
-  if (params.pid !== undefined && facts.length === 0) throw new NoSuchProcessError(params.pid);
-  const entries = facts.map((f) => pidstatEntry(f, figures, users, cpuNow));
+  if (params.pid !== undefined && table.facts.length === 0) throw new NoSuchProcessError(params.pid);
+  const entries = table.facts.map((f) => pidstatEntry(f, table.figures, table.users, cpuNow));
   return cut(sortProcesses(entries, params.sort ?? "pid"), params.limit ?? PIDSTAT_DEFAULT_LIMIT);
+}
+
+/** One process's /proc files (none when it does not exist): a few reads, not worth sharing. */
+async function oneProcess(ctx: HostContext, pid: number): Promise<ProcessTable> {
+  const [fact, figures, users] = await Promise.all([
+    readProcess(ctx.procRoot, pid),
+    readSystemFigures(ctx.procRoot),
+    readUsers(),
+  ]);
+  return { facts: fact ? [fact] : [], figures, users };
 }
 
 function pidstatEntry(
   f: ProcessFacts,
   figures: SystemFigures,
-  users: Map<number, string>,
-  cpuNow: Map<number, number>,
+  users: ReadonlyMap<number, string>,
+  cpuNow: ReadonlyMap<number, number>,
 ): PidstatEntry {
   const uid = f.status?.uid ?? null;
   const rss = f.status?.rss ?? null;
@@ -250,7 +281,7 @@ function startedAt(f: ProcessFacts, figures: SystemFigures): number | null {
   return figures.bootedAt + Math.round((f.stat.starttime / CLOCK_TICKS) * 1_000);
 }
 
-function userName(users: Map<number, string>, uid: number | null): string | null {
+function userName(users: ReadonlyMap<number, string>, uid: number | null): string | null {
   if (uid === null) return null;
   return users.get(uid) ?? String(uid);
 }
@@ -283,11 +314,13 @@ export function killSignal(name: string | undefined): KillSignal {
   return found;
 }
 
-/** KILL: signals one pid of the host. */
-export function killProcess(ctx: HostContext, params: Params<"KILL">): { pid: number; signal: KillSignal } {
+/** KILL: signals one pid of the host, unless it is (a thread of) a process the node never signals. */
+export async function killProcess(
+  ctx: HostContext,
+  params: Params<"KILL">,
+): Promise<{ pid: number; signal: KillSignal }> {
   const signal = killSignal(params.signal);
-  if (params.pid === 1) throw new ProtectedProcessError(1, "init");
-  if (params.pid === ctx.selfPid) throw new ProtectedProcessError(params.pid, "daemon");
+  await refuseProtected(ctx, params.pid);
   try {
     process.kill(params.pid, signal);
   } catch (cause) {
@@ -297,4 +330,43 @@ export function killProcess(ctx: HostContext, params: Params<"KILL">): { pid: nu
     throw cause;
   }
   return { pid: params.pid, signal };
+}
+
+/**
+ * Throws ProtectedProcessError for init, the daemon, a protected pid, or a
+ * thread of any of them. kill(2) accepts a thread id and signals the whole
+ * process, so the pid's thread group (`Tgid:` of /proc/<pid>/status, which
+ * exists for thread ids too though /proc does not list them) is checked as
+ * well as the pid itself.
+ */
+async function refuseProtected(ctx: HostContext, pid: number): Promise<void> {
+  const reasonFor = (p: number): ProtectedReason | undefined =>
+    p === 1 ? "init" : p === ctx.selfPid ? "daemon" : ctx.protectedPids.includes(p) ? "protected" : undefined;
+  const own = reasonFor(pid);
+  if (own !== undefined) throw new ProtectedProcessError(pid, own);
+  const tgid =
+    (await threadGroupOf(ctx.procRoot, pid)) ??
+    (await taskOwner(ctx.procRoot, pid, [1, ctx.selfPid, ...ctx.protectedPids]));
+  const owner = tgid === undefined || tgid === pid ? undefined : reasonFor(tgid);
+  if (owner !== undefined) throw new ProtectedProcessError(pid, owner, tgid);
+}
+
+/** Where a thread's status cannot be read: which of `owners` lists it in /proc/<owner>/task. */
+async function taskOwner(
+  procRoot: string,
+  tid: number,
+  owners: readonly number[],
+): Promise<number | undefined> {
+  for (const owner of owners) {
+    if (await exists(join(procRoot, String(owner), "task", String(tid)))) return owner;
+  }
+  return undefined;
+}
+
+/** The process a pid or thread id belongs to, or undefined when /proc does not say (gone, or no /proc). */
+export async function threadGroupOf(procRoot: string, pid: number): Promise<number | undefined> {
+  const status = await readText(join(procRoot, String(pid), "status"));
+  if (status === undefined) return undefined;
+  const tgid = Number(parseKeyValues(status).get("Tgid"));
+  return Number.isSafeInteger(tgid) && tgid > 0 ? tgid : undefined;
 }

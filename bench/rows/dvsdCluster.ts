@@ -2,13 +2,18 @@
 // itself): each node its own process and state dir, started through the row's
 // context so it is killed when the row ends, and an observer that timestamps
 // every event of `dvs.<c>.events` on arrival and asks the nodes for their
-// status. Every wait is bounded with `ctx.within`.
+// status. Every wait is bounded with `ctx.within`. The cluster has its own
+// admin signing key (in its directory, trusted by every node it starts): rows
+// sign mutating requests with `cluster.signer`, as dvsctl does, so a relayed
+// one (ALL, a forward) is served.
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { generateAdminKey, loadAdminSigner } from "../../actors/adminKey.js";
 import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { devNodeCredentials } from "../../actors/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
+import type { AdminSigner } from "../../transport/adminSignature.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {
@@ -37,6 +42,9 @@ export interface ClusterOptions {
 export class DvsdCluster {
   readonly events: TimedEvent[] = [];
   readonly nodes: readonly number[];
+  /** Signs mutating requests with the admin key every node of this cluster trusts (DvsClient's `signer`). */
+  readonly signer: AdminSigner;
+  readonly #adminPublicKey: string;
   readonly #ctx: BenchContext;
   readonly #options: ClusterOptions;
   readonly #dir: string;
@@ -54,6 +62,9 @@ export class DvsdCluster {
     this.#options = options;
     this.#subjects = subjects(options.cluster);
     this.#dir = ctx.tempDir(`dvs-bench-${options.cluster}-`);
+    const adminKey = generateAdminKey(this.#dir);
+    this.#adminPublicKey = adminKey.publicKey;
+    this.signer = loadAdminSigner(adminKey.seedFile);
     this.nodes = Array.from({ length: options.nodes }, (_, i) => i + 1);
     connection.subscribe(this.#subjects.events, {
       callback: (err, msg) => {
@@ -98,6 +109,9 @@ export class DvsdCluster {
         join(this.#dir, `node-${node}`),
         "--log-level",
         "warn",
+        // The node's adminKeys: this cluster's key only.
+        "--admin-keys",
+        this.#adminPublicKey,
         ...(this.#options.extraArgs ?? []),
       ],
       // Should the bench itself die, the daemons stop on their own.
@@ -105,8 +119,9 @@ export class DvsdCluster {
         env: {
           ...process.env,
           DVS_PARENT_PID: String(process.pid),
-          DVS_NATS_USER: DEV_USERS.node.user,
-          DVS_NATS_PASS: DEV_USERS.node.pass,
+          // Each node as itself (the bench's server has a user per node id, for any cluster).
+          DVS_NATS_USER: devNodeCredentials(node).user,
+          DVS_NATS_PASS: devNodeCredentials(node).pass,
         },
       },
     );

@@ -6,7 +6,7 @@
 // knows the others) and a commit lands on both passive servers.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { devNodeCredentials } from "../../actors/credentials.js";
 import { FileStoreError } from "../../actors/files/errors.js";
 import { type Committed, FileClient, type FileSource } from "../../actors/files/fileClient.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
@@ -119,8 +119,9 @@ function startPassives(ctx: BenchContext, name: string): void {
         env: {
           ...process.env,
           DVS_PARENT_PID: String(process.pid),
-          DVS_NATS_USER: DEV_USERS.node.user,
-          DVS_NATS_PASS: DEV_USERS.node.pass,
+          // Each node as itself (the bench's server has a user per node id, for any cluster).
+          DVS_NATS_USER: devNodeCredentials(node).user,
+          DVS_NATS_PASS: devNodeCredentials(node).pass,
         },
       },
     );

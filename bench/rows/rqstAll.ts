@@ -29,7 +29,13 @@ export const rqstAll: BenchRow = {
     ctx.progress(`waiting for ${NODES} nodes to agree on one view`);
     await cluster.converged(cluster.nodes, 30_000);
     const transport = await ctx.connect("bench-rqst-all");
-    const client = new DvsClient(transport, { cluster: CLUSTER, clientId: "bench-all", timeoutMs: 10_000 });
+    // Signed: DVSINIT to ALL is relayed to the members, which serve it only with the admin's signature.
+    const client = new DvsClient(transport, {
+      cluster: CLUSTER,
+      clientId: "bench-all",
+      timeoutMs: 10_000,
+      signer: cluster.signer,
+    });
     const subject = client.subjects.anyRqst;
 
     const init = await ctx.within(

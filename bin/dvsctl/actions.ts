@@ -1,8 +1,10 @@
 // dvsctl's view of the action log (SPEC 6.4): `actions` lists the newest
 // actions with their outcome, `actions show ID` every record of one action.
-// It reads the JetStream stream directly, so it needs the `admin` user.
+// It reads the JetStream stream directly, so it needs the `admin` user. Records
+// the reader cannot believe (they fail validation, or their subject does not
+// name the node that wrote them) are skipped and reported on stderr.
 import type { Command } from "commander";
-import type { ActionRecord, ActionSummary } from "../../actors/actionLog.js";
+import type { ActionRecord, ActionSummary, RequestRecord } from "../../actors/actionLog.js";
 import { JetStreamActionLog } from "../../actors/actionLogJetStream.js";
 import { formatTable } from "../../actors/table.js";
 import { actionIdSchema } from "../../transport/protocol.js";
@@ -31,6 +33,23 @@ function listTable(actions: readonly ActionSummary[]): string {
   );
 }
 
+/** A request's params as the log holds them: left out (refused, or too large) with their size. */
+function paramsOf(r: RequestRecord): string {
+  if (r.params !== undefined) return JSON.stringify(r.params);
+  const why = r.refused !== undefined ? `refused ${r.refused}` : "too large";
+  return `(params left out, ${why}: ${r.paramsBytes ?? "?"} bytes)`;
+}
+
+/** Says on stderr what the reader passed over, if anything. */
+function reportSkipped(log: JetStreamActionLog): void {
+  if (log.skipped === 0) return;
+  const reasons = Object.entries(log.skips)
+    .filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${n} ${reason}`)
+    .join(", ");
+  process.stderr.write(`dvsctl: skipped ${log.skipped} records that failed validation (${reasons})\n`);
+}
+
 function showTable(records: readonly ActionRecord[]): string {
   return formatTable(
     ["kind", "at", "node", "result", "detail"],
@@ -41,7 +60,7 @@ function showTable(records: readonly ActionRecord[]): string {
           time(r.at),
           r.node,
           "",
-          `${r.role} ${r.src} ${r.type} dst=${r.dst} seq=${r.seq} ${JSON.stringify(r.params)}`,
+          `${r.role} ${r.src} ${r.type} dst=${r.dst} seq=${r.seq} ${paramsOf(r)}`,
         ];
       if (r.kind === "reply") return [r.kind, time(r.at), r.node, r.error ?? r.rcode, r.summary];
       return [
@@ -66,8 +85,10 @@ export function addActionCommands(program: Command): void {
       "after",
       [
         "",
-        "Reads the JetStream stream DVS_ACTIONS_<cluster> (admin user). Oldest first; an action",
-        "whose node stopped before it ended shows (no outcome).",
+        "Reads the JetStream stream DVS_ACTIONS_<cluster> (admin user), back from its end. Oldest",
+        "first; an action whose node stopped before it ended shows (no outcome). Records that fail",
+        "validation, or whose subject does not name the node that wrote them, are skipped and counted",
+        "on stderr.",
         "",
         "Examples:",
         "  $ dvsctl actions --limit 5",
@@ -85,7 +106,7 @@ export function addActionCommands(program: Command): void {
         });
         if (g.json) for (const a of listed) process.stdout.write(`${JSON.stringify(a)}\n`);
         else process.stdout.write(`${listed.length ? listTable(listed) : "no actions"}\n`);
-        if (log.skipped > 0) process.stderr.write(`dvsctl: skipped ${log.skipped} unreadable records\n`);
+        reportSkipped(log);
       });
     });
 
@@ -98,6 +119,7 @@ export function addActionCommands(program: Command): void {
       await withConnection(cmd, async (t, g) => {
         const log = new JetStreamActionLog(t.connection, { cluster: g.cluster, timeoutMs: g.timeout });
         const records = await log.show(id);
+        reportSkipped(log);
         if (records.length === 0) throw new CommandError(`no action ${id} in the log`, EXIT.replyError);
         if (g.json) for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
         else process.stdout.write(`${showTable(records)}\n`);

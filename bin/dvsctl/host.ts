@@ -518,7 +518,7 @@ export function addHostCommands(program: Command): void {
     .argument("<name>", "the command's name in commands.allowed")
     .argument(
       "[args...]",
-      "arguments, for commands configured with allowArgs (put -- before ones starting with -)",
+      "arguments, for commands configured with allowArgs; one starting with - (given after --) is refused unless the command's configured argv ends with --",
     )
     .addOption(nodeOption())
     .addHelpText(
@@ -526,9 +526,10 @@ export function addHostCommands(program: Command): void {
       [
         "",
         "No shell is involved: arguments arrive as given, $(…), ;, | and quotes included.",
-        "A node answers EPERM for a name it does not allow, EINVAL for arguments it does not take.",
+        "A node answers EPERM for a name it does not allow, EINVAL for arguments it does not take:",
+        "any, without allowArgs; one starting with -, unless the command's configured argv ends with --.",
         "The command's exit status is shown per node; dvsctl's own exit status is 0 once every node ran it.",
-        examples("dvsctl command uptime", "dvsctl command echo --node 1 -- -n hello"),
+        examples("dvsctl command uptime", "dvsctl command echo --node 1 -- hello"),
       ].join("\n"),
     )
     .action(async (name: string, args: string[], opts: { node: NodeId | typeof ALL }, cmd: Command) => {

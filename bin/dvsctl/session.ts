@@ -1,15 +1,28 @@
 // What every dvsctl command shares: the global options, one NATS connection
 // per run, the exit statuses, and sending one request and showing its reply
 // (a table, or the RPLY as JSON with --json) with the exit status it implies.
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { actionIds } from "../../actors/actionLog.js";
+import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../actors/adminKey.js";
 import { DEV_USERS, devPassword, readSecretFile } from "../../actors/credentials.js";
+import { ADMIN_SIGNATURE_WINDOW_MS, type AdminSigner } from "../../transport/adminSignature.js";
 import { DvsClient, type SendOptions } from "../../transport/client.js";
 import { systemClock, systemRandom } from "../../transport/clock.js";
 import type { Encoding } from "../../transport/codec.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
-import { ALL, type NodeId, type RequestType, type Role, type Rply } from "../../transport/protocol.js";
+import {
+  ALL,
+  errorName,
+  isRequestType,
+  MUTATING_TYPES,
+  type NodeId,
+  type RequestType,
+  type Role,
+  type Rply,
+} from "../../transport/protocol.js";
 import { CommandError } from "./errors.js";
 import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
 
@@ -27,9 +40,14 @@ export interface GlobalOptions {
   passFile?: string;
   nkeySeedFile?: string;
   role?: Role;
+  /** The admin's nkey seed file (`--admin-key`, DVS_ADMIN_KEY_FILE); `none` signs nothing. */
+  adminKey?: string;
   json: boolean;
   timeout: number;
 }
+
+/** Where `dvsd up` (run from the same directory, default --data) writes the admin key. */
+export const DEFAULT_ADMIN_KEY_FILE = join("data", ADMIN_KEY_FILE);
 
 const nextActionId = actionIds(systemClock, systemRandom);
 
@@ -51,6 +69,68 @@ function passwordOf(g: GlobalOptions): string | undefined {
     }
   }
   return g.nkeySeedFile === undefined ? devPassword(g.user) : undefined;
+}
+
+/** True for a request type that changes a node or its host (the ones an admin signs). */
+export function isMutating(type: string): boolean {
+  const bare = type.startsWith("RQST_") ? type.slice(5) : type;
+  return isRequestType(bare) && MUTATING_TYPES.has(bare);
+}
+
+/**
+ * The admin's signer: from --admin-key (or DVS_ADMIN_KEY_FILE), else from
+ * ./data/admin.nk when it exists; none for a viewer, or with `--admin-key none`.
+ * A key file named but unusable is bad usage (exit 2).
+ */
+export function adminSignerOf(g: GlobalOptions): AdminSigner | undefined {
+  if (roleOf(g) !== "admin") return undefined;
+  const named = g.adminKey?.trim();
+  if (named === "none" || named === "") return undefined;
+  const file = named ?? (existsSync(DEFAULT_ADMIN_KEY_FILE) ? DEFAULT_ADMIN_KEY_FILE : undefined);
+  if (file === undefined) return undefined;
+  try {
+    return loadAdminSigner(file);
+  } catch (error) {
+    if (error instanceof AdminKeyError) {
+      throw new CommandError(`--admin-key: ${error.message}`, EXIT.usage, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Why a node refused a mutating request with EPERM, when a signature is the
+ * likely reason: unsigned and passed on between nodes (ALL, or a node other
+ * than the one it was sent to), or signed with a key or clock the node rejects.
+ */
+export function signatureHint(
+  type: string,
+  dst: NodeId | typeof ALL,
+  signer: AdminSigner | undefined,
+  entries: readonly Rply[],
+): string | undefined {
+  if (!isMutating(type)) return undefined;
+  const refused = entries.filter((e) => errorName(e.rcode) === "EPERM");
+  if (signer === undefined) {
+    if (!refused.some((e) => dst === ALL || e.src !== dst)) return undefined;
+    return [
+      `${type} was refused because it was not signed: nodes serve a request that changes them,`,
+      "when sent to all nodes or passed on by another node, only with the admin's signature.",
+      `Sign it with --admin-key <file> (or DVS_ADMIN_KEY_FILE); \`dvsd up\` writes ${DEFAULT_ADMIN_KEY_FILE}.`,
+    ].join("\n");
+  }
+  const bySignature = refused.some((e) => /signature|signed|admin key/i.test(messageOf(e)));
+  if (!bySignature) return undefined;
+  return [
+    `${type} was refused with the signature of admin key ${signer.key}:`,
+    "check that the nodes trust this key (the public key of your --admin-key file) and that",
+    `your clock and theirs agree within ${ADMIN_SIGNATURE_WINDOW_MS / 1_000} s.`,
+  ].join("\n");
+}
+
+function messageOf(rply: Rply): string {
+  const data = rply.data as { message?: unknown } | null;
+  return typeof data?.message === "string" ? data.message : "";
 }
 
 /** The program's options as seen from any (sub)command. */
@@ -109,12 +189,15 @@ export interface RequestCall {
 
 /** Sends one request, prints its reply and sets the exit status; transport failures reject (status 3). */
 export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply> {
+  // Only requests that change nodes are signed, so a read never needs the key file; a bad one fails before connecting.
+  const signer = isMutating(call.type) ? adminSignerOf(globalsOf(cmd)) : undefined;
   return withConnection(cmd, async (t, g) => {
     const client = new DvsClient(t, {
       cluster: g.cluster,
       clientId: `dvsctl.${process.pid}`,
       role: roleOf(g),
       ...(call.encoding ? { encoding: call.encoding } : {}),
+      ...(signer ? { signer } : {}),
     });
     const dst = typeof call.dst === "function" ? await call.dst(client, g) : call.dst;
     // dvsctl is an administrative client: every request it sends is an action (SPEC 6.4).
@@ -126,6 +209,8 @@ export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply>
       process.stdout.write(`${call.format ? call.format(entries) : formatEntries(entries, call.view)}\n`);
     if (!g.json && rply.action !== undefined)
       process.stderr.write(`action ${rply.action} (dvsctl actions show ${rply.action})\n`);
+    const hint = signatureHint(call.type, dst, signer, entries);
+    if (hint !== undefined) process.stderr.write(`dvsctl: ${hint}\n`);
     if (entries.length === 0) {
       // An ALL reply with no entries: the node that took it had nobody in its view to ask.
       process.stderr.write(`dvsctl: node ${rply.src} answered for no node (its view was empty)\n`);

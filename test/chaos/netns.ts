@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { DEV_USERS, devNodeCredentials } from "../../actors/credentials.js";
 import { waitForJetStream as waitForClusterJetStream } from "../../actors/natsCluster.js";
 import { canConnect, natsServerInstalled } from "../../actors/natsServer.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
@@ -364,7 +364,8 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
             "--config",
             configFile,
           ],
-          { DVS_NATS_USER: DEV_USERS.node.user, DVS_NATS_PASS: DEV_USERS.node.pass },
+          // Each node as itself: its own user of nats.conf.
+          { DVS_NATS_USER: devNodeCredentials(node).user, DVS_NATS_PASS: devNodeCredentials(node).pass },
         );
         processes.push(spawned);
         const labNode = Object.assign(spawned, { node, host: h.index });

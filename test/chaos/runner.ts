@@ -600,7 +600,8 @@ async function readActionReplicas(
       const counts = new Map<string, { request: boolean; outcome: boolean }>();
       try {
         await inBatches(actions, 16, async (a) => {
-          const base = `dvs.${CLUSTER}.actions.${a}`;
+          // Any author: each record names the node that wrote it (`actions.<node>.<action>…`).
+          const base = `dvs.${CLUSTER}.actions.*.${a}`;
           counts.set(a, { request: await has(`${base}.request`), outcome: await has(`${base}.outcome`) });
         });
       } catch {

@@ -13,6 +13,7 @@ import { dvsctlRunner } from "../support/dvsctl.js";
 import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { natsConf } from "../support/natsServer.js";
 import { requireBuild } from "../support/processes.js";
+import { testAdminKeyEnv } from "../support/testAdmin.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-actions-"));
@@ -20,7 +21,8 @@ const storeDir = join(dir, "nats");
 const nodes: DvsdNode[] = [];
 let server: NatsServer;
 
-const { dvsctl } = dvsctlRunner(() => ({ DVS_NATS: server.url }));
+const adminKey = testAdminKeyEnv(dir);
+const { dvsctl } = dvsctlRunner(() => ({ DVS_NATS: server.url, ...adminKey }));
 
 /** Runs dvsctl and returns the action id it reported (on stderr). */
 async function action(...args: string[]): Promise<{ code: number | null; id: string }> {
@@ -73,6 +75,15 @@ describe("the action log through dvsctl", () => {
 
     const before = await listed();
     expect(before.map((a) => a.request.action)).toEqual(answered.map((a) => a.id));
+    // The refused request is logged short: the refusal and the size of its params, not the params.
+    const short = before.find((a) => a.request.action === refused.id)?.request;
+    expect(short).toMatchObject({
+      role: "viewer",
+      type: "DCEND",
+      refused: "EPERM",
+      paramsBytes: expect.any(Number),
+    });
+    expect(short).not.toHaveProperty("params");
 
     server.process.kill("SIGKILL");
     await new Promise((resolve) => server.process.once("exit", resolve));

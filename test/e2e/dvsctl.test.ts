@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
 import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../transport/protocol.js";
-import { dvsctlRunner } from "../support/dvsctl.js";
+import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";
 import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;
@@ -20,7 +20,7 @@ function useCluster(): void {
   beforeAll(async () => {
     const cluster = await startLocalCluster();
     up = cluster.up;
-    env = { DVS_NATS: cluster.url };
+    env = { DVS_NATS: cluster.url, ...adminKeyEnv(cluster.data) };
   }, 40_000);
 
   afterAll(async () => {
@@ -360,7 +360,7 @@ describe("dvsctl members and watch", () => {
 
     // A malformed message is skipped with a note, and the watch goes on.
     const nc = await connect({ servers: env.DVS_NATS ?? "", ...DEV_USERS.admin });
-    nc.publish("dvs.dvs.events", "not cbor at all");
+    nc.publish("dvs.dvs.events.9", "not cbor at all");
     await nc.flush();
     await nc.close();
     await json.waitFor(/skipped a malformed message/);

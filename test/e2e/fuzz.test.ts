@@ -280,7 +280,7 @@ async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
   };
   // One inbox per connection: a subscription on both would see every reply twice.
   const token = randomToken(seededRandom(SEED), 10);
-  const inboxOf = (user: FuzzUser) => `_INBOX.fuzz.${token}.${user}.`;
+  const inboxOf = (user: FuzzUser) => `_INBOX.${user}.fuzz.${token}.`;
   const pending = new Map<number, Pending>();
   const replied = new Uint8Array(MESSAGES);
   let inflightBytes = 0;
@@ -632,7 +632,12 @@ beforeAll(async () => {
   requireBuild();
   server = await startTestNatsServer();
   conns.admin = await connect({ servers: server.url, ...DEV_USERS.admin, name: "fuzz-admin" });
-  conns.viewer = await connect({ servers: server.url, ...DEV_USERS.viewer, name: "fuzz-viewer" });
+  conns.viewer = await connect({
+    servers: server.url,
+    ...DEV_USERS.viewer,
+    inboxPrefix: "_INBOX.viewer",
+    name: "fuzz-viewer",
+  });
   conns.admin.subscribe(dvs.servers, {
     callback: (_err, msg) => {
       const decoded = decode(msg.data, "cbor", MAX_PAYLOAD);
@@ -724,10 +729,11 @@ describe("a node under random and mutated input", () => {
 
 /**
  * The action log after the run: every stored record validates and sits on a
- * subject a valid id makes; no action has a second request record; every
- * change the node made (a mutating type answered rcode ≥ 0) has its own
- * request record; where an id was used once, its records agree with the
- * answer; and an old action replayed by id is unchanged.
+ * subject a valid id makes, under the node that wrote it; no action has a
+ * second request record; every change the node made (a mutating type
+ * answered rcode ≥ 0) has its own request record; where an id was used once,
+ * its records agree with the answer; and an old action replayed by id is
+ * unchanged.
  */
 async function expectActionLogIntact(
   log: JetStreamActionLog,
@@ -799,7 +805,7 @@ async function expectActionLogIntact(
   const streamSubjects = Object.keys(stream.state.subjects ?? {});
   expect(streamSubjects.length).toBeGreaterThanOrEqual(listed.length);
   const shape = new RegExp(
-    `^dvs\\.${CLUSTER}\\.actions\\.[A-Za-z0-9_-]{1,64}\\.(request|outcome|reply\\.\\d+)$`,
+    `^dvs\\.${CLUSTER}\\.actions\\.${NODE}\\.[A-Za-z0-9_-]{1,64}\\.(request|outcome|reply\\.\\d+)$`,
   );
   expect(streamSubjects.filter((s) => !shape.test(s))).toEqual([]);
 }

@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN_KEY_FILE, loadAdminSigner } from "../../actors/adminKey.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
+import type { AdminSigner } from "../../transport/adminSignature.js";
 import { DvsClient } from "../../transport/client.js";
 import { decode, encode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
@@ -27,6 +29,7 @@ import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 import { isAlive, requireBuild, type Spawned, startLocalCluster } from "../support/processes.js";
+import { TEST_ADMIN } from "../support/testAdmin.js";
 
 const NODES = [1, 2, 3, 4] as const;
 const STOPPED = 4;
@@ -41,9 +44,17 @@ class Tool {
   readonly client: DvsClient;
   #seq = 1_000;
 
-  constructor(readonly nc: NatsConnection) {
+  constructor(
+    readonly nc: NatsConnection,
+    signer: AdminSigner,
+  ) {
     this.transport = new NatsTransport(nc, { name: "e2e-requests" });
-    this.client = new DvsClient(this.transport, { cluster: "dvs", clientId: "e2e", timeoutMs: 10_000 });
+    this.client = new DvsClient(this.transport, {
+      cluster: "dvs",
+      clientId: "e2e",
+      timeoutMs: 10_000,
+      signer,
+    });
   }
 
   /**
@@ -97,7 +108,7 @@ describe("ALL requests on a cluster started by dvsd up (default timings)", () =>
     const cluster = await startLocalCluster(NODES.length);
     up = cluster.up;
     nc = await connect({ servers: cluster.url, name: "e2e-requests", ...DEV_USERS.admin });
-    tool = new Tool(nc);
+    tool = new Tool(nc, loadAdminSigner(join(cluster.data, ADMIN_KEY_FILE)));
     watch = await EventWatch.start(cluster.url);
     pids = new Map((await discoverNodes(nc, "dvs", 500)).map((n) => [n.node, n.pid]));
     expect([...pids.keys()]).toEqual([...NODES]);
@@ -183,7 +194,7 @@ describe("ALL requests while a member is SIGSTOPped, before the membership notic
     watch = await EventWatch.start(server.url);
     await watch.converged(NODES, 20_000);
     nc = await connect({ servers: server.url, name: "e2e-requests", ...DEV_USERS.admin });
-    tool = new Tool(nc);
+    tool = new Tool(nc, TEST_ADMIN);
     await initialise(tool);
   }, 40_000);
 

@@ -1,13 +1,16 @@
 // Access control over a real nats-server started from the shipped nats.conf:
-// who may connect, which subjects each user may publish to, and the node's own
-// check that a viewer's request never changes anything (SPEC 6.5).
+// who may connect, which subjects each user may publish and subscribe to (one
+// identity per node, each acting only as itself), and the node's own check
+// that a viewer's request never changes anything (SPEC 6.5).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateAdminKey, loadAdminSigner } from "../../actors/adminKey.js";
 import { parseConfig } from "../../actors/config.js";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { type Credentials, DEV_USERS, devNodeCredentials } from "../../actors/credentials.js";
 import { createNatsNode } from "../../actors/daemon.js";
 import { silentLogger } from "../../actors/logger.js";
 import type { NodeRuntime } from "../../actors/node.js";
@@ -23,13 +26,17 @@ let admin: NatsTransport;
 let viewer: NatsTransport;
 const nodes: NodeRuntime<NatsTransport>[] = [];
 const stateDir = mkdtempSync(join(tmpdir(), "dvs-access-"));
+const adminKey = generateAdminKey(stateDir);
+const signer = loadAdminSigner(adminKey.seedFile);
 
 beforeAll(async () => {
   server = await startTestNatsServer();
   for (const id of [1, 2]) {
     const config = parseConfig({
       node: id,
-      nats: { servers: [server.url], ...DEV_USERS.node },
+      // Each node as itself: the development user node-<id> of nats.conf.
+      nats: { servers: [server.url], ...devNodeCredentials(id) },
+      adminKeys: [adminKey.publicKey],
       stateDir: join(stateDir, `n${id}`),
       log: { level: "silent" },
       membership: { heartbeatMs: 50 },
@@ -41,15 +48,14 @@ beforeAll(async () => {
   admin = await connectNats({ servers: [server.url], name: "access-admin", ...DEV_USERS.admin });
   viewer = await connectNats({ servers: [server.url], name: "access-viewer", ...DEV_USERS.viewer });
   // Both nodes in one view, so ALL requests reach both.
-  const client = new DvsClient(admin, { cluster: "dvs", clientId: "access", timeoutMs: 3_000 });
+  const client = new DvsClient(admin, { cluster: "dvs", clientId: "access", timeoutMs: 3_000, signer });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const r = await client.request("GETNODEINFO", {}, { dst: "ALL" }).catch(() => undefined);
     if (Array.isArray(r?.data) && r.data.length === 2) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const init = await client.request("DVSINIT", {}, { dst: "ALL" });
-  expect(entries(init).map((e) => e.rcode)).toEqual([1, 2]);
+  for (const id of [1, 2]) expect((await client.request("DVSINIT", {}, { dst: id })).rcode).toBe(id);
 }, 30_000);
 
 afterAll(async () => {
@@ -154,12 +160,156 @@ describe("an admin", () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       target.once("exit", (_c, s) => resolve(s)),
     );
-    const client = new DvsClient(admin, { cluster: "dvs", clientId: "a", timeoutMs: 3_000 });
+    const client = new DvsClient(admin, { cluster: "dvs", clientId: "a", timeoutMs: 3_000, signer });
     const reply = await client.request("KILL", { pid: target.pid, signal: "SIGTERM" }, { dst: 2 });
     expect(reply.rcode).toBe(0);
     expect(await exited).toBe("SIGTERM");
     // A pid means something on one host only.
     const all = await client.request("KILL", { pid: 999_999 }, { dst: "ALL" });
     expect(all.rcode).toBe(rcode("EINVAL"));
+  });
+});
+
+/** A raw connection as `credentials`, with that user's own inbox prefix. */
+function connectAs(credentials: Credentials): Promise<NatsConnection> {
+  return connect({
+    servers: server.url,
+    ...credentials,
+    inboxPrefix: `_INBOX.${credentials.user}`,
+    name: `access-${credentials.user}`,
+  });
+}
+
+/** Resolves with the error the server closed a subscription with, or undefined if it was not refused in time. */
+async function subscriptionRefusal(nc: NatsConnection, subject: string): Promise<Error | undefined> {
+  const sub = nc.subscribe(subject);
+  await nc.flush();
+  const closed = sub.closed.then((e) => (e instanceof Error ? e : undefined));
+  const waited = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1_000));
+  const refusal = await Promise.race([closed, waited]);
+  if (!sub.isClosed()) sub.unsubscribe();
+  return refusal;
+}
+
+let forgeries = 0;
+
+/** Whether what `nc` publishes to `subject` reaches a subscriber (the server drops a refused publish). */
+async function delivered(nc: NatsConnection, subject: string): Promise<boolean> {
+  const watcher = await connectAs(DEV_USERS.admin);
+  const token = `forged-${++forgeries}`;
+  try {
+    const sub = watcher.subscribe(subject);
+    await watcher.flush();
+    nc.publish(subject, token);
+    await nc.flush();
+    const got = (async () => {
+      // The running nodes publish on these subjects too: only our own message counts.
+      for await (const m of sub) if (m.string() === token) return true;
+      return false;
+    })();
+    return await Promise.race([got, new Promise<boolean>((r) => setTimeout(() => r(false), 500))]);
+  } finally {
+    await watcher.close();
+  }
+}
+
+describe("a node's credentials", () => {
+  it("publish heartbeats and events only under the node's own id", async () => {
+    const nc = await connectAs(devNodeCredentials(1));
+    try {
+      expect(await delivered(nc, "dvs.dvs._hb.1")).toBe(true);
+      expect(await delivered(nc, "dvs.dvs.events.1")).toBe(true);
+      expect(await delivered(nc, "dvs.dvs._hb.2")).toBe(false);
+      expect(await delivered(nc, "dvs.dvs.events.2")).toBe(false);
+      expect(await delivered(nc, "dvs.dvs.actions.2.01ABC.request")).toBe(false);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("may not send a request on the admin's subjects, nor another cluster's internal ones", async () => {
+    const t = await connectNats({ servers: [server.url], name: "stolen-node", ...devNodeCredentials(1) });
+    try {
+      for (const subject of ["dvs.dvs.node.2.rqst", "dvs.dvs.rqst", "dvs.other._fwd.2", "dvs.other._mcast"]) {
+        await expect(t.request(subject, new Uint8Array([0xa0]), { timeoutMs: 2_000 })).rejects.toBeInstanceOf(
+          PermissionDeniedError,
+        );
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("may not purge, delete or reconfigure the cluster's streams, nor touch another cluster's", async () => {
+    const nc = await connectAs(devNodeCredentials(1));
+    try {
+      const refused = [
+        "$JS.API.STREAM.PURGE.DVS_ACTIONS_dvs",
+        "$JS.API.STREAM.DELETE.DVS_ACTIONS_dvs",
+        "$JS.API.STREAM.UPDATE.DVS_ACTIONS_dvs",
+        "$JS.API.STREAM.MSG.DELETE.DVS_ACTIONS_dvs",
+        "$JS.API.STREAM.PURGE.KV_DVS_REGISTRY_dvs",
+        "$JS.API.STREAM.DELETE.KV_DVS_REGISTRY_dvs",
+        "$JS.API.STREAM.UPDATE.KV_DVS_REGISTRY_dvs",
+        "$JS.API.STREAM.MSG.DELETE.KV_DVS_REGISTRY_dvs",
+        "$JS.API.CONSUMER.CREATE.DVS_ACTIONS_dvs",
+        "$JS.API.STREAM.INFO.DVS_ACTIONS_other",
+        "$JS.API.STREAM.CREATE.KV_DVS_REGISTRY_other",
+        "$JS.API.STREAM.LIST",
+        "$KV.DVS_REGISTRY_other.coordinator",
+      ];
+      for (const subject of refused) {
+        const error = await nc.request(subject, "{}", { timeout: 2_000 }).then(
+          () => undefined,
+          (e: unknown) => e as Error & { cause?: Error },
+        );
+        // nats.js rejects the request with a RequestError whose cause is the server's refusal.
+        expect([error?.name, error?.cause?.name], subject).toContain("PermissionViolationError");
+      }
+      // Reading its own cluster's stream is allowed: JetStream answers.
+      const info = await nc.request("$JS.API.STREAM.INFO.KV_DVS_REGISTRY_dvs", "", { timeout: 2_000 });
+      expect(info.json<{ config?: { name?: string } }>().config?.name).toBe("KV_DVS_REGISTRY_dvs");
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("subscribe to what is addressed to the node only, and never to another user's inbox", async () => {
+    const nc = await connectAs(devNodeCredentials(1));
+    try {
+      for (const subject of [
+        "_INBOX.>",
+        "_INBOX.admin.>",
+        "_INBOX.node-2.x",
+        "dvs.dvs.node.2.rqst",
+        "dvs.dvs._fwd.2",
+        "dvs.dvs._px.2",
+        "dvs.dvs.actions.>",
+        "dvs.>",
+      ]) {
+        expect(await subscriptionRefusal(nc, subject), subject).toMatchObject({
+          name: "PermissionViolationError",
+        });
+      }
+      expect(await subscriptionRefusal(nc, "_INBOX.node-1.mine")).toBeUndefined();
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe("a viewer's inbox", () => {
+  it("is its own: the viewer may not subscribe to the inbox namespace or an admin's inbox", async () => {
+    const nc = await connectAs(DEV_USERS.viewer);
+    try {
+      expect(await subscriptionRefusal(nc, "_INBOX.>")).toMatchObject({ name: "PermissionViolationError" });
+      expect(await subscriptionRefusal(nc, "_INBOX.admin.>")).toMatchObject({
+        name: "PermissionViolationError",
+      });
+      expect(await subscriptionRefusal(nc, "_INBOX.viewer.x")).toBeUndefined();
+      expect(await subscriptionRefusal(nc, "dvs.dvs.events.*")).toBeUndefined();
+    } finally {
+      await nc.close();
+    }
   });
 });

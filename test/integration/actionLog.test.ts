@@ -1,9 +1,12 @@
 // The action log in JetStream over a real nats-server owned by this file: the
-// contract, records written by something else, and survival of a kill -9 of
-// the server (file storage; docs/operations.md has the sync policy).
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+// contract, records on subjects that name their author, records written by
+// something else, a bounded read of a long log, a stream it never updates, and
+// survival of a kill -9 of the server (file storage; docs/operations.md has
+// the sync policy).
+import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryActionLog } from "../../actors/actionLog.js";
+import { type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
 import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { startNatsServer } from "../../actors/natsServer.js";
@@ -13,6 +16,8 @@ import { actionLogContract } from "../unit/actionLogContract.js";
 let server: TestNatsServer;
 let nc: NatsConnection;
 let run = 0;
+/** Each stream reserves its size limit from the server's store: small ones, so several fit. */
+const MB16 = 16 * 1024 * 1024;
 
 beforeAll(async () => {
   server = await startTestNatsServer();
@@ -30,15 +35,152 @@ actionLogContract("JetStream", async () => {
 });
 
 describe("the JetStream action log", () => {
-  it("skips and counts records in its stream that are not records", async () => {
-    const log = new JetStreamActionLog(nc, { cluster: "junk" });
-    await log.append({ v: 1, kind: "reply", action: "J1", at: 1, node: 1, rcode: 0, count: 0, summary: "" });
-    nc.publish("dvs.junk.actions.J1.request", "not json");
-    nc.publish("dvs.junk.actions.J1.outcome", JSON.stringify({ kind: "outcome", action: "J1" }));
+  const reply = (action: string, node: number, via: number): ActionRecord => ({
+    v: 1,
+    kind: "reply",
+    action,
+    at: 1,
+    node,
+    via,
+    rcode: 0,
+    count: 0,
+    summary: "",
+  });
+  const request = (action: string, node: number, type = "KILL"): ActionRecord => ({
+    v: 1,
+    kind: "request",
+    action,
+    at: 1,
+    node,
+    role: "admin",
+    src: "t",
+    type,
+    dst: 1,
+    seq: 1,
+    params: {},
+  });
+  const outcome = (action: string, node: number): ActionRecord => ({
+    v: 1,
+    kind: "outcome",
+    action,
+    at: 2,
+    node,
+    type: "KILL",
+    dst: 1,
+    rcode: 0,
+    ok: 1,
+    failed: 0,
+    durationMs: 1,
+  });
+
+  it("stores each record on a subject that names the node that wrote it", async () => {
+    const log = new JetStreamActionLog(nc, { cluster: "author", maxBytes: MB16 });
+    await log.append(request("W1", 2));
+    await log.append(reply("W1", 3, 2));
+    await log.append(outcome("W1", 2));
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(actionStreamName("author"), { subjects_filter: ">" });
+    expect(Object.keys(info.state.subjects ?? {}).sort()).toEqual([
+      "dvs.author.actions.2.W1.outcome",
+      "dvs.author.actions.2.W1.reply.3",
+      "dvs.author.actions.2.W1.request",
+    ]);
+    expect(info.config.subjects).toEqual(["dvs.author.actions.>"]);
+    // Found by its id alone, whichever node wrote it.
+    expect((await log.show("W1")).map((r) => r.kind)).toEqual(["request", "reply", "outcome"]);
+  });
+
+  it("skips and reports records that are not records, or whose subject does not name their author", async () => {
+    const log = new JetStreamActionLog(nc, { cluster: "junk", maxBytes: MB16 });
+    await log.append(request("J1", 1));
+    await log.append(reply("J1", 2, 1));
+    const put = (key: string, body: unknown) =>
+      nc.publish(`dvs.junk.actions.${key}`, typeof body === "string" ? body : JSON.stringify(body));
+    put("1.J1.outcome", "not json");
+    put("1.J1.reply.3", { kind: "reply", action: "J1" });
+    // Node 3 (its credentials let it publish only under actions.3) forging node 1's records.
+    put("3.J1.outcome", outcome("J1", 1));
+    put("3.J1.reply.3", reply("J1", 3, 1));
+    // A record whose subject names another action or replier than its body.
+    put("1.J1.reply.4", reply("J1", 2, 1));
+    // Node 3's own records for an action id node 1 logged first.
+    put("3.J1.reply.3", reply("J1", 3, 3));
     await nc.flush();
     const records = await log.show("J1");
-    expect(records.map((r) => r.kind)).toEqual(["reply"]);
-    expect(log.skipped).toBe(2);
+    expect(records.map((r) => (r.kind === "reply" ? `reply.${r.node}` : r.kind))).toEqual([
+      "request",
+      "reply.2",
+    ]);
+    expect(log.skips).toEqual({ invalid: 2, author: 2, subject: 1, conflict: 1 });
+    expect(log.skipped).toBe(6);
+    // A listing does not fail on them either: the unreadable outcome is no outcome.
+    const reader = new JetStreamActionLog(nc, { cluster: "junk", maxBytes: MB16 });
+    expect(await reader.list({ limit: 10 })).toEqual([{ request: request("J1", 1) }]);
+    expect(reader.skips).toMatchObject({ invalid: 1, author: 1 });
+  });
+
+  it("lists the newest actions of a long log reading back from its end, not the whole log", async () => {
+    const log = new JetStreamActionLog(nc, { cluster: "long", maxBytes: MB16 });
+    await log.append(request("L0000", 1));
+    const js = jetstream(nc);
+    // Thousands of short records (what refused requests leave), written straight to the stream.
+    const acks: Promise<unknown>[] = [];
+    for (let n = 1; n < 3_000; n++) {
+      const id = `L${String(n).padStart(4, "0")}`;
+      const node = 1 + (n % 3);
+      acks.push(js.publish(`dvs.long.actions.${node}.${id}.request`, JSON.stringify(request(id, node))));
+      acks.push(js.publish(`dvs.long.actions.${node}.${id}.outcome`, JSON.stringify(outcome(id, node))));
+    }
+    await Promise.all(acks);
+    const reader = new JetStreamActionLog(nc, { cluster: "long", maxBytes: MB16 });
+    const newest = await reader.list({ limit: 20 });
+    expect(newest.map((a) => a.request.action)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `L${String(2_980 + i).padStart(4, "0")}`),
+    );
+    expect(newest.every((a) => a.outcome?.node === a.request.node)).toBe(true);
+    expect(reader.delivered).toBeLessThanOrEqual(1_000);
+    // The oldest one still shows, found by its id alone.
+    expect((await reader.show("L0000")).map((r) => r.kind)).toEqual(["request"]);
+    const all = await reader.list({ limit: 10_000 });
+    expect(all).toHaveLength(3_000);
+    expect(all[0]?.request.action).toBe("L0000");
+  }, 60_000);
+
+  it("never updates, purges or deletes the stream: one with other limits is used as it is, with a warning", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({
+      name: actionStreamName("limits"),
+      subjects: ["dvs.limits.actions.>"],
+      storage: StorageType.File,
+      max_age: nanos(3_600_000),
+      max_bytes: 10 * 1024 * 1024,
+    });
+    const calls: string[] = [];
+    const spy = nc.subscribe("$JS.API.STREAM.>", {
+      callback: (_, msg) => {
+        if (/^\$JS\.API\.STREAM\.(UPDATE|PURGE|DELETE|MSG\.DELETE)\./.test(msg.subject))
+          calls.push(msg.subject);
+      },
+    });
+    const warnings: unknown[] = [];
+    const log = new JetStreamActionLog(nc, {
+      cluster: "limits",
+      maxAgeMs: 86_400_000,
+      maxBytes: MB16,
+      logger: { warn: ((fields: unknown) => warnings.push(fields)) as never },
+    });
+    await log.append(request("U1", 1));
+    await nc.flush();
+    spy.unsubscribe();
+    expect(calls).toEqual([]);
+    const info = await jsm.streams.info(actionStreamName("limits"));
+    expect(info.config).toMatchObject({ max_age: nanos(3_600_000), max_bytes: 10 * 1024 * 1024 });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        differ: expect.objectContaining({ max_age: expect.anything(), max_bytes: expect.anything() }),
+      }),
+    ]);
+    expect((await log.show("U1")).map((r) => r.kind)).toEqual(["request"]);
   });
 
   it("keeps every acknowledged record across a kill -9 of nats-server and its restart", async () => {
@@ -84,7 +226,7 @@ describe("the JetStream action log", () => {
         const listed = await after.list({ limit: 1_000 });
         expect(listed.map((s) => s.request.action)).toEqual(ids);
         expect(listed).toEqual(await acknowledged.list({ limit: 1_000 }));
-        const jsm = await (await import("@nats-io/jetstream")).jetstreamManager(c2);
+        const jsm = await jetstreamManager(c2);
         expect((await jsm.streams.info(actionStreamName("k9"))).config.storage).toBe("file");
         await c2.close();
       } finally {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../actors/config.js";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { DEV_USERS, devNodeCredentials } from "../../actors/credentials.js";
 import { createNatsNode } from "../../actors/daemon.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { silentLogger } from "../../actors/logger.js";
@@ -35,7 +35,7 @@ const jsonHeaders = () => {
 function config(node: number) {
   return parseConfig({
     node,
-    nats: { servers: [server.url], ...DEV_USERS.node },
+    nats: { servers: [server.url], ...devNodeCredentials(node) },
     stateDir: join(stateDir, `n${node}`),
     log: { level: "silent" },
   });

@@ -27,6 +27,7 @@ async function cluster(seed: number, log: ActionLog) {
       clientId: role,
       role,
       timeoutMs: 10_000,
+      ...(role === "admin" ? c.signing : {}),
     });
   stopClock = c.clock.autoRun();
   return { c, admin: connect("admin"), viewer: connect("viewer") };
@@ -118,6 +119,30 @@ describe("the action log, as nodes write it", () => {
     const [summary] = await log.list({ limit: 1 });
     expect(summary?.request).toMatchObject({ action: "V1", role: "viewer", type: "KILL", dst: 3 });
     expect(summary?.outcome).toMatchObject({ rcode: rcode("EPERM"), error: "EPERM" });
+  });
+
+  it("logs a viewer's refused SPAWN without its params: a short record with their size and the refusal", async () => {
+    const log = new MemoryActionLog();
+    const { viewer } = await cluster(67, log);
+    const input = "x".repeat(200_000);
+    const rply = await viewer.request(
+      "SPAWN",
+      { dcid: 1, machine: "counter", input },
+      { dst: 2, action: "V2" },
+    );
+    expect(rply.rcode).toBe(rcode("EPERM"));
+    const [request, ...rest] = await log.show("V2");
+    expect(request).toMatchObject({
+      kind: "request",
+      type: "SPAWN",
+      src: "viewer",
+      role: "viewer",
+      refused: "EPERM",
+    });
+    expect(request).not.toHaveProperty("params");
+    expect((request as { paramsBytes: number }).paramsBytes).toBeGreaterThan(200_000);
+    // The whole action, reply and outcome included, stays small.
+    expect(JSON.stringify([request, ...rest]).length).toBeLessThan(2_000);
   });
 
   it("refuses a request that reuses an action id with EEXIST, and the change is not made", async () => {

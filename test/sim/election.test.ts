@@ -1,6 +1,9 @@
 // Scenarios of the election over the simulated network (SPEC 7): one
 // coordinator, a new one after a crash, none on a side without the store.
 import { describe, expect, it } from "vitest";
+import { COORDINATOR_KEY } from "../../actors/election.js";
+import { encode } from "../../transport/codec.js";
+import { coordinatorRecordSchema } from "../../transport/protocol.js";
 import { SimCluster } from "../support/simCluster.js";
 
 function coordinators(cluster: SimCluster): number[] {
@@ -37,4 +40,43 @@ describe("election over the simulated network", () => {
     await cluster.advance(50);
     expect(coordinators(cluster)).toHaveLength(1);
   });
+
+  it.each([
+    ["garbage bytes", new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0x00])],
+    ["a record that fails the schema", encode({ v: 1, coordinator: "me", epoch: -1 }, "json")],
+    [
+      "a record whose epoch no write could give it",
+      encode({ v: 1, coordinator: 2, epoch: 2 ** 40, writer: 2, at: 0 }, "json"),
+    ],
+  ])(
+    "a coordinator record overwritten with %s is replaced by compare-and-set at the next election",
+    async (_, junk) => {
+      const cluster = new SimCluster({ seed: 11, election: {} });
+      const kv = cluster.kv as NonNullable<SimCluster["kv"]>;
+      for (const id of [1, 2, 3]) cluster.start(id);
+      await cluster.advance(2_000);
+      expect(coordinators(cluster)).toHaveLength(1);
+      // Someone with write access to the bucket puts junk over the live record.
+      cluster.network.connect("intruder");
+      const store = kv.client("intruder");
+      const before = kv.peek(COORDINATOR_KEY);
+      let junkRevision = 0;
+      void store.update(COORDINATOR_KEY, junk, before?.revision ?? 0).then((r) => {
+        junkRevision = r;
+      });
+      expect(await cluster.clock.runUntil(() => junkRevision > 0, 1_000)).toBe(true);
+      const recovered = await cluster.clock.runUntil(() => {
+        const w = whoAll(cluster);
+        return new Set(w).size === 1 && w[0] !== "NOTHING";
+      }, 10_000);
+      expect(recovered, `WHO answers: ${whoAll(cluster).join(", ")}`).toBe(true);
+      // The junk was replaced by a well-formed record whose term opened after it.
+      const now = kv.peek(COORDINATOR_KEY);
+      expect(now?.revision).toBeGreaterThan(junkRevision);
+      const record = coordinatorRecordSchema.parse(JSON.parse(new TextDecoder().decode(now?.value)));
+      expect(record.epoch ?? now?.revision).toBeGreaterThan(junkRevision);
+      await cluster.advance(50);
+      expect(coordinators(cluster)).toHaveLength(1);
+    },
+  );
 });

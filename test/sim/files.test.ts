@@ -2,8 +2,11 @@
 // a commit lands on the replication factor of servers and reads back, versions
 // grow, a holder's crash leaves the file readable and is repaired.
 import { describe, expect, it } from "vitest";
+import { catalogKey } from "../../actors/files/catalog.js";
 import { FileStoreError } from "../../actors/files/errors.js";
 import { bytesSource, FileClient, memorySink } from "../../actors/files/fileClient.js";
+import { decode, encode } from "../../transport/codec.js";
+import { PROTOCOL_VERSION } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";
 import { SimCluster } from "../support/simCluster.js";
 
@@ -150,5 +153,70 @@ describe("file store over the simulated network", () => {
     expect(committed.holders).not.toContain(victim);
     expect(committed.holders).toHaveLength(3);
     expect(finished - started).toBeLessThan(2_000);
+  });
+});
+
+describe("file store copies judged by a catalog that cannot be trusted blindly", () => {
+  /** The nodes whose disk holds `name` (running ones only). */
+  const holdersOf = (cluster: SimCluster, name: string) =>
+    [...cluster.nodes.keys()].filter((id) =>
+      cluster
+        .disk(id)
+        .list()
+        .some((f) => f.name === name),
+    );
+
+  /** Overwrites the key with `value` from a host of its own, as anyone with write access to the bucket could. */
+  async function overwrite(cluster: SimCluster, key: string, value: Uint8Array): Promise<void> {
+    const kv = cluster.kv as NonNullable<SimCluster["kv"]>;
+    cluster.network.connect("intruder");
+    const revision = kv.peek(key)?.revision ?? 0;
+    await settle(cluster, kv.client("intruder").update(key, value, revision));
+  }
+
+  it("holders keep every copy of a file whose catalog record was overwritten with junk", async () => {
+    const { cluster, client } = setup(7, [1, 2, 3, 4]);
+    await cluster.advance(2_000);
+    const c = await settle(cluster, client.commit("kept.txt", bytesSource(text("keep me"))));
+    expect(holdersOf(cluster, "kept.txt").sort()).toEqual([...c.holders].sort());
+    const discards: string[] = [];
+    cluster.network.connect("spy").subscribe(`${subjects("dvs").filePeer(0).replace(/0$/, "")}*`, (msg) => {
+      const decoded = decode(msg.data, "cbor");
+      const m = decoded.ok ? (decoded.value as { type?: string; name?: string }) : {};
+      if (m.type === "DISCARD") discards.push(`${msg.subject} ${m.name}`);
+    });
+    await overwrite(cluster, catalogKey("kept.txt"), new Uint8Array([0xa1, 0x61, 0x76, 0xff]));
+    // Many repair sweeps (every 5 s): each finds the record unreadable, none takes it for absent.
+    await cluster.advance(30_000);
+    expect(discards).toEqual([]);
+    expect(holdersOf(cluster, "kept.txt").sort()).toEqual([...c.holders].sort());
+  });
+
+  it("a holder refuses a DISCARD of the copy its readable record names, or of a copy whose record cannot be read", async () => {
+    const { cluster, client } = setup(8, [1, 2, 3]);
+    await cluster.advance(2_000);
+    const named = await settle(cluster, client.commit("named.txt", bytesSource(text("named"))));
+    const junked = await settle(cluster, client.commit("junked.txt", bytesSource(text("junked"))));
+    await overwrite(cluster, catalogKey("junked.txt"), new TextEncoder().encode('{"v":1}'));
+    const forger = cluster.network.connect("forger");
+    for (const copy of [named, junked]) {
+      for (const holder of copy.holders) {
+        forger.publish(
+          subjects("dvs").filePeer(holder),
+          encode({
+            v: PROTOCOL_VERSION,
+            type: "DISCARD",
+            from: holder,
+            epoch: 2 ** 31,
+            name: copy.name,
+            version: copy.version,
+            sha256: copy.sha256,
+          }),
+        );
+      }
+    }
+    await cluster.advance(1_000);
+    expect(holdersOf(cluster, "named.txt").sort()).toEqual([...named.holders].sort());
+    expect(holdersOf(cluster, "junked.txt").sort()).toEqual([...junked.holders].sort());
   });
 });

@@ -2,7 +2,6 @@
 // ALL requests gathered from the view, forwarding, DVS and DC state kept the
 // same on every node, DVSEND as a graceful leave.
 import { afterEach, describe, expect, it } from "vitest";
-import { DvsClient } from "../../transport/client.js";
 import { decode, encode } from "../../transport/codec.js";
 import { type Rply, rcode } from "../../transport/protocol.js";
 import { SimCluster } from "../support/simCluster.js";
@@ -20,11 +19,7 @@ async function cluster(seed: number, ids: readonly number[]) {
     const views = c.views();
     return ids.every((id) => views.get(id)?.members.length === ids.length);
   }, 5_000);
-  const client = new DvsClient(c.network.connect("tool"), {
-    cluster: "dvs",
-    clientId: "tool",
-    timeoutMs: 10_000,
-  });
+  const client = c.client("tool", { timeoutMs: 10_000 });
   stopClock = c.clock.autoRun();
   return { c, client };
 }

@@ -2,6 +2,8 @@
 // status and everything it wrote; with --json, the one RPLY it printed; or its
 // stdout as bytes, apart from stderr (file update writes a file there).
 import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { ADMIN_KEY_FILE } from "../../actors/adminKey.js";
 import type { Rply } from "../../transport/protocol.js";
 import { dvsctlBin, spawnNode } from "./processes.js";
 
@@ -16,8 +18,18 @@ export interface DvsctlBytesRun {
   readonly stderr: string;
 }
 
-/** A dvsctl runner bound to an environment read at each call (DVS_NATS is known only once a server runs). */
-export function dvsctlRunner(env: () => NodeJS.ProcessEnv) {
+/** The environment that makes dvsctl sign with the admin key `dvsd up --data <dataDir>` wrote. */
+export function adminKeyEnv(dataDir: string): NodeJS.ProcessEnv {
+  return { DVS_ADMIN_KEY_FILE: join(dataDir, ADMIN_KEY_FILE) };
+}
+
+/**
+ * A dvsctl runner bound to an environment read at each call (DVS_NATS is known
+ * only once a server runs). Without DVS_ADMIN_KEY_FILE in it, dvsctl signs
+ * nothing: a developer's ./data/admin.nk is never picked up by a test.
+ */
+export function dvsctlRunner(getEnv: () => NodeJS.ProcessEnv) {
+  const env = (): NodeJS.ProcessEnv => ({ DVS_ADMIN_KEY_FILE: "none", ...getEnv() });
   async function dvsctl(...args: string[]): Promise<DvsctlRun> {
     const p = spawnNode([dvsctlBin, ...args], env());
     const code = await p.exited();

@@ -5,9 +5,11 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../actors/config.js";
+import { type Credentials, devNodeCredentials } from "../../actors/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { EventWatch } from "./eventWatch.js";
 import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
+import { TEST_ADMIN } from "./testAdmin.js";
 
 export interface DvsdNodeOptions {
   readonly node: number;
@@ -23,6 +25,8 @@ export interface DvsdNodeOptions {
    * so a node that dies, or a run that is killed, leaves its log behind.
    */
   readonly logFile?: string;
+  /** Its NATS identity (default: its own development user of nats.conf, `node-<id>`). */
+  readonly credentials?: Credentials;
 }
 
 export class DvsdNode implements AsyncDisposable {
@@ -34,38 +38,46 @@ export class DvsdNode implements AsyncDisposable {
   readonly #earlier: string[] = [];
   readonly #natsUrl: string;
   readonly #logFile: string | undefined;
+  readonly #credentials: Credentials;
 
   constructor(options: DvsdNodeOptions) {
     this.node = options.node;
+    this.#credentials = options.credentials ?? devNodeCredentials(options.node);
     this.#natsUrl = options.natsUrl;
     this.#logFile = options.logFile;
     this.stateDir = join(options.dir, `node-${options.node}`, "state");
     const format = options.format ?? "yaml";
     this.configFile = join(options.dir, `node-${options.node}`, `dvsd.${format}`);
     mkdirSync(this.stateDir, { recursive: true });
-    writeFileSync(
-      this.configFile,
-      format === "json" ? JSON.stringify(options.config, null, 2) : toYaml(options.config),
-    );
+    // The nodes trust the tests' admin key unless the test names its own.
+    const config = { adminKeys: [TEST_ADMIN.key], ...options.config };
+    writeFileSync(this.configFile, format === "json" ? JSON.stringify(config, null, 2) : toYaml(config));
   }
 
   /** Starts the daemon (again, with the same state dir: a new incarnation). */
   start(): Spawned {
     if (this.running) throw new Error(`node ${this.node} is already running`);
     if (this.#process) this.#earlier.push(this.#process.output());
-    this.#process = spawnNode([
-      ...DVSD_NODE_FLAGS,
-      dvsdBin,
-      "run",
-      "--node",
-      String(this.node),
-      "--nats",
-      this.#natsUrl,
-      "--state",
-      this.stateDir,
-      "--config",
-      this.configFile,
-    ]);
+    this.#process = spawnNode(
+      [
+        ...DVSD_NODE_FLAGS,
+        dvsdBin,
+        "run",
+        "--node",
+        String(this.node),
+        "--nats",
+        this.#natsUrl,
+        "--state",
+        this.stateDir,
+        "--config",
+        this.configFile,
+      ],
+      {
+        // Each node logs in as itself: one identity per node, never a shared one.
+        DVS_NATS_USER: this.#credentials.user,
+        DVS_NATS_PASS: this.#credentials.pass,
+      },
+    );
     const logFile = this.#logFile;
     if (logFile !== undefined) {
       // Synchronous appends: the chunk is in the file before anything else runs.
@@ -121,7 +133,7 @@ export class DvsdNode implements AsyncDisposable {
 /** Starts `dvsd run` nodes `ids` with one config and resolves once they all share one view. */
 export async function startDvsdNodes(
   ids: readonly number[],
-  options: Omit<DvsdNodeOptions, "node">,
+  options: Omit<DvsdNodeOptions, "node" | "credentials">,
   timeoutMs = 20_000,
 ): Promise<DvsdNode[]> {
   const nodes = ids.map((node) => new DvsdNode({ ...options, node }));

@@ -1,9 +1,10 @@
 // Each integration test owns its nats-server: started from nats.conf on a free
 // port with a temporary store dir, removed again with `await using`. There is
 // no skip: without the binary the test fails with the install command.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { devServerConfig, renderNatsConfig } from "../../actors/natsAccounts.js";
 import { startNatsServer } from "../../actors/natsServer.js";
 
 /** The checkout: found upward from here, so it is the same from test/ (vitest) and dist/test/ (the CLIs). */
@@ -22,9 +23,27 @@ export interface TestNatsServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startTestNatsServer(options: { config?: string } = {}): Promise<TestNatsServer> {
+export interface TestNatsServerOptions {
+  /** A config file to use as it is (default: the shipped nats.conf). */
+  readonly config?: string;
+  /**
+   * Instead, the development accounts for another cluster or more nodes than
+   * nats.conf has (cluster `dvs`, nodes 1..16), rendered into the store dir.
+   */
+  readonly accounts?: { readonly cluster?: string; readonly nodes?: number };
+}
+
+export async function startTestNatsServer(options: TestNatsServerOptions = {}): Promise<TestNatsServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "dvs-nats-"));
-  const server = await startNatsServer({ config: options.config ?? natsConf, port: 0, storeDir: dataDir });
+  const config = options.accounts ? devConfigFile(dataDir, options.accounts) : (options.config ?? natsConf);
+  // DVS_TEST_NATS_LOG_DIR keeps each server's log (permission violations included) after the test.
+  const logDir = process.env.DVS_TEST_NATS_LOG_DIR;
+  const server = await startNatsServer({
+    config,
+    port: 0,
+    storeDir: dataDir,
+    ...(logDir ? { extraArgs: ["-l", join(logDir, `nats-${basename(dataDir)}.log`)] } : {}),
+  });
   const stop = async () => {
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -37,4 +56,14 @@ export async function startTestNatsServer(options: { config?: string } = {}): Pr
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** Writes the development config for `cluster` with nodes 1..`nodes` into `dir`; returns its path. */
+export function devConfigFile(
+  dir: string,
+  accounts: { readonly cluster?: string; readonly nodes?: number },
+): string {
+  const file = join(dir, "nats-dev.conf");
+  writeFileSync(file, renderNatsConfig(devServerConfig(accounts.nodes, accounts.cluster)));
+  return file;
 }

@@ -4,7 +4,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { freePort } from "../../actors/natsServer.js";
 import { repoRoot } from "./natsServer.js";
 
@@ -30,8 +29,8 @@ export interface Spawned {
 export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
   const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    // A `dvsd run` is the `node` user of nats.conf, a tool (dvsctl) uses its own default (admin).
-    env: { ...process.env, DVS_NATS_USER: DEV_USERS.node.user, DVS_NATS_PASS: DEV_USERS.node.pass, ...env },
+    // A `dvsd run` is given its own node user by its caller (DvsdNode); a tool (dvsctl) uses its own default (admin).
+    env: { ...process.env, ...env },
   });
   let output = "";
   const waiters = new Set<() => void>();

@@ -10,10 +10,13 @@ import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
 import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
-import { seededRandom } from "../../transport/clock.js";
+import type { AdminSigner } from "../../transport/adminSignature.js";
+import { DvsClient, type DvsClientOptions } from "../../transport/client.js";
+import { type Random, seededRandom } from "../../transport/clock.js";
 import type { EventMessage } from "../../transport/protocol.js";
 import { SimKv, SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
+import { TEST_ADMIN, TEST_ADMIN_SEED } from "./testAdmin.js";
 
 export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly seed: number;
@@ -29,7 +32,14 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly files?: Partial<FileSettings>;
   /** The replica store each node opens over its disk (default MemoryReplicas; tests plant bugs with it). */
   readonly replicaStore?: (id: number, disk: SimDisk) => ReplicaStore;
+  /** The admin keys the nodes trust (default: SIM_ADMIN's); `[]` makes every signature untrusted. */
+  readonly adminKeys?: readonly string[];
 }
+
+/** The simulated admin's nkey seed: the tests' key, fixed so runs repeat, public. */
+export const SIM_ADMIN_SEED = TEST_ADMIN_SEED;
+/** The simulated admin: its key is the one the nodes of a SimCluster trust. */
+export const SIM_ADMIN: AdminSigner = TEST_ADMIN;
 
 export interface ObservedEvent extends EventMessage {
   /** Position in the cluster-wide order of observation. */
@@ -49,6 +59,8 @@ export class SimCluster {
   readonly #servers = new Map<number, number>();
   /** Each node's simulated disk, kept across crashes and restarts. */
   readonly disks = new Map<number, SimDisk>();
+  /** Nonces of the clients' signatures: seeded, apart from the network's generator. */
+  readonly #nonces: Random;
   #order = 0;
 
   constructor(readonly options: SimClusterOptions) {
@@ -56,6 +68,25 @@ export class SimCluster {
     this.timings = options.timings ?? defaultTimings();
     this.electionTimings = options.election?.timings ?? defaultElectionTimings();
     this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs") : undefined;
+    this.#nonces = seededRandom(options.seed * 1_000 + 999_983);
+  }
+
+  /**
+   * What a DvsClient needs to sign as the admin on this network: the signer,
+   * the simulated clock and seeded nonces. Spread it into DvsClientOptions.
+   */
+  get signing(): Pick<Required<DvsClientOptions>, "signer" | "clock" | "random"> {
+    return { signer: SIM_ADMIN, clock: this.network.clock, random: this.#nonces };
+  }
+
+  /** An admin client on host `name` (server 0 unless given) that signs its mutating requests. */
+  client(
+    name: string,
+    options: Partial<Omit<DvsClientOptions, "cluster">> & { readonly server?: number } = {},
+  ): DvsClient {
+    const { server, ...rest } = options;
+    const transport = this.network.connect(name, server === undefined ? {} : { server });
+    return new DvsClient(transport, { cluster: "dvs", clientId: name, ...this.signing, ...rest });
   }
 
   get clock() {
@@ -79,6 +110,7 @@ export class SimCluster {
         incarnation: nextIncarnation(),
         timings: this.timings,
         quorum: this.options.quorum ?? false,
+        adminKeys: this.options.adminKeys ?? [SIM_ADMIN.key],
         ...(this.options.membershipMachine ? { membershipMachine: this.options.membershipMachine } : {}),
         ...(this.options.files ? { files: this.options.files } : {}),
         ...(this.options.election

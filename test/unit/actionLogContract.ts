@@ -10,13 +10,13 @@ export interface ActionLogFixture {
   readonly id: (n: number) => string;
 }
 
-function request(action: string, type: string, dst: number | "ALL", at: number): ActionRecord {
+function request(action: string, type: string, dst: number | "ALL", at: number, node = 1): ActionRecord {
   return {
     v: 1,
     kind: "request",
     action,
     at,
-    node: 1,
+    node,
     role: "admin",
     src: "t",
     type,
@@ -27,7 +27,7 @@ function request(action: string, type: string, dst: number | "ALL", at: number):
 }
 
 function reply(action: string, node: number, rcode: number): ActionRecord {
-  return { v: 1, kind: "reply", action, at: 2, node, rcode, count: 1, summary: "{}" };
+  return { v: 1, kind: "reply", action, at: 2, node, via: 1, rcode, count: 1, summary: "{}" };
 }
 
 function outcome(action: string, type: string, dst: number | "ALL", rcode: number): ActionRecord {
@@ -91,6 +91,28 @@ export function actionLogContract(name: string, setup: () => Promise<ActionLogFi
       await log.append(request(id(23), `${type}X`, 2, 4));
       const toTwo = await log.list({ limit: 10, type, node: 2 });
       expect(toTwo.map((s) => s.request.action)).toEqual([id(21), id(22)]);
+    });
+
+    it("refuses a request under an action id another node already logged", async () => {
+      const { log, id } = await setup();
+      const a = id(4);
+      await log.append(request(a, "DCINIT", 1, 1, 1));
+      await expect(log.append(request(a, "DCEND", 2, 2, 2))).rejects.toBeInstanceOf(ActionExistsError);
+      const records = await log.show(a);
+      expect(records.map((r) => (r.kind === "request" ? `${r.type}@${r.node}` : r.kind))).toEqual([
+        "DCINIT@1",
+      ]);
+    });
+
+    it("keeps a refused request's record as written: the refusal and the size of its params, no params", async () => {
+      const { log, id } = await setup();
+      const a = id(5);
+      const { params: _, ...rest } = request(a, "KILL", 3, 1) as Extract<ActionRecord, { kind: "request" }>;
+      const refused: ActionRecord = { ...rest, role: "viewer", refused: "EPERM", paramsBytes: 200_000 };
+      await log.append(refused);
+      const [stored] = await log.show(a);
+      expect(stored).toEqual(refused);
+      expect(stored).not.toHaveProperty("params");
     });
 
     it("shows nothing for an unknown action or an id that is not one", async () => {

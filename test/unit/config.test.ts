@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createUser } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
 import { loadConfig, parseConfig } from "../../actors/config.js";
 import { ConfigError } from "../../actors/errors.js";
@@ -68,6 +69,40 @@ describe("config", () => {
 
   it("reads the NATS password from a file so secrets stay out of the config", () => {
     const secret = file("pass.txt", "s3cret\n");
-    expect(parseConfig({ node: 1, nats: { user: "node", passFile: secret } }).nats.pass).toBe("s3cret");
+    expect(parseConfig({ node: 1, nats: { user: "node-1", passFile: secret } }).nats.pass).toBe("s3cret");
+  });
+
+  it("checks at start-up that nats.nkeySeedFile holds an nkey user seed", () => {
+    const seed = file("node.nk", `${new TextDecoder().decode(createUser().getSeed())}\n`);
+    expect(parseConfig({ node: 1, nats: { nkeySeedFile: seed } }).nats.nkeySeedFile).toBe(seed);
+    expect(() => parseConfig({ node: 1, nats: { nkeySeedFile: join(dir, "none.nk") } })).toThrow(
+      /cannot read nats.nkeySeedFile/,
+    );
+    const notSeed = file("pub.nk", `${createUser().getPublicKey()}\n`);
+    expect(() => parseConfig({ node: 1, nats: { nkeySeedFile: notSeed } })).toThrow(
+      /does not hold an nkey user seed/,
+    );
+  });
+
+  it("trusts no admin key by default, and takes nkey public user keys only", () => {
+    expect(parseConfig({ node: 1 }).adminKeys).toEqual([]);
+    const key = createUser().getPublicKey();
+    expect(parseConfig({ node: 1, adminKeys: [key] }).adminKeys).toEqual([key]);
+    // A seed, a key with a broken checksum and an account key are not admin keys.
+    const seed = new TextDecoder().decode(createUser().getSeed());
+    const broken = `${key.slice(0, -1)}${key.endsWith("A") ? "B" : "A"}`;
+    const account = "AAB4ZGG7AUVNYCAASPAXZIDWNIPHRCLPMALYXBWZOEOVM4ZS3UAG3PN5";
+    for (const bad of [seed, broken, account, "U123"]) {
+      expect(issuesOf(() => parseConfig({ node: 1, adminKeys: [bad] })).map((i) => i.path)).toEqual([
+        "adminKeys.0",
+      ]);
+    }
+  });
+
+  it("takes the admin keys from a flag (DVS_ADMIN_KEYS) over the file", () => {
+    const [a, b] = [createUser().getPublicKey(), createUser().getPublicKey()];
+    const yaml = file("keys.yaml", `node: 1\nadminKeys: [${a}]\n`);
+    expect(loadConfig(yaml, {}).adminKeys).toEqual([a]);
+    expect(loadConfig(yaml, { adminKeys: [b, a] }).adminKeys).toEqual([b, a]);
   });
 });

@@ -1,20 +1,22 @@
 // Keeps docs/deploy.md true: its dvsd config passes the config schema, its
 // systemd units use only real `dvsd run` options and stop-timeouts that fit the
-// config, and its nats-server cluster config passes `nats-server -t`.
+// config, its nats-server cluster config passes `nats-server -t`, and its
+// accounts are exactly what the renderer gives for its keys and hashes.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createUser } from "@nats-io/nkeys";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { type NodeConfig, parseConfig } from "../../actors/config.js";
 import { NatsServerNotFoundError } from "../../actors/errors.js";
+import { renderAccounts } from "../../actors/natsAccounts.js";
 import { natsServerInstalled } from "../../actors/natsServer.js";
 import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const deployDoc = readFileSync(join(repoRoot, "docs", "deploy.md"), "utf8");
-const shippedNatsConf = readFileSync(join(repoRoot, "nats.conf"), "utf8");
 const dvsdBin = join(repoRoot, "dist", "bin", "dvsd.js");
 
 const DVSD_CONFIG = "# /etc/dvsd/dvsd.yaml";
@@ -120,30 +122,27 @@ function dvsdRunOptions(): string[] {
   return options;
 }
 
-/** The doc's dvsd config through parseConfig, with its passFile pointing at a real file. */
+/** The doc's dvsd config through parseConfig, with its nkeySeedFile pointing at a real seed. */
 function parseDocConfig(): { values: Record<string, unknown>; config: NodeConfig } {
   const values = parseYaml(blockStartingWith(deployDoc, "yaml", DVSD_CONFIG)) as Record<string, unknown>;
   const nats = values.nats as Record<string, unknown>;
-  // parseConfig reads nats.passFile; the doc's /etc/dvsd/nats.pass does not exist here.
-  expect(nats.passFile, "the production config reads the password from a file").toEqual(expect.any(String));
-  const passFile = join(dir, "nats.pass");
-  writeFileSync(passFile, "from-the-file\n", { mode: 0o600 });
-  const config = parseConfig({ ...values, nats: { ...nats, passFile } }, "docs/deploy.md");
+  // parseConfig checks nats.nkeySeedFile; the doc's /etc/dvsd/node.nk does not exist here.
+  expect(nats.nkeySeedFile, "the production config logs the node in with its own nkey").toEqual(
+    expect.any(String),
+  );
+  const nkeySeedFile = join(dir, "node.nk");
+  writeFileSync(nkeySeedFile, `${new TextDecoder().decode(createUser().getSeed())}\n`, { mode: 0o600 });
+  const config = parseConfig({ ...values, nats: { ...nats, nkeySeedFile } }, "docs/deploy.md");
   return { values, config };
 }
 
-/** The lines that give users and subject permissions, from `accounts` on. */
-function usersAndPermissions(natsConf: string): string[] {
-  const accounts = natsConf.slice(natsConf.search(/^accounts\s*\{/m));
-  return accounts
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => !l.startsWith("#"))
-    .flatMap((l) => {
-      const user = /user:\s*(\w+)/.exec(l);
-      if (user) return [`user ${user[1]}`];
-      return /^(publish|subscribe|allow):/.test(l) ? [l] : [];
-    });
+/** The doc's accounts, from the comment that opens them to `system_account`. */
+function accountsOf(natsConf: string): string {
+  const start = natsConf.indexOf("# Every user needs credentials");
+  const end = natsConf.indexOf("system_account: SYS\n");
+  if (start < 0 || end < 0)
+    throw new Error("the nats-server config has no accounts block as dvsd nats-accounts prints it");
+  return natsConf.slice(start, end + "system_account: SYS\n".length);
 }
 
 describe("docs/deploy.md", () => {
@@ -168,9 +167,13 @@ describe("docs/deploy.md", () => {
     expect(config.nats.servers).toHaveLength(3);
     expect(config.election.replicas).toBe(3);
     expect(config.actions.replicas).toBe(3);
-    // Credentials from a file, TLS to the servers, and no password in the file itself.
-    expect((values.nats as Record<string, unknown>).pass).toBeUndefined();
-    expect(config.nats.pass).toBe("from-the-file");
+    // Its own identity from a file, no user or password in the file itself, TLS to the servers.
+    const nats = values.nats as Record<string, unknown>;
+    expect(nats.pass).toBeUndefined();
+    expect(nats.user).toBeUndefined();
+    expect(nats.passFile).toBeUndefined();
+    // An admin signing key to trust: changes passed on between nodes must be signed.
+    expect(config.adminKeys).toHaveLength(1);
     expect(config.nats.tls?.caFile).toEqual(expect.any(String));
     expect(config.nats.servers.every((url) => url.startsWith("tls://"))).toBe(true);
     expect(config.stateDir).toBe("/var/lib/dvsd");
@@ -236,14 +239,26 @@ describe("docs/deploy.md", () => {
     expect(unitValue(unit, "Service", "ReadWritePaths").split(/\s+/)).toContain(storeDir);
   });
 
-  it("keeps the users and subject permissions of the shipped nats.conf, with bcrypt hashes instead of its passwords", () => {
-    const conf = blockStartingWith(deployDoc, "conf", NATS_CONFIG);
-    expect(usersAndPermissions(conf)).toEqual(usersAndPermissions(shippedNatsConf));
-    const accounts = conf.slice(conf.search(/^accounts\s*\{/m));
-    const passwords = [...accounts.matchAll(/password:\s*("[^"]*"|\S+)/g)].map((m) => m[1]);
-    expect(passwords).toHaveLength(4);
-    for (const p of passwords) expect(p).toMatch(/^"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"$/);
-    expect(conf).not.toMatch(/-dev"/);
+  it("gives accounts exactly as dvsd nats-accounts renders them: one nkey per node, bcrypt hashes for the people", () => {
+    const accounts = accountsOf(blockStartingWith(deployDoc, "conf", NATS_CONFIG));
+    const nkeys = [...accounts.matchAll(/nkey:\s*"(U[A-Z2-7]{55})"/g)].map((m) => m[1] as string);
+    expect(nkeys, "one key per node 1..3").toHaveLength(3);
+    expect(new Set(nkeys).size).toBe(3);
+    const passwords = [...accounts.matchAll(/password:\s*"([^"]*)"/g)].map((m) => m[1] as string);
+    expect(passwords).toHaveLength(3);
+    for (const p of passwords) expect(p).toMatch(/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/);
+    const [admin, viewer, sys] = passwords as [string, string, string];
+    const rendered = renderAccounts({
+      cluster: "dvs",
+      nodes: nkeys.map((nkey, i) => ({ node: i + 1, secrets: [{ nkey }] })),
+      admin: { password: admin },
+      viewer: { password: viewer },
+      sys: { password: sys },
+    });
+    expect(accounts).toBe(rendered);
+    expect(accounts).not.toMatch(/-dev"/);
+    // No shared node user.
+    expect(accounts).not.toMatch(/user:\s*"?node"?\s*$/m);
   });
 
   it("describes a three-server JetStream cluster", () => {

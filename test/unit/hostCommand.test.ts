@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { childEnvironment, SAFE_PATH } from "../../actors/host/childEnvironment.js";
 import {
   type CommandResult,
   type CommandsConfigInput,
-  commandEnvironment,
   commandsConfigSchema,
 } from "../../actors/host/command.js";
 import { createHostHandlers } from "../../actors/hostRequests.js";
@@ -123,10 +123,7 @@ describe("COMMAND", () => {
     expect(await command(config)("missing")).toMatchObject({ error: "ENOENT" });
   });
 
-  it("gives a command PATH, HOME and LANG but none of the daemon's other variables", () => {
-    expect(commandEnvironment({ PATH: "/bin", HOME: "/root", NATS_PASS: "secret", DVS_NATS: "x" })).toEqual({
-      PATH: "/bin",
-      HOME: "/root",
-    });
+  it("gives a command a fixed PATH and LANG=C and none of the daemon's variables", () => {
+    expect(childEnvironment()).toEqual({ PATH: SAFE_PATH, LANG: "C" });
   });
 });

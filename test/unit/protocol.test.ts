@@ -25,7 +25,8 @@ describe("protocol", () => {
     const s = subjects("dvs");
     expect(s.nodeRqst(1)).toBe("dvs.dvs.node.1.rqst");
     expect(s.anyRqst).toBe("dvs.dvs.rqst");
-    expect(s.events).toBe("dvs.dvs.events");
+    expect(s.events).toBe("dvs.dvs.events.*");
+    expect(s.nodeEvents(3)).toBe("dvs.dvs.events.3");
     expect(s.dnsWho).toBe("dvs.dvs.dns.who");
     expect(() => subjects("a.b")).toThrow(RangeError);
   });

@@ -375,3 +375,37 @@ describe("registry: an ELECTED during its own ELECTION write", () => {
     ]);
   });
 });
+
+describe("registry: an unreadable record in the store", () => {
+  const junk = (revision: number): RegistryRecord => ({
+    coordinator: null,
+    epoch: revision,
+    revision,
+    malformed: true,
+  });
+
+  it("is vouched for by nobody: WHO answers NOTHING, and the store counts as read", () => {
+    const r = registry();
+    expect(r.send(entry(0, junk(12)), who(1))).toEqual([nothing("who")]);
+    expect(r.context.loaded).toBe(true);
+  });
+
+  it("holds off a grant for one lease after it was first seen, then is replaced by compare-and-set on its revision", () => {
+    const r = registry();
+    r.send(entry(100, junk(12)));
+    // It may have been written over a live coordinator, whose lease runs at most this long.
+    expect(r.send(ask("ELECTED", 3, 499))).toEqual([nothing("ELECTED:3")]);
+    expect(expired(r.context, 500)).toBe(true);
+    expect(r.send(ask("ELECTED", 3, 500))).toEqual([write("1", 12, 3, null)]);
+    expect(r.send(written("1", 505, record(3, 13, 13)))).toEqual([coord("ELECTED:3", 13, 13)]);
+    expect(r.send(who(506))).toEqual([ok("who", 3, 13)]);
+  });
+
+  it("written over a live coordinator ends its term in this registry's eyes and is replaced a lease later", () => {
+    const r = withCoordinator();
+    r.send(entry(200, junk(9)));
+    expect(r.send(who(201))).toEqual([nothing("who")]);
+    expect(r.send(ask("SERVER", 4, 599))).toEqual([nothing("SERVER:4")]);
+    expect(r.send(ask("SERVER", 4, 600))).toEqual([write("1", 9, 4, null)]);
+  });
+});

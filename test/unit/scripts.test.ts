@@ -75,10 +75,7 @@ describe("membership event scripts", () => {
 
   it("the environment variables and the stdin JSON reach the script", async () => {
     const out = join(tempDir(), "seen.json");
-    const { scripts, results } = runner(
-      { PARTITION: [process.execPath, recordEnv, out] },
-      { env: { ...process.env, DVS_PARENT_VALUE: "inherited" } },
-    );
+    const { scripts, results } = runner({ PARTITION: [process.execPath, recordEnv, out] });
     const sent = event(12, "PARTITION");
     expect(scripts.enqueue(sent)).toBe("queued");
     await scripts.drain(10_000);
@@ -92,7 +89,6 @@ describe("membership event scripts", () => {
       DVS_VIEW_ID: "12",
       DVS_MEMBERS: "1,3,4",
       DVS_CHANGED: "4:2,1:5",
-      DVS_PARENT_VALUE: "inherited",
     });
     expect(seen.stdin).toBe(`${JSON.stringify(sent)}\n`);
     expect(JSON.parse(seen.stdin)).toEqual(sent);

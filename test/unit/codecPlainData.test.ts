@@ -1,0 +1,113 @@
+// A request holds plain data only: whatever cbor-x can build from tags (cycles,
+// shared references, Sets, Maps, typed arrays, Dates, RegExps, Errors) is
+// answered EBADMSG, at once and without throwing.
+import { Encoder } from "cbor-x";
+import { describe, expect, it } from "vitest";
+import { MAX_PLAIN_DEPTH, notPlainData, parseRqst } from "../../transport/codec.js";
+
+// structuredClone makes cbor-x write tags 28/29 for repeated and cyclic references.
+const tagged = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: true });
+const plain = new Encoder({ useRecords: false, mapsAsObjects: true });
+const asCbor = (v: unknown, encoder = tagged) => ({
+  data: encoder.encode(v) as Uint8Array,
+  headers: undefined,
+});
+const asJson = (text: string) => ({
+  data: new TextEncoder().encode(text),
+  headers: { "Content-Type": "application/json" },
+});
+const spawn = (input: unknown) => ({
+  v: 1,
+  type: "SPAWN",
+  src: "tool-1",
+  dst: 1,
+  seq: 9,
+  params: { dcid: 1, machine: "counter", input },
+});
+
+function refusal(parsed: ReturnType<typeof parseRqst>) {
+  return parsed.ok ? "accepted" : { error: parsed.error, partial: parsed.partial };
+}
+
+describe("plain data in requests", () => {
+  it("a SPAWN whose CBOR input is cyclic (tags 28/29) is answered EBADMSG, naming the request", () => {
+    const input: Record<string, unknown> = { n: 1 };
+    input.self = input;
+    const cyclicArray: unknown[] = [];
+    cyclicArray.push(cyclicArray);
+    for (const value of [input, cyclicArray]) {
+      expect(refusal(parseRqst(asCbor(spawn(value))))).toEqual({
+        error: "EBADMSG",
+        partial: { type: "SPAWN", src: "tool-1", seq: 9 },
+      });
+    }
+  });
+
+  it("a shared reference is refused too: it lets a small message unfold exponentially", () => {
+    let node: unknown = 1;
+    for (let i = 0; i < 40; i++) node = [node, node];
+    const bytes = tagged.encode(spawn(node)) as Uint8Array;
+    expect(bytes.byteLength).toBeLessThan(2_000);
+    expect(refusal(parseRqst({ data: bytes, headers: undefined }))).toMatchObject({ error: "EBADMSG" });
+  });
+
+  it("Sets, Maps, typed arrays, Buffers, Dates, RegExps and Errors anywhere in a request are EBADMSG", () => {
+    const values = [
+      new Set([1, 2]),
+      new Map([["a", 1]]),
+      new Uint8Array([1, 2, 3]),
+      new Float64Array([1.5]),
+      Buffer.from("secret"),
+      new Date(0),
+      /x+/g,
+      new Error("boom"),
+    ];
+    for (const value of values) {
+      expect(refusal(parseRqst(asCbor(spawn({ deep: [{ value }] }))))).toMatchObject({ error: "EBADMSG" });
+      expect(refusal(parseRqst(asCbor({ ...spawn(1), extra: value }, plain)))).toMatchObject({
+        error: "EBADMSG",
+      });
+    }
+  });
+
+  it("nesting deeper than the limit is EBADMSG in CBOR and in JSON; the limit itself passes", () => {
+    const nest = (depth: number) => {
+      let v: unknown = 0;
+      for (let i = 0; i < depth; i++) v = [v];
+      return v;
+    };
+    // The envelope and params take two of the levels.
+    const fits = MAX_PLAIN_DEPTH - 2;
+    expect(parseRqst(asCbor(spawn(nest(fits)), plain)).ok).toBe(true);
+    expect(refusal(parseRqst(asCbor(spawn(nest(fits + 1)), plain)))).toMatchObject({ error: "EBADMSG" });
+    const deepJson = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
+    const r = parseRqst(
+      asJson(
+        `{"v":1,"type":"SPAWN","src":"t","dst":1,"seq":1,"params":{"dcid":1,"machine":"counter","input":${deepJson}}}`,
+      ),
+    );
+    expect(r.ok ? "accepted" : [r.error, r.encoding]).toEqual(["EBADMSG", "json"]);
+  });
+
+  it("plain objects, arrays and scalars of every kind pass, in CBOR and in JSON", () => {
+    const input = { a: [1, "x", null, true, { b: -2.5 }], c: {}, d: [], big: 2n ** 70n };
+    expect(parseRqst(asCbor(spawn(input), plain)).ok).toBe(true);
+    expect(notPlainData(Object.assign(Object.create(null), { a: 1 }))).toBeUndefined();
+    expect(
+      parseRqst(asJson(JSON.stringify(spawn({ a: [1, "x", null, true, { b: -2.5 }], __proto__x: {} })))).ok,
+    ).toBe(true);
+  });
+
+  it("the walk names what it refused and never throws, whatever it is given", () => {
+    expect(notPlainData(new Map())).toBe("Map");
+    expect(notPlainData([new Set()])).toBe("Set");
+    expect(notPlainData({ f: () => 1 })).toBe("function");
+    class Point {
+      x = 1;
+    }
+    expect(notPlainData({ p: new Point() })).toBe("object with a class");
+    const loop: unknown[] = [];
+    loop.push(loop);
+    expect(notPlainData({ loop })).toBe("shared or cyclic reference");
+  });
+});

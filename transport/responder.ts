@@ -1,0 +1,84 @@
+// The one way a dvsd component answers a message: only to a reply subject in
+// the inbox namespace. NATS does not check a publish's reply subject against
+// the publisher's permissions, so a requester could otherwise make a node
+// publish, with the node's rights, to any subject it names (a JetStream API
+// call, a KV key, an action-log record). Each user may subscribe only to its
+// own `_INBOX.<user>` prefix (nats.conf), so a reply sent into the inbox
+// namespace reaches nobody but the owner of that inbox (docs/security.md).
+import type { Headers, Message, Transport } from "./transport.js";
+
+/** The root of every inbox; a user's own prefix is `_INBOX.<user>`. */
+export const INBOX_ROOT = "_INBOX";
+
+const USER_TOKEN = /[^A-Za-z0-9_-]/g;
+const REPLY_TOKEN = /^[^\s.*>]{1,128}$/;
+/** Longest reply subject accepted; nats.js inboxes are about 50 characters. */
+const MAX_REPLY_LENGTH = 256;
+
+/**
+ * The inbox prefix of a user: `_INBOX.<user>`, the user name reduced to one
+ * subject token (anything outside `[A-Za-z0-9_-]` becomes `_`).
+ */
+export function inboxPrefixFor(user: string | undefined): string {
+  if (user === undefined || user.length === 0) return INBOX_ROOT;
+  return `${INBOX_ROOT}.${user.replace(USER_TOKEN, "_").slice(0, 64)}`;
+}
+
+/** True for a reply subject dvsd may answer: `_INBOX.<token>[.<token>…]`, no wildcards, bounded. */
+export function isInboxReply(reply: string): boolean {
+  if (reply.length > MAX_REPLY_LENGTH) return false;
+  const tokens = reply.split(".");
+  if (tokens.length < 2 || tokens[0] !== INBOX_ROOT) return false;
+  for (let i = 1; i < tokens.length; i++) if (!REPLY_TOKEN.test(tokens[i] as string)) return false;
+  return true;
+}
+
+/** What happened to an answer. */
+export type ReplyResult = "sent" | "no-reply" | "refused";
+
+export interface ResponderOptions {
+  /** Called for each reply subject refused (log it, rate-limited): the answer was dropped. */
+  readonly onRefused?: (reply: string, subject: string) => void;
+}
+
+export interface AnswerOptions {
+  readonly headers?: Headers;
+  /**
+   * An exact reply subject also accepted besides inboxes, for a component that
+   * names its own reply subject (a node's gather subject). Anything else is refused.
+   */
+  readonly alsoAllow?: (reply: string) => boolean;
+}
+
+/** Answers messages on one transport, refusing reply subjects outside the inbox namespace. */
+export class Responder {
+  /** Answers refused because of their reply subject. */
+  refused = 0;
+
+  constructor(
+    readonly transport: Pick<Transport, "publish">,
+    readonly options: ResponderOptions = {},
+  ) {}
+
+  /** Whether `msg` may be answered at all (it has a reply subject dvsd accepts). */
+  accepts(msg: Pick<Message, "reply">, alsoAllow?: (reply: string) => boolean): boolean {
+    return msg.reply !== undefined && (isInboxReply(msg.reply) || alsoAllow?.(msg.reply) === true);
+  }
+
+  /** Publishes `data` to `msg.reply` when it is an accepted reply subject; throws what publish throws. */
+  answer(
+    msg: Pick<Message, "reply" | "subject">,
+    data: Uint8Array,
+    options: AnswerOptions = {},
+  ): ReplyResult {
+    const { reply } = msg;
+    if (reply === undefined || reply.length === 0) return "no-reply";
+    if (!this.accepts(msg, options.alsoAllow)) {
+      this.refused++;
+      this.options.onRefused?.(reply, msg.subject);
+      return "refused";
+    }
+    this.transport.publish(reply, data, options.headers ? { headers: options.headers } : undefined);
+    return "sent";
+  }
+}
