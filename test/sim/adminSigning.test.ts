@@ -16,12 +16,7 @@ afterEach(() => {
 });
 
 async function cluster(seed: number, ids: readonly number[]) {
-  const c = new SimCluster({ seed });
-  for (const id of ids) c.start(id);
-  await c.clock.runUntil(() => {
-    const views = c.views();
-    return ids.every((id) => views.get(id)?.members.length === ids.length);
-  }, 5_000);
+  const c = await SimCluster.converged(seed, ids);
   // Everything the nodes pass on to each other, as it is on the wire.
   const s = subjects("dvs");
   const spy = c.network.connect("spy");

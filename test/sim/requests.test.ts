@@ -13,12 +13,7 @@ afterEach(() => {
 });
 
 async function cluster(seed: number, ids: readonly number[]) {
-  const c = new SimCluster({ seed });
-  for (const id of ids) c.start(id);
-  await c.clock.runUntil(() => {
-    const views = c.views();
-    return ids.every((id) => views.get(id)?.members.length === ids.length);
-  }, 5_000);
+  const c = await SimCluster.converged(seed, ids);
   const client = c.client("tool", { timeoutMs: 10_000 });
   stopClock = c.clock.autoRun();
   return { c, client };

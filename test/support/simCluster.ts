@@ -63,6 +63,17 @@ export class SimCluster {
   readonly #nonces: Random;
   #order = 0;
 
+  /** Nodes `ids` on a fresh simulated network, once every node's view holds them all (within 5 simulated s). */
+  static async converged(seed: number, ids: readonly number[]): Promise<SimCluster> {
+    const c = new SimCluster({ seed });
+    for (const id of ids) c.start(id);
+    await c.clock.runUntil(() => {
+      const views = c.views();
+      return ids.every((id) => views.get(id)?.members.length === ids.length);
+    }, 5_000);
+    return c;
+  }
+
   constructor(readonly options: SimClusterOptions) {
     this.network = new SimNetwork({ trace: false, ...options });
     this.timings = options.timings ?? defaultTimings();
