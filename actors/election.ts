@@ -40,7 +40,7 @@ import {
   type RegistryAnswer as WireAnswer,
   whoSchema,
 } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
+import { isInboxReply, refusalLog } from "../transport/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
@@ -385,11 +385,7 @@ export class Election {
   #replyOf(msg: Message): string | undefined {
     if (!msg.reply) return undefined;
     if (isInboxReply(msg.reply)) return msg.reply;
-    this.#warn(
-      "reply-subject",
-      { subject: msg.subject, reply: msg.reply },
-      "refused to answer outside the inbox namespace",
-    );
+    this.#warn("reply-subject", ...refusalLog(msg.reply, msg.subject));
     return undefined;
   }
 

@@ -23,7 +23,7 @@ import {
   PROTOCOL_VERSION,
   probeReplySchema,
 } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
+import { Responder, refusalLog } from "../transport/responder.js";
 import type { Subjects } from "../transport/subjects.js";
 import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
@@ -50,6 +50,7 @@ export class Membership {
   readonly actor: Actor<MembershipMachine>;
   readonly #o: MembershipOptions;
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #responder: Responder;
   #subscriptions: Subscription[] = [];
   #heartbeatTimer: TimerHandle | undefined;
   #tickTimer: TimerHandle | undefined;
@@ -68,6 +69,9 @@ export class Membership {
   constructor(options: MembershipOptions) {
     this.#o = options;
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#responder = new Responder(options.transport, {
+      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    });
     const machine = (options.machine ?? membershipMachine).provide({
       actions: {
         announce: (_, change) => this.#announce(change),
@@ -108,8 +112,7 @@ export class Membership {
     this.#subscriptions = [
       transport.subscribe(subjects.heartbeats, (msg) => this.#onHeartbeat(msg)),
       transport.subscribe(subjects.probe(self.node), (msg) => {
-        if (msg.reply && isInboxReply(msg.reply))
-          transport.publish(msg.reply, encode({ node: self.node, incarnation: self.incarnation }));
+        this.#responder.answer(msg, encode({ node: self.node, incarnation: self.incarnation }));
       }),
     ];
     this.#heartbeat();

@@ -26,7 +26,7 @@ import {
   type Rqst,
   type ServerType,
 } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
+import { Responder, refusalLog } from "../transport/responder.js";
 import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type ActionLog, actionIds } from "./actionLog.js";
@@ -377,8 +377,11 @@ export class NodeRuntime<T extends Transport = Transport> {
       this.#onDcSync(msg.data),
     );
     await processes.start();
+    const statusResponder = new Responder(transport, {
+      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    });
     this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
-      if (msg.reply && isInboxReply(msg.reply)) transport.publish(msg.reply, encode(this.status()));
+      statusResponder.answer(msg, encode(this.status()));
     });
     this.#startMembership(transport, undefined);
     if (this.components.coordinatorStore) {

@@ -32,7 +32,7 @@ import {
   type Rply,
   type Rqst,
 } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
+import { Responder, refusalLog } from "../transport/responder.js";
 import type { Subjects } from "../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { LocationTable, procKey } from "./locations.js";
@@ -246,6 +246,7 @@ export class ProcessRuntime {
   readonly #self: NodeId;
   readonly #incarnation: number;
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #responder: Responder;
   readonly #proxies: Proxies;
   readonly #locations = new LocationTable();
   readonly #hosted = new Map<string, Hosted>();
@@ -269,6 +270,9 @@ export class ProcessRuntime {
     this.#self = options.node;
     this.#incarnation = options.incarnation ?? options.clock.now();
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#responder = new Responder(options.transport, {
+      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    });
     this.#proxies = new Proxies({
       node: options.node,
       subjects: options.subjects,
@@ -911,9 +915,8 @@ export class ProcessRuntime {
   /** On the target: take an offered process, or drop one whose offer timed out at the old host. */
   #onMigration(msg: Message): void {
     const answer = (reply: MigrationReply): void => {
-      if (msg.reply === undefined || !isInboxReply(msg.reply)) return;
       try {
-        this.#o.transport.publish(msg.reply, encode(reply));
+        this.#responder.answer(msg, encode(reply));
       } catch (error) {
         this.#warn("migration-reply", { err: error }, "could not answer a migration");
       }

@@ -50,6 +50,14 @@ export interface AnswerOptions {
   readonly alsoAllow?: (reply: string) => boolean;
 }
 
+/**
+ * The fields and message a component logs (throttled) for a refused reply
+ * subject, so every refusal reads alike in the logs.
+ */
+export function refusalLog(reply: string, subject: string): [Record<string, unknown>, string] {
+  return [{ subject, reply: reply.slice(0, 200) }, "refused to answer outside the inbox namespace"];
+}
+
 /** Answers messages on one transport, refusing reply subjects outside the inbox namespace. */
 export class Responder {
   /** Answers refused because of their reply subject. */

@@ -47,7 +47,7 @@ import {
 } from "../../transport/fileProtocol.js";
 import type { CasStore } from "../../transport/kv.js";
 import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../transport/protocol.js";
-import { isInboxReply } from "../../transport/responder.js";
+import { isInboxReply, refusalLog } from "../../transport/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../../transport/transport.js";
 import { type Logger, throttledWarn } from "../logger.js";
@@ -234,11 +234,7 @@ export class FileService {
   #reply(msg: Message, answer: FileAnswer | PeerFileAnswer, encoding: Encoding = "cbor"): void {
     if (!msg.reply) return;
     if (!isInboxReply(msg.reply)) {
-      this.#warn(
-        "reply-subject",
-        { subject: msg.subject, reply: msg.reply },
-        "refused to answer outside the inbox namespace",
-      );
+      this.#warn("reply-subject", ...refusalLog(msg.reply, msg.subject));
       return;
     }
     try {
