@@ -67,7 +67,9 @@ export function addClusterCommands(program: Command): void {
 
   program
     .command("watch")
-    .description("print membership and COORDINATOR events (dvs.<c>.events) as they happen, until Ctrl-C")
+    .description(
+      "print membership and COORDINATOR events (dvs.<c>.events.<node>) as they happen, until Ctrl-C",
+    )
     .addHelpText(
       "after",
       "\nOne line per event and observing node: time, observer node/incarnation, event, view id, members, changed, cause.\nWith --json, one JSON object per line.\n\nExample:\n  $ dvsctl watch --json",
@@ -90,6 +92,13 @@ export function addClusterCommands(program: Command): void {
           if (!parsed?.success) {
             const reason = decoded.ok ? "not a cluster event" : decoded.message;
             process.stderr.write(`dvsctl: skipped a malformed message on ${subject}: ${reason}\n`);
+            return;
+          }
+          // Only node N may publish on events.N: an event whose body names another observer is forged.
+          if (msg.subject !== subjects(g.cluster).nodeEvents(parsed.data.node)) {
+            process.stderr.write(
+              `dvsctl: skipped an event of node ${parsed.data.node} that arrived on ${msg.subject}\n`,
+            );
             return;
           }
           process.stdout.write(`${g.json ? JSON.stringify(parsed.data) : formatEvent(parsed.data)}\n`);

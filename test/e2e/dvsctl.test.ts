@@ -3,7 +3,7 @@
 // dc, node, rqst) with their tables, --json and exit statuses; then `members`
 // and `watch` with the membership events when a node leaves gracefully and
 // when one is killed.
-import { connect } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { decode } from "../../transport/codec.js";
@@ -361,9 +361,25 @@ describe("dvsctl members and watch", () => {
     // A malformed message is skipped with a note, and the watch goes on.
     const nc = await connect({ servers: env.DVS_NATS ?? "", ...DEV_USERS.admin });
     nc.publish("dvs.dvs.events.9", "not cbor at all");
+    // A well-formed event of node 2 on node 9's subject: the subject, not the body, says who saw it.
+    const forged = {
+      v: 1,
+      node: 2,
+      incarnation: 1,
+      event: "DISCONNECT",
+      view: { id: 99, members: [2] },
+      changed: [{ node: 1, incarnation: 1 }],
+      cause: "forged",
+      at: 0,
+    };
+    const jsonType = headers();
+    jsonType.set("Content-Type", "application/json");
+    nc.publish("dvs.dvs.events.9", JSON.stringify(forged), { headers: jsonType });
     await nc.flush();
     await nc.close();
     await json.waitFor(/skipped a malformed message/);
+    await json.waitFor(/skipped an event of node 2 that arrived on dvs\.dvs\.events\.9/);
+    expect(json.output()).not.toContain('"cause":"forged"');
 
     const pidOf = (id: number) => nodes.find((n) => n.node === id)?.pid ?? -1;
     process.kill(pidOf(2), "SIGTERM");
