@@ -7,7 +7,7 @@
 // asks for writes. Pure: time arrives in events (`at`), store operations and
 // answers are named actions the runtime performs (actors/election.ts), and
 // their results come back as events.
-import { enqueueActions, setup } from "xstate";
+import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../transport/protocol.js";
 import { notProvided } from "./notProvided.js";
 
@@ -310,6 +310,12 @@ export const registryMachine = setup({
     events: {} as RegistryEvent,
   },
   actions: {
+    /**
+     * The step's new context. A named assign, made once here: `enqueue.assign`
+     * would create one per event, which XState warns about whenever the event
+     * arrives from inside another actor's action (the election's server role).
+     */
+    setContext: assign((_, params: RegistryContext) => params),
     answer: notProvided("action answer") as (
       _: unknown,
       params: { ref: Ref; answer: RegistryAnswer },
@@ -329,7 +335,7 @@ export const registryMachine = setup({
       actions: enqueueActions(({ context, event, enqueue }) => {
         const next = structuredClone(context);
         const outputs = registryStep(next, event);
-        enqueue.assign(next);
+        enqueue({ type: "setContext", params: next });
         for (const o of outputs) {
           if (o.type === "answer") enqueue({ type: "answer", params: { ref: o.ref, answer: o.answer } });
           else if (o.type === "write") enqueue({ type: "write", params: o.write });

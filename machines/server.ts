@@ -249,10 +249,9 @@ function endTerm(context: ServerContext, cause: string): Step {
 }
 
 type Enqueue = (action: never) => void;
-type Assign = (context: ServerContext) => void;
 
-function run(step: Step, enqueue: { assign: Assign } & Enqueue): void {
-  enqueue.assign(step.context);
+function run(step: Step, enqueue: Enqueue): void {
+  enqueue({ type: "setContext", params: step.context } as never);
   for (const o of step.outputs) enqueue(o as never);
 }
 
@@ -265,6 +264,12 @@ export const serverMachine = setup({
     events: {} as ServerEvent,
   },
   actions: {
+    /**
+     * A step's new context (or part of it). A named assign, made once here:
+     * `enqueue.assign` would create one per event, which XState warns about
+     * whenever the event arrives from inside another actor's action.
+     */
+    setContext: assign((_, params: Partial<ServerContext>) => params),
     /** Remember what the registry vouches for (the highest epoch, and the coordinator when this server holds no term). */
     noteView: assign(({ context, event }) => {
       const next = copy(context);
@@ -390,7 +395,7 @@ export const serverMachine = setup({
           actions: enqueueActions(({ context, event, enqueue }) => {
             const next = copy(context);
             noteView(next, event.coordinator, event.epoch);
-            enqueue.assign(next);
+            enqueue({ type: "setContext", params: next });
             // The record names a coordinator whose lease ran out: ELECTION clears it in the registry.
             if (event.coordinator !== null)
               enqueue({ type: "startElection", params: { epoch: event.epoch } });
@@ -468,7 +473,7 @@ export const serverMachine = setup({
         next.asking = false;
         next.stepDown = null;
         next.statusAt = event.at;
-        enqueue.assign(next);
+        enqueue({ type: "setContext", params: next });
         enqueue({ type: "announce", params: { coordinator: next.self, epoch, cause: "elected" } });
         enqueue({ type: "broadcast", params: { message: "ELECTED", epoch } });
         enqueue({ type: "broadcast", params: { message: "STATUS", epoch } });
@@ -488,14 +493,17 @@ export const serverMachine = setup({
               if (lease === null) return;
               const t = context.timings;
               if (!lease.renewing && event.at - lease.lastRenewAt >= t.renewMs) {
-                enqueue.assign({ lease: { ...lease, renewing: true, lastRenewAt: event.at } });
+                enqueue({
+                  type: "setContext",
+                  params: { lease: { ...lease, renewing: true, lastRenewAt: event.at } },
+                });
                 enqueue({
                   type: "renewLease",
                   params: { expected: lease.revision, epoch: context.epoch, sentAt: event.at },
                 });
               }
               if (event.at - context.statusAt >= t.statusMs) {
-                enqueue.assign({ statusAt: event.at });
+                enqueue({ type: "setContext", params: { statusAt: event.at } });
                 enqueue({ type: "broadcast", params: { message: "STATUS", epoch: context.epoch } });
               }
             }),
