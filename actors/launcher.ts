@@ -9,12 +9,13 @@ import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:f
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import { DvsClient } from "../transport/client.js";
+import { agreeOnView, collectStatus, formatMembers } from "../client/clusterStatus.js";
+import { DvsClient } from "../client/dvsClient.js";
+import { formatTable } from "../client/table.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import type { NodeStatus } from "../transport/protocol.js";
 import { type Rply, rcode } from "../transport/protocol.js";
 import { generateAdminKey, loadAdminSigner } from "./adminKey.js";
-import { agreeOnView, collectStatus, formatMembers } from "./clusterStatus.js";
 import {
   type Credentials,
   DEV_USERS,
@@ -28,7 +29,6 @@ import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, checkClusterServer, freePort, type NatsServer, startNatsServer } from "./natsServer.js";
 import { DVSD_NODE_FLAGS } from "./nodeFlags.js";
-import { formatTable } from "./table.js";
 
 export interface LaunchOptions {
   readonly nodes: number;

@@ -5,7 +5,7 @@
 
 import { silentLogger } from "../actors/logger.js";
 import { RequestServer } from "../actors/requestServer.js";
-import { DvsClient } from "../transport/client.js";
+import { DvsClient } from "../client/dvsClient.js";
 import { systemClock } from "../transport/clock.js";
 import { encode, makeRply } from "../transport/codec.js";
 import { PROTOCOL_VERSION } from "../transport/protocol.js";

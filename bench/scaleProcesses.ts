@@ -6,10 +6,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { agreeOnView, collectStatus } from "../actors/clusterStatus.js";
 import { DEV_USERS, devNodeCredentials } from "../actors/credentials.js";
 import { devServerConfig, renderNatsConfig } from "../actors/natsAccounts.js";
 import { DVSD_NODE_FLAGS } from "../actors/nodeFlags.js";
+import { agreeOnView, collectStatus } from "../client/clusterStatus.js";
 import { decode, encodingOf } from "../transport/codec.js";
 import { connectNats } from "../transport/nats.js";
 import { eventSchema, type NodeStatus } from "../transport/protocol.js";

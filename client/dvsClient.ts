@@ -2,10 +2,10 @@
 // the cluster, and validates the RPLY. Used by dvsctl, the benchmarks and tests;
 // external tools may speak the same protocol with any NATS client.
 import { monotonicFactory } from "ulid";
-import { type AdminSigner, signRqst } from "./adminSignature.js";
-import { type Clock, type Random, randomToken, systemClock, systemRandom } from "./clock.js";
-import { type Encoding, encode, encodingOf, headersFor, parseRply } from "./codec.js";
-import { BadReplyError } from "./errors.js";
+import { type AdminSigner, signRqst } from "../transport/adminSignature.js";
+import { type Clock, type Random, randomToken, systemClock, systemRandom } from "../transport/clock.js";
+import { type Encoding, encode, encodingOf, headersFor, parseRply } from "../transport/codec.js";
+import { BadReplyError } from "../transport/errors.js";
 import {
   ALL,
   isRequestType,
@@ -16,9 +16,9 @@ import {
   type Role,
   type Rply,
   type RqstAuth,
-} from "./protocol.js";
-import { type Subjects, subjects as subjectsOf } from "./subjects.js";
-import type { Transport } from "./transport.js";
+} from "../transport/protocol.js";
+import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+import type { Transport } from "../transport/transport.js";
 
 export interface DvsClientOptions {
   readonly cluster: string;

@@ -6,8 +6,10 @@
 // deadline, so a commit that was recorded before the coordinator died is
 // answered SUCCESS by the next one.
 import { createHash } from "node:crypto";
-import type { Clock, TimerHandle } from "../../transport/clock.js";
-import { decode, encode } from "../../transport/codec.js";
+import { FileStoreError } from "../actors/files/errors.js";
+import { readChunks } from "../actors/files/pull.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { decode, encode } from "../transport/codec.js";
 import {
   CHUNK_BYTES,
   type FileAnswer,
@@ -16,13 +18,11 @@ import {
   type FileListing,
   fileAnswerSchema,
   readRequestSchema,
-} from "../../transport/fileProtocol.js";
-import { PROTOCOL_VERSION } from "../../transport/protocol.js";
-import { isInboxReply } from "../../transport/responder.js";
-import type { Subjects } from "../../transport/subjects.js";
-import type { Message, Transport } from "../../transport/transport.js";
-import { FileStoreError } from "./errors.js";
-import { readChunks } from "./pull.js";
+} from "../transport/fileProtocol.js";
+import { PROTOCOL_VERSION } from "../transport/protocol.js";
+import { isInboxReply } from "../transport/responder.js";
+import type { Subjects } from "../transport/subjects.js";
+import type { Message, Transport } from "../transport/transport.js";
 
 /** The bytes of a file being committed: read in chunks, so a large file need not be in memory. */
 export interface FileSource {

@@ -3,7 +3,7 @@
 // once it knows a coordinator it uses it until told it failed, and then
 // reports FAILED with that coordinator's epoch (so a registry that has since
 // moved on can tell the report is obsolete) before asking again. Pure: time
-// arrives in events, sending is a named action (actors/registryClient.ts).
+// arrives in events, sending is a named action (client/registryClient.ts).
 import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../transport/protocol.js";
 import { notProvided } from "./notProvided.js";

@@ -1,6 +1,6 @@
 // A key-value store with compare-and-set: what the registry's coordinator
 // record lives in (SPEC 7). Two implementations keep one contract
-// (test/transport/kvContract.ts): JetStream KV over a real nats-server
+// (test/contracts/casStore/contract.ts): JetStream KV over a real nats-server
 // (kvJetStream.ts), where the revision is the stream sequence, and the
 // simulated linearizable store of the `sim` network (sim/kv.ts), reachable only
 // from where JetStream would be.

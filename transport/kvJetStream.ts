@@ -1,7 +1,7 @@
 // The registry's compare-and-set store (SPEC 7) in JetStream KV over a real
 // nats-server: a file-backed bucket keeping one value per key, whose revisions
 // are the stream's sequence. sim/kv.ts is its simulated twin; both keep
-// test/transport/kvContract.ts.
+// test/contracts/casStore/contract.ts.
 import { JetStreamApiCodes, JetStreamApiError, jetstream, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm, type KvWatchEntry, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";

@@ -1,5 +1,5 @@
 // The Transport: the small interface every part of dvsd uses to move bytes.
-// Two implementations run one contract suite unchanged (test/transport/contract.ts):
+// Two implementations run one contract suite unchanged (test/contracts/transport/contract.ts):
 // `nats.ts` over a real nats-server, and `sim/` over a simulated deployment.
 
 export type Headers = Readonly<Record<string, string>>;

@@ -1,7 +1,7 @@
 // Where a server keeps the file versions it holds (SPEC 8): a replica is one
 // version of one file, written in chunks, checked against its SHA-256 and made
 // durable (fsync) before it counts, and read back in chunks. Two implementations
-// keep one contract (test/unit/replicaStoreContract.ts): files on disk
+// keep one contract (test/contracts/replicaStore/contract.ts): files on disk
 // (diskReplicas.ts) and the simulated disk of the `sim` network (memoryReplicas.ts).
 import { type FileIdentity, fileIdentitySchema } from "../../transport/fileProtocol.js";
 import { FileStoreError } from "./errors.js";

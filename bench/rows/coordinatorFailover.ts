@@ -4,7 +4,7 @@
 // survivor's own registry (`dvs.<c>.dns.node.<id>.who`) until each names
 // another node with a larger epoch, then restarts the killed node and waits
 // until it is back in every view and every registry agrees again.
-import { agreedCoordinator, RegistryClient } from "../../actors/registryClient.js";
+import { agreedCoordinator, RegistryClient } from "../../client/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import type { RegistryAnswer } from "../../transport/protocol.js";
 import type { BenchContext, BenchRow, Measurement, Ratio } from "../row.js";

@@ -4,7 +4,7 @@
 // the same nats-server, hashed the same way. Sequential reads of a few names
 // committed beforehand, raw and ours alternating in blocks after a warm-up of
 // each. Reported for information: there is no target.
-import { memorySink } from "../../actors/files/fileClient.js";
+import { memorySink } from "../../client/fileClient.js";
 import { UnexpectedReplyError } from "../errors.js";
 import type { BenchRow } from "../row.js";
 import { describeReady, FILE_CLUSTER_NOTE, REPLICATION_FACTOR, startFileCluster } from "./fileCluster.js";

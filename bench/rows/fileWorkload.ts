@@ -3,7 +3,7 @@
 // new versions with new bytes. Contents are a fixed pattern (no randomness),
 // hashed before the clock starts: the client needs the SHA-256 before it can
 // send COMMIT, and producing it is the caller's work, not the store's.
-import { bytesSource, type FileSource } from "../../actors/files/fileClient.js";
+import { bytesSource, type FileSource } from "../../client/fileClient.js";
 
 /** Distinct file names a row cycles through. */
 const NAMES = 4;

@@ -3,7 +3,7 @@
 // sharing them a flood would stall the event loop long enough for peers to
 // suspect the node. One `dvsd run` process; the heartbeat gap is measured on
 // the wire, against the idle gap just before, in the same run.
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { UnexpectedReplyError } from "../errors.js";
 import type { BenchRow } from "../row.js";
 import { summarize } from "../stats.js";

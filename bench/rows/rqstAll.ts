@@ -6,7 +6,7 @@
 // ratio shows what gathering adds over the slowest member; the absolute
 // figures show that nobody waits for the gather's 2 s timeout.
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "../../actors/node.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { type Rply, rcode } from "../../transport/protocol.js";
 import { UnexpectedReplyError } from "../errors.js";
 import { interleaved, sequential } from "../load.js";

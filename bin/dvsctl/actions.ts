@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import type { ActionRecord, ActionSummary, RequestRecord } from "../../actors/actionLog.js";
 import { JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { formatTable } from "../../actors/table.js";
+import { formatTable } from "../../client/table.js";
 import { actionIdSchema } from "../../transport/protocol.js";
 import { count, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";

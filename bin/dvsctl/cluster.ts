@@ -2,10 +2,10 @@
 // `nodes` (NATS micro discovery), `members` (every node's status and view) and
 // `watch` (membership events as they happen).
 import type { Command } from "commander";
-import { collectStatus, formatMembers } from "../../actors/clusterStatus.js";
 import { discoverNodes } from "../../actors/discovery.js";
-import { type Answer, RegistryClient } from "../../actors/registryClient.js";
-import { formatTable } from "../../actors/table.js";
+import { collectStatus, formatMembers } from "../../client/clusterStatus.js";
+import { type Answer, RegistryClient } from "../../client/registryClient.js";
+import { formatTable } from "../../client/table.js";
 import { systemClock } from "../../transport/clock.js";
 import { decode, encodingOf } from "../../transport/codec.js";
 import { type ClusterEvent, clusterEventSchema } from "../../transport/protocol.js";

@@ -4,7 +4,7 @@
 // with sizes in KiB/MiB/GiB and percentages with one decimal; --json prints
 // the RPLY as it came.
 import { type Command, Option } from "commander";
-import { formatTable } from "../../actors/table.js";
+import { formatTable } from "../../client/table.js";
 import { ALL, type NodeId, type Rply } from "../../transport/protocol.js";
 import { nodeId, nodeTarget, positive } from "./args.js";
 import {

@@ -4,7 +4,7 @@
 // node of the DC that is in the view; SPAWN runs the process on the node asked.
 import { type Command, Option } from "commander";
 import { ANY_ENDPOINT, ANY_RQST, PROC_FLAGS } from "../../actors/processes.js";
-import type { DvsClient } from "../../transport/client.js";
+import type { DvsClient } from "../../client/dvsClient.js";
 import { ALL, type NodeId, type Rply } from "../../transport/protocol.js";
 import { dcid, endpoint, jsonObject, jsonValue, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";

@@ -3,7 +3,7 @@
 // request type has a view that turns an entry's `data` into table columns;
 // `--json` bypasses all of this and prints the RPLY as it came.
 import { NODE_FLAGS } from "../../actors/dvsRequests.js";
-import { formatTable } from "../../actors/table.js";
+import { formatTable } from "../../client/table.js";
 import { errorName, type Rply } from "../../transport/protocol.js";
 
 /** Turns one successful entry's `data` into rows of cells (usually one row). */

@@ -2,8 +2,8 @@
 // or one JSON object, for the types that have no command of their own and for
 // scripts. The table shows each reply's raw fields and data as JSON.
 import { type Command, Option } from "commander";
-import { parseParams } from "../../actors/params.js";
-import { formatTable } from "../../actors/table.js";
+import { parseParams } from "../../client/params.js";
+import { formatTable } from "../../client/table.js";
 import { ALL, REQUEST_TYPES, type Rply } from "../../transport/protocol.js";
 import { nodeTarget } from "./args.js";
 import { DATA_VIEW, rcodeLabel } from "./replies.js";

@@ -5,15 +5,15 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { COORDINATOR_KEY } from "../../actors/election.js";
+import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
 import {
   type Answer,
   agreedCoordinator,
   type Coordinator,
   RegistryClient,
-} from "../../actors/registryClient.js";
+} from "../../client/registryClient.js";
 import { systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agreedCoordinator, RegistryClient } from "../../actors/registryClient.js";
+import { agreedCoordinator, RegistryClient } from "../../client/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";

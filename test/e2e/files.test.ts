@@ -12,7 +12,7 @@ import { monotonicFactory } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { FileStoreError } from "../../actors/files/errors.js";
-import { bytesSource, FileClient } from "../../actors/files/fileClient.js";
+import { bytesSource, FileClient } from "../../client/fileClient.js";
 import { sleep, systemClock, systemRandom } from "../../transport/clock.js";
 import { decode } from "../../transport/codec.js";
 import type { FileListing } from "../../transport/fileProtocol.js";

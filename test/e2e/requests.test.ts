@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_KEY_FILE, loadAdminSigner } from "../../actors/adminKey.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import type { AdminSigner } from "../../transport/adminSignature.js";
-import { DvsClient } from "../../transport/client.js";
 import { decode, encode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {

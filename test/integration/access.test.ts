@@ -14,7 +14,7 @@ import { type Credentials, DEV_USERS, devNodeCredentials } from "../../actors/cr
 import { createNatsNode } from "../../actors/daemon.js";
 import { silentLogger } from "../../actors/logger.js";
 import type { NodeRuntime } from "../../actors/node.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { encode, parseRply } from "../../transport/codec.js";
 import { AuthorizationError, PermissionDeniedError } from "../../transport/errors.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";

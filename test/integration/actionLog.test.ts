@@ -10,8 +10,8 @@ import { type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
 import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
 import { DEV_USERS } from "../../actors/credentials.js";
 import { startNatsServer } from "../../actors/natsServer.js";
+import { actionLogContract } from "../contracts/actionLog/contract.js";
 import { natsConf, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { actionLogContract } from "../unit/actionLogContract.js";
 
 let server: TestNatsServer;
 let nc: NatsConnection;

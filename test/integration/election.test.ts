@@ -14,7 +14,7 @@ import { createNatsNode } from "../../actors/daemon.js";
 import { COORDINATOR_KEY } from "../../actors/election.js";
 import { silentLogger } from "../../actors/logger.js";
 import type { NodeRuntime } from "../../actors/node.js";
-import { agreedCoordinator, type Coordinator, RegistryClient } from "../../actors/registryClient.js";
+import { agreedCoordinator, type Coordinator, RegistryClient } from "../../client/registryClient.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import type { NatsTransport as Transport } from "../../transport/nats.js";

@@ -14,7 +14,7 @@ import { silentLogger } from "../../actors/logger.js";
 import { nodeKeyFiles, renderNatsConfig } from "../../actors/natsAccounts.js";
 import { type NatsServer, startNatsServer } from "../../actors/natsServer.js";
 import type { NodeRuntime } from "../../actors/node.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dvs-identity-"));

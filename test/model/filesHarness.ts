@@ -9,10 +9,10 @@
 // the final heal restarts every node and checks that what was acknowledged is
 // served. A failure carries a readable trace.
 import { catalogKey } from "../../actors/files/catalog.js";
-import { bytesSource, FileClient, memorySink } from "../../actors/files/fileClient.js";
 import type { FileSettings } from "../../actors/files/fileService.js";
 import { SimDisk } from "../../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../../actors/files/replicaStore.js";
+import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
 import { seededRandom } from "../../transport/clock.js";
 import { decode } from "../../transport/codec.js";
 import { catalogRecordSchema } from "../../transport/fileProtocol.js";

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MachineRegistry } from "../../actors/machineRegistry.js";
 import type { ProcUsr } from "../../actors/processes.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { sleep } from "../../transport/clock.js";
 import { type Rply, rcode } from "../../transport/protocol.js";
 import { ProcessCluster } from "../support/processCluster.js";

@@ -8,7 +8,7 @@
 // and thrown at the next check.
 import { DEFAULT_REQUEST_TIMEOUT_MS, type NodeRuntime } from "../../actors/node.js";
 import type { ReplicationServer } from "../../actors/replication.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { ALL, type Rply, type Rqst } from "../../transport/protocol.js";
 import type { SimNetwork } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { ADMIN_KEY_FILE, loadAdminSigner } from "../../actors/adminKey.js";
 import { DEV_USERS } from "../../actors/credentials.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../transport/codec.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { PROTOCOL_VERSION, type Rply, rcode } from "../../transport/protocol.js";

@@ -3,7 +3,7 @@
 // outcome before answering; requests passed on are not logged twice.
 import { afterEach, describe, expect, it } from "vitest";
 import { type ActionLog, type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { type Rply, rcode } from "../../transport/protocol.js";
 import { SimCluster } from "../support/simCluster.js";
 

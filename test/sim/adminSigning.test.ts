@@ -2,8 +2,8 @@
 // requests, nodes pass them on (multicast, forward) re-encoded, and what each
 // member receives still verifies for it, and for no other node when addressed to one.
 import { afterEach, describe, expect, it } from "vitest";
+import { DvsClient } from "../../client/dvsClient.js";
 import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../../transport/adminSignature.js";
-import { DvsClient } from "../../transport/client.js";
 import { parseRqst } from "../../transport/codec.js";
 import { ALL, type Rqst } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";

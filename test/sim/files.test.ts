@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { catalogKey } from "../../actors/files/catalog.js";
 import { FileStoreError } from "../../actors/files/errors.js";
-import { bytesSource, FileClient, memorySink } from "../../actors/files/fileClient.js";
+import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
 import { decode, encode } from "../../transport/codec.js";
 import { PROTOCOL_VERSION } from "../../transport/protocol.js";
 import { subjects } from "../../transport/subjects.js";

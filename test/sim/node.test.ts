@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../transport/codec.js";
 import { NoRespondersError } from "../../transport/errors.js";
 import { rcode } from "../../transport/protocol.js";

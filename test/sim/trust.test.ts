@@ -3,7 +3,7 @@
 // counts only on the subject of the node it names, and what a requester may
 // cost a node is bounded.
 import { afterEach, describe, expect, it } from "vitest";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../transport/codec.js";
 import { PROTOCOL_VERSION, type Rply, rcode } from "../../transport/protocol.js";
 import type { Message } from "../../transport/transport.js";

@@ -3,8 +3,8 @@
 // nodes' answers on the status subject. Tests wait on these with deadlines
 // instead of sleeping.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { agreeOnView, collectStatus } from "../../actors/clusterStatus.js";
 import { DEV_USERS } from "../../actors/credentials.js";
+import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
 import { decode } from "../../transport/codec.js";
 import { NatsTransport } from "../../transport/nats.js";
 import {

@@ -6,7 +6,7 @@ import type { MachineRegistry } from "../../actors/machineRegistry.js";
 import { ProcessRuntime, type ProcessTimings } from "../../actors/processes.js";
 import type { ProcessSnapshotStore } from "../../actors/processStore.js";
 import { RequestServer } from "../../actors/requestServer.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../transport/codec.js";
 import { BadReplyError } from "../../transport/errors.js";
 import { type NodeId, type Rply, type Rqst, rplySchema } from "../../transport/protocol.js";

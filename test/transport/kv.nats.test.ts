@@ -12,9 +12,9 @@ import { startNatsServer } from "../../actors/natsServer.js";
 import { CasConflictError, StoreUnavailableError } from "../../transport/errors.js";
 import type { KvEntry } from "../../transport/kv.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../../transport/kvJetStream.js";
+import { casStoreContract } from "../contracts/casStore/contract.js";
 import { natsConf, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcpProxy.js";
-import { casStoreContract } from "./kvContract.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

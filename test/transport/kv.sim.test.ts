@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { sleep } from "../../transport/clock.js";
 import { CasConflictError, StoreUnavailableError } from "../../transport/errors.js";
 import { SimKv, SimNetwork } from "../../transport/sim/index.js";
-import { casStoreContract } from "./kvContract.js";
+import { casStoreContract } from "../contracts/casStore/contract.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -4,7 +4,7 @@ import { actionIds, MemoryActionLog, summarise } from "../../actors/actionLog.js
 import { recordable } from "../../actors/actionRecorder.js";
 import type { Clock } from "../../transport/clock.js";
 import { seededRandom } from "../../transport/clock.js";
-import { actionLogContract } from "./actionLogContract.js";
+import { actionLogContract } from "../contracts/actionLog/contract.js";
 
 actionLogContract("memory", async () => {
   const log = new MemoryActionLog();

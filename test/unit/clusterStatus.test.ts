@@ -2,8 +2,8 @@
 // `dvs.<c>._status`; the gathering stops as soon as every node named in a view
 // has answered, and at the deadline otherwise.
 import { describe, expect, it } from "vitest";
-import { agreeOnView, collectStatus, formatMembers } from "../../actors/clusterStatus.js";
-import { DvsClient } from "../../transport/client.js";
+import { agreeOnView, collectStatus, formatMembers } from "../../client/clusterStatus.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { encode } from "../../transport/codec.js";
 import { type NodeStatus, PROTOCOL_VERSION } from "../../transport/protocol.js";
 import type { Transport } from "../../transport/transport.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ParamError, parseParams } from "../../actors/params.js";
+import { ParamError, parseParams } from "../../client/params.js";
 
 describe("--param parsing", () => {
   it("types numbers and booleans, nests dotted keys and reads JSON values", () => {

@@ -1,5 +1,6 @@
 // The small parts of the process runtime, each alone: the reorder mailbox, the
-// location table, the machine registry and the snapshot stores.
+// location table, the machine registry and what only the file snapshot store
+// does (the store contract is in test/contracts/processSnapshotStore/).
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,13 +9,10 @@ import { MachineRegistrationError } from "../../actors/errors.js";
 import { LocationTable, supersedes } from "../../actors/locations.js";
 import { defaultRegistry, MachineRegistry } from "../../actors/machineRegistry.js";
 import { Mailbox } from "../../actors/mailbox.js";
-import {
-  FileSnapshotStore,
-  MemorySnapshotStore,
-  type ProcessSnapshotStore,
-} from "../../actors/processStore.js";
-import type { Envelope, Location, ProcessRecord } from "../../actors/processWire.js";
+import { FileSnapshotStore } from "../../actors/processStore.js";
+import type { Envelope, Location } from "../../actors/processWire.js";
 import { counterMachine } from "../../machines/examples/counter.js";
+import { record } from "../contracts/processSnapshotStore/contract.js";
 
 const from = (key: string) => ({ kind: "client" as const, key, node: 1, src: key });
 const m = (key: string, seq: number): Envelope => ({
@@ -126,49 +124,6 @@ describe("machine registry", () => {
   });
 });
 
-const record = (endpoint: number, count: number): ProcessRecord => ({
-  v: 1,
-  dcid: 1,
-  endpoint,
-  name: "c",
-  machine: "counter",
-  epoch: 1,
-  gen: 0,
-  priv: { rqsts: ["*"], endpoints: [65_536] },
-  snapshot: { status: "active", value: "counting", context: { count, updates: 0, reads: 0 } },
-  mailbox: { delivered: { "c:1.1:tool": 3 }, pending: {} },
-  ready: [],
-  sendSeq: { "1:7": 2 },
-  delivered: 3,
-  spawnedAt: 0,
-});
-
-function storeContract(name: string, make: () => ProcessSnapshotStore) {
-  describe(name, () => {
-    it("saves, replaces, removes and loads process records", async () => {
-      const store = make();
-      expect((await store.load()).processes).toEqual([]);
-      await store.save(record(5, 1));
-      await store.save(record(-3, 2));
-      await store.save(record(5, 7));
-      const loaded = await store.load();
-      expect(loaded.skipped).toEqual([]);
-      expect(
-        loaded.processes.map((p) => [
-          p.endpoint,
-          (p.snapshot as { context: { count: number } }).context.count,
-        ]),
-      ).toEqual([
-        [-3, 2],
-        [5, 7],
-      ]);
-      await store.remove(1, -3);
-      await store.remove(1, 99);
-      expect((await store.load()).processes.map((p) => p.endpoint)).toEqual([5]);
-    });
-  });
-}
-
 const dirs: string[] = [];
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -178,9 +133,6 @@ const tempDir = () => {
   dirs.push(dir);
   return dir;
 };
-
-storeContract("memory snapshot store", () => new MemorySnapshotStore());
-storeContract("file snapshot store", () => new FileSnapshotStore(join(tempDir(), "processes")));
 
 describe("file snapshot store", () => {
   it("skips unreadable records and leaves no temp files behind", async () => {

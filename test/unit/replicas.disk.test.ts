@@ -9,7 +9,13 @@ import { FileStoreError } from "../../actors/files/errors.js";
 import type { ReplicaRef } from "../../actors/files/replicaStore.js";
 import { silentLogger } from "../../actors/logger.js";
 import { seededRandom } from "../../transport/clock.js";
-import { bytesOf, identityOf, put, replicaStoreContract, writeChunks } from "./replicaStoreContract.js";
+import {
+  bytesOf,
+  identityOf,
+  put,
+  replicaStoreContract,
+  writeChunks,
+} from "../contracts/replicaStore/contract.js";
 
 const encoded = (name: string) => Buffer.from(name, "utf8").toString("base64url");
 const replicaPath = (dir: string, ref: ReplicaRef) =>

@@ -4,7 +4,13 @@
 import { describe, expect, it } from "vitest";
 import { ReplicaNotFoundError } from "../../actors/files/errors.js";
 import { MemoryReplicas, SimDisk } from "../../actors/files/memoryReplicas.js";
-import { bytesOf, identityOf, put, replicaStoreContract, writeChunks } from "./replicaStoreContract.js";
+import {
+  bytesOf,
+  identityOf,
+  put,
+  replicaStoreContract,
+  writeChunks,
+} from "../contracts/replicaStore/contract.js";
 
 replicaStoreContract("sim", async () => {
   const disk = new SimDisk();

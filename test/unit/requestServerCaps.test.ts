@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import type { ReplicationServer } from "../../actors/replication.js";
 import { DEFAULT_MAX_TIMEOUT_MS, RequestServer } from "../../actors/requestServer.js";
-import { DvsClient } from "../../transport/client.js";
+import { DvsClient } from "../../client/dvsClient.js";
 import { makeRply } from "../../transport/codec.js";
 import type { Rqst } from "../../transport/protocol.js";
 import { SimNetwork } from "../../transport/sim/index.js";

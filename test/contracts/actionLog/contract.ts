@@ -1,8 +1,9 @@
 // The contract every ActionLog keeps (SPEC 6.4), run unchanged against the
-// in-memory log and the JetStream stream.
+// in-memory log (test/unit/actionLog.test.ts) and the JetStream stream
+// (test/integration/actionLog.test.ts).
 import { describe, expect, it } from "vitest";
-import type { ActionLog, ActionRecord } from "../../actors/actionLog.js";
-import { ActionExistsError } from "../../actors/errors.js";
+import type { ActionLog, ActionRecord } from "../../../actors/actionLog.js";
+import { ActionExistsError } from "../../../actors/errors.js";
 
 export interface ActionLogFixture {
   readonly log: ActionLog;

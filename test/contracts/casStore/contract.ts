@@ -1,9 +1,10 @@
 // The CasStore contract: one suite that every store runs unchanged (JetStream KV
-// against a real nats-server, and the simulated store of the sim network). Time
-// is only ever waited through the fixture's sleep, so the sim runs it on its clock.
+// against a real nats-server, test/transport/kv.nats.test.ts, and the simulated
+// store of the sim network, test/transport/kv.sim.test.ts). Time is only ever
+// waited through the fixture's sleep, so the sim runs it on its clock.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CasConflictError, StoreUnavailableError } from "../../transport/errors.js";
-import type { CasStore, KvEntry } from "../../transport/kv.js";
+import { CasConflictError, StoreUnavailableError } from "../../../transport/errors.js";
+import type { CasStore, KvEntry } from "../../../transport/kv.js";
 
 export interface CasStoreFixture {
   /** The store as seen from `host`; every host of one fixture shares one bucket. */

@@ -1,12 +1,12 @@
 // The contract every ReplicaStore keeps (SPEC 8), run unchanged against the
-// files on disk (replicas.disk.test.ts) and the simulated disk of the `sim`
-// network (replicas.sim.test.ts).
+// files on disk (test/unit/replicas.disk.test.ts) and the simulated disk of the
+// `sim` network (test/unit/replicas.sim.test.ts).
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "../../actors/files/errors.js";
-import type { ReplicaRef, ReplicaStore } from "../../actors/files/replicaStore.js";
-import { seededRandom } from "../../transport/clock.js";
-import { CHUNK_BYTES, type FileIdentity } from "../../transport/fileProtocol.js";
+import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "../../../actors/files/errors.js";
+import type { ReplicaRef, ReplicaStore } from "../../../actors/files/replicaStore.js";
+import { seededRandom } from "../../../transport/clock.js";
+import { CHUNK_BYTES, type FileIdentity } from "../../../transport/fileProtocol.js";
 
 export interface ReplicaStoreFixture {
   /** An opened store over fresh, empty storage. */

@@ -8,8 +8,8 @@ import {
   PayloadTooLargeError,
   TimeoutError,
   TransportClosedError,
-} from "../../transport/errors.js";
-import type { Message, Transport, TransportStatus } from "../../transport/transport.js";
+} from "../../../transport/errors.js";
+import type { Message, Transport, TransportStatus } from "../../../transport/transport.js";
 
 export interface ContractEnv {
   connect(name: string): Promise<Transport>;

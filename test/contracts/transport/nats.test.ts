@@ -1,12 +1,12 @@
 // The Transport contract against a real nats-server owned by this file; each
 // client connects through its own TCP proxy so the test can cut its link.
 import { afterAll, beforeAll } from "vitest";
-import { DEV_USERS } from "../../actors/credentials.js";
-import type { NatsTransport } from "../../transport/nats.js";
-import { connectNats } from "../../transport/nats.js";
-import type { Transport } from "../../transport/transport.js";
-import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { startTcpProxy, type TcpProxy } from "../support/tcpProxy.js";
+import { DEV_USERS } from "../../../actors/credentials.js";
+import type { NatsTransport } from "../../../transport/nats.js";
+import { connectNats } from "../../../transport/nats.js";
+import type { Transport } from "../../../transport/transport.js";
+import { startTestNatsServer, type TestNatsServer } from "../../support/natsServer.js";
+import { startTcpProxy, type TcpProxy } from "../../support/tcpProxy.js";
 import { transportContract } from "./contract.js";
 
 let server: TestNatsServer;

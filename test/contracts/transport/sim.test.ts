@@ -1,8 +1,8 @@
 // The Transport contract against the simulated network, free-running on its
 // simulated clock so the suite's waits cost no wall time.
 
-import { sleep } from "../../transport/clock.js";
-import { SimNetwork } from "../../transport/sim/index.js";
+import { sleep } from "../../../transport/clock.js";
+import { SimNetwork } from "../../../transport/sim/index.js";
 import { transportContract } from "./contract.js";
 
 let seed = 1;

@@ -1,0 +1,5 @@
+// The ProcessSnapshotStore contract against the in-memory store.
+import { MemorySnapshotStore } from "../../../actors/processStore.js";
+import { processSnapshotStoreContract } from "./contract.js";
+
+processSnapshotStoreContract("memory snapshot store", () => new MemorySnapshotStore());
