@@ -6,8 +6,8 @@
 // (tests, the simulation) and a JetStream stream (actionLogJetStream.ts).
 import { monotonicFactory } from "ulid";
 import { z } from "zod";
+import { actionIdSchema, type NodeId, nodeIdSchema, ROLES } from "../protocol/messages.js";
 import type { Clock, Random } from "../transport/clock.js";
-import { actionIdSchema, type NodeId, nodeIdSchema, ROLES } from "../transport/protocol.js";
 import { ActionExistsError } from "./errors.js";
 
 /** Longest result summary kept per reply (characters of JSON). */

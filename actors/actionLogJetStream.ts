@@ -25,8 +25,8 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { actionIdSchema } from "../protocol/messages.js";
 import { type Clock, monotonicClock, type TimerHandle } from "../transport/clock.js";
-import { actionIdSchema } from "../transport/protocol.js";
 import { UntrustedStreamError, untrustedStream } from "../transport/streamTrust.js";
 import {
   type ActionFilter,

@@ -5,9 +5,10 @@
 // logged again. The recorder decides what a record may hold: a request refused
 // before it runs is logged without its params (whoever is refused cannot fill
 // the log with them), and reply summaries share one budget per action.
+
+import { encode } from "../protocol/codec.js";
+import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../protocol/messages.js";
 import { type Clock, sleep } from "../transport/clock.js";
-import { encode } from "../transport/codec.js";
-import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
 import {
   type ActionLog,
   type ReplyRecord,

@@ -4,9 +4,9 @@
 
 import { Svcm } from "@nats-io/services";
 import type { Msg, NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
-import type { NodeId } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
-import { SERVICE_NAME } from "../transport/subjects.js";
+import type { NodeId } from "../protocol/messages.js";
+import { isInboxReply } from "../protocol/responder.js";
+import { SERVICE_NAME } from "../protocol/subjects.js";
 import { VERSION } from "./version.js";
 
 // @nats-io/services pins its own prerelease of nats-core; the connection is the
@@ -26,7 +26,7 @@ export interface Registration {
 
 /**
  * The connection the micro service library answers through: every message it
- * hands a handler answers only an inbox (transport/responder.ts). The library
+ * hands a handler answers only an inbox (protocol/responder.ts). The library
  * calls `msg.respond`, which would publish to any reply subject a pinger chose,
  * with the node's rights; here a foreign one is dropped and counted.
  */

@@ -2,7 +2,7 @@
 // the gate that answers ENOTINIT before DVSINIT. They read and change the DVS
 // store; joining and leaving the view (DVSINIT after DVSEND, DVSEND) and the
 // node's traffic figures come from the node runtime through `DvsNodeContext`.
-import { type NodeId, REQUEST_GROUPS, type RequestType, type Rqst } from "../transport/protocol.js";
+import { type NodeId, REQUEST_GROUPS, type RequestType, type Rqst } from "../protocol/messages.js";
 import type { DvsStore } from "./dvsStore.js";
 import type { NodeTraffic } from "./proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { type Actor, createActor } from "xstate";
 import { z } from "zod";
 import { type DcInfo, type DcMachine, type DcRecord, dcMachine, isNewer } from "../machines/dc.js";
-import type { NodeId, Params } from "../transport/protocol.js";
+import type { NodeId, Params } from "../protocol/messages.js";
 import type { Logger } from "./logger.js";
 import type { Outcome } from "./requestServer.js";
 import { writeFileDurable } from "./stateDir.js";

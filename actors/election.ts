@@ -22,10 +22,7 @@ import {
   type ServerRecord,
   serverMachine,
 } from "../machines/server.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { decode, type Encoding, encode, encodingOf, headersFor } from "../transport/codec.js";
-import { CasConflictError } from "../transport/errors.js";
-import type { CasStore, KvEntry } from "../transport/kv.js";
+import { decode, type Encoding, encode, encodingOf, headersFor } from "../protocol/codec.js";
 import {
   type CoordinatorEvent,
   type CoordinatorRecord,
@@ -39,9 +36,12 @@ import {
   serverMessageSchema,
   type RegistryAnswer as WireAnswer,
   whoSchema,
-} from "../transport/protocol.js";
-import { isInboxReply, refusalLog } from "../transport/responder.js";
-import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { isInboxReply, refusalLog } from "../protocol/responder.js";
+import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { CasConflictError } from "../transport/errors.js";
+import type { CasStore, KvEntry } from "../transport/kv.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 

@@ -13,18 +13,18 @@ import {
   summarize,
   type ViewChange,
 } from "../machines/membership.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { decode, encode } from "../transport/codec.js";
-import { NoRespondersError } from "../transport/errors.js";
+import { decode, encode } from "../protocol/codec.js";
 import {
   type EventMessage,
   type Heartbeat,
   heartbeatSchema,
   PROTOCOL_VERSION,
   probeReplySchema,
-} from "../transport/protocol.js";
-import { Responder, refusalLog } from "../transport/responder.js";
-import type { Subjects } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { Responder, refusalLog } from "../protocol/responder.js";
+import type { Subjects } from "../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { NoRespondersError } from "../transport/errors.js";
 import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 

@@ -13,10 +13,8 @@ import {
 } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
-import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../transport/adminSignature.js";
-import { type Clock, type Random, systemRandom } from "../transport/clock.js";
-import { decode, encode } from "../transport/codec.js";
-import type { CasStore } from "../transport/kv.js";
+import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../protocol/adminSignature.js";
+import { decode, encode } from "../protocol/codec.js";
 import {
   type EventMessage,
   type NodeId,
@@ -25,9 +23,11 @@ import {
   type RequestType,
   type Rqst,
   type ServerType,
-} from "../transport/protocol.js";
-import { Responder, refusalLog } from "../transport/responder.js";
-import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { Responder, refusalLog } from "../protocol/responder.js";
+import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
+import { type Clock, type Random, systemRandom } from "../transport/clock.js";
+import type { CasStore } from "../transport/kv.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type ActionLog, actionIds } from "./actionLog.js";
 import { ActionRecorder } from "./actionRecorder.js";

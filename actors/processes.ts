@@ -17,9 +17,7 @@ import { type Actor, type AnyStateMachine, createActor, type Snapshot } from "xs
 import { z } from "zod";
 import { type ProcessLifecycleMachine, processLifecycleMachine } from "../machines/process.js";
 import type { DvsEvent, Sender } from "../machines/processEvents.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { decode, encode, makeRqst } from "../transport/codec.js";
-import { NoRespondersError, PayloadTooLargeError, TimeoutError } from "../transport/errors.js";
+import { decode, encode, makeRqst } from "../protocol/codec.js";
 import {
   dcidSchema,
   type ErrorName,
@@ -31,15 +29,7 @@ import {
   type RequestType,
   type Rply,
   type Rqst,
-} from "../transport/protocol.js";
-import { Responder, refusalLog } from "../transport/responder.js";
-import type { Subjects } from "../transport/subjects.js";
-import type { Message, Subscription, Transport } from "../transport/transport.js";
-import { LocationTable, procKey } from "./locations.js";
-import { type Logger, throttledWarn } from "./logger.js";
-import type { MachineRegistry } from "./machineRegistry.js";
-import { Mailbox } from "./mailbox.js";
-import type { ProcessSnapshotStore } from "./processStore.js";
+} from "../protocol/messages.js";
 import {
   announcementSchema,
   type Envelope,
@@ -50,7 +40,17 @@ import {
   migrationReplySchema,
   type Privileges,
   type ProcessRecord,
-} from "./processWire.js";
+} from "../protocol/processes.js";
+import { Responder, refusalLog } from "../protocol/responder.js";
+import type { Subjects } from "../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { NoRespondersError, PayloadTooLargeError, TimeoutError } from "../transport/errors.js";
+import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { LocationTable, procKey } from "./locations.js";
+import { type Logger, throttledWarn } from "./logger.js";
+import type { MachineRegistry } from "./machineRegistry.js";
+import { Mailbox } from "./mailbox.js";
+import type { ProcessSnapshotStore } from "./processStore.js";
 import { type NodeTraffic, Proxies, type ProxyInfo, type ProxyStats } from "./proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";
 

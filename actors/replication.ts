@@ -6,11 +6,11 @@
 // It also forwards a request whose `dst` is another node.
 import { type Actor, createActor } from "xstate";
 import { createGatherMachine, type GatherOutput } from "../machines/gather.js";
+import { encode, errorRply, makeRply, parseRply } from "../protocol/codec.js";
+import { ALL, type NodeId, type Rply, type Rqst } from "../protocol/messages.js";
+import type { Subjects } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
-import { encode, errorRply, makeRply, parseRply } from "../transport/codec.js";
 import { NoRespondersError, TimeoutError } from "../transport/errors.js";
-import { ALL, type NodeId, type Rply, type Rqst } from "../transport/protocol.js";
-import type { Subjects } from "../transport/subjects.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 

@@ -3,8 +3,9 @@
 // gathers in flight, per role. The role is what the server-checked subject a
 // request arrived on says (viewer or admin), so a viewer cannot buy more by
 // naming another `src`. Refusals are EAGAIN (rate) and EBUSY (fan-out).
+
+import type { ErrorName, Role } from "../protocol/messages.js";
 import type { Clock } from "../transport/clock.js";
-import type { ErrorName, Role } from "../transport/protocol.js";
 
 export interface RoleBudget {
   /** Requests per second a node takes from this role, on average. */

@@ -5,8 +5,8 @@
 // and requests for another node go to the replication server. Bad input is
 // answered with an error code and logged with a throttle; nothing a requester
 // sends can throw out of here.
-import type { Clock } from "../transport/clock.js";
-import { type Encoding, encode, errorRply, headersFor, makeRply, parseRqst } from "../transport/codec.js";
+
+import { type Encoding, encode, errorRply, headersFor, makeRply, parseRqst } from "../protocol/codec.js";
 import {
   ALL,
   type ErrorName,
@@ -17,9 +17,10 @@ import {
   type Rply,
   type Rqst,
   UNICAST_ONLY_TYPES,
-} from "../transport/protocol.js";
-import { Responder } from "../transport/responder.js";
-import { QUEUE_GROUP, type Subjects } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { Responder } from "../protocol/responder.js";
+import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
+import type { Clock } from "../transport/clock.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import type { ActionRecorder, ActionRqst } from "./actionRecorder.js";
 import { type Logger, throttledWarn } from "./logger.js";

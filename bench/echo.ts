@@ -6,10 +6,10 @@
 import { silentLogger } from "../actors/logger.js";
 import { RequestServer } from "../actors/requestServer.js";
 import { DvsClient } from "../client/dvsClient.js";
+import { encode, makeRply } from "../protocol/codec.js";
+import { PROTOCOL_VERSION } from "../protocol/messages.js";
+import { subjects } from "../protocol/subjects.js";
 import { systemClock } from "../transport/clock.js";
-import { encode, makeRply } from "../transport/codec.js";
-import { PROTOCOL_VERSION } from "../transport/protocol.js";
-import { subjects } from "../transport/subjects.js";
 import { UnexpectedReplyError } from "./errors.js";
 import type { Requester } from "./load.js";
 import type { BenchContext } from "./row.js";

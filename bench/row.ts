@@ -4,7 +4,7 @@
 // ratios against their targets.
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsServer } from "../actors/natsServer.js";
+import type { NatsServer } from "../daemon/natsServer.js";
 import type { NatsTransport } from "../transport/nats.js";
 
 export interface Measurement {

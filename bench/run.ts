@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ANY_CLUSTER, DEV_NODE_COUNT, devServerConfig, renderNatsConfig } from "../actors/natsAccounts.js";
+import { ANY_CLUSTER, DEV_NODE_COUNT, devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
 import { abortError, createContext, type LastResort, runLastResort, Scope } from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, UnknownRowError } from "./errors.js";

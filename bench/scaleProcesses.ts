@@ -6,14 +6,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEV_USERS, devNodeCredentials } from "../actors/credentials.js";
-import { devServerConfig, renderNatsConfig } from "../actors/natsAccounts.js";
-import { DVSD_NODE_FLAGS } from "../actors/nodeFlags.js";
 import { agreeOnView, collectStatus } from "../client/clusterStatus.js";
-import { decode, encodingOf } from "../transport/codec.js";
+import { DEV_USERS, devNodeCredentials } from "../daemon/credentials.js";
+import { devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
+import { DVSD_NODE_FLAGS } from "../daemon/nodeFlags.js";
+import { decode, encodingOf } from "../protocol/codec.js";
+import { eventSchema, type NodeStatus } from "../protocol/messages.js";
+import { subjects } from "../protocol/subjects.js";
 import { connectNats } from "../transport/nats.js";
-import { eventSchema, type NodeStatus } from "../transport/protocol.js";
-import { subjects } from "../transport/subjects.js";
 import { abortError, type Scope, within } from "./context.js";
 import { BenchError } from "./errors.js";
 

@@ -2,11 +2,12 @@
 // dvsd: the DVS node daemon (`dvsd run`) and the local cluster launcher (`dvsd up`).
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { generateAdminKey } from "../actors/adminKey.js";
-import { loadConfig } from "../actors/config.js";
-import { runDaemon } from "../actors/daemon.js";
 import { ConfigError, NatsServerNotFoundError, NatsServerStartError } from "../actors/errors.js";
-import { launchCluster } from "../actors/launcher.js";
+import { VERSION } from "../actors/version.js";
+import { generateAdminKey } from "../daemon/adminKey.js";
+import { loadConfig } from "../daemon/config.js";
+import { runDaemon } from "../daemon/daemon.js";
+import { launchCluster } from "../daemon/launcher.js";
 import {
   ANY_CLUSTER,
   DEV_NODE_COUNT,
@@ -14,8 +15,7 @@ import {
   nodeKeyFiles,
   renderAccounts,
   renderNatsConfig,
-} from "../actors/natsAccounts.js";
-import { VERSION } from "../actors/version.js";
+} from "../daemon/natsAccounts.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 

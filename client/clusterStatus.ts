@@ -2,10 +2,11 @@
 // one request on `dvs.<c>._status` with our own inbox as the reply subject,
 // every node answers with its NodeStatus, and we gather the answers until every
 // node named in an answer's view has answered, or the deadline passes.
+
+import { decode, encodingOf } from "../protocol/codec.js";
+import { type NodeStatus, nodeStatusSchema } from "../protocol/messages.js";
+import { subjects } from "../protocol/subjects.js";
 import { type Clock, systemClock } from "../transport/clock.js";
-import { decode, encodingOf } from "../transport/codec.js";
-import { type NodeStatus, nodeStatusSchema } from "../transport/protocol.js";
-import { subjects } from "../transport/subjects.js";
 import type { Message, Transport } from "../transport/transport.js";
 import { formatTable } from "./table.js";
 

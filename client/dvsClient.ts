@@ -2,10 +2,8 @@
 // the cluster, and validates the RPLY. Used by dvsctl, the benchmarks and tests;
 // external tools may speak the same protocol with any NATS client.
 import { monotonicFactory } from "ulid";
-import { type AdminSigner, signRqst } from "../transport/adminSignature.js";
-import { type Clock, type Random, randomToken, systemClock, systemRandom } from "../transport/clock.js";
-import { type Encoding, encode, encodingOf, headersFor, parseRply } from "../transport/codec.js";
-import { BadReplyError } from "../transport/errors.js";
+import { type AdminSigner, signRqst } from "../protocol/adminSignature.js";
+import { type Encoding, encode, encodingOf, headersFor, parseRply } from "../protocol/codec.js";
 import {
   ALL,
   isRequestType,
@@ -16,8 +14,10 @@ import {
   type Role,
   type Rply,
   type RqstAuth,
-} from "../transport/protocol.js";
-import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
+import { type Clock, type Random, randomToken, systemClock, systemRandom } from "../transport/clock.js";
+import { BadReplyError } from "../transport/errors.js";
 import type { Transport } from "../transport/transport.js";
 
 export interface DvsClientOptions {

@@ -8,8 +8,7 @@
 import { createHash } from "node:crypto";
 import { FileStoreError } from "../actors/files/errors.js";
 import { readChunks } from "../actors/files/pull.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { decode, encode } from "../transport/codec.js";
+import { decode, encode } from "../protocol/codec.js";
 import {
   CHUNK_BYTES,
   type FileAnswer,
@@ -18,10 +17,11 @@ import {
   type FileListing,
   fileAnswerSchema,
   readRequestSchema,
-} from "../transport/fileProtocol.js";
-import { PROTOCOL_VERSION } from "../transport/protocol.js";
-import { isInboxReply } from "../transport/responder.js";
-import type { Subjects } from "../transport/subjects.js";
+} from "../protocol/files.js";
+import { PROTOCOL_VERSION } from "../protocol/messages.js";
+import { isInboxReply } from "../protocol/responder.js";
+import type { Subjects } from "../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
 import type { Message, Transport } from "../transport/transport.js";
 
 /** The bytes of a file being committed: read in chunks, so a large file need not be in memory. */

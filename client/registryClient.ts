@@ -4,16 +4,16 @@
 // until a coordinator is known. Used by dvsctl, the benchmarks and tests.
 import { createActor } from "xstate";
 import { registryClientMachine } from "../machines/registryClient.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { decode, encode, encodingOf } from "../transport/codec.js";
-import { BadReplyError } from "../transport/errors.js";
+import { decode, encode, encodingOf } from "../protocol/codec.js";
 import {
   type NodeId,
   PROTOCOL_VERSION,
   type RegistryAnswer,
   registryAnswerSchema,
-} from "../transport/protocol.js";
-import { type Subjects, subjects as subjectsOf } from "../transport/subjects.js";
+} from "../protocol/messages.js";
+import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../transport/clock.js";
+import { BadReplyError } from "../transport/errors.js";
 import type { Transport } from "../transport/transport.js";
 
 export interface RegistryClientOptions {

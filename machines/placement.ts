@@ -3,8 +3,8 @@
 // (passive first, then itself, then other actives), who holds a version (from
 // ALIVE lists and the catalog), whether a version needs repair, and which old
 // copies a COMMITTED makes obsolete. actors/files/fileService.ts performs them.
-import type { FileIdentity } from "../transport/fileProtocol.js";
-import type { HeldFile, NodeId, ServerType } from "../transport/protocol.js";
+import type { FileIdentity } from "../protocol/files.js";
+import type { HeldFile, NodeId, ServerType } from "../protocol/messages.js";
 import type { ServerRecord } from "./server.js";
 
 /** A server as the file store sees it: from SERVER/ALIVE, or this node itself. */

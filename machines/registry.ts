@@ -8,7 +8,7 @@
 // answers are named actions the runtime performs (actors/election.ts), and
 // their results come back as events.
 import { assign, enqueueActions, setup } from "xstate";
-import type { NodeId } from "../transport/protocol.js";
+import type { NodeId } from "../protocol/messages.js";
 import { notProvided } from "./notProvided.js";
 
 /** The coordinator record as read from the store, with its epoch resolved. */

@@ -5,7 +5,7 @@
 // moved on can tell the report is obsolete) before asking again. Pure: time
 // arrives in events, sending is a named action (client/registryClient.ts).
 import { assign, enqueueActions, setup } from "xstate";
-import type { NodeId } from "../transport/protocol.js";
+import type { NodeId } from "../protocol/messages.js";
 import { notProvided } from "./notProvided.js";
 
 export interface RegistryClientInput {

@@ -9,7 +9,7 @@
 // passes, and on any sign of a newer term. Pure: time arrives in events, every
 // effect is a named action (actors/election.ts performs them).
 import { assign, enqueueActions, setup } from "xstate";
-import type { HeldFile, NodeId, ServerType } from "../transport/protocol.js";
+import type { HeldFile, NodeId, ServerType } from "../protocol/messages.js";
 import { notProvided } from "./notProvided.js";
 import type { RegistryAnswer } from "./registry.js";
 

@@ -16,6 +16,7 @@ import {
   RequestError,
   type Status,
 } from "@nats-io/transport-node";
+import { inboxPrefixFor } from "../protocol/responder.js";
 import {
   AuthorizationError,
   ConnectError,
@@ -26,7 +27,6 @@ import {
   TimeoutError,
   TransportClosedError,
 } from "./errors.js";
-import { inboxPrefixFor } from "./responder.js";
 import type {
   Headers,
   Message,

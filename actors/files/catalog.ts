@@ -4,8 +4,8 @@
 // revision the coordinator read, so versions of a file are totally ordered and
 // two coordinators cannot both record the same one. A record that cannot be
 // read is never taken for an absent one: nothing is discarded on its account.
-import { decode, encode } from "../../transport/codec.js";
-import { type CatalogRecord, catalogRecordSchema } from "../../transport/fileProtocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { type CatalogRecord, catalogRecordSchema } from "../../protocol/files.js";
 import type { CasStore } from "../../transport/kv.js";
 
 const PREFIX = "file.";

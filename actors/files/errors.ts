@@ -1,6 +1,6 @@
 // Named failures of the file store. Each has a stable `name` that callers and
 // tests match on, and the wire error (FileErrorName) it is answered with.
-import type { FileErrorName } from "../../transport/fileProtocol.js";
+import type { FileErrorName } from "../../protocol/files.js";
 import type { ReplicaRef } from "./replicaStore.js";
 
 export class FileStoreError extends Error {

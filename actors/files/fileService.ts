@@ -22,9 +22,7 @@ import {
   type ServerView,
 } from "../../machines/placement.js";
 import type { ServerRecord } from "../../machines/server.js";
-import type { Clock, TimerHandle } from "../../transport/clock.js";
-import { decode, type Encoding, encode, encodingOf, headersFor } from "../../transport/codec.js";
-import { CasConflictError } from "../../transport/errors.js";
+import { decode, type Encoding, encode, encodingOf, headersFor } from "../../protocol/codec.js";
 import {
   type CatalogRecord,
   CHUNK_BYTES,
@@ -44,11 +42,13 @@ import {
   readRequestSchema,
   type UpdateRequest,
   updateRequestSchema,
-} from "../../transport/fileProtocol.js";
+} from "../../protocol/files.js";
+import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../protocol/messages.js";
+import { isInboxReply, refusalLog } from "../../protocol/responder.js";
+import { QUEUE_GROUP, type Subjects } from "../../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../../transport/clock.js";
+import { CasConflictError } from "../../transport/errors.js";
 import type { CasStore } from "../../transport/kv.js";
-import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../transport/protocol.js";
-import { isInboxReply, refusalLog } from "../../transport/responder.js";
-import { QUEUE_GROUP, type Subjects } from "../../transport/subjects.js";
 import type { Message, Subscription, Transport } from "../../transport/transport.js";
 import { type Logger, throttledWarn } from "../logger.js";
 import { Catalog, type CatalogEntry, type CatalogListing, catalogKey } from "./catalog.js";

@@ -5,7 +5,7 @@
 // real disk leaves only a `.part-` file. No randomness and no timers: the same
 // run gives the same disk.
 import { createHash } from "node:crypto";
-import type { FileIdentity } from "../../transport/fileProtocol.js";
+import type { FileIdentity } from "../../protocol/files.js";
 import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
 import {
   checkRange,

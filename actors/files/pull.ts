@@ -2,9 +2,9 @@
 // a source subject (a committing client, or a holder), a few in flight at a
 // time, each with its own timeout. A holder pulls a REPLICA this way, and a
 // client pulls the FILE an UPDATE points it to.
-import { decode, encode } from "../../transport/codec.js";
-import { CHUNK_BYTES, type FileIdentity, fileAnswerSchema } from "../../transport/fileProtocol.js";
-import { PROTOCOL_VERSION } from "../../transport/protocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { CHUNK_BYTES, type FileIdentity, fileAnswerSchema } from "../../protocol/files.js";
+import { PROTOCOL_VERSION } from "../../protocol/messages.js";
 import type { Transport } from "../../transport/transport.js";
 import { FileStoreError } from "./errors.js";
 import type { ReplicaStore } from "./replicaStore.js";

@@ -3,7 +3,7 @@
 // durable (fsync) before it counts, and read back in chunks. Two implementations
 // keep one contract (test/contracts/replicaStore/contract.ts): files on disk
 // (diskReplicas.ts) and the simulated disk of the `sim` network (memoryReplicas.ts).
-import { type FileIdentity, fileIdentitySchema } from "../../transport/fileProtocol.js";
+import { type FileIdentity, fileIdentitySchema } from "../../protocol/files.js";
 import { FileStoreError } from "./errors.js";
 
 /** One version of one file, as ALIVE, READ and the catalog name it. */

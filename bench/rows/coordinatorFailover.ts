@@ -5,8 +5,8 @@
 // another node with a larger epoch, then restarts the killed node and waits
 // until it is back in every view and every registry agrees again.
 import { agreedCoordinator, RegistryClient } from "../../client/registryClient.js";
+import type { RegistryAnswer } from "../../protocol/messages.js";
 import { sleep, systemClock } from "../../transport/clock.js";
-import type { RegistryAnswer } from "../../transport/protocol.js";
 import type { BenchContext, BenchRow, Measurement, Ratio } from "../row.js";
 import { summarize } from "../stats.js";
 import { DvsdCluster } from "./dvsdCluster.js";

@@ -9,20 +9,20 @@
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { generateAdminKey, loadAdminSigner } from "../../actors/adminKey.js";
-import { devNodeCredentials } from "../../actors/credentials.js";
-import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
-import type { AdminSigner } from "../../transport/adminSignature.js";
-import { decode } from "../../transport/codec.js";
-import { NatsTransport } from "../../transport/nats.js";
+import { generateAdminKey, loadAdminSigner } from "../../daemon/adminKey.js";
+import { devNodeCredentials } from "../../daemon/credentials.js";
+import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import type { AdminSigner } from "../../protocol/adminSignature.js";
+import { decode } from "../../protocol/codec.js";
 import {
   type EventMessage,
   eventSchema,
   type MembershipEventName,
   type NodeStatus,
-} from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+} from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
+import { NatsTransport } from "../../transport/nats.js";
 import type { BenchContext } from "../row.js";
 
 export interface TimedEvent extends EventMessage {

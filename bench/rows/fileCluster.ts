@@ -6,15 +6,15 @@
 // knows the others) and a commit lands on both passive servers.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { devNodeCredentials } from "../../actors/credentials.js";
 import { FileStoreError } from "../../actors/files/errors.js";
-import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
 import { type Committed, FileClient, type FileSource } from "../../client/fileClient.js";
 import { agreedCoordinator, type Coordinator, RegistryClient } from "../../client/registryClient.js";
+import { devNodeCredentials } from "../../daemon/credentials.js";
+import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { decode } from "../../protocol/codec.js";
+import { type ServerMessage, serverMessageSchema } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { sleep, systemClock } from "../../transport/clock.js";
-import { decode } from "../../transport/codec.js";
-import { type ServerMessage, serverMessageSchema } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
 import { UnexpectedReplyError } from "../errors.js";
 import type { BenchContext } from "../row.js";
 import { DvsdCluster } from "./dvsdCluster.js";

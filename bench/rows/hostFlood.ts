@@ -81,7 +81,7 @@ export const hostFlood: BenchRow = {
       ],
       notes: [
         `${latencies.length} PS requests on the read-only subject (role viewer); heartbeats every 200 ms`,
-        "host probes (ps, df, …) are shared between requests within 1 s (actors/host/sharedProbes.ts)",
+        "host probes (ps, df, …) are shared between requests within 1 s (daemon/host/sharedProbes.ts)",
       ],
     };
   },

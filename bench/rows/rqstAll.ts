@@ -7,7 +7,7 @@
 // figures show that nobody waits for the gather's 2 s timeout.
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "../../actors/node.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { type Rply, rcode } from "../../transport/protocol.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 import { UnexpectedReplyError } from "../errors.js";
 import { interleaved, sequential } from "../load.js";
 import type { BenchRow } from "../row.js";

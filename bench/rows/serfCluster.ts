@@ -5,7 +5,7 @@
 import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort } from "../../actors/natsServer.js";
+import { freePort } from "../../daemon/natsServer.js";
 import { BenchTimeoutError } from "../errors.js";
 import type { BenchContext } from "../row.js";
 

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { ActionRecord, ActionSummary, RequestRecord } from "../../actors/actionLog.js";
 import { JetStreamActionLog } from "../../actors/actionLogJetStream.js";
 import { formatTable } from "../../client/table.js";
-import { actionIdSchema } from "../../transport/protocol.js";
+import { actionIdSchema } from "../../protocol/messages.js";
 import { count, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";
 import { EXIT, withConnection } from "./session.js";

@@ -6,10 +6,10 @@ import { discoverNodes } from "../../actors/discovery.js";
 import { collectStatus, formatMembers } from "../../client/clusterStatus.js";
 import { type Answer, RegistryClient } from "../../client/registryClient.js";
 import { formatTable } from "../../client/table.js";
+import { decode, encodingOf } from "../../protocol/codec.js";
+import { type ClusterEvent, clusterEventSchema } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { systemClock } from "../../transport/clock.js";
-import { decode, encodingOf } from "../../transport/codec.js";
-import { type ClusterEvent, clusterEventSchema } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
 import { nodeId, unsigned } from "./args.js";
 import { EXIT, withConnection } from "./session.js";
 

@@ -6,13 +6,11 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { actionIds } from "../../actors/actionLog.js";
-import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../actors/adminKey.js";
-import { DEV_USERS, devPassword, readSecretFile } from "../../actors/credentials.js";
 import { DvsClient, type SendOptions } from "../../client/dvsClient.js";
-import { ADMIN_SIGNATURE_WINDOW_MS, type AdminSigner } from "../../transport/adminSignature.js";
-import { systemClock, systemRandom } from "../../transport/clock.js";
-import type { Encoding } from "../../transport/codec.js";
-import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../daemon/adminKey.js";
+import { DEV_USERS, devPassword, readSecretFile } from "../../daemon/credentials.js";
+import { ADMIN_SIGNATURE_WINDOW_MS, type AdminSigner } from "../../protocol/adminSignature.js";
+import type { Encoding } from "../../protocol/codec.js";
 import {
   ALL,
   errorName,
@@ -22,7 +20,9 @@ import {
   type RequestType,
   type Role,
   type Rply,
-} from "../../transport/protocol.js";
+} from "../../protocol/messages.js";
+import { systemClock, systemRandom } from "../../transport/clock.js";
+import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { CommandError } from "./errors.js";
 import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
 

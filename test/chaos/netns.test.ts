@@ -5,7 +5,6 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { COORDINATOR_KEY } from "../../actors/election.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
 import {
@@ -14,6 +13,7 @@ import {
   type Coordinator,
   RegistryClient,
 } from "../../client/registryClient.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
 import { systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";

@@ -9,11 +9,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import type { ConfigInput } from "../../actors/config.js";
-import { DEV_USERS, devNodeCredentials } from "../../actors/credentials.js";
-import { waitForJetStream as waitForClusterJetStream } from "../../actors/natsCluster.js";
-import { canConnect, natsServerInstalled } from "../../actors/natsServer.js";
-import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
+import type { ConfigInput } from "../../daemon/config.js";
+import { DEV_USERS, devNodeCredentials } from "../../daemon/credentials.js";
+import { waitForJetStream as waitForClusterJetStream } from "../../daemon/natsCluster.js";
+import { canConnect, natsServerInstalled } from "../../daemon/natsServer.js";
+import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import { natsConf } from "../support/natsServer.js";
 import { dvsdBin } from "../support/processes.js";
 
@@ -450,7 +450,7 @@ export function leftovers(prefix: string): string[] {
   return names.filter((n) => n.startsWith(`${prefix}-`));
 }
 
-/** The lab's JetStream has a metadata leader (actors/natsCluster.ts), or the lab did not start. */
+/** The lab's JetStream has a metadata leader (daemon/natsCluster.ts), or the lab did not start. */
 async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
   try {
     await waitForClusterJetStream(url, DEV_USERS.admin, timeoutMs);

@@ -2,7 +2,7 @@
 // chaos run can cut: server i reaches server j only through proxy (i→j), so a
 // cut of the pair closes both directions and no route goes around it (the
 // servers advertise no real cluster address; see natsCluster's hideClusterAddress).
-import { freePort } from "../../actors/natsServer.js";
+import { freePort } from "../../daemon/natsServer.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcpProxy.js";
 
 export interface RouteProxies extends AsyncDisposable {

@@ -5,9 +5,9 @@
 // when one is killed.
 import { connect, headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_USERS } from "../../actors/credentials.js";
-import { decode } from "../../transport/codec.js";
-import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../transport/protocol.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { decode } from "../../protocol/codec.js";
+import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../protocol/messages.js";
 import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";
 import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 

@@ -19,11 +19,9 @@ import { connect, type Msg, type NatsConnection, headers as natsHeaders } from "
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionRecord, ActionSummary } from "../../actors/actionLog.js";
 import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../actors/credentials.js";
-import { migrationReplySchema } from "../../actors/processWire.js";
-import { randomToken, seededRandom, sleep, systemClock } from "../../transport/clock.js";
-import { decode, type Encoding, encode, encodingOf, parseRply } from "../../transport/codec.js";
-import { fileAnswerSchema, peerFileAnswerSchema } from "../../transport/fileProtocol.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { decode, type Encoding, encode, encodingOf, parseRply } from "../../protocol/codec.js";
+import { fileAnswerSchema, peerFileAnswerSchema } from "../../protocol/files.js";
 import {
   actionIdSchema,
   errorName,
@@ -37,8 +35,10 @@ import {
   registryAnswerSchema,
   type ServerMessage,
   serverMessageSchema,
-} from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+} from "../../protocol/messages.js";
+import { migrationReplySchema } from "../../protocol/processes.js";
+import { subjects } from "../../protocol/subjects.js";
+import { randomToken, seededRandom, sleep, systemClock } from "../../transport/clock.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import {
   describeCase,
@@ -76,7 +76,7 @@ const LOG_LINES_PER_10S = 5;
 const AUDITED = ["KILL refused", "COMMAND refused"];
 /**
  * About 120-125 s for 100,000 messages on a 2-core machine with the node's memory-saving V8 flags
- * (actors/nodeFlags.ts: about 1.6× slower on this flood than V8's defaults); the rest is margin.
+ * (daemon/nodeFlags.ts: about 1.6× slower on this flood than V8's defaults); the rest is margin.
  */
 const TEST_TIMEOUT_MS = 30_000 + MESSAGES * 2.4;
 /** nats.conf's max_payload: a reply of the node must fit in it. */

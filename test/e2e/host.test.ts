@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Rply, rcode } from "../../transport/protocol.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";

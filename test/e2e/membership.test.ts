@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventMessage } from "../../transport/protocol.js";
+import type { EventMessage } from "../../protocol/messages.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { repoRoot, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";

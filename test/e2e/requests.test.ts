@@ -9,13 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_KEY_FILE, loadAdminSigner } from "../../actors/adminKey.js";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import type { AdminSigner } from "../../transport/adminSignature.js";
-import { decode, encode } from "../../transport/codec.js";
-import { NatsTransport } from "../../transport/nats.js";
+import { ADMIN_KEY_FILE, loadAdminSigner } from "../../daemon/adminKey.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import type { AdminSigner } from "../../protocol/adminSignature.js";
+import { decode, encode } from "../../protocol/codec.js";
 import {
   ALL,
   PROTOCOL_VERSION,
@@ -23,8 +22,9 @@ import {
   type Rply,
   rcode,
   rplySchema,
-} from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+} from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
+import { NatsTransport } from "../../transport/nats.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";

@@ -2,9 +2,9 @@
 // processes, found through NATS micro discovery, stopped by Ctrl-C.
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
-import { rcode } from "../../transport/protocol.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { rcode } from "../../protocol/messages.js";
 import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { discoverNodes } from "../../actors/discovery.js";
-import { devServerConfig, renderNatsConfig } from "../../actors/natsAccounts.js";
-import { canConnect } from "../../actors/natsServer.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { devServerConfig, renderNatsConfig } from "../../daemon/natsAccounts.js";
+import { canConnect } from "../../daemon/natsServer.js";
 import { natsConf } from "../support/natsServer.js";
 import { dvsdBin, freePort, requireBuild, type Spawned, spawnNode } from "../support/processes.js";
 

@@ -8,8 +8,8 @@ import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
 import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../actors/credentials.js";
-import { startNatsServer } from "../../actors/natsServer.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { startNatsServer } from "../../daemon/natsServer.js";
 import { actionLogContract } from "../contracts/actionLog/contract.js";
 import { natsConf, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 

@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../../actors/config.js";
-import { DEV_USERS, devNodeCredentials } from "../../actors/credentials.js";
-import { createNatsNode } from "../../actors/daemon.js";
 import { discoverNodes } from "../../actors/discovery.js";
 import { silentLogger } from "../../actors/logger.js";
-import { decode, encode } from "../../transport/codec.js";
-import { rcode, rplySchema } from "../../transport/protocol.js";
+import { parseConfig } from "../../daemon/config.js";
+import { DEV_USERS, devNodeCredentials } from "../../daemon/credentials.js";
+import { createNatsNode } from "../../daemon/daemon.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { rcode, rplySchema } from "../../protocol/messages.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 
 let server: TestNatsServer;

@@ -6,7 +6,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../actors/credentials.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
 import { JetStreamCasStore } from "../../transport/kvJetStream.js";
 import { UntrustedStreamError, untrustedStream } from "../../transport/streamTrust.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";

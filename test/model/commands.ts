@@ -6,7 +6,7 @@
 // decide what applies; the harness holds the rest and checks the invariants
 // after each command.
 import fc from "fast-check";
-import { ALL } from "../../transport/protocol.js";
+import { ALL } from "../../protocol/messages.js";
 import { type MembershipHarness, NODE_IDS } from "./harness.js";
 import {
   describeSpec,

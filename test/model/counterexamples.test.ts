@@ -3,7 +3,7 @@
 // every invariant (membership and requests) on the way and after healing and a
 // quiet period.
 import { describe, expect, it } from "vitest";
-import { ALL } from "../../transport/protocol.js";
+import { ALL } from "../../protocol/messages.js";
 import { MembershipHarness } from "./harness.js";
 
 async function replay(

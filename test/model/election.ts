@@ -7,8 +7,8 @@
 // the stabilisation bound. Also the planted bugs the property must catch.
 import fc from "fast-check";
 import { defaultElectionTimings } from "../../machines/server.js";
+import type { NodeId } from "../../protocol/messages.js";
 import { CasConflictError } from "../../transport/errors.js";
-import type { NodeId } from "../../transport/protocol.js";
 import { commandArbitraries, type ElectionCommand, initialModel } from "./electionCommands.js";
 import {
   type ElectionConfig,

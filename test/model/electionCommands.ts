@@ -6,7 +6,7 @@
 // pass, and heal everything and wait for agreement. The model is only the topology the
 // commands need to decide what applies; the harness checks the invariants.
 import fc from "fast-check";
-import type { NodeId } from "../../transport/protocol.js";
+import type { NodeId } from "../../protocol/messages.js";
 import { type ElectionHarness, MAX_EXTRA_DELAY_MS, NODE_IDS, SERVERS } from "./electionHarness.js";
 
 export interface ElectionModel {

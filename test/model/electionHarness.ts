@@ -11,11 +11,11 @@
 import type { Election } from "../../actors/election.js";
 import type { NodeRuntime } from "../../actors/node.js";
 import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
-import { encode } from "../../transport/codec.js";
+import { encode } from "../../protocol/codec.js";
+import type { NodeId } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import type { CasStore } from "../../transport/kv.js";
-import type { NodeId } from "../../transport/protocol.js";
 import type { SimKv } from "../../transport/sim/index.js";
-import { subjects } from "../../transport/subjects.js";
 import type { Transport } from "../../transport/transport.js";
 import { SimCluster } from "../support/simCluster.js";
 import {

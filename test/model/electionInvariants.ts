@@ -3,9 +3,9 @@
 // writes, and the topology the commands set. Each failure is an
 // InvariantViolation naming the invariant, the harness adds the trace.
 import type { ElectionState } from "../../actors/election.js";
-import { decode } from "../../transport/codec.js";
+import { decode } from "../../protocol/codec.js";
+import { coordinatorRecordSchema, type NodeId } from "../../protocol/messages.js";
 import type { KvEntry } from "../../transport/kv.js";
-import { coordinatorRecordSchema, type NodeId } from "../../transport/protocol.js";
 import { InvariantViolation } from "./invariants.js";
 
 export { InvariantViolation };

@@ -10,9 +10,9 @@ import fc from "fast-check";
 import { catalogKey } from "../../actors/files/catalog.js";
 import { MemoryReplicas, SimDisk } from "../../actors/files/memoryReplicas.js";
 import type { ReplicaStore, ReplicaWriter } from "../../actors/files/replicaStore.js";
+import type { NodeId } from "../../protocol/messages.js";
 import { CasConflictError } from "../../transport/errors.js";
 import type { CasStore } from "../../transport/kv.js";
-import type { NodeId } from "../../transport/protocol.js";
 import {
   callArbitraries,
   commandArbitraries,

@@ -9,7 +9,7 @@
 // the network. The model is only what the commands need to decide what applies;
 // the harness checks the invariants.
 import fc from "fast-check";
-import type { NodeId } from "../../transport/protocol.js";
+import type { NodeId } from "../../protocol/messages.js";
 import { CLIENTS, FILE_NAMES, type FilesHarness, MAX_WIPES, NODE_IDS, SERVERS } from "./filesHarness.js";
 
 export interface FilesModel {

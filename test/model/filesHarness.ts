@@ -13,13 +13,13 @@ import type { FileSettings } from "../../actors/files/fileService.js";
 import { SimDisk } from "../../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../../actors/files/replicaStore.js";
 import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
+import { decode } from "../../protocol/codec.js";
+import { catalogRecordSchema } from "../../protocol/files.js";
+import type { NodeId } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { seededRandom } from "../../transport/clock.js";
-import { decode } from "../../transport/codec.js";
-import { catalogRecordSchema } from "../../transport/fileProtocol.js";
 import type { CasStore } from "../../transport/kv.js";
-import type { NodeId } from "../../transport/protocol.js";
 import type { SimKv } from "../../transport/sim/index.js";
-import { subjects } from "../../transport/subjects.js";
 import { SimCluster } from "../support/simCluster.js";
 import {
   checkServed,

@@ -4,7 +4,7 @@
 // nodes had their disk wiped (a holder lost for good). Each failure is an
 // InvariantViolation naming the invariant; the harness adds the trace.
 import { createHash } from "node:crypto";
-import type { NodeId } from "../../transport/protocol.js";
+import type { NodeId } from "../../protocol/messages.js";
 import { InvariantViolation } from "./invariants.js";
 
 export { InvariantViolation };

@@ -6,9 +6,9 @@
 // trace: the commands and replies with their simulated times, the topology,
 // every node's view and peers, and the last events of each node.
 import type { MembershipMachine, View } from "../../machines/membership.js";
-import { decode } from "../../transport/codec.js";
-import { type EventMessage, eventSchema } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+import { decode } from "../../protocol/codec.js";
+import { type EventMessage, eventSchema } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { SimCluster } from "../support/simCluster.js";
 import {
   type CurrentView,

@@ -3,7 +3,7 @@
 // events seen on the wire, and the views the nodes hold now. Each failure is an
 // InvariantViolation naming the invariant and the observing incarnation.
 import type { View } from "../../machines/membership.js";
-import type { EventMessage } from "../../transport/protocol.js";
+import type { EventMessage } from "../../protocol/messages.js";
 
 export class InvariantViolation extends Error {
   override name = "InvariantViolation";

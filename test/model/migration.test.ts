@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest";
 import { MachineRegistry } from "../../actors/machineRegistry.js";
 import type { ProcUsr } from "../../actors/processes.js";
 import { DvsClient } from "../../client/dvsClient.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 import { sleep } from "../../transport/clock.js";
-import { type Rply, rcode } from "../../transport/protocol.js";
 import { ProcessCluster } from "../support/processCluster.js";
 import {
   type AgentContext,

@@ -2,9 +2,9 @@
 // breaking one invariant, must be blamed on that invariant; a well-formed one
 // passes. (Planted bugs in mutations.test.ts show the model reaches them.)
 import { describe, expect, it } from "vitest";
-import { errorRply, makeRply } from "../../transport/codec.js";
+import { errorRply, makeRply } from "../../protocol/codec.js";
+import { ALL, type Rply } from "../../protocol/messages.js";
 import { TimeoutError } from "../../transport/errors.js";
-import { ALL, type Rply } from "../../transport/protocol.js";
 import { InvariantViolation } from "./invariants.js";
 import { checkSettled, type SettledRequest } from "./requestInvariants.js";
 

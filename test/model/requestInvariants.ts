@@ -2,8 +2,9 @@
 // one request a tool sent while the topology changed, once it has settled —
 // what it asked, when, which node gathered it and with which view, and what came
 // back. Each failure is an InvariantViolation naming the invariant.
+
+import { ALL, type Rply, rcode, rplySchema } from "../../protocol/messages.js";
 import { NoRespondersError, TimeoutError } from "../../transport/errors.js";
-import { ALL, type Rply, rcode, rplySchema } from "../../transport/protocol.js";
 import { InvariantViolation } from "./invariants.js";
 
 /** The request types the model sends: reads and idempotent-or-refused writes, none that leaves the view. */

@@ -9,7 +9,7 @@
 import { DEFAULT_REQUEST_TIMEOUT_MS, type NodeRuntime } from "../../actors/node.js";
 import type { ReplicationServer } from "../../actors/replication.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { ALL, type Rply, type Rqst } from "../../transport/protocol.js";
+import { ALL, type Rply, type Rqst } from "../../protocol/messages.js";
 import type { SimNetwork } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
 import { InvariantViolation } from "./invariants.js";

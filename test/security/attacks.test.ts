@@ -10,12 +10,12 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Encoder } from "cbor-x";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ADMIN_KEY_FILE, loadAdminSigner } from "../../actors/adminKey.js";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { decode, encode } from "../../transport/codec.js";
+import { ADMIN_KEY_FILE, loadAdminSigner } from "../../daemon/adminKey.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { PROTOCOL_VERSION, type Rply, rcode } from "../../protocol/messages.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
-import { PROTOCOL_VERSION, type Rply, rcode } from "../../transport/protocol.js";
 import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";
 import { isAlive, type Spawned, startLocalCluster } from "../support/processes.js";
 

@@ -3,10 +3,10 @@
 // member receives still verifies for it, and for no other node when addressed to one.
 import { afterEach, describe, expect, it } from "vitest";
 import { DvsClient } from "../../client/dvsClient.js";
-import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../../transport/adminSignature.js";
-import { parseRqst } from "../../transport/codec.js";
-import { ALL, type Rqst } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../../protocol/adminSignature.js";
+import { parseRqst } from "../../protocol/codec.js";
+import { ALL, type Rqst } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { SIM_ADMIN, SimCluster } from "../support/simCluster.js";
 
 let stopClock: (() => void) | undefined;

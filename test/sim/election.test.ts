@@ -2,8 +2,8 @@
 // coordinator, a new one after a crash, none on a side without the store.
 import { describe, expect, it } from "vitest";
 import { COORDINATOR_KEY } from "../../actors/election.js";
-import { encode } from "../../transport/codec.js";
-import { coordinatorRecordSchema } from "../../transport/protocol.js";
+import { encode } from "../../protocol/codec.js";
+import { coordinatorRecordSchema } from "../../protocol/messages.js";
 import { SimCluster } from "../support/simCluster.js";
 
 function coordinators(cluster: SimCluster): number[] {

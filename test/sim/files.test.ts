@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { catalogKey } from "../../actors/files/catalog.js";
 import { FileStoreError } from "../../actors/files/errors.js";
 import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
-import { decode, encode } from "../../transport/codec.js";
-import { PROTOCOL_VERSION } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { SimCluster } from "../support/simCluster.js";
 
 function setup(seed: number, ids: number[], passive: number[] = []) {

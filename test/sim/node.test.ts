@@ -4,9 +4,9 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import { NodeRuntime } from "../../actors/node.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { decode, encode } from "../../transport/codec.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { rcode } from "../../protocol/messages.js";
 import { NoRespondersError } from "../../transport/errors.js";
-import { rcode } from "../../transport/protocol.js";
 import { SimNetwork } from "../../transport/sim/index.js";
 
 function simNode(network: SimNetwork, node: number, incarnation = 1) {

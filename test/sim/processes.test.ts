@@ -6,8 +6,8 @@ import { MachineRegistry } from "../../actors/machineRegistry.js";
 import { ANY_ENDPOINT, PROC_FLAGS, type ProcUsr } from "../../actors/processes.js";
 import { MemorySnapshotStore } from "../../actors/processStore.js";
 import type { ProxyInfo, ProxyStats } from "../../actors/proxy.js";
+import { rcode } from "../../protocol/messages.js";
 import { sleep } from "../../transport/clock.js";
-import { rcode } from "../../transport/protocol.js";
 import { ProcessCluster } from "../support/processCluster.js";
 import {
   type AgentContext,

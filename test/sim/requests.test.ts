@@ -2,8 +2,8 @@
 // ALL requests gathered from the view, forwarding, DVS and DC state kept the
 // same on every node, DVSEND as a graceful leave.
 import { afterEach, describe, expect, it } from "vitest";
-import { decode, encode } from "../../transport/codec.js";
-import { type Rply, rcode } from "../../transport/protocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 import { SimCluster } from "../support/simCluster.js";
 
 let stopClock: (() => void) | undefined;

@@ -4,8 +4,8 @@
 // cost a node is bounded.
 import { afterEach, describe, expect, it } from "vitest";
 import { DvsClient } from "../../client/dvsClient.js";
-import { decode, encode } from "../../transport/codec.js";
-import { PROTOCOL_VERSION, type Rply, rcode } from "../../transport/protocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { PROTOCOL_VERSION, type Rply, rcode } from "../../protocol/messages.js";
 import type { Message } from "../../transport/transport.js";
 import { SimCluster } from "../support/simCluster.js";
 

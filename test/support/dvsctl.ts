@@ -3,8 +3,8 @@
 // stdout as bytes, apart from stderr (file update writes a file there).
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ADMIN_KEY_FILE } from "../../actors/adminKey.js";
-import type { Rply } from "../../transport/protocol.js";
+import { ADMIN_KEY_FILE } from "../../daemon/adminKey.js";
+import type { Rply } from "../../protocol/messages.js";
 import { dvsctlBin, spawnNode } from "./processes.js";
 
 export interface DvsctlRun {

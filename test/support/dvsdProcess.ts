@@ -4,9 +4,9 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import type { ConfigInput } from "../../actors/config.js";
-import { type Credentials, devNodeCredentials } from "../../actors/credentials.js";
-import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
+import type { ConfigInput } from "../../daemon/config.js";
+import { type Credentials, devNodeCredentials } from "../../daemon/credentials.js";
+import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import { EventWatch } from "./eventWatch.js";
 import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
 import { TEST_ADMIN } from "./testAdmin.js";

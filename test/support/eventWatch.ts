@@ -3,10 +3,9 @@
 // nodes' answers on the status subject. Tests wait on these with deadlines
 // instead of sleeping.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { DEV_USERS } from "../../actors/credentials.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
-import { decode } from "../../transport/codec.js";
-import { NatsTransport } from "../../transport/nats.js";
+import { DEV_USERS } from "../../daemon/credentials.js";
+import { decode } from "../../protocol/codec.js";
 import {
   type CoordinatorEvent,
   coordinatorEventSchema,
@@ -14,8 +13,9 @@ import {
   eventSchema,
   type MembershipEventName,
   type NodeStatus,
-} from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+} from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
+import { NatsTransport } from "../../transport/nats.js";
 
 export interface ObservedEvent extends EventMessage {
   /** `performance.now()` when the watcher received it. */

@@ -4,9 +4,8 @@
 // failure is reproduced by its seed and index. Nothing generated here may harm
 // the machine: `harmless` vets every case before it is sent (no DVSEND on a
 // subject that would honour it, no KILL of a pid that could exist).
-import { announcementSchema, migrationMessageSchema, proxyFrameSchema } from "../../actors/processWire.js";
-import { type Random, randomInt, randomToken, seededRandom } from "../../transport/clock.js";
-import { decode, encode, encodingOf, JSON_CONTENT_TYPE, parseRqst } from "../../transport/codec.js";
+
+import { decode, encode, encodingOf, JSON_CONTENT_TYPE, parseRqst } from "../../protocol/codec.js";
 import {
   CHUNK_BYTES,
   commitRequestSchema,
@@ -15,7 +14,7 @@ import {
   peerFileMessageSchema,
   readRequestSchema,
   updateRequestSchema,
-} from "../../transport/fileProtocol.js";
+} from "../../protocol/files.js";
 import {
   ALL,
   type ErrorName,
@@ -30,8 +29,10 @@ import {
   rplySchema,
   rqstEnvelopeSchema,
   UNICAST_ONLY_TYPES,
-} from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+} from "../../protocol/messages.js";
+import { announcementSchema, migrationMessageSchema, proxyFrameSchema } from "../../protocol/processes.js";
+import { subjects } from "../../protocol/subjects.js";
+import { type Random, randomInt, randomToken, seededRandom } from "../../transport/clock.js";
 
 export const FUZZ_FAMILIES = [
   "random-bytes",

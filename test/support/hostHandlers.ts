@@ -1,11 +1,12 @@
 // The host request handlers as the unit tests call them: directly, with the
 // real clock, a silent logger and an empty COMMAND allow-list unless told.
-import { commandsConfigSchema } from "../../actors/host/command.js";
-import { createHostHandlers, type HostRequestOptions } from "../../actors/hostRequests.js";
+
 import { silentLogger } from "../../actors/logger.js";
 import type { Outcome } from "../../actors/requestServer.js";
+import { commandsConfigSchema } from "../../daemon/host/command.js";
+import { createHostHandlers, type HostRequestOptions } from "../../daemon/hostRequests.js";
+import type { RequestType, Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import type { RequestType, Rqst } from "../../transport/protocol.js";
 
 export function hostHandlers(options: Partial<HostRequestOptions> = {}) {
   return createHostHandlers({

@@ -4,8 +4,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { devServerConfig, renderNatsConfig } from "../../actors/natsAccounts.js";
-import { startNatsServer } from "../../actors/natsServer.js";
+import { devServerConfig, renderNatsConfig } from "../../daemon/natsAccounts.js";
+import { startNatsServer } from "../../daemon/natsServer.js";
 
 /** The checkout: found upward from here, so it is the same from test/ (vitest) and dist/test/ (the CLIs). */
 export const repoRoot = ((): string => {

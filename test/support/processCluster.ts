@@ -7,11 +7,11 @@ import { ProcessRuntime, type ProcessTimings } from "../../actors/processes.js";
 import type { ProcessSnapshotStore } from "../../actors/processStore.js";
 import { RequestServer } from "../../actors/requestServer.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { decode, encode } from "../../transport/codec.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { type NodeId, type Rply, type Rqst, rplySchema } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { BadReplyError } from "../../transport/errors.js";
-import { type NodeId, type Rply, type Rqst, rplySchema } from "../../transport/protocol.js";
 import { SimNetwork } from "../../transport/sim/index.js";
-import { subjects } from "../../transport/subjects.js";
 import type { Transport } from "../../transport/transport.js";
 import { testRegistry } from "./processMachines.js";
 

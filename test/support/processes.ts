@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../../actors/natsServer.js";
+import { freePort } from "../../daemon/natsServer.js";
 import { repoRoot } from "./natsServer.js";
 
 export { freePort };

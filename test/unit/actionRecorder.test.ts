@@ -13,8 +13,8 @@ import {
 } from "../../actors/actionLog.js";
 import { ActionRecorder, type ActionRqst } from "../../actors/actionRecorder.js";
 import { silentLogger } from "../../actors/logger.js";
-import { encode } from "../../transport/codec.js";
-import type { Rply } from "../../transport/protocol.js";
+import { encode } from "../../protocol/codec.js";
+import type { Rply } from "../../protocol/messages.js";
 import { SimClock } from "../../transport/sim/clock.js";
 
 function recorder(log = new MemoryActionLog()) {

@@ -1,4 +1,4 @@
-// The admin key on disk (actors/adminKey.ts): made once per data directory,
+// The admin key on disk (daemon/adminKey.ts): made once per data directory,
 // readable by its owner only, reused, and refused with a named error when unusable.
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,8 +10,8 @@ import {
   AdminKeyUnreadableError,
   generateAdminKey,
   loadAdminSigner,
-} from "../../actors/adminKey.js";
-import { ReplayGuard, signRqst, TrustedAdminKeys, verifyRqstAuth } from "../../transport/adminSignature.js";
+} from "../../daemon/adminKey.js";
+import { ReplayGuard, signRqst, TrustedAdminKeys, verifyRqstAuth } from "../../protocol/adminSignature.js";
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -1,4 +1,4 @@
-// Admin signatures on requests (transport/adminSignature.ts): what a signature
+// Admin signatures on requests (protocol/adminSignature.ts): what a signature
 // covers, what a node refuses, and that a relayed, re-encoded request still verifies.
 import { createAccount, createUser, fromPublic, fromSeed } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
@@ -18,9 +18,9 @@ import {
   TrustedAdminKeys,
   UnsignableRqstError,
   verifyRqstAuth,
-} from "../../transport/adminSignature.js";
-import { encode, parseRqst } from "../../transport/codec.js";
-import { ALL, PROTOCOL_VERSION, type Rqst, rqstEnvelopeSchema } from "../../transport/protocol.js";
+} from "../../protocol/adminSignature.js";
+import { encode, parseRqst } from "../../protocol/codec.js";
+import { ALL, PROTOCOL_VERSION, type Rqst, rqstEnvelopeSchema } from "../../protocol/messages.js";
 
 const NOW = 1_750_000_000_000;
 const NONCE = "n0nce-0123456789abcd";

@@ -2,11 +2,11 @@
 // clean environment: a fixed PATH, LANG=C and their documented DVS_* variables,
 // never the daemon's own (where DVS_NATS_PASS lives).
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SAFE_PATH } from "../../actors/host/childEnvironment.js";
-import type { CommandResult } from "../../actors/host/command.js";
-import { commandsConfigSchema } from "../../actors/host/command.js";
 import { silentLogger } from "../../actors/logger.js";
-import { type ScriptEvent, type ScriptResult, ScriptRunner } from "../../actors/scripts.js";
+import { SAFE_PATH } from "../../daemon/host/childEnvironment.js";
+import type { CommandResult } from "../../daemon/host/command.js";
+import { commandsConfigSchema } from "../../daemon/host/command.js";
+import { type ScriptEvent, type ScriptResult, ScriptRunner } from "../../daemon/scripts.js";
 import { systemClock } from "../../transport/clock.js";
 import { hostHandlers, hostRqst, succeeded } from "../support/hostHandlers.js";
 

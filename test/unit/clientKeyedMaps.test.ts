@@ -5,10 +5,10 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import { MAX_CLIENT_SENDERS, type ProcUsr } from "../../actors/processes.js";
 import { MAX_PEERS_OUTSIDE_VIEW, Proxies } from "../../actors/proxy.js";
-import { encode, makeRqst } from "../../transport/codec.js";
-import type { Rqst } from "../../transport/protocol.js";
+import { encode, makeRqst } from "../../protocol/codec.js";
+import type { Rqst } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { SimNetwork } from "../../transport/sim/index.js";
-import { subjects } from "../../transport/subjects.js";
 import { ProcessCluster } from "../support/processCluster.js";
 
 describe("maps keyed by client input", () => {

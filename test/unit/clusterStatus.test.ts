@@ -4,8 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { agreeOnView, collectStatus, formatMembers } from "../../client/clusterStatus.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { encode } from "../../transport/codec.js";
-import { type NodeStatus, PROTOCOL_VERSION } from "../../transport/protocol.js";
+import { encode } from "../../protocol/codec.js";
+import { type NodeStatus, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import type { Transport } from "../../transport/transport.js";
 import { SimCluster } from "../support/simCluster.js";
 

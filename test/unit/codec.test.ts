@@ -9,8 +9,8 @@ import {
   makeRply,
   parseRqst,
   rplyError,
-} from "../../transport/codec.js";
-import { ERRORS, MAX_MESSAGE_BYTES, rcode, rplySchema } from "../../transport/protocol.js";
+} from "../../protocol/codec.js";
+import { ERRORS, MAX_MESSAGE_BYTES, rcode, rplySchema } from "../../protocol/messages.js";
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 const json = (v: unknown) => ({

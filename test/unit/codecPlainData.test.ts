@@ -3,7 +3,7 @@
 // answered EBADMSG, at once and without throwing.
 import { Encoder } from "cbor-x";
 import { describe, expect, it } from "vitest";
-import { MAX_PLAIN_DEPTH, notPlainData, parseRqst } from "../../transport/codec.js";
+import { MAX_PLAIN_DEPTH, notPlainData, parseRqst } from "../../protocol/codec.js";
 
 // structuredClone makes cbor-x write tags 28/29 for repeated and cyclic references.
 const tagged = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: true });

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
-import { loadConfig, parseConfig } from "../../actors/config.js";
 import { ConfigError } from "../../actors/errors.js";
+import { loadConfig, parseConfig } from "../../daemon/config.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dvs-config-"));
 const file = (name: string, text: string) => {

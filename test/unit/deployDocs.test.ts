@@ -9,11 +9,11 @@ import { join, resolve } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { type NodeConfig, parseConfig } from "../../actors/config.js";
 import { NatsServerNotFoundError } from "../../actors/errors.js";
-import { renderAccounts } from "../../actors/natsAccounts.js";
-import { natsServerInstalled } from "../../actors/natsServer.js";
-import { DVSD_NODE_FLAGS } from "../../actors/nodeFlags.js";
+import { type NodeConfig, parseConfig } from "../../daemon/config.js";
+import { renderAccounts } from "../../daemon/natsAccounts.js";
+import { natsServerInstalled } from "../../daemon/natsServer.js";
+import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const deployDoc = readFileSync(join(repoRoot, "docs", "deploy.md"), "utf8");

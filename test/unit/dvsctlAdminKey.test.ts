@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { generateAdminKey } from "../../actors/adminKey.js";
 import { CommandError } from "../../bin/dvsctl/errors.js";
 import {
   adminSignerOf,
@@ -14,8 +13,9 @@ import {
   isMutating,
   signatureHint,
 } from "../../bin/dvsctl/session.js";
-import { errorRply, makeRply } from "../../transport/codec.js";
-import { ALL } from "../../transport/protocol.js";
+import { generateAdminKey } from "../../daemon/adminKey.js";
+import { errorRply, makeRply } from "../../protocol/codec.js";
+import { ALL } from "../../protocol/messages.js";
 
 const dirs: string[] = [];
 afterEach(() => {

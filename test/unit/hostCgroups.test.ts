@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type ControllerEntry, controllerEntries, parseProcCgroups } from "../../actors/host/cgroups.js";
+import { type ControllerEntry, controllerEntries, parseProcCgroups } from "../../daemon/host/cgroups.js";
 import {
   type ContainerEntry,
   containerOfCgroup,
@@ -10,7 +10,7 @@ import {
   parsePodmanPs,
   type SelfFacts,
   selfContainer,
-} from "../../actors/host/containers.js";
+} from "../../daemon/host/containers.js";
 import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const ID = (c: string) => c.repeat(64);

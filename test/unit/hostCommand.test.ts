@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { childEnvironment, SAFE_PATH } from "../../actors/host/childEnvironment.js";
+import { silentLogger } from "../../actors/logger.js";
+import type { Outcome } from "../../actors/requestServer.js";
+import { childEnvironment, SAFE_PATH } from "../../daemon/host/childEnvironment.js";
 import {
   type CommandResult,
   type CommandsConfigInput,
   commandsConfigSchema,
-} from "../../actors/host/command.js";
-import { createHostHandlers } from "../../actors/hostRequests.js";
-import { silentLogger } from "../../actors/logger.js";
-import type { Outcome } from "../../actors/requestServer.js";
+} from "../../daemon/host/command.js";
+import { createHostHandlers } from "../../daemon/hostRequests.js";
+import type { Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import type { Rqst } from "../../transport/protocol.js";
 
 function command(config: CommandsConfigInput) {
   const run = createHostHandlers({

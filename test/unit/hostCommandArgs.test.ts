@@ -8,7 +8,7 @@ import {
   type CommandResult,
   type CommandsConfigInput,
   commandsConfigSchema,
-} from "../../actors/host/command.js";
+} from "../../daemon/host/command.js";
 import { hostHandlers, hostRqst, succeeded } from "../support/hostHandlers.js";
 
 const config: CommandsConfigInput = {

@@ -11,7 +11,7 @@ import {
   percent,
   VMSTAT_VIEW,
 } from "../../bin/dvsctl/host.js";
-import type { Rply } from "../../transport/protocol.js";
+import type { Rply } from "../../protocol/messages.js";
 
 const rply = (src: number, rcode: number, data: unknown): Rply => ({
   v: 1,

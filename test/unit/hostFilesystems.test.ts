@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type FilesystemEntry, type MountEntry, parseMounts } from "../../actors/host/filesystems.js";
+import { type FilesystemEntry, type MountEntry, parseMounts } from "../../daemon/host/filesystems.js";
 import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const MOUNTS = `/dev/sda1 / ext4 rw,relatime,errors=remount-ro 0 0

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandsConfigSchema } from "../../actors/host/command.js";
-import { KILL_SIGNALS, killSignal } from "../../actors/host/processes.js";
-import { createHostHandlers } from "../../actors/hostRequests.js";
 import { silentLogger } from "../../actors/logger.js";
+import { commandsConfigSchema } from "../../daemon/host/command.js";
+import { KILL_SIGNALS, killSignal } from "../../daemon/host/processes.js";
+import { createHostHandlers } from "../../daemon/hostRequests.js";
+import type { Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import type { Rqst } from "../../transport/protocol.js";
 
 const kill = createHostHandlers({
   clock: systemClock,

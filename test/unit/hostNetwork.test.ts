@@ -11,8 +11,8 @@ import {
   SOCKET_STATES,
   type SocketEntry,
   sortSockets,
-} from "../../actors/host/network.js";
-import { PARAMS } from "../../transport/protocol.js";
+} from "../../daemon/host/network.js";
+import { PARAMS } from "../../protocol/messages.js";
 import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const host = handlers();

@@ -1,10 +1,10 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { type CommandsConfig, commandsConfigSchema } from "../../actors/host/command.js";
-import { createHostHandlers } from "../../actors/hostRequests.js";
 import { silentLogger } from "../../actors/logger.js";
+import { type CommandsConfig, commandsConfigSchema } from "../../daemon/host/command.js";
+import { createHostHandlers } from "../../daemon/hostRequests.js";
+import { REQUEST_GROUPS, type Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import { REQUEST_GROUPS, type Rqst } from "../../transport/protocol.js";
 
 describe("host request handlers", () => {
   it("answer every type of the host group", () => {

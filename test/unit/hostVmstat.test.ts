@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { commandsConfigSchema } from "../../actors/host/command.js";
-import { memoryFromMeminfo, type Vmstat } from "../../actors/host/memory.js";
-import { createHostHandlers } from "../../actors/hostRequests.js";
 import { silentLogger } from "../../actors/logger.js";
+import { commandsConfigSchema } from "../../daemon/host/command.js";
+import { memoryFromMeminfo, type Vmstat } from "../../daemon/host/memory.js";
+import { createHostHandlers } from "../../daemon/hostRequests.js";
+import type { Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import type { Rqst } from "../../transport/protocol.js";
 
 const host = createHostHandlers({
   clock: systemClock,

@@ -1,7 +1,7 @@
 // `dvsd up`'s judgement of DVSINIT and the environment it gives its nodes.
 import { describe, expect, it } from "vitest";
-import { initOutcome, nodeEnvironment } from "../../actors/launcher.js";
-import { type Rply, rcode } from "../../transport/protocol.js";
+import { initOutcome, nodeEnvironment } from "../../daemon/launcher.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 
 function entry(src: number, code: number, error?: string): Rply {
   return {

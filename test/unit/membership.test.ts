@@ -20,8 +20,8 @@ import {
   type ViewChange,
   type ViewSummary,
 } from "../../machines/membership.js";
-import { encode } from "../../transport/codec.js";
-import { heartbeatSchema, PROTOCOL_VERSION } from "../../transport/protocol.js";
+import { encode } from "../../protocol/codec.js";
+import { heartbeatSchema, PROTOCOL_VERSION } from "../../protocol/messages.js";
 
 const timings = defaultTimings();
 const self: Member = { node: 1, incarnation: 1 };

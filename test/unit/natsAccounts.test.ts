@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { actionStreamName } from "../../actors/actionLogJetStream.js";
-import { devNodeCredentials } from "../../actors/credentials.js";
+import { devNodeCredentials } from "../../daemon/credentials.js";
 import {
   ANY_CLUSTER,
   DEV_NODE_COUNT,
@@ -18,11 +18,11 @@ import {
   renderAccounts,
   renderNatsConfig,
   viewerPermissions,
-} from "../../actors/natsAccounts.js";
-import { natsServerInstalled } from "../../actors/natsServer.js";
+} from "../../daemon/natsAccounts.js";
+import { natsServerInstalled } from "../../daemon/natsServer.js";
+import { inboxPrefixFor } from "../../protocol/responder.js";
+import { subjects } from "../../protocol/subjects.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
-import { inboxPrefixFor } from "../../transport/responder.js";
-import { subjects } from "../../transport/subjects.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "dvs-accounts-"));

@@ -10,8 +10,8 @@ import { LocationTable, supersedes } from "../../actors/locations.js";
 import { defaultRegistry, MachineRegistry } from "../../actors/machineRegistry.js";
 import { Mailbox } from "../../actors/mailbox.js";
 import { FileSnapshotStore } from "../../actors/processStore.js";
-import type { Envelope, Location } from "../../actors/processWire.js";
 import { counterMachine } from "../../machines/examples/counter.js";
+import type { Envelope, Location } from "../../protocol/processes.js";
 import { record } from "../contracts/processSnapshotStore/contract.js";
 
 const from = (key: string) => ({ kind: "client" as const, key, node: 1, src: key });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { PARAMS, REQUEST_GROUPS, REQUEST_TYPES, rqstEnvelopeSchema } from "../../transport/protocol.js";
-import { subjects } from "../../transport/subjects.js";
+import { PARAMS, REQUEST_GROUPS, REQUEST_TYPES, rqstEnvelopeSchema } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 
 describe("protocol", () => {
   it("lists every request type of the specification, each with a params schema", () => {

@@ -8,7 +8,7 @@ import { kvCellMachine } from "../../machines/examples/kvCell.js";
 import { processLifecycleMachine } from "../../machines/process.js";
 import type { DvsEvent, Sender } from "../../machines/processEvents.js";
 import { nextSendSeq, type ProxyEvent, proxyMachine } from "../../machines/proxy.js";
-import { decode, encode } from "../../transport/codec.js";
+import { decode, encode } from "../../protocol/codec.js";
 
 const roundTrip = <T>(value: T): T => {
   const decoded = decode(encode(value), "cbor");

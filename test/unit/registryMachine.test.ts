@@ -17,8 +17,8 @@ import {
   registryMachine,
   registryStep,
 } from "../../machines/registry.js";
-import { decode, encode } from "../../transport/codec.js";
-import type { NodeId } from "../../transport/protocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import type { NodeId } from "../../protocol/messages.js";
 
 const input: RegistryInput = { self: 1, leaseMs: 400, at: 0 };
 

@@ -5,10 +5,10 @@ import { silentLogger } from "../../actors/logger.js";
 import type { ReplicationServer } from "../../actors/replication.js";
 import { DEFAULT_MAX_TIMEOUT_MS, RequestServer } from "../../actors/requestServer.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { makeRply } from "../../transport/codec.js";
-import type { Rqst } from "../../transport/protocol.js";
+import { makeRply } from "../../protocol/codec.js";
+import type { Rqst } from "../../protocol/messages.js";
+import { subjects } from "../../protocol/subjects.js";
 import { SimNetwork } from "../../transport/sim/index.js";
-import { subjects } from "../../transport/subjects.js";
 
 function serverWithReplication() {
   const network = new SimNetwork({ seed: 5, trace: false });

@@ -1,6 +1,6 @@
 // The one responder path: answers go only into the inbox namespace.
 import { describe, expect, it } from "vitest";
-import { inboxPrefixFor, isInboxReply, Responder } from "../../transport/responder.js";
+import { inboxPrefixFor, isInboxReply, Responder } from "../../protocol/responder.js";
 
 describe("reply subjects", () => {
   it("an inbox under a user's prefix is a reply subject dvsd answers", () => {

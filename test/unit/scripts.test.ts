@@ -16,9 +16,9 @@ import {
   ScriptSpawnError,
   type ScriptsConfigInput,
   scriptsConfigSchema,
-} from "../../actors/scripts.js";
+} from "../../daemon/scripts.js";
+import type { MembershipEventName } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";
-import type { MembershipEventName } from "../../transport/protocol.js";
 
 const recordEnv = fileURLToPath(new URL("../fixtures/scripts/record-env.mjs", import.meta.url));
 const tempDir = () => mkdtempSync(join(tmpdir(), "dvs-scripts-"));

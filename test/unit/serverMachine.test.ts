@@ -20,8 +20,8 @@ import {
   type ServerOutput,
   serverMachine,
 } from "../../machines/server.js";
-import { decode, encode } from "../../transport/codec.js";
-import type { HeldFile, NodeId, ServerType } from "../../transport/protocol.js";
+import { decode, encode } from "../../protocol/codec.js";
+import type { HeldFile, NodeId, ServerType } from "../../protocol/messages.js";
 
 const timings = defaultElectionTimings(400);
 const SELF = 3;

@@ -2,7 +2,7 @@
 // in-memory store (memory.test.ts) and the records on disk (file.test.ts).
 import { describe, expect, it } from "vitest";
 import type { ProcessSnapshotStore } from "../../../actors/processStore.js";
-import type { ProcessRecord } from "../../../actors/processWire.js";
+import type { ProcessRecord } from "../../../protocol/processes.js";
 
 /** A counter process's record at `endpoint`, its count set to `count`. */
 export const record = (endpoint: number, count: number): ProcessRecord => ({

@@ -5,8 +5,8 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "../../../actors/files/errors.js";
 import type { ReplicaRef, ReplicaStore } from "../../../actors/files/replicaStore.js";
+import { CHUNK_BYTES, type FileIdentity } from "../../../protocol/files.js";
 import { seededRandom } from "../../../transport/clock.js";
-import { CHUNK_BYTES, type FileIdentity } from "../../../transport/fileProtocol.js";
 
 export interface ReplicaStoreFixture {
   /** An opened store over fresh, empty storage. */

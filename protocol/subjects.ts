@@ -1,6 +1,6 @@
 // Subject names of SPEC 3.3. Public subjects are documented in docs/protocol.md
 // and stable; internal ones (prefixed `dvs.<c>._`) may change between versions.
-import type { NodeId } from "./protocol.js";
+import type { NodeId } from "./messages.js";
 
 const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 

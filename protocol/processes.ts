@@ -12,7 +12,7 @@ import {
   endpointSchema,
   nodeIdSchema,
   PROTOCOL_VERSION,
-} from "../transport/protocol.js";
+} from "./messages.js";
 
 const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const keySchema = z.string().min(1).max(160);

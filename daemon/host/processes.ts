@@ -5,7 +5,7 @@
 import { cpus } from "node:os";
 import { join } from "node:path";
 import type * as si from "systeminformation";
-import type { Params } from "../../transport/protocol.js";
+import type { Params } from "../../protocol/messages.js";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import {

@@ -1,10 +1,13 @@
 // The host requests of SPEC 5 (PS, VMSTAT, IFCONFIG, NETSTAT, DF, MOUNT, KILL,
 // PIDSTAT, CONTAINER, CONTROLLER, COMMAND) as handlers over the probes of
-// actors/host/. A list reply's rcode is how many the host had; no handler
+// daemon/host/. A list reply's rcode is how many the host had; no handler
 // throws: a refusal answers its named error, anything else EINVAL (logged).
+
+import { ConfigError } from "../actors/errors.js";
+import type { Logger } from "../actors/logger.js";
+import type { Outcome, RequestHandler, RequestHandlers } from "../actors/requestServer.js";
+import type { ErrorName, Params, RequestType, Rqst } from "../protocol/messages.js";
 import type { Clock } from "../transport/clock.js";
-import type { ErrorName, Params, RequestType, Rqst } from "../transport/protocol.js";
-import { ConfigError } from "./errors.js";
 import { listControllers } from "./host/cgroups.js";
 import { type CommandsConfig, runCommand } from "./host/command.js";
 import { listContainers } from "./host/containers.js";
@@ -16,8 +19,6 @@ import { vmstat } from "./host/memory.js";
 import { listInterfaces, listSockets } from "./host/network.js";
 import { killProcess, listProcesses, pidstat } from "./host/processes.js";
 import { type SharedProbes, sharedProbes } from "./host/sharedProbes.js";
-import type { Logger } from "./logger.js";
-import type { Outcome, RequestHandler, RequestHandlers } from "./requestServer.js";
 
 export interface HostRequestOptions {
   readonly clock: Clock;

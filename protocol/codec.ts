@@ -4,6 +4,7 @@
 // request holds plain data only (what JSON can say), however it was encoded.
 import { Encoder } from "cbor-x";
 import type { z } from "zod";
+import { type Headers, header, type Message } from "../transport/transport.js";
 import {
   clientIdSchema,
   countOf,
@@ -22,8 +23,7 @@ import {
   rcode,
   rplySchema,
   rqstEnvelopeSchema,
-} from "./protocol.js";
-import { type Headers, header, type Message } from "./transport.js";
+} from "./messages.js";
 
 export type Encoding = "cbor" | "json";
 

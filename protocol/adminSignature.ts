@@ -5,7 +5,7 @@
 // and the replay memory are passed in.
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
 import { fromPublic, fromSeed } from "@nats-io/nkeys";
-import { ALL, type ErrorName, type NodeId, type RqstAuth, rqstAuthSchema } from "./protocol.js";
+import { ALL, type ErrorName, type NodeId, type RqstAuth, rqstAuthSchema } from "./messages.js";
 
 /** How far a signature's `at` may be from a node's clock, either way (ms); also how long a nonce is remembered. */
 export const ADMIN_SIGNATURE_WINDOW_MS = 30_000;

@@ -2,21 +2,21 @@
 // to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
 // into a graceful stop bounded by `shutdown.graceMs`.
 import { join } from "node:path";
+import { JetStreamActionLog } from "../actors/actionLogJetStream.js";
+import { registerService } from "../actors/discovery.js";
+import { DiskReplicas } from "../actors/files/diskReplicas.js";
+import { createLogger, type Logger, throttledWarn } from "../actors/logger.js";
+import { endedByClosedLink, NodeRuntime } from "../actors/node.js";
+import { nextIncarnation } from "../actors/stateDir.js";
 import { defaultElectionTimings } from "../machines/server.js";
+import { inboxPrefixFor } from "../protocol/responder.js";
 import { monotonicClock, systemClock } from "../transport/clock.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
-import { inboxPrefixFor } from "../transport/responder.js";
-import { JetStreamActionLog } from "./actionLogJetStream.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { nodeUserName } from "./credentials.js";
-import { registerService } from "./discovery.js";
-import { DiskReplicas } from "./files/diskReplicas.js";
 import { createHostHandlers, protectedPidsFromEnv } from "./hostRequests.js";
-import { createLogger, type Logger, throttledWarn } from "./logger.js";
-import { endedByClosedLink, NodeRuntime } from "./node.js";
 import { ScriptRunner } from "./scripts.js";
-import { nextIncarnation } from "./stateDir.js";
 
 export function createNatsNode(
   config: NodeConfig,

@@ -5,8 +5,8 @@
 // group, then SIGKILL) and stdout/stderr capped.
 import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
+import type { Params } from "../../protocol/messages.js";
 import type { Clock, TimerHandle } from "../../transport/clock.js";
-import type { Params } from "../../transport/protocol.js";
 import { CappedOutput, signalGroup } from "../childProcess.js";
 import { childEnvironment } from "./childEnvironment.js";
 import type { HostContext } from "./context.js";

@@ -3,7 +3,7 @@
 // mount namespace, parsed from /proc/self/mounts).
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
-import type { Params } from "../../transport/protocol.js";
+import type { Params } from "../../protocol/messages.js";
 import { type HostContext, isLiveProc } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { readText } from "./hostFiles.js";

@@ -5,7 +5,7 @@
 // call, a KV key, an action-log record). Each user may subscribe only to its
 // own `_INBOX.<user>` prefix (nats.conf), so a reply sent into the inbox
 // namespace reaches nobody but the owner of that inbox (docs/security.md).
-import type { Headers, Message, Transport } from "./transport.js";
+import type { Headers, Message, Transport } from "../transport/transport.js";
 
 /** The root of every inbox; a user's own prefix is `_INBOX.<user>`. */
 export const INBOX_ROOT = "_INBOX";

@@ -3,7 +3,7 @@
 // pid holding each), both read from /proc/net and /sys/class/net.
 import { endianness, networkInterfaces } from "node:os";
 import { join } from "node:path";
-import type { Params } from "../../transport/protocol.js";
+import type { Params } from "../../protocol/messages.js";
 import type { HostContext } from "./context.js";
 import { PROBE_DEADLINE_MS, probe, probedValue } from "./deadline.js";
 import { listDir, listPids, mapInBatches, readLink, readText } from "./hostFiles.js";

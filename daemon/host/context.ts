@@ -1,8 +1,9 @@
 // What every host probe is given: the injected clock and logger, the pids KILL
 // never signals, where /proc and the cgroup tree are (fixture directories in
-// tests) and the COMMAND allow-list. actors/hostRequests.ts fills in the defaults.
+// tests) and the COMMAND allow-list. daemon/hostRequests.ts fills in the defaults.
+
+import type { Logger } from "../../actors/logger.js";
 import type { Clock } from "../../transport/clock.js";
-import type { Logger } from "../logger.js";
 import type { CommandsConfig } from "./command.js";
 import type { SharedProbes } from "./sharedProbes.js";
 

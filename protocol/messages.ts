@@ -268,7 +268,7 @@ const typeField = z
   .transform((t) => (t.startsWith("RQST_") ? t.slice(5) : t));
 
 /**
- * An admin's signature over a request (transport/adminSignature.ts says what is
+ * An admin's signature over a request (protocol/adminSignature.ts says what is
  * signed): nodes serve a mutating request that another node passed on only when
  * it carries one by a key they trust.
  */
@@ -409,7 +409,7 @@ export const registryAnswerSchema = z.discriminatedUnion("type", [
 ]);
 export type RegistryAnswer = z.infer<typeof registryAnswerSchema>;
 
-/** A file version a server holds on disk, as ALIVE lists it (transport/fileProtocol.ts). */
+/** A file version a server holds on disk, as ALIVE lists it (protocol/files.ts). */
 export const heldFileSchema = z.strictObject({
   name: z.string().min(1).max(200),
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),

@@ -1,6 +1,6 @@
 // The admin's signing key on disk: `dvsd up` makes one (`<data>/admin.nk`, an
 // nkey user seed readable by its owner only) and hands its public key to the
-// nodes; dvsctl loads it to sign mutating requests (transport/adminSignature.ts).
+// nodes; dvsctl loads it to sign mutating requests (protocol/adminSignature.ts).
 import {
   chmodSync,
   closeSync,
@@ -13,7 +13,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
-import { type AdminSigner, adminSignerFromSeed } from "../transport/adminSignature.js";
+import { type AdminSigner, adminSignerFromSeed } from "../protocol/adminSignature.js";
 
 /** The seed file's name in a data directory. */
 export const ADMIN_KEY_FILE = "admin.nk";

@@ -1,8 +1,8 @@
 // Named refusals of the host requests. Each carries the protocol error it is
 // answered with, so a handler throws what went wrong and the one wrapper in
-// actors/hostRequests.ts turns it into an error outcome; anything else that
+// daemon/hostRequests.ts turns it into an error outcome; anything else that
 // escapes a handler is a bug, logged and answered EINVAL.
-import type { ErrorName } from "../../transport/protocol.js";
+import type { ErrorName } from "../../protocol/messages.js";
 
 /** A host request the node refuses; `code` is the rcode name of the reply. */
 export abstract class HostRequestError extends Error {

@@ -4,7 +4,7 @@
 // those exist; and whether this dvsd itself runs inside a container.
 import { access, constants } from "node:fs/promises";
 import { delimiter, join } from "node:path";
-import type { Params } from "../../transport/protocol.js";
+import type { Params } from "../../protocol/messages.js";
 import { cgroupLayout } from "./cgroups.js";
 import { childEnvironment } from "./childEnvironment.js";
 import { runProgram } from "./command.js";

@@ -3,7 +3,7 @@
 // other (COMMIT, REPLICA, UPDATE, REPAIR and their DONE, SUCCESS, FILE, BUSY
 // answers), READ for the bytes, and the catalog record in the store.
 import { z } from "zod";
-import { epochSchema, nodeIdSchema, PROTOCOL_VERSION } from "./protocol.js";
+import { epochSchema, nodeIdSchema, PROTOCOL_VERSION } from "./messages.js";
 
 /** Bytes per READ: under the protocol's message limit with room for the envelope. */
 export const CHUNK_BYTES = 192 * 1024;
