@@ -1,10 +1,10 @@
 // The simulated half of `npm run scale`: `nodes` real node runtimes on one
-// simulated NATS server (test/support/simCluster.ts) with the simulated clock,
+// simulated NATS server (sim/cluster.ts) with the simulated clock,
 // all started at once and run for a number of simulated seconds. It measures
 // what the simulation costs in wall time, not what a real cluster does: wall ms
 // per simulated second, when (in simulated time) every node holds one view of
 // everyone, and the heap at the end.
-import { SimCluster } from "../test/support/simCluster.js";
+import { SimCluster } from "../sim/cluster.js";
 
 export interface SimScaleOptions {
   readonly nodes: number;

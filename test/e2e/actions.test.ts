@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionSummary } from "../../actors/actionLog.js";
 import { type NatsServer, startNatsServer } from "../../daemon/natsServer.js";
 import { rcode } from "../../protocol/messages.js";
+import { testAdminKeyEnv } from "../../sim/testAdmin.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { natsConf } from "../support/natsServer.js";
 import { requireBuild } from "../support/processes.js";
-import { testAdminKeyEnv } from "../support/testAdmin.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-actions-"));

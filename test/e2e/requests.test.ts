@@ -24,12 +24,12 @@ import {
   rplySchema,
 } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
+import { TEST_ADMIN } from "../../sim/testAdmin.js";
 import { NatsTransport } from "../../transport/nats.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 import { isAlive, requireBuild, type Spawned, startLocalCluster } from "../support/processes.js";
-import { TEST_ADMIN } from "../support/testAdmin.js";
 
 const NODES = [1, 2, 3, 4] as const;
 const STOPPED = 4;

@@ -14,10 +14,10 @@ import { defaultElectionTimings, type ElectionTimings } from "../../machines/ser
 import { encode } from "../../protocol/codec.js";
 import type { NodeId } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
+import { SimCluster } from "../../sim/cluster.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { SimKv } from "../../transport/sim/index.js";
 import type { Transport } from "../../transport/transport.js";
-import { SimCluster } from "../support/simCluster.js";
 import {
   checkAgreement,
   checkBecameCoordinator,

@@ -17,10 +17,10 @@ import { decode } from "../../protocol/codec.js";
 import { catalogRecordSchema } from "../../protocol/files.js";
 import type { NodeId } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
+import { SimCluster } from "../../sim/cluster.js";
 import { seededRandom } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { SimKv } from "../../transport/sim/index.js";
-import { SimCluster } from "../support/simCluster.js";
 import {
   checkServed,
   type Fetched,

@@ -9,7 +9,7 @@ import type { MembershipMachine, View } from "../../machines/membership.js";
 import { decode } from "../../protocol/codec.js";
 import { type EventMessage, eventSchema } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 import {
   type CurrentView,
   checkComponents,

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type ActionLog, type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
 import { DvsClient } from "../../client/dvsClient.js";
 import { type Rply, rcode } from "../../protocol/messages.js";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 
 let stopClock: (() => void) | undefined;
 afterEach(() => {

@@ -7,7 +7,7 @@ import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../../protocol/ad
 import { parseRqst } from "../../protocol/codec.js";
 import { ALL, type Rqst } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
-import { SIM_ADMIN, SimCluster } from "../support/simCluster.js";
+import { SIM_ADMIN, SimCluster } from "../../sim/cluster.js";
 
 let stopClock: (() => void) | undefined;
 afterEach(() => {

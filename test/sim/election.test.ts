@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { COORDINATOR_KEY } from "../../actors/election.js";
 import { encode } from "../../protocol/codec.js";
 import { coordinatorRecordSchema } from "../../protocol/messages.js";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 
 function coordinators(cluster: SimCluster): number[] {
   return [...cluster.nodes]

@@ -8,7 +8,7 @@ import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js"
 import { decode, encode } from "../../protocol/codec.js";
 import { PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 
 function setup(seed: number, ids: number[], passive: number[] = []) {
   const cluster = new SimCluster({ seed, election: { passive }, files: {} });

@@ -2,7 +2,7 @@
 // simulated clock, default timings (heartbeat 200 ms, suspect after 3 missed,
 // downAfter 5 s).
 import { describe, expect, it } from "vitest";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 
 async function cluster(ids: number[], seed = 1, servers = 1, serverOf: (id: number) => number = () => 0) {
   const c = new SimCluster({ seed, servers });

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { decode, encode } from "../../protocol/codec.js";
 import { type Rply, rcode } from "../../protocol/messages.js";
-import { SimCluster } from "../support/simCluster.js";
+import { SimCluster } from "../../sim/cluster.js";
 
 let stopClock: (() => void) | undefined;
 afterEach(() => {

@@ -6,8 +6,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../protocol/codec.js";
 import { PROTOCOL_VERSION, type Rply, rcode } from "../../protocol/messages.js";
+import { SimCluster } from "../../sim/cluster.js";
 import type { Message } from "../../transport/transport.js";
-import { SimCluster } from "../support/simCluster.js";
 
 let stopClock: (() => void) | undefined;
 afterEach(() => {

@@ -7,9 +7,9 @@ import { stringify as toYaml } from "yaml";
 import type { ConfigInput } from "../../daemon/config.js";
 import { type Credentials, devNodeCredentials } from "../../daemon/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { TEST_ADMIN } from "../../sim/testAdmin.js";
 import { EventWatch } from "./eventWatch.js";
 import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
-import { TEST_ADMIN } from "./testAdmin.js";
 
 export interface DvsdNodeOptions {
   readonly node: number;

@@ -6,8 +6,8 @@ import { agreeOnView, collectStatus, formatMembers } from "../../client/clusterS
 import { DvsClient } from "../../client/dvsClient.js";
 import { encode } from "../../protocol/codec.js";
 import { type NodeStatus, PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { SimCluster } from "../../sim/cluster.js";
 import type { Transport } from "../../transport/transport.js";
-import { SimCluster } from "../support/simCluster.js";
 
 async function cluster(ids: number[], seed: number) {
   const c = new SimCluster({ seed });

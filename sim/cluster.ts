@@ -1,21 +1,22 @@
 // A cluster of real node runtimes over the simulated network, for scenario and
 // model-based tests: start, crash, stop, restart nodes, cut links and routes,
 // and advance simulated time; every membership event each node observed is kept.
+// Used by the tests, the model CLIs (test/model) and `npm run scale` (bench/scaleSim.ts).
 
-import type { ActionLog } from "../../actors/actionLog.js";
-import type { FileSettings } from "../../actors/files/fileService.js";
-import { MemoryReplicas, SimDisk } from "../../actors/files/memoryReplicas.js";
-import type { ReplicaStore } from "../../actors/files/replicaStore.js";
-import { silentLogger } from "../../actors/logger.js";
-import { NodeRuntime } from "../../actors/node.js";
-import { DvsClient, type DvsClientOptions } from "../../client/dvsClient.js";
-import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../../machines/membership.js";
-import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
-import type { AdminSigner } from "../../protocol/adminSignature.js";
-import type { EventMessage } from "../../protocol/messages.js";
-import { type Random, seededRandom } from "../../transport/clock.js";
-import { SimKv, SimNetwork, type SimNetworkOptions } from "../../transport/sim/index.js";
-import type { Transport } from "../../transport/transport.js";
+import type { ActionLog } from "../actors/actionLog.js";
+import type { FileSettings } from "../actors/files/fileService.js";
+import { MemoryReplicas, SimDisk } from "../actors/files/memoryReplicas.js";
+import type { ReplicaStore } from "../actors/files/replicaStore.js";
+import { silentLogger } from "../actors/logger.js";
+import { NodeRuntime } from "../actors/node.js";
+import { DvsClient, type DvsClientOptions } from "../client/dvsClient.js";
+import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../machines/membership.js";
+import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
+import type { AdminSigner } from "../protocol/adminSignature.js";
+import type { EventMessage } from "../protocol/messages.js";
+import { type Random, seededRandom } from "../transport/clock.js";
+import { SimKv, SimNetwork, type SimNetworkOptions } from "../transport/sim/index.js";
+import type { Transport } from "../transport/transport.js";
 import { TEST_ADMIN, TEST_ADMIN_SEED } from "./testAdmin.js";
 
 export interface SimClusterOptions extends Partial<SimNetworkOptions> {

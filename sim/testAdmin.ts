@@ -2,9 +2,9 @@
 // simulated clusters trust it, `dvsd run` nodes started by the test harness
 // list it in `adminKeys`, and clients and dvsctl sign mutating requests with it.
 import { join } from "node:path";
-import { ADMIN_KEY_FILE } from "../../daemon/adminKey.js";
-import { writeSecretFile } from "../../daemon/credentials.js";
-import { type AdminSigner, adminSignerFromSeed } from "../../protocol/adminSignature.js";
+import { ADMIN_KEY_FILE } from "../daemon/adminKey.js";
+import { writeSecretFile } from "../daemon/credentials.js";
+import { type AdminSigner, adminSignerFromSeed } from "../protocol/adminSignature.js";
 
 /** The seed of the tests' admin key (an nkey user seed). */
 export const TEST_ADMIN_SEED = "SUAF55NKXHBNPLZS37TR3EBR7ZJ25NUPBN24CXPWJNHBYST5RW7AQGRUS4";
