@@ -5,7 +5,7 @@
 import { Svcm } from "@nats-io/services";
 import type { Msg, NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/messages.js";
-import { isInboxReply } from "../protocol/responder.js";
+import { ReplyGuard } from "../protocol/responder.js";
 import { SERVICE_NAME } from "../protocol/subjects.js";
 import { VERSION } from "./version.js";
 
@@ -31,14 +31,16 @@ export interface Registration {
  * with the node's rights; here a foreign one is dropped and counted.
  */
 export function inboxOnlyConnection(nc: NatsConnection, onRefused: (reply: string) => void): NatsConnection {
-  const guard = (msg: Msg): Msg =>
+  const replies = new ReplyGuard({ onRefused: (reply) => onRefused(reply) });
+  const guarded = (msg: Msg): Msg =>
     new Proxy(msg, {
       get(target, prop) {
         if (prop === "respond")
           return (...args: Parameters<Msg["respond"]>) => {
-            if (target.reply && isInboxReply(target.reply)) return target.respond(...args);
-            if (target.reply) onRefused(target.reply);
-            return false;
+            return (
+              replies.replyOf({ subject: target.subject, reply: target.reply }) !== undefined &&
+              target.respond(...args)
+            );
           };
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === "function" ? value.bind(target) : value;
@@ -52,7 +54,7 @@ export function inboxOnlyConnection(nc: NatsConnection, onRefused: (reply: strin
           if (!callback) return target.subscribe(subject, opts);
           return target.subscribe(subject, {
             ...opts,
-            callback: (err, msg) => callback(err, msg ? guard(msg) : msg),
+            callback: (err, msg) => callback(err, msg ? guarded(msg) : msg),
           });
         };
       const value: unknown = Reflect.get(target, prop, target);

@@ -37,7 +37,7 @@ import {
   type RegistryAnswer as WireAnswer,
   whoSchema,
 } from "../protocol/messages.js";
-import { isInboxReply, refusalLog } from "../protocol/responder.js";
+import { ReplyGuard, refusalLog } from "../protocol/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import { CasConflictError } from "../transport/errors.js";
@@ -88,6 +88,7 @@ export class Election {
   readonly server: Actor<ServerMachine>;
   readonly #o: ElectionOptions;
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #replies: ReplyGuard;
   readonly #refs = new Map<string, WhoRef | ServerRef>();
   #nextRef = 1;
   #subscriptions: Subscription[] = [];
@@ -103,6 +104,9 @@ export class Election {
   constructor(options: ElectionOptions) {
     this.#o = options;
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#replies = new ReplyGuard({
+      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    });
     const now = options.clock.now();
     const registry = (options.registryMachine ?? registryMachine).provide({
       actions: {
@@ -383,10 +387,7 @@ export class Election {
 
   /** The message's reply subject when dvsd may answer it (an inbox); a foreign one is dropped and logged. */
   #replyOf(msg: Message): string | undefined {
-    if (!msg.reply) return undefined;
-    if (isInboxReply(msg.reply)) return msg.reply;
-    this.#warn("reply-subject", ...refusalLog(msg.reply, msg.subject));
-    return undefined;
+    return this.#replies.replyOf(msg);
   }
 
   #onWho(msg: Message): void {

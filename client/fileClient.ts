@@ -19,7 +19,7 @@ import {
   readRequestSchema,
 } from "../protocol/files.js";
 import { PROTOCOL_VERSION } from "../protocol/messages.js";
-import { isInboxReply } from "../protocol/responder.js";
+import { Responder } from "../protocol/responder.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import type { Message, Transport } from "../transport/transport.js";
@@ -105,10 +105,11 @@ export class FileClient {
       last: this.#o.clock.now(),
       idleMs: 2 * this.#requestMs + Math.ceil(source.size / 50_000),
     };
+    const responder = new Responder(transport);
     const sub = transport.subscribe(subjects.fileSource(commit), (msg) => void serve(msg));
     const serve = async (msg: Message) => {
       // Only a reader's inbox: never a subject a holder (or anyone) names, with this client's rights.
-      if (!msg.reply || !isInboxReply(msg.reply)) return;
+      if (!responder.accepts(msg)) return;
       activity.last = this.#o.clock.now();
       const decoded = decode(msg.data, "cbor");
       const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
@@ -130,7 +131,7 @@ export class FileClient {
         }
       }
       try {
-        transport.publish(msg.reply, encode(answer));
+        responder.answer(msg, encode(answer));
       } catch {
         // The reader times out and its holder fails the REPLICA: the commit reports it.
       }

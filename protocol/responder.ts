@@ -58,19 +58,44 @@ export function refusalLog(reply: string, subject: string): [Record<string, unkn
   return [{ subject, reply: reply.slice(0, 200) }, "refused to answer outside the inbox namespace"];
 }
 
-/** Answers messages on one transport, refusing reply subjects outside the inbox namespace. */
-export class Responder {
+/**
+ * The check every answer goes through: a message's reply subject is accepted
+ * only in the inbox namespace (or an exact subject a caller names); a refused
+ * one is counted and reported. For components that keep the reply subject to
+ * answer later, or answer through a library (the `$SRV` service).
+ */
+export class ReplyGuard {
   /** Answers refused because of their reply subject. */
   refused = 0;
 
-  constructor(
-    readonly transport: Pick<Transport, "publish">,
-    readonly options: ResponderOptions = {},
-  ) {}
+  constructor(readonly options: ResponderOptions = {}) {}
 
   /** Whether `msg` may be answered at all (it has a reply subject dvsd accepts). */
   accepts(msg: Pick<Message, "reply">, alsoAllow?: (reply: string) => boolean): boolean {
     return msg.reply !== undefined && (isInboxReply(msg.reply) || alsoAllow?.(msg.reply) === true);
+  }
+
+  /** The reply subject of `msg` when it may be answered; undefined when it has none or it is refused (reported). */
+  replyOf(
+    msg: Pick<Message, "reply" | "subject">,
+    alsoAllow?: (reply: string) => boolean,
+  ): string | undefined {
+    const { reply } = msg;
+    if (reply === undefined || reply.length === 0) return undefined;
+    if (this.accepts(msg, alsoAllow)) return reply;
+    this.refused++;
+    this.options.onRefused?.(reply, msg.subject);
+    return undefined;
+  }
+}
+
+/** Answers messages on one transport, refusing reply subjects outside the inbox namespace. */
+export class Responder extends ReplyGuard {
+  constructor(
+    readonly transport: Pick<Transport, "publish">,
+    options: ResponderOptions = {},
+  ) {
+    super(options);
   }
 
   /** Publishes `data` to `msg.reply` when it is an accepted reply subject; throws what publish throws. */
@@ -79,13 +104,9 @@ export class Responder {
     data: Uint8Array,
     options: AnswerOptions = {},
   ): ReplyResult {
-    const { reply } = msg;
-    if (reply === undefined || reply.length === 0) return "no-reply";
-    if (!this.accepts(msg, options.alsoAllow)) {
-      this.refused++;
-      this.options.onRefused?.(reply, msg.subject);
-      return "refused";
-    }
+    if (msg.reply === undefined || msg.reply.length === 0) return "no-reply";
+    const reply = this.replyOf(msg, options.alsoAllow);
+    if (reply === undefined) return "refused";
     this.transport.publish(reply, data, options.headers ? { headers: options.headers } : undefined);
     return "sent";
   }

@@ -44,7 +44,7 @@ import {
   updateRequestSchema,
 } from "../../protocol/files.js";
 import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../../protocol/messages.js";
-import { isInboxReply, refusalLog } from "../../protocol/responder.js";
+import { Responder, refusalLog } from "../../protocol/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../../transport/clock.js";
 import { CasConflictError } from "../../transport/errors.js";
@@ -126,6 +126,7 @@ export class FileService {
   readonly #o: FileServiceOptions;
   readonly #catalog: Catalog;
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #responder: Responder;
   #subscriptions: Subscription[] = [];
   #coordinatorSubs: Subscription[] = [];
   #sessions = 0;
@@ -150,6 +151,9 @@ export class FileService {
     this.settings = { ...defaultFileSettings(), ...options.settings };
     this.#catalog = new Catalog(options.store);
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#responder = new Responder(options.transport, {
+      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    });
   }
 
   async start(): Promise<this> {
@@ -232,14 +236,9 @@ export class FileService {
   }
 
   #reply(msg: Message, answer: FileAnswer | PeerFileAnswer, encoding: Encoding = "cbor"): void {
-    if (!msg.reply) return;
-    if (!isInboxReply(msg.reply)) {
-      this.#warn("reply-subject", ...refusalLog(msg.reply, msg.subject));
-      return;
-    }
     try {
       const headers = headersFor(encoding);
-      this.#o.transport.publish(msg.reply, encode(answer, encoding), headers ? { headers } : undefined);
+      this.#responder.answer(msg, encode(answer, encoding), headers ? { headers } : {});
     } catch (e) {
       this.#warn("reply", { err: e }, "could not answer a file store message");
     }
