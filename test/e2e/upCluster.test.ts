@@ -9,7 +9,7 @@ import { DEV_USERS } from "../../daemon/credentials.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import {
   dvsctlBin,
-  freePort,
+  freePortRun,
   isAlive,
   type Spawned,
   spawnNode,
@@ -21,7 +21,7 @@ let port: number;
 let nc: NatsConnection;
 
 beforeAll(async () => {
-  const clusterPort = await freePort();
+  const clusterPort = await freePortRun(3);
   const cluster = await startLocalCluster(3, ["--servers", "3", "--cluster-port", String(clusterPort)]);
   up = cluster.up;
   port = cluster.port;

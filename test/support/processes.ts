@@ -2,12 +2,38 @@
 // waiting on output with a deadline.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../daemon/natsServer.js";
 import { repoRoot } from "./natsServer.js";
 
 export { freePort };
+
+/** Whether `port` on 127.0.0.1 can be bound right now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `count` consecutive ports that were all free a moment ago
+ * (`dvsd up --servers N --cluster-port P` takes P … P+N-1): checking only the
+ * first let another process hold one of the next.
+ */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count > 65_535) continue;
+    let all = true;
+    for (let i = 1; i < count && all; i++) all = await bindable(base + i);
+    if (all) return base;
+  }
+  throw new Error(`no run of ${count} free ports found on 127.0.0.1`);
+}
 
 export const dvsdBin = join(repoRoot, "dist/bin/dvsd.js");
 export const dvsctlBin = join(repoRoot, "dist/bin/dvsctl.js");
