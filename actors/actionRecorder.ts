@@ -8,15 +8,15 @@
 
 import { encode } from "../protocol/codec.js";
 import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../protocol/messages.js";
-import { type Clock, sleep } from "../transport/clock.js";
 import {
   type ActionLog,
   type ReplyRecord,
   type RequestRecord,
   summarise,
   summaryChars,
-} from "./actionLog.js";
-import { ActionExistsError } from "./errors.js";
+} from "../transport/actionLog.js";
+import { type Clock, sleep } from "../transport/clock.js";
+import { ActionExistsError } from "../transport/errors.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
 export interface ActionRecorderOptions {

@@ -10,10 +10,10 @@ import { type Actor, createActor } from "xstate";
 import { z } from "zod";
 import { type DcInfo, type DcMachine, type DcRecord, dcMachine, isNewer } from "../machines/dc.js";
 import type { NodeId, Params } from "../protocol/messages.js";
+import { VERSION } from "../protocol/version.js";
 import type { Logger } from "./logger.js";
 import type { Outcome } from "./requestServer.js";
 import { writeFileDurable } from "./stateDir.js";
-import { VERSION } from "./version.js";
 
 /** `dvs_usr` with every field present. */
 export type DvsInfo = { [K in keyof Params<"DVSINIT">]-?: NonNullable<Params<"DVSINIT">[K]> };

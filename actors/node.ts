@@ -26,10 +26,10 @@ import {
 } from "../protocol/messages.js";
 import { Responder, refusalLog } from "../protocol/responder.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
+import { type ActionLog, actionIds } from "../transport/actionLog.js";
 import { type Clock, type Random, systemRandom } from "../transport/clock.js";
 import type { CasStore } from "../transport/kv.js";
 import type { Subscription, Transport } from "../transport/transport.js";
-import { type ActionLog, actionIds } from "./actionLog.js";
 import { ActionRecorder } from "./actionRecorder.js";
 import type { NodeIdentity, Registration } from "./discovery.js";
 import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";

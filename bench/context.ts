@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { DEV_USERS } from "../daemon/credentials.js";
+import { DEV_USERS } from "../client/credentials.js";
 import { type NatsServer, startNatsServer } from "../daemon/natsServer.js";
 import { connectNats } from "../transport/nats.js";
 import { BenchAbortedError, BenchTimeoutError } from "./errors.js";

@@ -3,8 +3,8 @@
 // the local cluster that `dvsd up` starts (nats://127.0.0.1:4222, cluster dvs).
 // The commands live in bin/dvsctl/, one module per group.
 import { Command, Option } from "commander";
-import { VERSION } from "../actors/version.js";
 import { ParamError } from "../client/params.js";
+import { VERSION } from "../protocol/version.js";
 import { addActionCommands } from "./dvsctl/actions.js";
 import { positive } from "./dvsctl/args.js";
 import { addClusterCommands } from "./dvsctl/cluster.js";

@@ -2,11 +2,10 @@
 // dvsd: the DVS node daemon (`dvsd run`) and the local cluster launcher (`dvsd up`).
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { ConfigError, NatsServerNotFoundError, NatsServerStartError } from "../actors/errors.js";
-import { VERSION } from "../actors/version.js";
 import { generateAdminKey } from "../daemon/adminKey.js";
 import { loadConfig } from "../daemon/config.js";
 import { runDaemon } from "../daemon/daemon.js";
+import { ConfigError, NatsServerNotFoundError, NatsServerStartError } from "../daemon/errors.js";
 import { launchCluster } from "../daemon/launcher.js";
 import {
   ANY_CLUSTER,
@@ -16,6 +15,7 @@ import {
   renderAccounts,
   renderNatsConfig,
 } from "../daemon/natsAccounts.js";
+import { VERSION } from "../protocol/version.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 

@@ -1,75 +1,18 @@
 // The admin's signing key on disk: `dvsd up` makes one (`<data>/admin.nk`, an
 // nkey user seed readable by its owner only) and hands its public key to the
-// nodes; dvsctl loads it to sign mutating requests (protocol/adminSignature.ts).
+// nodes; dvsctl loads it (client/adminKey.ts) to sign mutating requests.
 import {
   chmodSync,
   closeSync,
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
   statSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
-import { type AdminSigner, adminSignerFromSeed } from "../protocol/adminSignature.js";
-
-/** The seed file's name in a data directory. */
-export const ADMIN_KEY_FILE = "admin.nk";
-
-/** The admin key file could not be used; `file` names it. */
-export class AdminKeyError extends Error {
-  override name = "AdminKeyError";
-  constructor(
-    readonly file: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/** There is no file at that path. */
-export class AdminKeyMissingError extends AdminKeyError {
-  override name = "AdminKeyMissingError";
-  constructor(file: string, options?: ErrorOptions) {
-    super(file, `no admin key at ${file} (\`dvsd up\` writes one to <data>/${ADMIN_KEY_FILE})`, options);
-  }
-}
-
-/** The file exists but cannot be read (permissions, a directory). */
-export class AdminKeyUnreadableError extends AdminKeyError {
-  override name = "AdminKeyUnreadableError";
-  constructor(file: string, options?: ErrorOptions) {
-    const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
-    super(file, `cannot read the admin key ${file}${reason}`, options);
-  }
-}
-
-/** The file does not hold an nkey user seed (`SU…`). */
-export class AdminKeyInvalidError extends AdminKeyError {
-  override name = "AdminKeyInvalidError";
-  constructor(file: string, options?: ErrorOptions) {
-    super(file, `${file} does not hold an nkey user seed (SU…)`, options);
-  }
-}
-
-/** Reads an admin seed file and returns its signer; throws one of the AdminKeyError classes. */
-export function loadAdminSigner(seedFile: string): AdminSigner {
-  let text: string;
-  try {
-    text = readFileSync(seedFile, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new AdminKeyMissingError(seedFile);
-    throw new AdminKeyUnreadableError(seedFile, { cause: error });
-  }
-  try {
-    return adminSignerFromSeed(text.trim());
-  } catch (error) {
-    throw new AdminKeyInvalidError(seedFile, { cause: error });
-  }
-}
+import { ADMIN_KEY_FILE, AdminKeyUnreadableError, loadAdminSigner } from "../client/adminKey.js";
 
 /**
  * The admin key of a data directory: `<dir>/admin.nk`, made (mode 0600, fsynced)

@@ -6,12 +6,12 @@ import { readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ConfigError } from "../actors/errors.js";
+import { readSecretFile } from "../client/credentials.js";
 import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
 import { isAdminPublicKey } from "../protocol/adminSignature.js";
 import { describeIssues, nodeIdSchema, SERVER_TYPES } from "../protocol/messages.js";
 import { isClusterName } from "../protocol/subjects.js";
-import { readSecretFile } from "./credentials.js";
+import { ConfigError } from "./errors.js";
 import { commandsConfigSchema } from "./host/command.js";
 import { scriptsConfigSchema } from "./scripts.js";
 

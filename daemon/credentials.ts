@@ -1,21 +1,11 @@
-// The development credentials of nats.conf, and how a node's NATS identity is
-// named. dvsctl (by default) and the tests use these users; `dvsd up` gives its
-// nodes fresh passwords, and a deployment sets its own (docs/deploy.md).
+// How a node's NATS identity is named and its secrets made: development node
+// credentials of the shipped nats.conf, fresh passwords and nkeys for `dvsd up`
+// (a deployment sets its own, docs/deploy.md).
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { createUser, fromSeed } from "@nats-io/nkeys";
-
-export interface Credentials {
-  readonly user: string;
-  readonly pass: string;
-}
-
-/** The people of the shipped nats.conf. Development only: the passwords are public. */
-export const DEV_USERS = {
-  admin: { user: "admin", pass: "dvs-admin-dev" },
-  viewer: { user: "viewer", pass: "dvs-viewer-dev" },
-} as const satisfies Record<string, Credentials>;
+import { type Credentials, readSecretFile } from "../client/credentials.js";
 
 /** Node `node`'s NATS user: one identity per node, never shared (`node-<id>`). */
 export function nodeUserName(node: number): string {
@@ -30,16 +20,6 @@ export function devNodeCredentials(node: number): Credentials {
 /** A fresh random password (192 bits, hex: safe in a URL, a config file and an environment variable). */
 export function newPassword(): string {
   return randomBytes(24).toString("hex");
-}
-
-/** A secret kept in a file: its first line, trimmed (a trailing newline is not part of it). Throws what fs throws. */
-export function readSecretFile(path: string): string {
-  return readFileSync(path, "utf8").split("\n")[0]?.trim() ?? "";
-}
-
-/** The development password of a shipped user, so `dvsctl --user viewer` works against `dvsd up`. */
-export function devPassword(user: string): string | undefined {
-  return Object.values(DEV_USERS).find((c) => c.user === user)?.pass;
 }
 
 /** Writes `secret` and a newline to `file`, readable by its owner only (0600). */

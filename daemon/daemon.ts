@@ -2,7 +2,6 @@
 // to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
 // into a graceful stop bounded by `shutdown.graceMs`.
 import { join } from "node:path";
-import { JetStreamActionLog } from "../actors/actionLogJetStream.js";
 import { registerService } from "../actors/discovery.js";
 import { DiskReplicas } from "../actors/files/diskReplicas.js";
 import { createLogger, type Logger, throttledWarn } from "../actors/logger.js";
@@ -10,6 +9,7 @@ import { endedByClosedLink, NodeRuntime } from "../actors/node.js";
 import { nextIncarnation } from "../actors/stateDir.js";
 import { defaultElectionTimings } from "../machines/server.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
+import { JetStreamActionLog } from "../transport/actionLogJetStream.js";
 import { monotonicClock, systemClock } from "../transport/clock.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";

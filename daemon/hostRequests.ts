@@ -3,11 +3,11 @@
 // daemon/host/. A list reply's rcode is how many the host had; no handler
 // throws: a refusal answers its named error, anything else EINVAL (logged).
 
-import { ConfigError } from "../actors/errors.js";
 import type { Logger } from "../actors/logger.js";
 import type { Outcome, RequestHandler, RequestHandlers } from "../actors/requestServer.js";
 import type { ErrorName, Params, RequestType, Rqst } from "../protocol/messages.js";
 import type { Clock } from "../transport/clock.js";
+import { ConfigError } from "./errors.js";
 import { listControllers } from "./host/cgroups.js";
 import { type CommandsConfig, runCommand } from "./host/command.js";
 import { listContainers } from "./host/containers.js";

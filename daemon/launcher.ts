@@ -9,22 +9,17 @@ import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:f
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import { type DiscoveredNode, discoverNodes } from "../actors/discovery.js";
+import { loadAdminSigner } from "../client/adminKey.js";
 import { agreeOnView, collectStatus, formatMembers } from "../client/clusterStatus.js";
+import { type Credentials, DEV_USERS } from "../client/credentials.js";
+import { type DiscoveredNode, discoverNodes } from "../client/discovery.js";
 import { DvsClient } from "../client/dvsClient.js";
 import { formatTable } from "../client/table.js";
 import type { NodeStatus } from "../protocol/messages.js";
 import { type Rply, rcode } from "../protocol/messages.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
-import { generateAdminKey, loadAdminSigner } from "./adminKey.js";
-import {
-  type Credentials,
-  DEV_USERS,
-  devNodeCredentials,
-  newPassword,
-  nodeUserName,
-  writeSecretFile,
-} from "./credentials.js";
+import { generateAdminKey } from "./adminKey.js";
+import { devNodeCredentials, newPassword, nodeUserName, writeSecretFile } from "./credentials.js";
 import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, checkClusterServer, freePort, type NatsServer, startNatsServer } from "./natsServer.js";

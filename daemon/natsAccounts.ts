@@ -7,18 +7,13 @@
 // development cluster (test/unit/natsAccounts.test.ts keeps them equal).
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { actionStreamName } from "../actors/actionLogJetStream.js";
+import { DEV_USERS } from "../client/credentials.js";
 import type { NodeId } from "../protocol/messages.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
 import { isClusterName, SERVICE_NAME } from "../protocol/subjects.js";
+import { actionStreamName } from "../transport/actionLogJetStream.js";
 import { coordinatorBucketName } from "../transport/kvJetStream.js";
-import {
-  DEV_USERS,
-  devNodeCredentials,
-  nodeUserName,
-  publicKeyOfSeedFile,
-  writeUserKey,
-} from "./credentials.js";
+import { devNodeCredentials, nodeUserName, publicKeyOfSeedFile, writeUserKey } from "./credentials.js";
 
 /**
  * Node permissions over every cluster, for a server shared by clusters whose

@@ -4,8 +4,8 @@
 // route URLs that go through TCP proxies it can cut.
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { NatsServerStartError } from "../actors/errors.js";
-import { type Credentials, DEV_USERS } from "./credentials.js";
+import { type Credentials, DEV_USERS } from "../client/credentials.js";
+import { NatsServerStartError } from "./errors.js";
 import { freePort, type NatsServer, startNatsServer } from "./natsServer.js";
 
 export interface NatsClusterOptions {

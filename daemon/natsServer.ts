@@ -6,10 +6,10 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { actionStreamName } from "../actors/actionLogJetStream.js";
-import { NatsServerNotFoundError, NatsServerStartError } from "../actors/errors.js";
+import type { Credentials } from "../client/credentials.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
-import type { Credentials } from "./credentials.js";
+import { actionStreamName } from "../transport/actionLogJetStream.js";
+import { NatsServerNotFoundError, NatsServerStartError } from "./errors.js";
 
 export interface NatsServerOptions {
   /** Path to the nats-server config file (nats.conf). */

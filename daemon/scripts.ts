@@ -5,11 +5,11 @@
 // environment (PATH, LANG and its DVS_* variables), never the daemon's.
 import { type ChildProcess, spawn } from "node:child_process";
 import { z } from "zod";
-import { ConfigError } from "../actors/errors.js";
 import type { Logger } from "../actors/logger.js";
 import { describeIssues, type MembershipEventName } from "../protocol/messages.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
 import { CappedOutput, signalGroup } from "./childProcess.js";
+import { ConfigError } from "./errors.js";
 import { childEnvironment } from "./host/childEnvironment.js";
 
 /** A program and its arguments; the first element is the program. Never run through a shell. */

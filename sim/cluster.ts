@@ -3,7 +3,6 @@
 // and advance simulated time; every membership event each node observed is kept.
 // Used by the tests, the model CLIs (test/model) and `npm run scale` (bench/scaleSim.ts).
 
-import type { ActionLog } from "../actors/actionLog.js";
 import type { FileSettings } from "../actors/files/fileService.js";
 import { MemoryReplicas, SimDisk } from "../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../actors/files/replicaStore.js";
@@ -14,6 +13,7 @@ import { defaultTimings, type MembershipMachine, type MembershipTimings } from "
 import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
 import type { AdminSigner } from "../protocol/adminSignature.js";
 import type { EventMessage } from "../protocol/messages.js";
+import type { ActionLog } from "../transport/actionLog.js";
 import { type Random, seededRandom } from "../transport/clock.js";
 import { SimKv, SimNetwork, type SimNetworkOptions } from "../transport/sim/index.js";
 import type { Transport } from "../transport/transport.js";

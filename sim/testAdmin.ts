@@ -2,7 +2,7 @@
 // simulated clusters trust it, `dvsd run` nodes started by the test harness
 // list it in `adminKeys`, and clients and dvsctl sign mutating requests with it.
 import { join } from "node:path";
-import { ADMIN_KEY_FILE } from "../daemon/adminKey.js";
+import { ADMIN_KEY_FILE } from "../client/adminKey.js";
 import { writeSecretFile } from "../daemon/credentials.js";
 import { type AdminSigner, adminSignerFromSeed } from "../protocol/adminSignature.js";
 

@@ -128,3 +128,16 @@ export class StoreUnavailableError extends TransportError {
     super(`store ${bucket} is not available for ${operation}`, options);
   }
 }
+
+/** The action log could not be written or read (JetStream unavailable, a timeout). */
+export class ActionLogError extends Error {
+  override name = "ActionLogError";
+}
+
+/** An action id that is already in the action log: one id names one action. */
+export class ActionExistsError extends ActionLogError {
+  override name = "ActionExistsError";
+  constructor(readonly action: string) {
+    super(`action ${action} is already in the log`);
+  }
+}

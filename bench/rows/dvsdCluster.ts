@@ -9,8 +9,9 @@
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { loadAdminSigner } from "../../client/adminKey.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
-import { generateAdminKey, loadAdminSigner } from "../../daemon/adminKey.js";
+import { generateAdminKey } from "../../daemon/adminKey.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import type { AdminSigner } from "../../protocol/adminSignature.js";

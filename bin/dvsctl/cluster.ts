@@ -2,8 +2,8 @@
 // `nodes` (NATS micro discovery), `members` (every node's status and view) and
 // `watch` (membership events as they happen).
 import type { Command } from "commander";
-import { discoverNodes } from "../../actors/discovery.js";
 import { collectStatus, formatMembers } from "../../client/clusterStatus.js";
+import { discoverNodes } from "../../client/discovery.js";
 import { type Answer, RegistryClient } from "../../client/registryClient.js";
 import { formatTable } from "../../client/table.js";
 import { decode, encodingOf } from "../../protocol/codec.js";

@@ -5,10 +5,9 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { actionIds } from "../../actors/actionLog.js";
+import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../client/adminKey.js";
+import { DEV_USERS, devPassword, readSecretFile } from "../../client/credentials.js";
 import { DvsClient, type SendOptions } from "../../client/dvsClient.js";
-import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../daemon/adminKey.js";
-import { DEV_USERS, devPassword, readSecretFile } from "../../daemon/credentials.js";
 import { ADMIN_SIGNATURE_WINDOW_MS, type AdminSigner } from "../../protocol/adminSignature.js";
 import type { Encoding } from "../../protocol/codec.js";
 import {
@@ -21,6 +20,7 @@ import {
   type Role,
   type Rply,
 } from "../../protocol/messages.js";
+import { actionIds } from "../../transport/actionLog.js";
 import { systemClock, systemRandom } from "../../transport/clock.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { CommandError } from "./errors.js";

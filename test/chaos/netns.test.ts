@@ -7,13 +7,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import { COORDINATOR_KEY } from "../../actors/election.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import {
   type Answer,
   agreedCoordinator,
   type Coordinator,
   RegistryClient,
 } from "../../client/registryClient.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
 import { systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";

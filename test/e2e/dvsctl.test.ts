@@ -5,7 +5,7 @@
 // when one is killed.
 import { connect, headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import { decode } from "../../protocol/codec.js";
 import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../protocol/messages.js";
 import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";

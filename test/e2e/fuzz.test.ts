@@ -17,9 +17,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ActionRecord, ActionSummary } from "../../actors/actionLog.js";
-import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import { decode, type Encoding, encode, encodingOf, parseRply } from "../../protocol/codec.js";
 import { fileAnswerSchema, peerFileAnswerSchema } from "../../protocol/files.js";
 import {
@@ -38,6 +36,8 @@ import {
 } from "../../protocol/messages.js";
 import { migrationReplySchema } from "../../protocol/processes.js";
 import { subjects } from "../../protocol/subjects.js";
+import type { ActionRecord, ActionSummary } from "../../transport/actionLog.js";
+import { actionStreamName, JetStreamActionLog } from "../../transport/actionLogJetStream.js";
 import { randomToken, seededRandom, sleep, systemClock } from "../../transport/clock.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import {

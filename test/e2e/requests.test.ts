@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { discoverNodes } from "../../actors/discovery.js";
+import { ADMIN_KEY_FILE, loadAdminSigner } from "../../client/adminKey.js";
+import { DEV_USERS } from "../../client/credentials.js";
+import { discoverNodes } from "../../client/discovery.js";
 import { DvsClient } from "../../client/dvsClient.js";
-import { ADMIN_KEY_FILE, loadAdminSigner } from "../../daemon/adminKey.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
 import type { AdminSigner } from "../../protocol/adminSignature.js";
 import { decode, encode } from "../../protocol/codec.js";
 import {

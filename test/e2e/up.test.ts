@@ -2,8 +2,8 @@
 // processes, found through NATS micro discovery, stopped by Ctrl-C.
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { discoverNodes } from "../../actors/discovery.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
+import { discoverNodes } from "../../client/discovery.js";
 import { rcode } from "../../protocol/messages.js";
 import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 

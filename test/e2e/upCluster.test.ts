@@ -4,8 +4,8 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { actionStreamName } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
+import { actionStreamName } from "../../transport/actionLogJetStream.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import {
   dvsctlBin,

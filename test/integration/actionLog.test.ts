@@ -6,10 +6,10 @@
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
-import { actionStreamName, JetStreamActionLog } from "../../actors/actionLogJetStream.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import { startNatsServer } from "../../daemon/natsServer.js";
+import { type ActionRecord, MemoryActionLog } from "../../transport/actionLog.js";
+import { actionStreamName, JetStreamActionLog } from "../../transport/actionLogJetStream.js";
 import { actionLogContract } from "../contracts/actionLog/contract.js";
 import { natsConf, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
 

@@ -2,10 +2,10 @@
 // node a request comes in on records the request, each node's reply and the
 // outcome before answering; requests passed on are not logged twice.
 import { afterEach, describe, expect, it } from "vitest";
-import { type ActionLog, type ActionRecord, MemoryActionLog } from "../../actors/actionLog.js";
 import { DvsClient } from "../../client/dvsClient.js";
 import { type Rply, rcode } from "../../protocol/messages.js";
 import { SimCluster } from "../../sim/cluster.js";
+import { type ActionLog, type ActionRecord, MemoryActionLog } from "../../transport/actionLog.js";
 
 let stopClock: (() => void) | undefined;
 afterEach(() => {

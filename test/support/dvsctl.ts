@@ -3,7 +3,7 @@
 // stdout as bytes, apart from stderr (file update writes a file there).
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ADMIN_KEY_FILE } from "../../daemon/adminKey.js";
+import { ADMIN_KEY_FILE } from "../../client/adminKey.js";
 import type { Rply } from "../../protocol/messages.js";
 import { dvsctlBin, spawnNode } from "./processes.js";
 

@@ -4,8 +4,9 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
+import type { Credentials } from "../../client/credentials.js";
 import type { ConfigInput } from "../../daemon/config.js";
-import { type Credentials, devNodeCredentials } from "../../daemon/credentials.js";
+import { devNodeCredentials } from "../../daemon/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import { TEST_ADMIN } from "../../sim/testAdmin.js";
 import { EventWatch } from "./eventWatch.js";

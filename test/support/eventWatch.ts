@@ -4,7 +4,7 @@
 // instead of sleeping.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import { decode } from "../../protocol/codec.js";
 import {
   type CoordinatorEvent,

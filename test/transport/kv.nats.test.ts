@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_USERS } from "../../daemon/credentials.js";
+import { DEV_USERS } from "../../client/credentials.js";
 import { startNatsServer } from "../../daemon/natsServer.js";
 import { CasConflictError, StoreUnavailableError } from "../../transport/errors.js";
 import type { KvEntry } from "../../transport/kv.js";

@@ -1,7 +1,7 @@
 // The in-memory action log runs the contract; the id maker's ordering and uniqueness.
 import { describe, expect, it } from "vitest";
-import { actionIds, MemoryActionLog, summarise } from "../../actors/actionLog.js";
 import { recordable } from "../../actors/actionRecorder.js";
+import { actionIds, MemoryActionLog, summarise } from "../../transport/actionLog.js";
 import type { Clock } from "../../transport/clock.js";
 import { seededRandom } from "../../transport/clock.js";
 import { actionLogContract } from "../contracts/actionLog/contract.js";

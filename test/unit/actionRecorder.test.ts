@@ -3,6 +3,10 @@
 // out with their size, and the reply summaries of one action share a budget.
 // Records are checked against the subject they are stored on.
 import { describe, expect, it } from "vitest";
+import { ActionRecorder, type ActionRqst } from "../../actors/actionRecorder.js";
+import { silentLogger } from "../../actors/logger.js";
+import { encode } from "../../protocol/codec.js";
+import type { Rply } from "../../protocol/messages.js";
 import {
   type ActionRecord,
   MemoryActionLog,
@@ -10,11 +14,7 @@ import {
   recordKey,
   recordOnKey,
   SUMMARY_BUDGET_CHARS,
-} from "../../actors/actionLog.js";
-import { ActionRecorder, type ActionRqst } from "../../actors/actionRecorder.js";
-import { silentLogger } from "../../actors/logger.js";
-import { encode } from "../../protocol/codec.js";
-import type { Rply } from "../../protocol/messages.js";
+} from "../../transport/actionLog.js";
 import { SimClock } from "../../transport/sim/clock.js";
 
 function recorder(log = new MemoryActionLog()) {

@@ -8,9 +8,9 @@ import {
   AdminKeyInvalidError,
   AdminKeyMissingError,
   AdminKeyUnreadableError,
-  generateAdminKey,
   loadAdminSigner,
-} from "../../daemon/adminKey.js";
+} from "../../client/adminKey.js";
+import { generateAdminKey } from "../../daemon/adminKey.js";
 import { ReplayGuard, signRqst, TrustedAdminKeys, verifyRqstAuth } from "../../protocol/adminSignature.js";
 
 const dirs: string[] = [];

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../actors/errors.js";
 import { loadConfig, parseConfig } from "../../daemon/config.js";
+import { ConfigError } from "../../daemon/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dvs-config-"));
 const file = (name: string, text: string) => {

@@ -6,7 +6,7 @@ import { once } from "node:events";
 import { readdirSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigError } from "../../actors/errors.js";
+import { ConfigError } from "../../daemon/errors.js";
 import { PROTECTED_PIDS_ENV, protectedPidsFromEnv } from "../../daemon/hostRequests.js";
 import { hostHandlers, hostRqst } from "../support/hostHandlers.js";
 

@@ -6,7 +6,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { actionStreamName } from "../../actors/actionLogJetStream.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import {
   ANY_CLUSTER,
@@ -22,6 +21,7 @@ import {
 import { natsServerInstalled } from "../../daemon/natsServer.js";
 import { inboxPrefixFor } from "../../protocol/responder.js";
 import { subjects } from "../../protocol/subjects.js";
+import { actionStreamName } from "../../transport/actionLogJetStream.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");

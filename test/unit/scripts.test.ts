@@ -5,8 +5,8 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../actors/errors.js";
 import { silentLogger } from "../../actors/logger.js";
+import { ConfigError } from "../../daemon/errors.js";
 import {
   type ScriptEvent,
   ScriptQueueTimeoutError,

@@ -2,8 +2,8 @@
 // in-memory log (test/unit/actionLog.test.ts) and the JetStream stream
 // (test/integration/actionLog.test.ts).
 import { describe, expect, it } from "vitest";
-import type { ActionLog, ActionRecord } from "../../../actors/actionLog.js";
-import { ActionExistsError } from "../../../actors/errors.js";
+import type { ActionLog, ActionRecord } from "../../../transport/actionLog.js";
+import { ActionExistsError } from "../../../transport/errors.js";
 
 export interface ActionLogFixture {
   readonly log: ActionLog;

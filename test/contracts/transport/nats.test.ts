@@ -1,7 +1,7 @@
 // The Transport contract against a real nats-server owned by this file; each
 // client connects through its own TCP proxy so the test can cut its link.
 import { afterAll, beforeAll } from "vitest";
-import { DEV_USERS } from "../../../daemon/credentials.js";
+import { DEV_USERS } from "../../../client/credentials.js";
 import type { NatsTransport } from "../../../transport/nats.js";
 import { connectNats } from "../../../transport/nats.js";
 import type { Transport } from "../../../transport/transport.js";

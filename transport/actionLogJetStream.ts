@@ -25,9 +25,8 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { actionIdSchema } from "../protocol/messages.js";
-import { type Clock, monotonicClock, type TimerHandle } from "../transport/clock.js";
-import { UntrustedStreamError, untrustedStream } from "../transport/streamTrust.js";
 import {
   type ActionFilter,
   type ActionLog,
@@ -43,8 +42,9 @@ import {
   type SkipCounts,
   type SkipReason,
 } from "./actionLog.js";
+import { type Clock, monotonicClock, type TimerHandle } from "./clock.js";
 import { ActionExistsError, ActionLogError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { UntrustedStreamError, untrustedStream } from "./streamTrust.js";
 
 export interface JetStreamActionLogOptions {
   readonly cluster: string;

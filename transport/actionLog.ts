@@ -7,7 +7,7 @@
 import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import { actionIdSchema, type NodeId, nodeIdSchema, ROLES } from "../protocol/messages.js";
-import type { Clock, Random } from "../transport/clock.js";
+import type { Clock, Random } from "./clock.js";
 import { ActionExistsError } from "./errors.js";
 
 /** Longest result summary kept per reply (characters of JSON). */
