@@ -4,7 +4,7 @@
 // The commands live in bin/dvsctl/, one module per group.
 import { Command, Option } from "commander";
 import { ParamError } from "../client/params.js";
-import { VERSION } from "../protocol/version.js";
+import { VERSION } from "../client/wire.js";
 import { addActionCommands } from "./dvsctl/actions.js";
 import { positive } from "./dvsctl/args.js";
 import { addClusterCommands } from "./dvsctl/cluster.js";

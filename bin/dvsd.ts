@@ -2,6 +2,7 @@
 // dvsd: the DVS node daemon (`dvsd run`) and the local cluster launcher (`dvsd up`).
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { VERSION } from "../client/wire.js";
 import { generateAdminKey } from "../daemon/adminKey.js";
 import { loadConfig } from "../daemon/config.js";
 import { runDaemon } from "../daemon/daemon.js";
@@ -15,7 +16,6 @@ import {
   renderAccounts,
   renderNatsConfig,
 } from "../daemon/natsAccounts.js";
-import { VERSION } from "../protocol/version.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 

@@ -4,10 +4,10 @@
 // the reader cannot believe (they fail validation, or their subject does not
 // name the node that wrote them) are skipped and reported on stderr.
 import type { Command } from "commander";
+import type { ActionRecord, ActionSummary, RequestRecord } from "../../client/actions.js";
+import { JetStreamActionLog } from "../../client/actions.js";
 import { formatTable } from "../../client/table.js";
-import { actionIdSchema } from "../../protocol/messages.js";
-import type { ActionRecord, ActionSummary, RequestRecord } from "../../transport/actionLog.js";
-import { JetStreamActionLog } from "../../transport/actionLogJetStream.js";
+import { actionIdSchema } from "../../client/wire.js";
 import { count, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";
 import { EXIT, withConnection } from "./session.js";

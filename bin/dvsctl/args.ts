@@ -2,7 +2,7 @@
 // string into the typed value a request param needs, or fails with commander's
 // InvalidArgumentError, which dvsctl reports as bad usage (exit status 2).
 import { InvalidArgumentError } from "commander";
-import { ALL } from "../../protocol/messages.js";
+import { ALL } from "../../client/wire.js";
 
 function integer(value: string, min: number, max: number, what: string): number {
   const n = Number(value);

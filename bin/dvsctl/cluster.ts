@@ -3,13 +3,12 @@
 // `watch` (membership events as they happen).
 import type { Command } from "commander";
 import { collectStatus, formatMembers } from "../../client/clusterStatus.js";
+import { systemClock } from "../../client/connection.js";
 import { discoverNodes } from "../../client/discovery.js";
+import { watchEvents } from "../../client/events.js";
 import { type Answer, RegistryClient } from "../../client/registryClient.js";
 import { formatTable } from "../../client/table.js";
-import { decode, encodingOf } from "../../protocol/codec.js";
-import { type ClusterEvent, clusterEventSchema } from "../../protocol/messages.js";
-import { subjects } from "../../protocol/subjects.js";
-import { systemClock } from "../../transport/clock.js";
+import type { ClusterEvent } from "../../client/wire.js";
 import { nodeId, unsigned } from "./args.js";
 import { EXIT, withConnection } from "./session.js";
 
@@ -76,7 +75,6 @@ export function addClusterCommands(program: Command): void {
     )
     .action(async (_opts: unknown, cmd: Command) => {
       await withConnection(cmd, async (t, g) => {
-        const subject = subjects(g.cluster).events;
         const stopped = new Promise<void>((resolveStop) => {
           const onSignal = () => {
             process.off("SIGINT", onSignal);
@@ -86,27 +84,16 @@ export function addClusterCommands(program: Command): void {
           process.on("SIGINT", onSignal);
           process.on("SIGTERM", onSignal);
         });
-        const sub = t.subscribe(subject, (msg) => {
-          const decoded = decode(msg.data, encodingOf(msg));
-          const parsed = decoded.ok ? clusterEventSchema.safeParse(decoded.value) : undefined;
-          if (!parsed?.success) {
-            const reason = decoded.ok ? "not a cluster event" : decoded.message;
-            process.stderr.write(`dvsctl: skipped a malformed message on ${subject}: ${reason}\n`);
-            return;
-          }
-          // Only node N may publish on events.N: an event whose body names another observer is forged.
-          if (msg.subject !== subjects(g.cluster).nodeEvents(parsed.data.node)) {
-            process.stderr.write(
-              `dvsctl: skipped an event of node ${parsed.data.node} that arrived on ${msg.subject}\n`,
-            );
-            return;
-          }
-          process.stdout.write(`${g.json ? JSON.stringify(parsed.data) : formatEvent(parsed.data)}\n`);
-        });
+        const watch = watchEvents(
+          t,
+          g.cluster,
+          (event) => process.stdout.write(`${g.json ? JSON.stringify(event) : formatEvent(event)}\n`),
+          (reason) => process.stderr.write(`dvsctl: skipped ${reason}\n`),
+        );
         await t.flush();
-        process.stderr.write(`dvsctl: watching ${subject} (Ctrl-C stops)\n`);
+        process.stderr.write(`dvsctl: watching ${watch.subject} (Ctrl-C stops)\n`);
         await stopped;
-        sub.unsubscribe();
+        watch.subscription.unsubscribe();
       });
     });
 }

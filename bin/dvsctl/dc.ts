@@ -3,7 +3,7 @@
 // every command goes to all members of the view by default: a DC created on
 // one node only is a DC the others do not know (until they sync on a JOIN).
 import { type Command, Option } from "commander";
-import { ALL } from "../../protocol/messages.js";
+import { ALL } from "../../client/wire.js";
 import { anyInteger, count, dcid, endpoint, nodeId, nodeList, nodeTarget, unsigned } from "./args.js";
 import { DC_VIEW, EMPTY_VIEW } from "./replies.js";
 import { runRequest } from "./session.js";

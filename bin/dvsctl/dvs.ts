@@ -2,7 +2,7 @@
 // (DVSEND). info and init go to every member of the view unless --node says
 // otherwise; end takes one node, since it makes that node leave the DVS.
 import { type Command, Option } from "commander";
-import { ALL } from "../../protocol/messages.js";
+import { ALL } from "../../client/wire.js";
 import { count, nodeId, nodeTarget, unsigned } from "./args.js";
 import { DVS_VIEW, EMPTY_VIEW } from "./replies.js";
 import { runRequest } from "./session.js";

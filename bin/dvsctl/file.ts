@@ -7,16 +7,12 @@ import { type FileHandle, mkdtemp, open, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
-import { monotonicFactory } from "ulid";
 import { FileStoreError } from "../../actors/files/errors.js";
-import { FileClient, type FileSink, type FileSource, type Progress } from "../../client/fileClient.js";
+import { systemClock } from "../../client/connection.js";
+import type { FileClient, FileSink, FileSource, Progress } from "../../client/fileClient.js";
+import { FileSession, type FileSessionOptions } from "../../client/fileSession.js";
 import { formatTable } from "../../client/table.js";
-import { commitIdSchema, type FileListing, fileNameSchema } from "../../protocol/files.js";
-import { subjects } from "../../protocol/subjects.js";
-import { type Clock, systemClock, systemRandom, type TimerHandle } from "../../transport/clock.js";
-import { PermissionDeniedError } from "../../transport/errors.js";
-import type { NatsTransport } from "../../transport/nats.js";
-import type { Transport } from "../../transport/transport.js";
+import { commitIdSchema, type FileListing, fileNameSchema } from "../../client/wire.js";
 import { CommandError } from "./errors.js";
 import { bytes, instant } from "./host.js";
 import { ProgressBar, wantsProgress } from "./progress.js";
@@ -195,100 +191,6 @@ async function copyToStdout(handle: FileHandle, size: number): Promise<void> {
   if (failed !== undefined && failed.code !== "EPIPE") throw failed;
 }
 
-// ---- the client ----
-
-/**
- * The FileClient of one command run, and how to stop it. FileClient gives up
- * at once on a request the NATS server refuses, but a refused subscription
- * (the one a commit serves its bytes on) shows only as a permissions
- * violation on the connection; the command sees it here, fails at once with
- * exit status 4, and stops the retries by letting no further timer of the
- * client fire.
- */
-class FileSession {
-  readonly client: FileClient;
-  /** A new commit id: a ULID. */
-  readonly newCommitId: () => string;
-  /** Rejects with the first PermissionDeniedError of a request. */
-  readonly refused: Promise<never>;
-  #stopped = false;
-  #refuse: (error: Error) => void = () => {};
-
-  constructor(t: NatsTransport, g: GlobalOptions, deadlineGiven: boolean) {
-    this.refused = new Promise<never>((_, reject) => {
-      this.#refuse = reject;
-    });
-    this.refused.catch(() => {});
-    void this.#watchViolations(t);
-    const next = monotonicFactory(() => systemRandom.next());
-    this.newCommitId = () => next(systemClock.now());
-    this.client = new FileClient({
-      transport: this.#watching(t),
-      subjects: subjects(g.cluster),
-      clock: this.#stoppable(systemClock),
-      newCommitId: this.newCommitId,
-      ...(deadlineGiven ? { deadlineMs: g.timeout, requestTimeoutMs: Math.min(g.timeout, 5_000) } : {}),
-    });
-  }
-
-  /** The outcome of `work`, or the refusal if one comes first; either way the client does nothing more. */
-  async run<T>(work: (client: FileClient) => Promise<T>): Promise<T> {
-    const running = work(this.client);
-    running.catch(() => {});
-    try {
-      return await Promise.race([running, this.refused]);
-    } finally {
-      this.#stopped = true;
-    }
-  }
-
-  async #watchViolations(t: NatsTransport): Promise<void> {
-    for await (const s of t.connection.status()) {
-      if (s.type !== "error" || s.error.name !== "PermissionViolationError") continue;
-      const { operation, subject } = s.error as Error & { operation?: string; subject?: string };
-      const op = operation === "subscription" ? "subscribe" : "publish";
-      this.#refuse(new PermissionDeniedError(subject ?? "?", op, { cause: s.error }));
-    }
-  }
-
-  #watching(t: Transport): Transport {
-    return {
-      get name() {
-        return t.name;
-      },
-      get maxPayload() {
-        return t.maxPayload;
-      },
-      get status() {
-        return t.status;
-      },
-      publish: (subject, data, options) => t.publish(subject, data, options),
-      subscribe: (subject, handler, options) => t.subscribe(subject, handler, options),
-      request: async (subject, data, options) => {
-        try {
-          return await t.request(subject, data, options);
-        } catch (error) {
-          if (error instanceof Error && error.name === "PermissionDeniedError") this.#refuse(error);
-          throw error;
-        }
-      },
-      flush: () => t.flush(),
-      onStatus: (listener) => t.onStatus(listener),
-      inbox: () => t.inbox(),
-      close: () => t.close(),
-      closed: () => t.closed(),
-    };
-  }
-
-  #stoppable(clock: Clock): Clock {
-    return {
-      now: () => clock.now(),
-      setTimeout: (fn, ms): TimerHandle => clock.setTimeout(() => this.#stopped || fn(), ms),
-      clearTimeout: (handle) => clock.clearTimeout(handle),
-    };
-  }
-}
-
 /**
  * The error a command ends with: the file store's (exit status 1), the NATS
  * server's refusal (4), or as it is; `then` is a line for stderr after it.
@@ -326,7 +228,11 @@ function progressOn(option: boolean | undefined): { onProgress: Progress; bar():
 }
 
 /** Whether `--timeout` was given (it is the deadline of the file commands, else FileClient's own). */
-const deadlineGiven = (cmd: Command) => cmd.getOptionValueSourceWithGlobals("timeout") !== "default";
+/** The file session of a command: --timeout, when given, is the whole run's deadline. */
+const sessionOptions = (g: GlobalOptions, cmd: Command): FileSessionOptions =>
+  cmd.getOptionValueSourceWithGlobals("timeout") !== "default"
+    ? { cluster: g.cluster, deadlineMs: g.timeout }
+    : { cluster: g.cluster };
 
 const hex12 = (sha256: string) => sha256.slice(0, 12);
 
@@ -377,7 +283,7 @@ export function addFileCommands(program: Command): void {
         const source = await openSource(path);
         try {
           await withConnection(cmd, async (t, g) => {
-            const session = new FileSession(t, g, deadlineGiven(cmd));
+            const session = new FileSession(t, sessionOptions(g, cmd));
             const id = opts.commit ?? session.newCommitId();
             const progress = progressOn(opts.progress);
             let answer: Awaited<ReturnType<FileClient["commit"]>>;
@@ -442,7 +348,7 @@ export function addFileCommands(program: Command): void {
     )
     .action(async (name: string, opts: { output?: string; progress?: boolean }, cmd: Command) => {
       await withConnection(cmd, async (t, g) => {
-        const session = new FileSession(t, g, deadlineGiven(cmd));
+        const session = new FileSession(t, sessionOptions(g, cmd));
         const target = opts.output;
         const temp = await TemporaryFile.for(target);
         const progress = progressOn(opts.progress);
@@ -490,7 +396,7 @@ export function addFileCommands(program: Command): void {
     )
     .action(async (prefix: string | undefined, _opts: unknown, cmd: Command) => {
       await withConnection(cmd, async (t, g) => {
-        const session = new FileSession(t, g, deadlineGiven(cmd));
+        const session = new FileSession(t, sessionOptions(g, cmd));
         let files: FileListing[];
         try {
           files = await session.run((client) => client.ls(prefix));

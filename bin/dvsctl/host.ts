@@ -5,7 +5,7 @@
 // the RPLY as it came.
 import { type Command, Option } from "commander";
 import { formatTable } from "../../client/table.js";
-import { ALL, type NodeId, type Rply } from "../../protocol/messages.js";
+import { ALL, type NodeId, type Rply } from "../../client/wire.js";
 import { nodeId, nodeTarget, positive } from "./args.js";
 import {
   cell,

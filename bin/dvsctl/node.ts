@@ -2,7 +2,7 @@
 // info|stats` (GETPROXYINFO, GETPROXYSTS: the proxy pairs that carry process
 // messages between two nodes, and their counters).
 import { type Command, Option } from "commander";
-import { ALL } from "../../protocol/messages.js";
+import { ALL } from "../../client/wire.js";
 import { nodeId, nodeTarget } from "./args.js";
 import { computedView, listView, NODE_VIEW } from "./replies.js";
 import { runRequest } from "./session.js";

@@ -5,7 +5,7 @@
 import { type Command, Option } from "commander";
 import { ANY_ENDPOINT, ANY_RQST, PROC_FLAGS } from "../../actors/processes.js";
 import type { DvsClient } from "../../client/dvsClient.js";
-import { ALL, type NodeId, type Rply } from "../../protocol/messages.js";
+import { ALL, type NodeId, type Rply } from "../../client/wire.js";
 import { dcid, endpoint, jsonObject, jsonValue, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";
 import { computedView, entriesOf, errorMessage, rcodeLabel, shortJson } from "./replies.js";

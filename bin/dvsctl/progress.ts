@@ -1,7 +1,7 @@
 // A one-line progress bar on stderr for dvsctl's long transfers (file commit
 // and update): `renderProgress` draws the line from the figures alone, and
 // `ProgressBar` redraws it in place with `\r`, at most every 100 ms.
-import type { Clock } from "../../transport/clock.js";
+import type { Clock } from "../../client/connection.js";
 import { bytes } from "./host.js";
 
 /** Files larger than this get a bar by default (when stderr is a terminal). */

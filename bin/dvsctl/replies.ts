@@ -4,7 +4,7 @@
 // `--json` bypasses all of this and prints the RPLY as it came.
 import { NODE_FLAGS } from "../../actors/dvsRequests.js";
 import { formatTable } from "../../client/table.js";
-import { errorName, type Rply } from "../../protocol/messages.js";
+import { errorName, type Rply } from "../../client/wire.js";
 
 /** Turns one successful entry's `data` into rows of cells (usually one row). */
 export interface ReplyView {

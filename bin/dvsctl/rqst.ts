@@ -4,7 +4,7 @@
 import { type Command, Option } from "commander";
 import { parseParams } from "../../client/params.js";
 import { formatTable } from "../../client/table.js";
-import { ALL, REQUEST_TYPES, type Rply } from "../../protocol/messages.js";
+import { ALL, REQUEST_TYPES, type Rply } from "../../client/wire.js";
 import { nodeTarget } from "./args.js";
 import { DATA_VIEW, rcodeLabel } from "./replies.js";
 import { runRequest } from "./session.js";

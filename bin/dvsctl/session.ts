@@ -5,12 +5,15 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { actionIds } from "../../client/actions.js";
 import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../client/adminKey.js";
+import { connectNats, type NatsTransport, systemClock, systemRandom } from "../../client/connection.js";
 import { DEV_USERS, devPassword, readSecretFile } from "../../client/credentials.js";
 import { DvsClient, type SendOptions } from "../../client/dvsClient.js";
-import { ADMIN_SIGNATURE_WINDOW_MS, type AdminSigner } from "../../protocol/adminSignature.js";
-import type { Encoding } from "../../protocol/codec.js";
+import type { Encoding } from "../../client/wire.js";
 import {
+  ADMIN_SIGNATURE_WINDOW_MS,
+  type AdminSigner,
   ALL,
   errorName,
   isRequestType,
@@ -19,10 +22,7 @@ import {
   type RequestType,
   type Role,
   type Rply,
-} from "../../protocol/messages.js";
-import { actionIds } from "../../transport/actionLog.js";
-import { systemClock, systemRandom } from "../../transport/clock.js";
-import { connectNats, type NatsTransport } from "../../transport/nats.js";
+} from "../../client/wire.js";
 import { CommandError } from "./errors.js";
 import { entriesOf, formatEntries, type ReplyView } from "./replies.js";
 

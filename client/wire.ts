@@ -1,0 +1,19 @@
+// The wire vocabulary a client program speaks: request types, addresses,
+// reply codes, ids and schemas, the admin signature's window, the version.
+// Programs built on the client library (dvsctl, the bench) take these names
+// from here; the definitions stay in protocol/, shared with the nodes.
+export type { AdminSigner } from "../protocol/adminSignature.js";
+export { ADMIN_SIGNATURE_WINDOW_MS } from "../protocol/adminSignature.js";
+export type { Encoding } from "../protocol/codec.js";
+export type { FileListing } from "../protocol/files.js";
+export { commitIdSchema, fileNameSchema } from "../protocol/files.js";
+export type { ClusterEvent, NodeId, RequestType, Role, Rply } from "../protocol/messages.js";
+export {
+  ALL,
+  actionIdSchema,
+  errorName,
+  isRequestType,
+  MUTATING_TYPES,
+  REQUEST_TYPES,
+} from "../protocol/messages.js";
+export { VERSION } from "../protocol/version.js";
