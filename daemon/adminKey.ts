@@ -1,15 +1,7 @@
 // The admin's signing key on disk: `dvsd up` makes one (`<data>/admin.nk`, an
 // nkey user seed readable by its owner only) and hands its public key to the
 // nodes; dvsctl loads it (client/adminKey.ts) to sign mutating requests.
-import {
-  chmodSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  statSync,
-  writeSync,
-} from "node:fs";
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { ADMIN_KEY_FILE, AdminKeyUnreadableError, loadAdminSigner } from "../client/adminKey.js";

@@ -17,7 +17,7 @@ import { listFilesystems, listMounts } from "./host/filesystems.js";
 import type { Listing } from "./host/listing.js";
 import { vmstat } from "./host/memory.js";
 import { listInterfaces, listSockets } from "./host/network.js";
-import { killProcess, listProcesses, pidstat } from "./host/processes.js";
+import { killProcess, listProcesses, pidstat } from "./host/ps.js";
 import { type SharedProbes, sharedProbes } from "./host/sharedProbes.js";
 
 export interface HostRequestOptions {

@@ -3,7 +3,7 @@
 // schedule that holds every kind of fault; it must end with zero violations.
 // `npm run chaos -- --seed S --minutes M` runs the long version.
 import { describe, expect, it } from "vitest";
-import { requireBuild } from "../support/processes.js";
+import { requireBuild } from "../support/cli.js";
 import { runChaos } from "./runner.js";
 import { FAULT_KINDS } from "./schedule.js";
 

@@ -17,8 +17,8 @@ import {
 import { systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { requireBuild } from "../support/cli.js";
 import { both, EventWatch, named } from "../support/eventWatch.js";
-import { requireBuild } from "../support/processes.js";
 import { crashLines } from "./history.js";
 import { leftovers, netnsAvailable, startNetnsLab } from "./netns.js";
 

@@ -15,8 +15,8 @@ import { devNodeCredentials } from "../../daemon/credentials.js";
 import { waitForJetStream as waitForClusterJetStream } from "../../daemon/natsCluster.js";
 import { canConnect, natsServerInstalled } from "../../daemon/natsServer.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { dvsdBin } from "../support/cli.js";
 import { natsConf } from "../support/natsServer.js";
-import { dvsdBin } from "../support/processes.js";
 
 /** Why the lab cannot run here; `no-nats-server` is reported only once everything else was there. */
 export type NetnsUnavailableCause = "not-linux" | "not-root" | "no-ip" | "netns-refused" | "no-nats-server";

@@ -10,10 +10,10 @@ import { type NatsServer, startNatsServer } from "../../daemon/natsServer.js";
 import { rcode } from "../../protocol/messages.js";
 import { testAdminKeyEnv } from "../../sim/testAdmin.js";
 import type { ActionSummary } from "../../transport/actionLog.js";
+import { requireBuild } from "../support/cli.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { natsConf } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-actions-"));

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../client/credentials.js";
 import { decode } from "../../protocol/codec.js";
 import { type EventMessage, type NodeStatus, type Rply, rcode } from "../../protocol/messages.js";
+import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/cli.js";
 import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";
-import { dvsctlBin, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
 
 let up: Spawned;
 let env: NodeJS.ProcessEnv;

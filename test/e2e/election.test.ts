@@ -15,11 +15,11 @@ import { type RegistryAnswer, type ServerMessage, serverMessageSchema } from "..
 import { subjects } from "../../protocol/subjects.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { NatsTransport } from "../../transport/nats.js";
+import { requireBuild } from "../support/cli.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { EventWatch } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 
 const ALL = [1, 2, 3, 4, 5] as const;
 /** The default lease (config `election.leaseMs`): a crashed coordinator is replaced about one lease later. */

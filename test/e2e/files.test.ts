@@ -19,11 +19,11 @@ import { serverMessageSchema } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
 import { sleep, systemClock, systemRandom } from "../../transport/clock.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { requireBuild } from "../support/cli.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { EventWatch } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 
 const ALL = [1, 2, 3, 4, 5] as const;
 const PASSIVE: readonly number[] = [4, 5];

@@ -39,6 +39,7 @@ import { subjects } from "../../protocol/subjects.js";
 import type { ActionRecord, ActionSummary } from "../../transport/actionLog.js";
 import { actionStreamName, JetStreamActionLog } from "../../transport/actionLogJetStream.js";
 import { randomToken, seededRandom, sleep, systemClock } from "../../transport/clock.js";
+import { isAlive, requireBuild } from "../support/cli.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import {
   describeCase,
@@ -50,7 +51,6 @@ import {
   harmless,
 } from "../support/fuzz.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { isAlive, requireBuild } from "../support/processes.js";
 
 const CLUSTER = "dvs";
 const NODE = 1;

@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Rply, rcode } from "../../protocol/messages.js";
+import { requireBuild } from "../support/cli.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
 import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 
 const NODES = [1, 2];
 const dir = mkdtempSync(join(tmpdir(), "dvs-host-"));

@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventMessage } from "../../protocol/messages.js";
+import { requireBuild } from "../support/cli.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { repoRoot, startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcpProxy.js";
 
 /** Short, so DISCONNECT by timeout comes quickly, yet long enough for a SIGSTOP/SIGCONT or a cut/restore. */

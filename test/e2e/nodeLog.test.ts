@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireBuild } from "../support/cli.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { requireBuild } from "../support/processes.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dvs-nodelog-"));
 let server: TestNatsServer;

@@ -26,10 +26,10 @@ import {
 import { subjects } from "../../protocol/subjects.js";
 import { TEST_ADMIN } from "../../sim/testAdmin.js";
 import { NatsTransport } from "../../transport/nats.js";
+import { isAlive, requireBuild, type Spawned, startLocalCluster } from "../support/cli.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { about, both, EventWatch, named } from "../support/eventWatch.js";
 import { startTestNatsServer, type TestNatsServer } from "../support/natsServer.js";
-import { isAlive, requireBuild, type Spawned, startLocalCluster } from "../support/processes.js";
 
 const NODES = [1, 2, 3, 4] as const;
 const STOPPED = 4;

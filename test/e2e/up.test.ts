@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../client/credentials.js";
 import { discoverNodes } from "../../client/discovery.js";
 import { rcode } from "../../protocol/messages.js";
-import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/processes.js";
+import { dvsctlBin, isAlive, type Spawned, spawnNode, startLocalCluster } from "../support/cli.js";
 
 let up: Spawned;
 let port: number;

@@ -14,7 +14,7 @@ import {
   type Spawned,
   spawnNode,
   startLocalCluster,
-} from "../support/processes.js";
+} from "../support/cli.js";
 
 let up: Spawned;
 let port: number;

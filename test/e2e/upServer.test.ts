@@ -13,8 +13,8 @@ import { DEV_USERS } from "../../client/credentials.js";
 import { discoverNodes } from "../../client/discovery.js";
 import { devServerConfig, renderNatsConfig } from "../../daemon/natsAccounts.js";
 import { canConnect } from "../../daemon/natsServer.js";
+import { dvsdBin, freePort, requireBuild, type Spawned, spawnNode } from "../support/cli.js";
 import { natsConf } from "../support/natsServer.js";
-import { dvsdBin, freePort, requireBuild, type Spawned, spawnNode } from "../support/processes.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

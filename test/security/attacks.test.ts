@@ -16,8 +16,8 @@ import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../protocol/codec.js";
 import { PROTOCOL_VERSION, type Rply, rcode } from "../../protocol/messages.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { isAlive, type Spawned, startLocalCluster } from "../support/cli.js";
 import { adminKeyEnv, dvsctlRunner } from "../support/dvsctl.js";
-import { isAlive, type Spawned, startLocalCluster } from "../support/processes.js";
 
 const CLUSTER = "dvs";
 const ACTIONS = `DVS_ACTIONS_${CLUSTER}`;

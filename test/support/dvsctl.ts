@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { ADMIN_KEY_FILE } from "../../client/adminKey.js";
 import type { Rply } from "../../protocol/messages.js";
-import { dvsctlBin, spawnNode } from "./processes.js";
+import { dvsctlBin, spawnNode } from "./cli.js";
 
 export interface DvsctlRun {
   readonly code: number | null;

@@ -9,8 +9,8 @@ import type { ConfigInput } from "../../daemon/config.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import { TEST_ADMIN } from "../../sim/testAdmin.js";
+import { dvsdBin, type Spawned, spawnNode } from "./cli.js";
 import { EventWatch } from "./eventWatch.js";
-import { dvsdBin, type Spawned, spawnNode } from "./processes.js";
 
 export interface DvsdNodeOptions {
   readonly node: number;

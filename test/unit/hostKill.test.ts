@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
 import { commandsConfigSchema } from "../../daemon/host/command.js";
-import { KILL_SIGNALS, killSignal } from "../../daemon/host/processes.js";
+import { KILL_SIGNALS, killSignal } from "../../daemon/host/ps.js";
 import { createHostHandlers } from "../../daemon/hostRequests.js";
 import type { Rqst } from "../../protocol/messages.js";
 import { systemClock } from "../../transport/clock.js";

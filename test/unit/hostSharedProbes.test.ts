@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { PidstatEntry, PsEntry } from "../../daemon/host/processes.js";
+import type { PidstatEntry, PsEntry } from "../../daemon/host/ps.js";
 import { PROBE_FRESH_MS, type SharedProbes, sharedProbes } from "../../daemon/host/sharedProbes.js";
 import { type Clock, systemClock } from "../../transport/clock.js";
 import { hostHandlers, hostRqst, succeeded } from "../support/hostHandlers.js";

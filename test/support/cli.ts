@@ -1,4 +1,4 @@
-// Child processes for end-to-end tests: the compiled CLIs, a free port, and
+// The compiled CLIs as end-to-end tests run them: spawned children, a free port,
 // waiting on output with a deadline.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";

@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { PidstatEntry, PsEntry } from "../../daemon/host/processes.js";
 import { parseProcIo, parseProcStat, parseProcStatus, parseSystemStat } from "../../daemon/host/procfs.js";
+import type { PidstatEntry, PsEntry } from "../../daemon/host/ps.js";
 import { hostHandlers as handlers, succeeded as ok, hostRqst as rqst } from "../support/hostHandlers.js";
 
 const STAT =
