@@ -40,8 +40,8 @@ import type { ReplicaStore } from "./files/replicaStore.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
-import { ProcessRuntime, type ProcessTimings } from "./processes.js";
-import { FileSnapshotStore, MemorySnapshotStore } from "./processStore.js";
+import { ProcessRuntime, type ProcessTimings } from "./processes/runtime.js";
+import { FileSnapshotStore, MemorySnapshotStore } from "./processes/processStore.js";
 import { ReplicationServer } from "./replication.js";
 import { type Outcome, type RequestHandlers, RequestServer } from "./requestServer.js";
 

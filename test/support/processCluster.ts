@@ -3,8 +3,8 @@
 // handlers, a fixed DC table and a view the test sets. For the process tests.
 import { silentLogger } from "../../actors/logger.js";
 import type { MachineRegistry } from "../../actors/machineRegistry.js";
-import { ProcessRuntime, type ProcessTimings } from "../../actors/processes.js";
-import type { ProcessSnapshotStore } from "../../actors/processStore.js";
+import { ProcessRuntime, type ProcessTimings } from "../../actors/processes/runtime.js";
+import type { ProcessSnapshotStore } from "../../actors/processes/processStore.js";
 import { RequestServer } from "../../actors/requestServer.js";
 import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../protocol/codec.js";

@@ -15,9 +15,9 @@
 //   message; `{type: "dvs.rqst", id, request, dst?, params?}` makes a request.
 import { type Actor, type AnyStateMachine, createActor, type Snapshot } from "xstate";
 import { z } from "zod";
-import { type ProcessLifecycleMachine, processLifecycleMachine } from "../machines/process.js";
-import type { DvsEvent, Sender } from "../machines/processEvents.js";
-import { decode, encode, makeRqst } from "../protocol/codec.js";
+import { type ProcessLifecycleMachine, processLifecycleMachine } from "../../machines/process.js";
+import type { DvsEvent, Sender } from "../../machines/processEvents.js";
+import { decode, encode, makeRqst } from "../../protocol/codec.js";
 import {
   dcidSchema,
   type ErrorName,
@@ -29,7 +29,7 @@ import {
   type RequestType,
   type Rply,
   type Rqst,
-} from "../protocol/messages.js";
+} from "../../protocol/messages.js";
 import {
   announcementSchema,
   type Envelope,
@@ -40,19 +40,19 @@ import {
   migrationReplySchema,
   type Privileges,
   type ProcessRecord,
-} from "../protocol/processes.js";
-import { Responder, refusalLog } from "../protocol/responder.js";
-import type { Subjects } from "../protocol/subjects.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
-import { NoRespondersError, PayloadTooLargeError, TimeoutError } from "../transport/errors.js";
-import type { Message, Subscription, Transport } from "../transport/transport.js";
+} from "../../protocol/processes.js";
+import { Responder, refusalLog } from "../../protocol/responder.js";
+import type { Subjects } from "../../protocol/subjects.js";
+import type { Clock, TimerHandle } from "../../transport/clock.js";
+import { NoRespondersError, PayloadTooLargeError, TimeoutError } from "../../transport/errors.js";
+import type { Message, Subscription, Transport } from "../../transport/transport.js";
 import { LocationTable, procKey } from "./locations.js";
-import { type Logger, throttledWarn } from "./logger.js";
-import type { MachineRegistry } from "./machineRegistry.js";
+import { type Logger, throttledWarn } from "../logger.js";
+import type { MachineRegistry } from "../machineRegistry.js";
 import { Mailbox } from "./mailbox.js";
 import type { ProcessSnapshotStore } from "./processStore.js";
 import { type NodeTraffic, Proxies, type ProxyInfo, type ProxyStats } from "./proxy.js";
-import type { Outcome, RequestHandlers } from "./requestServer.js";
+import type { Outcome, RequestHandlers } from "../requestServer.js";
 
 export interface ProcessTimings {
   /** How long the old host waits for the new one to take a migrating process. */
