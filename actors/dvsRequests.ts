@@ -4,7 +4,7 @@
 // node's traffic figures come from the node runtime through `DvsNodeContext`.
 import { type NodeId, REQUEST_GROUPS, type RequestType, type Rqst } from "../protocol/messages.js";
 import type { DvsStore } from "./dvsStore.js";
-import type { NodeTraffic } from "./proxy.js";
+import type { NodeTraffic } from "./processes/proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";
 
 /** What the handlers need from the node runtime. */

@@ -40,8 +40,9 @@ import type { ReplicaStore } from "./files/replicaStore.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
-import { ProcessRuntime, type ProcessTimings } from "./processes.js";
-import { FileSnapshotStore, MemorySnapshotStore } from "./processStore.js";
+import { FileSnapshotStore, MemorySnapshotStore } from "./processes/processStore.js";
+import { ProcessRuntime } from "./processes/runtime.js";
+import type { ProcessTimings } from "./processes/timings.js";
 import { ReplicationServer } from "./replication.js";
 import { type Outcome, type RequestHandlers, RequestServer } from "./requestServer.js";
 
@@ -334,9 +335,8 @@ export class NodeRuntime<T extends Transport = Transport> {
       clock,
       logger,
       registry: this.components.registry ?? defaultRegistry(),
-      dcNodes: (dcid) => this.store.nodesOf(dcid),
-      view: () => this.viewMembers(),
-      forward: (rqst, dst) => replication.forward(rqst, dst),
+      dcs: this.store,
+      forwarder: replication,
       snapshots:
         stateDir !== undefined
           ? new FileSnapshotStore(join(stateDir, "processes"))
@@ -450,9 +450,8 @@ export class NodeRuntime<T extends Transport = Transport> {
       this.actor.send({ type: "membership.joined" });
     }
     this.#replication?.view(change.view.members);
-    // Out of the membership machine's action first: the process side creates actors (proxy pairs).
-    const members = change.view.members;
-    queueMicrotask(() => this.#processes?.onView(members));
+    // The process side takes the members at once and creates its actors (proxy pairs) in a microtask.
+    this.#processes?.onView(change.view.members, change);
     if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
     if (change.event === "DISCONNECT") for (const m of change.changed) this.#election?.serverGone(m.node);

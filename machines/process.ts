@@ -1,7 +1,7 @@
 // The host-side lifecycle of one process (SPEC 5, "process"): running →
 // migrating → running again (the move failed) or moved (it runs elsewhere now,
 // this node keeps a forwarding pointer); running → ended. Pure: the runtime
-// (actors/processes.ts) stops and starts the process's own actor, ships its
+// (actors/processes/) stops and starts the process's own actor, ships its
 // snapshot and reports the outcome as events. The context is plain data.
 import { assign, setup } from "xstate";
 

@@ -1,5 +1,5 @@
 // The contract between a process machine and the runtime that hosts it
-// (actors/processes.ts): the events a process receives, and the events it
+// (actors/processes/): the events a process receives, and the events it
 // emits (XState `emit`) to send messages and make requests. Types only, so
 // any machine can depend on it without depending on the runtime.
 

@@ -1,7 +1,7 @@
 // One proxy pair of a node toward one peer (SPEC 5, "node & proxy"): the
 // sender that carries process traffic to the peer and the receiver that takes
 // the peer's traffic, with their statistics. `up` while the peer is in this
-// node's view, `down` otherwise. Pure: the runtime (actors/proxy.ts) publishes
+// node's view, `down` otherwise. Pure: the runtime (actors/processes/proxy.ts) publishes
 // frames and reports what it sent and received as events; time arrives in
 // events (`at`). The context is plain data (CBOR round trip safe).
 import { assign, setup } from "xstate";

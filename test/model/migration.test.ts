@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MachineRegistry } from "../../actors/machineRegistry.js";
-import type { ProcUsr } from "../../actors/processes.js";
+import type { ProcUsr } from "../../actors/processes/procInfo.js";
 import { DvsClient } from "../../client/dvsClient.js";
 import { type Rply, rcode } from "../../protocol/messages.js";
 import { sleep } from "../../transport/clock.js";

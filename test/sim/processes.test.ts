@@ -3,9 +3,10 @@
 // location transparency, privileges, migration, proxies, persistence.
 import { afterEach, describe, expect, it } from "vitest";
 import { MachineRegistry } from "../../actors/machineRegistry.js";
-import { ANY_ENDPOINT, PROC_FLAGS, type ProcUsr } from "../../actors/processes.js";
-import { MemorySnapshotStore } from "../../actors/processStore.js";
-import type { ProxyInfo, ProxyStats } from "../../actors/proxy.js";
+import { ANY_ENDPOINT } from "../../actors/processes/privileges.js";
+import { MemorySnapshotStore } from "../../actors/processes/processStore.js";
+import { PROC_FLAGS, type ProcUsr } from "../../actors/processes/procInfo.js";
+import type { ProxyInfo, ProxyStats } from "../../actors/processes/proxy.js";
 import { rcode } from "../../protocol/messages.js";
 import { sleep } from "../../transport/clock.js";
 import { ProcessCluster } from "../support/processCluster.js";

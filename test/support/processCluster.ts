@@ -3,8 +3,9 @@
 // handlers, a fixed DC table and a view the test sets. For the process tests.
 import { silentLogger } from "../../actors/logger.js";
 import type { MachineRegistry } from "../../actors/machineRegistry.js";
-import { ProcessRuntime, type ProcessTimings } from "../../actors/processes.js";
-import type { ProcessSnapshotStore } from "../../actors/processStore.js";
+import type { ProcessSnapshotStore } from "../../actors/processes/processStore.js";
+import { ProcessRuntime } from "../../actors/processes/runtime.js";
+import type { ProcessTimings } from "../../actors/processes/timings.js";
 import { RequestServer } from "../../actors/requestServer.js";
 import { DvsClient } from "../../client/dvsClient.js";
 import { decode, encode } from "../../protocol/codec.js";
@@ -64,7 +65,7 @@ export class ProcessCluster {
 
   /** Starts every runtime. */
   async start(): Promise<void> {
-    await Promise.all([...this.nodes.values()].map((n) => n.runtime.start()));
+    await Promise.all([...this.nodes.values()].map((n) => this.#startRuntime(n)));
     await this.clock.advance(20);
   }
 
@@ -88,8 +89,14 @@ export class ProcessCluster {
     old.server.stop();
     await old.transport.close();
     const fresh = this.#create(node, `node-${node}-r${++this.#incarnation}`, old.view);
-    await fresh.runtime.start();
+    await this.#startRuntime(fresh);
     return fresh;
+  }
+
+  /** A runtime knows only its own node until told its view: it starts with the test's. */
+  #startRuntime(n: ProcessNode): Promise<void> {
+    n.runtime.onView(n.view);
+    return n.runtime.start();
   }
 
   /** A client request to node `dst`. */
@@ -116,9 +123,8 @@ export class ProcessCluster {
       clock,
       logger: silentLogger,
       registry: this.options.registry?.(node) ?? testRegistry(),
-      dcNodes: (dcid) => this.options.dcs[dcid],
-      view: () => entry.view,
-      forward,
+      dcs: { nodesOf: (dcid) => this.options.dcs[dcid] },
+      forwarder: { forward },
       incarnation: ++this.#incarnation,
       ...(snapshots ? { snapshots } : {}),
       ...(this.options.timings ? { timings: this.options.timings } : {}),

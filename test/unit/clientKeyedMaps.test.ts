@@ -3,8 +3,9 @@
 // MAX_PEERS_OUTSIDE_VIEW proxy pairs for node ids outside its view.
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../actors/logger.js";
-import { MAX_CLIENT_SENDERS, type ProcUsr } from "../../actors/processes.js";
-import { MAX_PEERS_OUTSIDE_VIEW, Proxies } from "../../actors/proxy.js";
+import { MAX_CLIENT_SENDERS } from "../../actors/processes/clientSenders.js";
+import type { ProcUsr } from "../../actors/processes/procInfo.js";
+import { MAX_PEERS_OUTSIDE_VIEW, Proxies } from "../../actors/processes/proxy.js";
 import { encode, makeRqst } from "../../protocol/codec.js";
 import type { Rqst } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";

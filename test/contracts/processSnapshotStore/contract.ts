@@ -1,7 +1,7 @@
 // The contract every ProcessSnapshotStore keeps, run unchanged against the
 // in-memory store (memory.test.ts) and the records on disk (file.test.ts).
 import { describe, expect, it } from "vitest";
-import type { ProcessSnapshotStore } from "../../../actors/processStore.js";
+import type { ProcessSnapshotStore } from "../../../actors/processes/processStore.js";
 import type { ProcessRecord } from "../../../protocol/processes.js";
 
 /** A counter process's record at `endpoint`, its count set to `count`. */

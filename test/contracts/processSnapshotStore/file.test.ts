@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach } from "vitest";
-import { FileSnapshotStore } from "../../../actors/processStore.js";
+import { FileSnapshotStore } from "../../../actors/processes/processStore.js";
 import { processSnapshotStoreContract } from "./contract.js";
 
 const dirs: string[] = [];

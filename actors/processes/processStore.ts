@@ -4,9 +4,9 @@
 // tests see what the disk sees.
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { decode, encode } from "../protocol/codec.js";
-import { type ProcessRecord, processRecordSchema } from "../protocol/processes.js";
-import { writeFileDurable } from "./stateDir.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { type ProcessRecord, processRecordSchema } from "../../protocol/processes.js";
+import { writeFileDurable } from "../stateDir.js";
 
 export interface LoadedProcesses {
   readonly processes: ProcessRecord[];

@@ -2,7 +2,7 @@
 // sequence order per sender, duplicates are dropped, and a gap that does not
 // fill within a timeout is skipped (the runtime counts it as an error). Pure
 // and synchronous; its state is plain data, so it moves with the process.
-import type { Envelope, MailboxState } from "../protocol/processes.js";
+import type { Envelope, MailboxState } from "../../protocol/processes.js";
 
 export interface Accepted {
   /** Messages now deliverable, in order (empty when `msg` waits for an earlier one or is a duplicate). */

@@ -3,7 +3,7 @@
 // wins (each migration bumps it); an ended process stays as a tombstone so a
 // late announcement cannot bring it back; two spawns of one endpoint at the
 // same epoch resolve to the lower node id, the same on every node.
-import type { Location } from "../protocol/processes.js";
+import type { Location } from "../../protocol/processes.js";
 
 export const procKey = (dcid: number, endpoint: number): string => `${dcid}:${endpoint}`;
 

@@ -13,15 +13,15 @@ import {
   type ProxyLink,
   type ProxyMachine,
   proxyMachine,
-} from "../machines/proxy.js";
-import { decode, encode } from "../protocol/codec.js";
-import { type ErrorName, type NodeId, PROTOCOL_VERSION } from "../protocol/messages.js";
-import { type Envelope, type ProxyFrame, proxyFrameSchema } from "../protocol/processes.js";
-import type { Subjects } from "../protocol/subjects.js";
-import type { Clock } from "../transport/clock.js";
-import { PayloadTooLargeError } from "../transport/errors.js";
-import type { Message, Subscription, Transport } from "../transport/transport.js";
-import { type Logger, throttledWarn } from "./logger.js";
+} from "../../machines/proxy.js";
+import { decode, encode } from "../../protocol/codec.js";
+import { type ErrorName, type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { type Envelope, type ProxyFrame, proxyFrameSchema } from "../../protocol/processes.js";
+import type { Subjects } from "../../protocol/subjects.js";
+import type { Clock } from "../../transport/clock.js";
+import { PayloadTooLargeError } from "../../transport/errors.js";
+import type { Message, Subscription, Transport } from "../../transport/transport.js";
+import { type Logger, throttledWarn } from "../logger.js";
 
 /** One direction's counters, as GETPROXYSTS reports them. */
 /** Process traffic through a node's proxies, for GETNODEINFO. */
