@@ -15,6 +15,7 @@
 //   message; `{type: "dvs.rqst", id, request, dst?, params?}` makes a request.
 import { type Actor, type AnyStateMachine, createActor, type Snapshot } from "xstate";
 import { z } from "zod";
+import type { ViewChange } from "../machines/membership.js";
 import { type ProcessLifecycleMachine, processLifecycleMachine } from "../machines/process.js";
 import type { DvsEvent, Sender } from "../machines/processEvents.js";
 import { decode, encode, makeRqst } from "../protocol/codec.js";
@@ -135,12 +136,10 @@ export interface ProcessRuntimeOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly registry: MachineRegistry;
-  /** Nodes of DC `dcid` as this node knows them; undefined when the DC does not exist here. */
-  readonly dcNodes: (dcid: number) => readonly NodeId[] | undefined;
-  /** The members of this node's current view. */
-  readonly view: () => readonly NodeId[];
+  /** The DC tables: nodes of DC `dcid` as this node knows them; undefined when the DC does not exist here. */
+  readonly dcs: { nodesOf(dcid: number): readonly NodeId[] | undefined };
   /** Sends `rqst` to node `dst`'s request server and resolves with its RPLY. */
-  readonly forward: (rqst: Rqst, dst: NodeId) => Promise<Rply>;
+  readonly forwarder: { forward(rqst: Rqst, dst: NodeId): Promise<Rply> };
   /** Where process snapshots persist; none: processes do not survive a restart. */
   readonly snapshots?: ProcessSnapshotStore;
   readonly timings?: Partial<ProcessTimings>;
@@ -233,6 +232,7 @@ export interface ProcessRuntimeStats {
 }
 
 export class ProcessRuntime {
+  readonly name = "processes";
   readonly stats: ProcessRuntimeStats = {
     undeliverable: 0,
     badMessages: 0,
@@ -270,6 +270,8 @@ export class ProcessRuntime {
     this.#self = options.node;
     this.#incarnation = options.incarnation ?? options.clock.now();
     this.#warn = throttledWarn(options.logger, options.clock);
+    // Alone until the first view change says otherwise.
+    this.#members = new Set([options.node]);
     this.#responder = new Responder(options.transport, {
       onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
     });
@@ -288,9 +290,7 @@ export class ProcessRuntime {
   async start(): Promise<void> {
     if (this.#running) return;
     const { transport, subjects } = this.#o;
-    const members = this.#o.view();
-    this.#members = new Set(members);
-    this.#proxies.start(members);
+    this.#proxies.start([...this.#members]);
     this.#subscriptions = [
       transport.subscribe(subjects.procLocation, (msg) => this.#onAnnouncement(msg)),
       transport.subscribe(subjects.migrate(this.#self), (msg) => this.#onMigration(msg)),
@@ -369,12 +369,15 @@ export class ProcessRuntime {
    * processes are unreachable, EHOSTDOWN); when members joined, the processes
    * hosted here are announced again so the joiners learn where they are.
    */
-  onView(members: readonly NodeId[]): void {
+  onView(members: readonly NodeId[], _change?: ViewChange): void {
     const before = this.#members;
     this.#members = new Set(members);
-    this.#proxies.onView(members);
     const joined = members.some((m) => m !== this.#self && !before.has(m));
-    if (joined && this.#running) this.#announce(this.#locations.of(this.#self));
+    // Out of the membership machine's action first: the process side creates actors (proxy pairs).
+    queueMicrotask(() => {
+      this.#proxies.onView(members);
+      if (joined && this.#running) this.#announce(this.#locations.of(this.#self));
+    });
   }
 
   /** The processes hosted here, as GETPROCINFO shows them (for the node's own status pages and tests). */
@@ -534,7 +537,7 @@ export class ProcessRuntime {
   async #forwardTo(rqst: Rqst, target: NodeId): Promise<Outcome> {
     const fwd = { ...rqst, src: `${FORWARDED}${this.#self}`, dst: target, seq: ++this.#rqstSeq } as Rqst;
     try {
-      const rply = await this.#o.forward(fwd, target);
+      const rply = await this.#o.forwarder.forward(fwd, target);
       return { rcode: rply.rcode, data: rply.data };
     } catch (error) {
       return transportFailure(error, `node ${target}`);
@@ -773,7 +776,7 @@ export class ProcessRuntime {
       }
       this.#tell(now, event);
     };
-    this.#o.forward(rqst, dst).then(
+    this.#o.forwarder.forward(rqst, dst).then(
       (rply) =>
         answer({
           type: "dvs.rply",
@@ -1336,7 +1339,7 @@ export class ProcessRuntime {
   }
 
   #checkDc(dcid: number, node: NodeId): Failure | undefined {
-    const nodes = this.#o.dcNodes(dcid);
+    const nodes = this.#o.dcs.nodesOf(dcid);
     if (nodes === undefined)
       return { error: "ENOENT", message: `DC ${dcid} does not exist on node ${this.#self}` };
     if (!nodes.includes(node))
@@ -1345,7 +1348,7 @@ export class ProcessRuntime {
   }
 
   #inView(node: NodeId): boolean {
-    return node === this.#self || this.#o.view().includes(node);
+    return node === this.#self || this.#members.has(node);
   }
 }
 

@@ -116,9 +116,8 @@ export class ProcessCluster {
       clock,
       logger: silentLogger,
       registry: this.options.registry?.(node) ?? testRegistry(),
-      dcNodes: (dcid) => this.options.dcs[dcid],
-      view: () => entry.view,
-      forward,
+      dcs: { nodesOf: (dcid) => this.options.dcs[dcid] },
+      forwarder: { forward },
       incarnation: ++this.#incarnation,
       ...(snapshots ? { snapshots } : {}),
       ...(this.options.timings ? { timings: this.options.timings } : {}),
@@ -132,6 +131,7 @@ export class ProcessCluster {
       handlers: runtime.handlers(),
     });
     server.start();
+    runtime.onView(view);
     Object.assign(entry, { runtime, server });
     this.nodes.set(node, entry);
     return entry;
