@@ -7,93 +7,31 @@
 // simulated network (tests), since everything it touches is injected.
 import { join } from "node:path";
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
-import {
-  defaultTimings,
-  type MembershipMachine,
-  type MembershipTimings,
-  type ViewChange,
-} from "../machines/membership.js";
+import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
-import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
-import {
-  type EventMessage,
-  type NodeId,
-  type NodeStatus,
-  PROTOCOL_VERSION,
-  type ServerType,
-} from "../protocol/messages.js";
+import { defaultElectionTimings } from "../machines/server.js";
+import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
-import { type Clock, type Random, systemRandom } from "../transport/clock.js";
-import type { CasStore } from "../transport/kv.js";
+import { systemRandom } from "../transport/clock.js";
 import type { Transport, TransportStatus } from "../transport/transport.js";
-import type { ActionLog } from "./actionLog.js";
-import type { NodeIdentity, Registration } from "./discovery.js";
+import type { NodeIdentity } from "./discovery.js";
 import { DvsStore } from "./dvsStore.js";
 import { DvsTables, type NodeControl, notInitializedGate } from "./dvsTables.js";
 import { Election } from "./election.js";
-import { FileService, type FileSettings } from "./files/fileService.js";
-import type { ReplicaStore } from "./files/replicaStore.js";
-import type { Logger } from "./logger.js";
-import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
+import { FileService } from "./files/fileService.js";
+import { defaultRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
+import type { NodeComponents, NodeOptions } from "./node/options.js";
 import { ServiceRegistration } from "./node/registration.js";
 import { NodeRequests } from "./node/requests.js";
 import { StatusResponder } from "./node/status.js";
-import { ProcessRuntime, type ProcessTimings } from "./processes.js";
+import { ProcessRuntime } from "./processes.js";
 import { FileSnapshotStore, MemorySnapshotStore } from "./processStore.js";
 import { ReplicationServer } from "./replication.js";
 import type { RequestHandlers } from "./requestServer.js";
 import { type Subsystem, servingOnly } from "./subsystem.js";
 
-export interface NodeComponents<T extends Transport = Transport> {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** Opens this node's connection. */
-  readonly connect: (identity: NodeIdentity) => Promise<T>;
-  /** Announces the node for discovery (NATS micro service); optional. */
-  readonly register?: (transport: T, identity: NodeIdentity) => Promise<Registration>;
-  /** The next incarnation of this node, persisted; used when the cluster declared this one down. */
-  readonly nextIncarnation?: () => number;
-  /** Receives every view change this node observes, in order (the event scripts). */
-  readonly onViewChange?: (event: EventMessage) => void;
-  /** The process id reported by `dvsctl members`. */
-  readonly pid?: number;
-  /** Where the DVS and DC tables and process snapshots persist; memory only when absent. */
-  readonly stateDir?: string;
-  /** The machines processes can be spawned from (default: the example machines). */
-  readonly registry?: MachineRegistry;
-  /** The action log this node writes the actions that come in on it to (SPEC 6.4); none when absent. */
-  readonly actionLog?: (transport: T) => ActionLog;
-  /** Randomness for action ids (default: the system's). */
-  readonly random?: Random;
-  /** Handlers for the host group (PS, KILL, COMMAND…); ENOSYS for them when absent. */
-  readonly hostHandlers?: RequestHandlers;
-  /** The store the registry's coordinator record lives in (SPEC 7); no election runs when absent. */
-  readonly coordinatorStore?: (transport: T) => CasStore;
-  /** Where this server keeps file replicas (SPEC 8); the file store runs when this and the election do. */
-  readonly replicas?: () => ReplicaStore;
-}
-
-export interface NodeOptions {
-  readonly node: NodeId;
-  readonly cluster: string;
-  readonly incarnation: number;
-  /** Handlers added to (or replacing) the built-in ones, by request type. */
-  readonly handlers?: RequestHandlers;
-  /** How long a forwarded or `dst: ALL` request waits for answers when it names no timeout. */
-  readonly requestTimeoutMs?: number;
-  readonly timings?: MembershipTimings;
-  readonly processTimings?: Partial<ProcessTimings>;
-  readonly quorum?: boolean;
-  /** The membership machine to run (tests pass mutated ones). */
-  readonly membershipMachine?: MembershipMachine;
-  /** This node's server role and the election's timings (defaults: active, a 400 ms lease). */
-  readonly election?: { readonly serverType?: ServerType; readonly timings?: ElectionTimings };
-  /** The file store's settings (replication factor, sessions, timeouts). */
-  readonly files?: Partial<FileSettings>;
-  /** Admin public nkeys (`U…`) whose signature a mutating request passed on between nodes must carry. */
-  readonly adminKeys?: readonly string[];
-}
+export type { NodeComponents, NodeOptions } from "./node/options.js";
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
 
