@@ -4,6 +4,7 @@
 // on `dvs.<c>.dns.*`, the servers' broadcasts on `dvs.<c>._srv.*`, PING, the
 // COORDINATOR event on `dvs.<c>.events`, and a tick from the injected clock.
 import { type Actor, createActor } from "xstate";
+import type { ViewChange } from "../machines/membership.js";
 import {
   liveCoordinator,
   type RegistryAnswer,
@@ -44,6 +45,7 @@ import { CasConflictError } from "../transport/errors.js";
 import type { CasStore, KvEntry } from "../transport/kv.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { Subsystem } from "./subsystem.js";
 
 /** The answer to a WHO or FAILED that cannot be read. */
 const INVALID: WireAnswer = { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" };
@@ -61,13 +63,18 @@ export interface ElectionOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly timings: ElectionTimings;
-  /** The files this server holds, for ALIVE (the file store fills it in). */
-  readonly files?: () => HeldFile[];
-  /** Every COORDINATOR event this node publishes. */
-  readonly onCoordinator?: (event: CoordinatorEvent) => void;
   /** The machines to run (tests plant bugs in them). */
   readonly registryMachine?: RegistryMachine;
   readonly serverMachine?: ServerMachine;
+}
+
+/**
+ * The file store of this server as the election sees it: the files it holds
+ * go out in ALIVE, and it hears of every coordinator change this node announces.
+ */
+export interface ServerFiles {
+  held(): readonly HeldFile[];
+  coordinatorChanged(coordinator: NodeId | null): void;
 }
 
 /** What a node's registry answers to WHO right now, and what its server role is doing. */
@@ -83,7 +90,8 @@ export interface ElectionState {
 type WhoRef = { readonly kind: "reply"; readonly reply: string; readonly encoding: Encoding };
 type ServerRef = { readonly kind: "server"; readonly sentAt: number };
 
-export class Election {
+export class Election implements Subsystem {
+  readonly name = "election";
   readonly registry: Actor<RegistryMachine>;
   readonly server: Actor<ServerMachine>;
   readonly #o: ElectionOptions;
@@ -100,6 +108,7 @@ export class Election {
   #renewal: Promise<unknown> = Promise.resolve();
   #written = 0;
   #stopped = false;
+  #files: ServerFiles | undefined;
 
   constructor(options: ElectionOptions) {
     this.#o = options;
@@ -162,7 +171,15 @@ export class Election {
     });
   }
 
-  start(): this {
+  /**
+   * The file store of this server, built after the election since it asks the
+   * election who coordinates: from now on ALIVE lists its files.
+   */
+  carryFiles(files: ServerFiles): void {
+    this.#files = files;
+  }
+
+  start(): void {
     const { transport, subjects, store, self } = this.#o;
     this.registry.start();
     this.server.start();
@@ -176,7 +193,6 @@ export class Election {
     this.#stopWatch = store.watch(COORDINATOR_KEY, (entry) => this.#onEntry(entry));
     this.#read();
     this.#scheduleTick();
-    return this;
   }
 
   /** The state tests and GETNODEINFO-style reports read. */
@@ -210,6 +226,11 @@ export class Election {
   /** A server left the view for good (DISCONNECT): drop it from the list. */
   serverGone(node: NodeId): void {
     if (!this.#stopped) this.server.send({ type: "peer.gone", node, at: this.#now() });
+  }
+
+  /** Servers that DISCONNECTed leave the list at once; the others age out with their ALIVE. */
+  onView(_members: readonly NodeId[], change?: ViewChange): void {
+    if (change?.event === "DISCONNECT") for (const m of change.changed) this.serverGone(m.node);
   }
 
   /** Graceful stop: a coordinator gives its term back (so the next election need not wait out the lease). */
@@ -446,7 +467,7 @@ export class Election {
           type,
           server,
           coordinator: this.server.getSnapshot().context.coordinator,
-          files: this.#o.files?.() ?? [],
+          files: [...(this.#files?.held() ?? [])],
         };
       default:
         return { ...header, type };
@@ -519,7 +540,7 @@ export class Election {
     if (coordinator === self) logger.info({ epoch }, "this node is the coordinator");
     else logger.warn({ epoch, cause }, "this node stepped down as coordinator");
     this.#publish(subjects.nodeEvents(self), event);
-    this.#o.onCoordinator?.(event);
+    this.#files?.coordinatorChanged(coordinator);
   }
 
   #publish(subject: string, value: unknown, encoding: Encoding = "cbor"): void {

@@ -1,105 +1,39 @@
-// The node runtime: runs the node lifecycle machine as an actor and gives it
-// its effects — connect the transport, register for discovery, serve requests,
-// keep the membership view, run the event scripts, drain on stop. The same
-// runtime runs over NATS (`dvsd run`) and over the simulated network (tests),
-// since everything it touches is injected.
+// The node runtime: runs the node lifecycle machine (machines/node.ts) as an
+// actor and gives it its effects. The node is made of subsystems of one shape
+// (actors/subsystem.ts) — requests, DVS tables, processes, status, membership,
+// files, election, discovery, event scripts, host — built in one place, started
+// in one loop, told each view change in one loop and stopped in one loop, in
+// the drain order. The same runtime runs over NATS (`dvsd run`) and over the
+// simulated network (tests), since everything it touches is injected.
 import { join } from "node:path";
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
-import {
-  defaultTimings,
-  type MembershipMachine,
-  type MembershipTimings,
-  type ViewChange,
-} from "../machines/membership.js";
+import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
-import { defaultElectionTimings, type ElectionTimings } from "../machines/server.js";
-import { ReplayGuard, TrustedAdminKeys, verifyRqstAuth } from "../protocol/adminSignature.js";
-import { decode, encode } from "../protocol/codec.js";
-import {
-  type EventMessage,
-  type NodeId,
-  type NodeStatus,
-  PROTOCOL_VERSION,
-  type RequestType,
-  type Rqst,
-  type ServerType,
-} from "../protocol/messages.js";
-import { Responder, refusalLog } from "../protocol/responder.js";
+import { defaultElectionTimings } from "../machines/server.js";
+import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
-import { type ActionLog, actionIds } from "../transport/actionLog.js";
-import { type Clock, type Random, systemRandom } from "../transport/clock.js";
-import type { CasStore } from "../transport/kv.js";
-import type { Subscription, Transport } from "../transport/transport.js";
-import { ActionRecorder } from "./actionRecorder.js";
-import type { NodeIdentity, Registration } from "./discovery.js";
-import { type DvsNodeContext, dvsRequestHandlers, notInitializedGate } from "./dvsRequests.js";
-import { DvsStore, dcRecordSchema } from "./dvsStore.js";
+import { systemRandom } from "../transport/clock.js";
+import type { Transport, TransportStatus } from "../transport/transport.js";
+import type { NodeIdentity } from "./discovery.js";
+import { DvsStore } from "./dvsStore.js";
+import { DvsTables, type NodeControl, notInitializedGate } from "./dvsTables.js";
 import { Election } from "./election.js";
-import { FileService, type FileSettings } from "./files/fileService.js";
-import type { ReplicaStore } from "./files/replicaStore.js";
-import { type Logger, throttledWarn } from "./logger.js";
-import { defaultRegistry, type MachineRegistry } from "./machineRegistry.js";
+import { FileService } from "./files/fileService.js";
+import { defaultRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
+import type { NodeComponents, NodeOptions } from "./node/options.js";
+import { ServiceRegistration } from "./node/registration.js";
+import { NodeRequests } from "./node/requests.js";
+import { StatusResponder } from "./node/status.js";
 import { FileSnapshotStore, MemorySnapshotStore } from "./processes/processStore.js";
 import { ProcessRuntime } from "./processes/runtime.js";
-import type { ProcessTimings } from "./processes/timings.js";
 import { ReplicationServer } from "./replication.js";
-import { type Outcome, type RequestHandlers, RequestServer } from "./requestServer.js";
+import type { RequestHandlers } from "./requestServer.js";
+import { type Subsystem, servingOnly } from "./subsystem.js";
 
-export interface NodeComponents<T extends Transport = Transport> {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** Opens this node's connection. */
-  readonly connect: (identity: NodeIdentity) => Promise<T>;
-  /** Announces the node for discovery (NATS micro service); optional. */
-  readonly register?: (transport: T, identity: NodeIdentity) => Promise<Registration>;
-  /** The next incarnation of this node, persisted; used when the cluster declared this one down. */
-  readonly nextIncarnation?: () => number;
-  /** Receives every view change this node observes, in order (the event scripts). */
-  readonly onViewChange?: (event: EventMessage) => void;
-  /** The process id reported by `dvsctl members`. */
-  readonly pid?: number;
-  /** Where the DVS and DC tables and process snapshots persist; memory only when absent. */
-  readonly stateDir?: string;
-  /** The machines processes can be spawned from (default: the example machines). */
-  readonly registry?: MachineRegistry;
-  /** The action log this node writes the actions that come in on it to (SPEC 6.4); none when absent. */
-  readonly actionLog?: (transport: T) => ActionLog;
-  /** Randomness for action ids (default: the system's). */
-  readonly random?: Random;
-  /** Handlers for the host group (PS, KILL, COMMAND…); ENOSYS for them when absent. */
-  readonly hostHandlers?: RequestHandlers;
-  /** The store the registry's coordinator record lives in (SPEC 7); no election runs when absent. */
-  readonly coordinatorStore?: (transport: T) => CasStore;
-  /** Where this server keeps file replicas (SPEC 8); the file store runs when this and the election do. */
-  readonly replicas?: () => ReplicaStore;
-}
-
-export interface NodeOptions {
-  readonly node: NodeId;
-  readonly cluster: string;
-  readonly incarnation: number;
-  /** Handlers added to (or replacing) the built-in ones, by request type. */
-  readonly handlers?: RequestHandlers;
-  /** How long a forwarded or `dst: ALL` request waits for answers when it names no timeout. */
-  readonly requestTimeoutMs?: number;
-  readonly timings?: MembershipTimings;
-  readonly processTimings?: Partial<ProcessTimings>;
-  readonly quorum?: boolean;
-  /** The membership machine to run (tests pass mutated ones). */
-  readonly membershipMachine?: MembershipMachine;
-  /** This node's server role and the election's timings (defaults: active, a 400 ms lease). */
-  readonly election?: { readonly serverType?: ServerType; readonly timings?: ElectionTimings };
-  /** The file store's settings (replication factor, sessions, timeouts). */
-  readonly files?: Partial<FileSettings>;
-  /** Admin public nkeys (`U…`) whose signature a mutating request passed on between nodes must carry. */
-  readonly adminKeys?: readonly string[];
-}
+export type { NodeComponents, NodeOptions } from "./node/options.js";
 
 export type NodeSnapshot = SnapshotFrom<typeof nodeMachine>;
-
-/** Longest a stopping node waits for the answers under way to go out. */
-const DRAIN_ANSWERS_MS = 1_000;
 
 /** Default for `NodeOptions.requestTimeoutMs`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
@@ -112,31 +46,59 @@ export function endedByClosedLink(reason: string | undefined): boolean {
   return reason?.startsWith(CLOSED_LINK) ?? false;
 }
 
-/** Mutating requests addressed by (dcid, endpoint): a node forwards them to the process's host, whatever `dst` the admin signed. */
-const PROCESS_ADDRESSED: ReadonlySet<RequestType> = new Set<RequestType>(["SETPRIV", "MIGRATE", "PROCEND"]);
+/**
+ * The drain order of the subsystems, not the reverse of their start: first,
+ * while the link is up, the file store stops taking work and a coordinator
+ * gives its term back; then the leave is announced, the processes save their
+ * snapshots, the requests stop and the answers under way go out; the
+ * remaining subscriptions and the discovery announcement go last.
+ */
+const STOP_ORDER: readonly string[] = [
+  "files",
+  "election",
+  "membership",
+  "processes",
+  "requests",
+  "dvs",
+  "status",
+  "registration",
+  "scripts",
+  "host",
+];
 
-export class NodeRuntime<T extends Transport = Transport> {
+/** The subsystems of a running node, the ones the runtime names kept apart for its getters. */
+interface NodeParts<T extends Transport> {
+  /** Every part, in start order (also the order in which they hear of a view change). */
+  readonly all: readonly Subsystem[];
+  readonly requests: NodeRequests;
+  readonly processes: ProcessRuntime;
+  readonly registration: ServiceRegistration<T>;
+  readonly election: Election | undefined;
+  readonly files: FileService | undefined;
+}
+
+export class NodeRuntime<T extends Transport = Transport> implements NodeControl {
   readonly actor;
   readonly subjects: Subjects;
   /** The DVS and DC tables of this node. */
   readonly store: DvsStore;
   #identity: NodeIdentity;
   #transport: T | undefined;
-  #requestServer: RequestServer | undefined;
-  #replication: ReplicationServer | undefined;
-  #processes: ProcessRuntime | undefined;
-  #dcSyncSub: Subscription | undefined;
-  #lastViewId = 0;
-  #registration: Registration | undefined;
+  #parts: NodeParts<T> | undefined;
+  /** Parts whose start was entered, in start order: the drain stops these. */
+  readonly #started: Subsystem[] = [];
+  /** Parts started and running, in start order: view changes reach these. */
+  readonly #ready: Subsystem[] = [];
+  /**
+   * Membership is driven here rather than kept as one loop entry's object: a
+   * rejoin or a DVSINIT after DVSEND replaces it with a new incarnation's, and
+   * DVSEND drops it while the rest of the node keeps serving.
+   */
   #membership: Membership | undefined;
-  #election: Election | undefined;
-  #files: FileService | undefined;
-  #statusSub: Subscription | undefined;
-  #stopStatus: (() => void) | undefined;
+  #lastViewId = 0;
+  #stopLink: (() => void) | undefined;
   #startError: unknown;
   readonly #timings: MembershipTimings;
-  /** Warnings about what other nodes send, at most one per kind per period. */
-  readonly #warn: ReturnType<typeof throttledWarn>;
 
   constructor(
     readonly options: NodeOptions,
@@ -145,7 +107,6 @@ export class NodeRuntime<T extends Transport = Transport> {
     const { logger, clock } = components;
     this.#identity = { node: options.node, cluster: options.cluster, incarnation: options.incarnation };
     this.#timings = options.timings ?? defaultTimings();
-    this.#warn = throttledWarn(logger, clock);
     this.subjects = subjectsOf(options.cluster);
     this.store = new DvsStore({
       node: options.node,
@@ -156,7 +117,7 @@ export class NodeRuntime<T extends Transport = Transport> {
       actors: {
         connect: fromPromise(async () => {
           try {
-            await this.#connect(options.handlers ?? {});
+            await this.#connect();
           } catch (error) {
             this.#startError = error;
             throw error;
@@ -185,32 +146,6 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.actor = createActor(machine, { input, clock });
   }
 
-  /**
-   * Checks the admin's signature on a mutating request another node passed on
-   * (docs/security.md, property 3). A process's own SEND to a process on
-   * another node is the one unsigned exception: a process messages others as
-   * its proxy frames do.
-   */
-  #relayAuth(clock: Clock): (rqst: Rqst) => ReturnType<typeof verifyRqstAuth> {
-    const trustedKeys = new TrustedAdminKeys(this.options.adminKeys ?? []);
-    const replay = new ReplayGuard();
-    // The replay memory starts with this incarnation: nothing signed before it is taken.
-    const notBefore = clock.now();
-    return (rqst) => {
-      if (rqst.type === "SEND" && typeof rqst.src === "string" && rqst.src.startsWith("proc:") && !rqst.auth)
-        return { ok: true, key: "" };
-      return verifyRqstAuth(rqst, {
-        cluster: this.options.cluster,
-        node: this.#identity.node,
-        trustedKeys,
-        now: clock.now(),
-        replay,
-        notBefore,
-        anyNode: PROCESS_ADDRESSED.has(rqst.type),
-      });
-    };
-  }
-
   get identity(): NodeIdentity {
     return this.#identity;
   }
@@ -224,26 +159,41 @@ export class NodeRuntime<T extends Transport = Transport> {
   }
 
   get replication(): ReplicationServer | undefined {
-    return this.#replication;
+    return this.#parts?.requests.replication;
   }
 
   get processes(): ProcessRuntime | undefined {
-    return this.#processes;
+    return this.#parts?.processes;
   }
 
-  /** The registry and server roles, when the node has a coordinator store. */
+  /** The registry and server roles, once started, when the node has a coordinator store. */
   get election(): Election | undefined {
-    return this.#election;
+    return this.#running(this.#parts?.election);
   }
 
-  /** The file store of this node, when it runs one. */
+  /** The file store of this node, once started, when it runs one. */
   get files(): FileService | undefined {
-    return this.#files;
+    return this.#running(this.#parts?.files);
   }
 
   /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
   viewMembers(): readonly NodeId[] {
     return this.#membership?.context.view.members ?? [this.#identity.node];
+  }
+
+  /** True while the node takes part in the view (false before it joins and after DVSEND). */
+  get attached(): boolean {
+    return this.#membership !== undefined;
+  }
+
+  /** DVSINIT after DVSEND: join the view again as a new incarnation. */
+  attach(): void {
+    void this.#attach();
+  }
+
+  /** DVSEND: leave the view gracefully (the others see DISCONNECT at once), keep serving requests. */
+  detach(): void {
+    void this.#detach();
   }
 
   start(): this {
@@ -296,44 +246,48 @@ export class NodeRuntime<T extends Transport = Transport> {
     };
   }
 
-  async #connect(handlers: RequestHandlers): Promise<void> {
-    const { logger, clock } = this.components;
+  #running<P extends Subsystem>(part: P | undefined): P | undefined {
+    return part !== undefined && this.#ready.includes(part) ? part : undefined;
+  }
+
+  async #connect(): Promise<void> {
     const transport = await this.components.connect(this.#identity);
     this.#transport = transport;
     // Stopped while connecting: start nothing; the machine goes on to drain.
     if (this.#stopRequested()) return;
-    this.#stopStatus = transport.onStatus((status) => {
-      if (status.type === "disconnected") {
-        this.actor.send({ type: "link.down" });
-        this.#membership?.link(false);
-      } else if (status.type === "connected") {
-        this.actor.send({ type: "link.up" });
-        this.#membership?.link(true);
-      } else if (status.type === "closed") {
-        this.actor.send({
-          type: "link.closed",
-          reason: status.error ? `${CLOSED_LINK}: ${status.error.message}` : CLOSED_LINK,
-        });
-      }
-    });
+    this.#stopLink = transport.onStatus((status) => this.#onLink(status));
+    const parts = this.#assemble(transport);
+    this.#parts = parts;
+    for (const part of parts.all) {
+      this.#started.push(part);
+      // Only a part that starts asynchronously is awaited: the others start in the same turn, as one.
+      const starting = part.start();
+      if (starting instanceof Promise) await starting;
+      this.#ready.push(part);
+    }
+    if (!this.#stopRequested()) await transport.flush();
+  }
+
+  /**
+   * Builds every part of the node and wires them by narrow ports: the DVS
+   * tables, the processes and the requests forward through the replication
+   * server; the processes read the DC tables; the election and the file store
+   * know each other as `ServerFiles` and `FileElection`. The runtime itself is
+   * the `NodeControl` of the DVS requests and the view of the replication server.
+   */
+  #assemble(transport: T): NodeParts<T> {
+    const { logger, clock, stateDir } = this.components;
+    const node = this.#identity.node;
+    const floor = { subjects: this.subjects, transport, clock, logger };
     const replication = new ReplicationServer({
-      node: this.#identity.node,
-      subjects: this.subjects,
-      transport,
-      clock,
-      logger,
-      view: () => this.viewMembers(),
+      node,
+      ...floor,
+      view: this,
       timeoutMs: this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     });
-    this.#replication = replication;
-    replication.start();
-    const { stateDir } = this.components;
     const processes = new ProcessRuntime({
-      node: this.#identity.node,
-      subjects: this.subjects,
-      transport,
-      clock,
-      logger,
+      node,
+      ...floor,
       registry: this.components.registry ?? defaultRegistry(),
       dcs: this.store,
       forwarder: replication,
@@ -344,81 +298,111 @@ export class NodeRuntime<T extends Transport = Transport> {
       incarnation: this.#identity.incarnation,
       ...(this.options.processTimings ? { timings: this.options.processTimings } : {}),
     });
-    this.#processes = processes;
-    this.#requestServer = new RequestServer({
-      node: this.#identity.node,
-      subjects: this.subjects,
+    const dvs = new DvsTables({
+      node,
+      store: this.store,
+      ...floor,
+      control: this,
+      forwarder: replication,
+      traffic: processes,
+    });
+    const { election, files } = this.#serverRoles(transport);
+    const registration = new ServiceRegistration<T>({
       transport,
-      clock,
+      identity: this.#identity,
       logger,
-      handlers: {
-        ...this.components.hostHandlers,
-        ...dvsRequestHandlers(this.#dvsContext(replication, processes)),
-        ...processes.handlers(),
-        ...handlers,
+      ...(this.components.register ? { register: this.components.register } : {}),
+    });
+    const served: Subsystem[] = [
+      servingOnly("host", this.components.hostHandlers ?? {}),
+      dvs,
+      processes,
+      new StatusResponder({ ...floor, node: this }),
+      {
+        name: "membership",
+        start: () => this.#startMembership(transport, undefined),
+        // Whichever incarnation's membership runs by then (a rejoin replaces it).
+        stop: () => this.#membership?.stop({ leave: true }),
       },
+      // The file store starts before the election, so a new coordinator finds it listening.
+      ...(files ? [files] : []),
+      ...(election ? [election] : []),
+      registration,
+      {
+        name: "scripts",
+        start: () => {},
+        stop: () => {},
+        onView: (_members, _change, event) => {
+          if (event) this.components.onViewChange?.(event);
+        },
+      },
+    ];
+    // One request type, one handler: a later part's wins, and the options' own win over all.
+    const handlers: RequestHandlers = {};
+    for (const part of served) Object.assign(handlers, part.handlers?.());
+    const actionLog = this.components.actionLog?.(transport);
+    const requests = new NodeRequests({
+      node,
+      cluster: this.options.cluster,
+      ...floor,
+      handlers: { ...handlers, ...this.options.handlers },
       gate: notInitializedGate(this.store),
       replication,
-      relayAuth: this.#relayAuth(clock),
-      ...(this.components.actionLog
-        ? {
-            actions: new ActionRecorder({
-              log: this.components.actionLog(transport),
-              node: this.#identity.node,
-              clock,
-              logger,
-              newId: actionIds(clock, this.components.random ?? systemRandom),
-            }),
-          }
-        : {}),
+      adminKeys: this.options.adminKeys ?? [],
+      random: this.components.random ?? systemRandom,
+      ...(actionLog ? { actionLog } : {}),
     });
-    this.#requestServer.start();
-    this.#dcSyncSub = transport.subscribe(this.subjects.dcSync(this.#identity.node), (msg) =>
-      this.#onDcSync(msg.data),
-    );
-    await processes.start();
-    const statusResponder = new Responder(transport, {
-      onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
+    // The requests start first: the others forward through its replication server.
+    return { all: [requests, ...served], requests, processes, registration, election, files };
+  }
+
+  /** The election, when the node has a coordinator store, and the file store, when it also has replicas. */
+  #serverRoles(transport: T): { election?: Election; files?: FileService } {
+    const { coordinatorStore, replicas, clock, logger } = this.components;
+    if (!coordinatorStore) return {};
+    const store = coordinatorStore(transport);
+    const serverType = this.options.election?.serverType ?? "active";
+    const election = new Election({
+      self: this.#identity.node,
+      incarnation: this.#identity.incarnation,
+      serverType,
+      subjects: this.subjects,
+      transport,
+      store,
+      clock,
+      logger: logger.child({ role: "election" }),
+      timings: this.options.election?.timings ?? defaultElectionTimings(),
     });
-    this.#statusSub = transport.subscribe(this.subjects.status, (msg) => {
-      statusResponder.answer(msg, encode(this.status()));
+    if (!replicas) return { election };
+    const files = new FileService({
+      self: this.#identity.node,
+      serverType,
+      subjects: this.subjects,
+      transport,
+      store,
+      replicas: replicas(),
+      election,
+      clock,
+      logger: logger.child({ role: "files" }),
+      ...(this.options.files ? { settings: this.options.files } : {}),
     });
-    this.#startMembership(transport, undefined);
-    if (this.components.coordinatorStore) {
-      const store = this.components.coordinatorStore(transport);
-      const serverType = this.options.election?.serverType ?? "active";
-      const election = new Election({
-        self: this.#identity.node,
-        incarnation: this.#identity.incarnation,
-        serverType,
-        subjects: this.subjects,
-        transport,
-        store,
-        clock,
-        logger: logger.child({ role: "election" }),
-        timings: this.options.election?.timings ?? defaultElectionTimings(),
-        files: () => this.#files?.held() ?? [],
-        onCoordinator: (event) => this.#files?.coordinatorChanged(event.coordinator),
+    election.carryFiles(files);
+    return { election, files };
+  }
+
+  #onLink(status: TransportStatus): void {
+    if (status.type === "disconnected") {
+      this.actor.send({ type: "link.down" });
+      this.#membership?.link(false);
+    } else if (status.type === "connected") {
+      this.actor.send({ type: "link.up" });
+      this.#membership?.link(true);
+    } else if (status.type === "closed") {
+      this.actor.send({
+        type: "link.closed",
+        reason: status.error ? `${CLOSED_LINK}: ${status.error.message}` : CLOSED_LINK,
       });
-      if (this.components.replicas) {
-        this.#files = await new FileService({
-          self: this.#identity.node,
-          serverType,
-          subjects: this.subjects,
-          transport,
-          store,
-          replicas: this.components.replicas(),
-          election,
-          clock,
-          logger: logger.child({ role: "files" }),
-          ...(this.options.files ? { settings: this.options.files } : {}),
-        }).start();
-      }
-      this.#election = election.start();
     }
-    if (this.components.register)
-      this.#registration = await this.components.register(transport, this.#identity);
-    if (!this.#stopRequested()) await transport.flush();
   }
 
   #stopRequested(): boolean {
@@ -449,84 +433,31 @@ export class NodeRuntime<T extends Transport = Transport> {
     if (change.cause === "started" || this.actor.getSnapshot().matches({ running: "joining" })) {
       this.actor.send({ type: "membership.joined" });
     }
-    this.#replication?.view(change.view.members);
-    // The process side takes the members at once and creates its actors (proxy pairs) in a microtask.
-    this.#processes?.onView(change.view.members, change);
-    if (change.event === "JOIN" || change.event === "MERGE")
-      this.#offerDcs(change.changed.map((m) => m.node));
-    if (change.event === "DISCONNECT") for (const m of change.changed) this.#election?.serverGone(m.node);
-    // Crashed or cut off (PARTITION) or gone (DISCONNECT): the file store stops waiting on it.
-    if (change.event === "DISCONNECT" || change.event === "PARTITION")
-      for (const m of change.changed) this.#files?.serverLeft(m.node);
-    this.components.onViewChange?.(event);
+    this.#tellView(change.view.members, change, event);
   }
 
-  /** Sends this node's DC tables to nodes that joined, so a late node learns the DCs it belongs to. */
-  #offerDcs(nodes: readonly NodeId[]): void {
-    const transport = this.#transport;
-    const records = this.store.records();
-    if (!transport || records.length === 0) return;
-    const bytes = encode(records);
-    for (const node of nodes) {
-      if (node === this.#identity.node) continue;
-      try {
-        transport.publish(this.subjects.dcSync(node), bytes);
-      } catch (error) {
-        this.components.logger.warn({ err: error, node }, "could not offer the DC tables");
-      }
-    }
+  /** Every running part hears of the view, in start order. */
+  #tellView(members: readonly NodeId[], change?: ViewChange, event?: EventMessage): void {
+    for (const part of this.#ready) part.onView?.(members, change, event);
   }
 
-  #onDcSync(data: Uint8Array): void {
-    const decoded = decode(data, "cbor", this.#transport?.maxPayload);
-    const parsed = decoded.ok ? dcRecordSchema.array().max(65_536).safeParse(decoded.value) : undefined;
-    if (!parsed?.success) {
-      this.#warn("dcsync", {}, "dropped malformed DC tables from another node");
-      return;
-    }
-    if (this.store.merge(parsed.data)) this.components.logger.info("learnt DC tables from another node");
-  }
-
-  #dvsContext(replication: ReplicationServer, processes: ProcessRuntime): DvsNodeContext {
-    return {
-      node: this.#identity.node,
-      store: this.store,
-      identity: () => {
-        const status = this.status();
-        return { incarnation: status.incarnation, state: status.state, minority: status.minority };
-      },
-      view: () => (this.#membership ? this.viewMembers() : []),
-      attached: () => this.#membership !== undefined,
-      attach: () => void this.#attach(),
-      detach: () => void this.#detach(),
-      traffic: () => processes.traffic(),
-      // The other node's answer, error data included, is answered as it came.
-      forward: async (rqst: Rqst, dst: NodeId): Promise<Outcome> => {
-        const rply = await replication.forward(rqst, dst);
-        return { rcode: rply.rcode, data: rply.data };
-      },
-    };
-  }
-
-  /** DVSEND: leave the view gracefully (the others see DISCONNECT at once), keep serving requests. */
   async #detach(): Promise<void> {
     const membership = this.#membership;
     if (!membership) return;
     this.#membership = undefined;
     this.actor.send({ type: "dvs.ended" });
-    this.#requestServer?.leaveCluster();
-    this.#processes?.onView(this.viewMembers());
-    // Running gathers keep waiting for the members they expected: a DVSEND to ALL still hears from everyone.
+    this.#parts?.requests.leaveCluster();
+    // Alone now; no change to tell: running gathers keep waiting for the members they expected.
+    this.#tellView(this.viewMembers());
     await membership.stop({ leave: true });
     this.components.logger.info("left the DVS (DVSEND)");
   }
 
-  /** DVSINIT after DVSEND: join the view again as a new incarnation. */
   async #attach(): Promise<void> {
     const transport = this.#transport;
     if (!transport || this.#membership || this.#stopRequested()) return;
     await this.#newIncarnation(transport, this.#lastViewId);
-    this.#requestServer?.joinCluster();
+    this.#parts?.requests.joinCluster();
     this.actor.send({ type: "dvs.initialized" });
   }
 
@@ -544,35 +475,28 @@ export class NodeRuntime<T extends Transport = Transport> {
     this.#identity = { ...this.#identity, incarnation: next };
     this.components.logger.warn({ incarnation: next }, "rejoining as a new incarnation");
     this.#startMembership(transport, viewId);
-    if (this.components.register && this.#registration) {
-      await this.#registration.stop().catch(() => {});
-      this.#registration = await this.components
-        .register(transport, this.#identity)
-        .catch((error: unknown) => {
-          this.components.logger.warn({ err: error }, "could not re-register the service");
-          return undefined;
-        });
-    }
+    await this.#parts?.registration.renew(this.#identity);
   }
 
+  /**
+   * Stops the parts that started, in STOP_ORDER, then the link listener and the
+   * connection. A part that fails to stop is logged and the drain goes on, so
+   * the connection still closes.
+   */
   async #drain(): Promise<void> {
-    // First, while the link is up: stop taking file work, and a coordinator gives its term back.
-    await this.#files?.stop();
-    await this.#election?.stop();
-    await this.#membership?.stop({ leave: true });
-    await this.#processes?.stop().catch((error: unknown) => {
-      this.components.logger.warn({ err: error }, "could not stop the processes cleanly");
-    });
-    this.#requestServer?.stop();
-    // Answer what is under way (gathers, forwards, handlers) before the connection closes.
-    this.#replication?.stop();
-    await this.#requestServer?.idle(DRAIN_ANSWERS_MS);
-    this.#dcSyncSub?.unsubscribe();
-    this.#statusSub?.unsubscribe();
-    await this.#registration?.stop().catch((error: unknown) => {
-      this.components.logger.warn({ err: error }, "could not deregister the service");
-    });
-    this.#stopStatus?.();
+    const rank = (part: Subsystem) => {
+      const at = STOP_ORDER.indexOf(part.name);
+      return at < 0 ? STOP_ORDER.length : at;
+    };
+    for (const part of [...this.#started].sort((a, b) => rank(a) - rank(b))) {
+      try {
+        const stopping = part.stop();
+        if (stopping) await stopping;
+      } catch (error) {
+        this.components.logger.warn({ err: error }, `could not stop the ${part.name} cleanly`);
+      }
+    }
+    this.#stopLink?.();
     await this.#transport?.close();
   }
 }

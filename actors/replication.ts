@@ -20,8 +20,8 @@ export interface ReplicationServerOptions {
   readonly transport: Transport;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** The members of this node's current view, ascending. */
-  readonly view: () => readonly NodeId[];
+  /** This node's current view: who a gather waits for, and who a forward may reach. */
+  readonly view: { viewMembers(): readonly NodeId[] };
   /** How long a gather or a forward waits when the request names no `timeout`. */
   readonly timeoutMs: number;
 }
@@ -86,7 +86,7 @@ export class ReplicationServer {
   gather(rqst: Rqst): Promise<Rply> {
     const { transport, subjects, node, clock, view } = this.#o;
     const seq = ++this.#seq;
-    const expected = [...view()].sort((a, b) => a - b);
+    const expected = [...view.viewMembers()].sort((a, b) => a - b);
     const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
     const actor = createActor(gatherMachine, { input: { expected, timeoutMs }, clock });
     this.#gathers.set(seq, actor);
@@ -119,7 +119,8 @@ export class ReplicationServer {
     const { node, view } = this.#o;
     this.stats.forwards++;
     if (this.#stopped) return errorRply(rqst, node, "EHOSTDOWN", `node ${node} is stopping`);
-    if (!view().includes(dst)) return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} is not in the view`);
+    if (!view.viewMembers().includes(dst))
+      return errorRply(rqst, node, "EHOSTDOWN", `node ${dst} is not in the view`);
     let settle = () => {};
     const stopping = new Promise<Rply>((resolve) => {
       settle = () => resolve(errorRply(rqst, node, "EHOSTDOWN", `node ${node} stopped while forwarding`));

@@ -9,6 +9,8 @@
 // - holder (any server): pulls the bytes with READ, checks the hash, writes
 //   them to disk with fsync before DONE, and serves READ.
 // Decisions are the pure functions of machines/placement.ts.
+
+import type { ViewChange } from "../../machines/membership.js";
 import {
   activeOrder,
   garbageOf,
@@ -122,6 +124,7 @@ const error = (code: FileErrorName, message: string) =>
 const BUSY = { v: PROTOCOL_VERSION, type: "BUSY" } as const;
 
 export class FileService {
+  readonly name = "files";
   readonly settings: FileSettings;
   readonly #o: FileServiceOptions;
   readonly #catalog: Catalog;
@@ -203,6 +206,12 @@ export class FileService {
     this.#waitingOn.delete(node);
     for (const stop of waiting ?? []) stop();
     if (this.#coordinatorSubs.length > 0) this.#scheduleRepair(0);
+  }
+
+  /** Crashed or cut off (PARTITION) or gone (DISCONNECT): the file store stops waiting on those servers. */
+  onView(_members: readonly NodeId[], change?: ViewChange): void {
+    if (change?.event === "DISCONNECT" || change?.event === "PARTITION")
+      for (const m of change.changed) this.serverLeft(m.node);
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@
 // reply to ALL is one entry per member of the answering node's view. Each
 // request type has a view that turns an entry's `data` into table columns;
 // `--json` bypasses all of this and prints the RPLY as it came.
-import { NODE_FLAGS } from "../../actors/dvsRequests.js";
+import { NODE_FLAGS } from "../../actors/dvsTables.js";
 import { formatTable } from "../../client/table.js";
 import { errorName, type Rply } from "../../client/wire.js";
 
