@@ -30,7 +30,7 @@ type Session = { readonly reply: Reply; readonly run: () => Promise<FileAnswer |
 export class FileService {
   readonly name = "files";
   readonly settings: FileSettings;
-  readonly server: Actor<FileServerMachine>;
+  readonly #server: Actor<FileServerMachine>;
   readonly #o: FileServiceOptions;
   readonly #peers: FilePeers;
   readonly #coordinator: Coordinator;
@@ -56,12 +56,12 @@ export class FileService {
         },
       },
     });
-    this.server = createActor(machine, {
+    this.#server = createActor(machine, {
       clock: options.clock,
       input: { maxSessions: this.settings.maxSessions, verifyEveryMs: this.settings.verifyEveryMs },
     }).start();
     this.#coordinator = new Coordinator(this.#peers, catalog);
-    this.#holder = new Holder(this.#peers, catalog, this.server);
+    this.#holder = new Holder(this.#peers, catalog, this.#server);
     this.#active = new ActiveServer(this.#peers, this.#holder);
   }
 
@@ -104,7 +104,7 @@ export class FileService {
 
   async stop(): Promise<void> {
     this.#coordinator.stop();
-    this.server.send({ type: "files.stop" });
+    this.#server.send({ type: "files.stop" });
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#subscriptions = [];
     await this.#o.replicas.close();
@@ -149,7 +149,7 @@ export class FileService {
   #session(reply: Reply, run: Session["run"]): void {
     const ref = `${this.#nextRef++}`;
     this.#offers.set(ref, { reply, run });
-    this.server.send({ type: "session.offered", ref });
+    this.#server.send({ type: "session.offered", ref });
   }
 
   async #run(ref: string): Promise<void> {
@@ -161,7 +161,7 @@ export class FileService {
     } catch (e) {
       session.reply(this.#peers.failure(e));
     } finally {
-      this.server.send({ type: "session.ended" });
+      this.#server.send({ type: "session.ended" });
     }
   }
 }
