@@ -2,9 +2,16 @@
 // coordinator delegates to, which servers an active server asks for replicas
 // (passive first, then itself, then other actives), who holds a version (from
 // ALIVE lists and the catalog), whether a version needs repair, and which old
-// copies a COMMITTED makes obsolete. actors/files/fileService.ts performs them.
-import type { FileIdentity } from "../protocol/files.js";
-import type { HeldFile, NodeId, ServerType } from "../protocol/messages.js";
+// copies a COMMITTED makes obsolete, how long a transfer may take, and what a
+// recorded commit answers. The roles in actors/files/ perform them.
+import {
+  type CatalogRecord,
+  CHUNK_BYTES,
+  type FileAnswer,
+  type FileIdentity,
+  RECENT_COMMITS,
+} from "../protocol/files.js";
+import { type HeldFile, type NodeId, PROTOCOL_VERSION, type ServerType } from "../protocol/messages.js";
 import type { ServerRecord } from "./server.js";
 
 /** A server as the file store sees it: from SERVER/ALIVE, or this node itself. */
@@ -139,4 +146,62 @@ export function garbageOf(
     if (record !== undefined && f.version === record.version) return f.sha256 !== record.sha256;
     return !busy.has(f.name);
   });
+}
+
+/** The settings a transfer's timeout depends on (a subset of the file store's settings). */
+export interface TransferSettings {
+  readonly requestTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly readWindow: number;
+}
+
+/** How long a transfer of `size` bytes may take end to end, for one hop. */
+export function transferTimeoutMs(settings: TransferSettings, size: number): number {
+  const rounds = Math.ceil(Math.max(1, Math.ceil(size / CHUNK_BYTES)) / settings.readWindow);
+  return 2 * settings.requestTimeoutMs + rounds * settings.readTimeoutMs;
+}
+
+/**
+ * Whether a coordinator's term is old enough to judge copies garbage at `at`:
+ * the last coordinator's writes may still land for two STATUS periods and two
+ * control timeouts after the term began.
+ */
+export function termSettled(
+  termStart: number,
+  at: number,
+  statusMs: number,
+  requestTimeoutMs: number,
+): boolean {
+  return at - termStart >= 2 * statusMs + 2 * requestTimeoutMs;
+}
+
+export type Success = Extract<FileAnswer, { type: "SUCCESS" }>;
+
+/** The SUCCESS a client is answered for a recorded version. */
+export function successOf(record: CatalogRecord): Success {
+  return {
+    v: PROTOCOL_VERSION,
+    type: "SUCCESS",
+    name: record.name,
+    version: record.version,
+    sha256: record.sha256,
+    size: record.size,
+    holders: record.holders,
+  };
+}
+
+/** The answer to a commit id the record names: its own, or one of the earlier commits it remembers. */
+export function recordedCommit(record: CatalogRecord, commit: string): Success | undefined {
+  if (record.commit === commit) return successOf(record);
+  const earlier = record.earlier?.find((e) => e.commit === commit);
+  if (earlier === undefined) return undefined;
+  // The holders may have dropped that version since.
+  return { ...successOf(record), ...earlier, holders: [] };
+}
+
+/** The commits a new record remembers: the one it replaces, then those it remembered. */
+export function earlierCommits(previous: CatalogRecord | undefined): CatalogRecord["earlier"] {
+  if (previous === undefined) return undefined;
+  const { commit, version, sha256, size } = previous;
+  return [{ commit, version, sha256, size }, ...(previous.earlier ?? [])].slice(0, RECENT_COMMITS);
 }

@@ -1,0 +1,310 @@
+// The coordinator role of the file store (SPEC 8, seed 002), while this node
+// holds a valid term: takes the clients' COMMIT, UPDATE and LS, runs the
+// commits of a file one at a time, delegates to a non-busy active server,
+// records each new version in the catalog with a compare-and-set under its
+// epoch, tells every server with COMMITTED, and repairs versions that lost
+// holders. Its lifecycle and bookkeeping are machines/fileCoordinator.ts.
+import { type Actor, createActor } from "xstate";
+import {
+  entryOf,
+  type FileCoordinatorMachine,
+  fileCoordinatorMachine,
+} from "../../machines/fileCoordinator.js";
+import {
+  activeOrder,
+  earlierCommits,
+  holdersOf,
+  mayRecord,
+  nextVersion,
+  recordedCommit,
+  type ServerView,
+  successOf,
+  transferTimeoutMs,
+} from "../../machines/placement.js";
+import { decode, encodingOf } from "../../protocol/codec.js";
+import {
+  type CatalogRecord,
+  type CommitRequest,
+  commitRequestSchema,
+  type FileAnswer,
+  type FileIdentity,
+  type FileListing,
+  lsRequestSchema,
+  type PeerFileAnswer,
+  type PeerFileMessage,
+  type UpdateRequest,
+  updateRequestSchema,
+} from "../../protocol/files.js";
+import { type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { QUEUE_GROUP } from "../../protocol/subjects.js";
+import { CasConflictError } from "../../transport/errors.js";
+import type { Message, Subscription } from "../../transport/transport.js";
+import type { Catalog } from "./catalog.js";
+import { type FilePeers, fileError } from "./peers.js";
+import { RepairSweep } from "./repair.js";
+
+type ClientRequest = "COMMIT" | "UPDATE" | "LS";
+
+export class Coordinator {
+  readonly actor: Actor<FileCoordinatorMachine>;
+  #subscriptions: Subscription[] = [];
+  /** Per file, the end of the last commit admitted: the next one runs after it. */
+  readonly #tails = new Map<string, Promise<void>>();
+  /** Commits offered to the machine and not yet admitted or refused, by ref. */
+  readonly #offers = new Map<string, { admit: () => void; refuse: (depth: number) => void }>();
+  #nextRef = 1;
+  readonly #repair: RepairSweep;
+
+  constructor(
+    readonly peers: FilePeers,
+    readonly catalog: Catalog,
+  ) {
+    const { settings, options } = peers;
+    this.#repair = new RepairSweep(peers, catalog, this);
+    const machine = fileCoordinatorMachine.provide({
+      actions: {
+        takeClients: () => this.#takeClients(),
+        leaveClients: () => this.#leaveClients(),
+        sweep: () => void this.#repair.sweep(),
+        admitCommit: (_, { ref }) => this.#offers.get(ref)?.admit(),
+        refuseCommit: (_, { ref, depth }) => this.#offers.get(ref)?.refuse(depth),
+      },
+    });
+    this.actor = createActor(machine, {
+      clock: options.clock,
+      input: {
+        self: options.self,
+        maxQueuedPerFile: settings.maxQueuedPerFile,
+        repairEveryMs: settings.repairEveryMs,
+        requestTimeoutMs: settings.requestTimeoutMs,
+        readTimeoutMs: settings.readTimeoutMs,
+        readWindow: settings.readWindow,
+        statusMs: options.election.timings.statusMs,
+      },
+    }).start();
+  }
+
+  /** This node won a term or lost it: take (or stop taking) the clients' COMMIT, UPDATE and LS. */
+  changed(coordinator: NodeId | null): void {
+    this.actor.send({ type: "coordinator.changed", coordinator, at: this.peers.now() });
+  }
+
+  /** A server left the view: a coordinator looks for versions it held at once. */
+  serverLeft(): void {
+    this.actor.send({ type: "server.left" });
+  }
+
+  stop(): void {
+    this.actor.send({ type: "files.stop" });
+  }
+
+  #takeClients(): void {
+    const { transport, subjects } = this.peers.options;
+    const sub = (subject: string, kind: ClientRequest) =>
+      this.#subscriptions.push(
+        transport.subscribe(subject, (msg) => void this.#onClient(msg, kind), { queue: QUEUE_GROUP }),
+      );
+    sub(subjects.fileCommit, "COMMIT");
+    sub(subjects.fileUpdate, "UPDATE");
+    sub(subjects.fileLs, "LS");
+  }
+
+  #leaveClients(): void {
+    for (const s of this.#subscriptions) s.unsubscribe();
+    this.#subscriptions = [];
+  }
+
+  async #onClient(msg: Message, kind: ClientRequest): Promise<void> {
+    const encoding = encodingOf(msg);
+    const reply = (answer: FileAnswer) => this.peers.reply(msg, answer, encoding);
+    const decoded = decode(msg.data, encoding);
+    if (!decoded.ok) return reply(fileError("EINVAL", decoded.message));
+    const schema =
+      kind === "COMMIT" ? commitRequestSchema : kind === "UPDATE" ? updateRequestSchema : lsRequestSchema;
+    const parsed = schema.safeParse(decoded.value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return reply(
+        fileError("EINVAL", `${kind}: ${issue?.path.join(".") || "message"}: ${issue?.message ?? "invalid"}`),
+      );
+    }
+    const epoch = this.peers.term();
+    if (epoch === undefined)
+      return reply(fileError("EAGAIN", `node ${this.peers.self} is not the coordinator now`));
+    try {
+      if (kind === "COMMIT") reply(await this.#commit(parsed.data as CommitRequest, epoch));
+      else if (kind === "UPDATE") reply(await this.#update(parsed.data as UpdateRequest, epoch));
+      else reply(await this.#ls((parsed.data as { prefix?: string }).prefix ?? ""));
+    } catch (e) {
+      reply(this.peers.failure(e));
+    }
+  }
+
+  /** Admits the commit to its file's queue (the machine counts them) and runs it after the ones before it. */
+  #commit(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+    const { settings } = this.peers;
+    if (request.size > settings.maxFileBytes)
+      return Promise.resolve(
+        fileError("EINVAL", `size ${request.size} exceeds files.maxFileBytes ${settings.maxFileBytes}`),
+      );
+    const { name, size } = request;
+    return new Promise<FileAnswer>((resolve) => {
+      const ref = `${this.#nextRef++}`;
+      const admit = () => {
+        this.#offers.delete(ref);
+        const run = (this.#tails.get(name) ?? Promise.resolve()).then(() => this.#commitNow(request, epoch));
+        this.#tails.set(
+          name,
+          run.then(
+            () => {},
+            () => {},
+          ),
+        );
+        resolve(
+          run.finally(() => {
+            this.actor.send({ type: "commit.ended", name, size, at: this.peers.now() });
+            if (entryOf(this.actor.getSnapshot().context.queued, name) === undefined)
+              this.#tails.delete(name);
+          }),
+        );
+      };
+      const refuse = (depth: number) => {
+        this.#offers.delete(ref);
+        resolve(fileError("EBUSY", `${depth} commits of ${name} are waiting already`));
+      };
+      this.#offers.set(ref, { admit, refuse });
+      this.actor.send({ type: "commit.offered", ref, name, size, at: this.peers.now() });
+    });
+  }
+
+  async #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+    const { peers } = this;
+    if (peers.term() !== epoch) return fileError("EAGAIN", "this node's term ended");
+    const existing = await this.catalog.get(request.name);
+    const recorded = existing === undefined ? undefined : recordedCommit(existing.record, request.commit);
+    if (recorded !== undefined) {
+      // A retry of a commit that was recorded (its answer was lost): the same version, never a new one.
+      if (recorded.sha256 !== request.sha256)
+        return fileError("EINVAL", `commit id ${request.commit} was used for other bytes`);
+      return recorded;
+    }
+    if (!mayRecord(existing?.record, epoch))
+      return fileError("EAGAIN", "a newer coordinator recorded this file");
+    const identity: FileIdentity = {
+      name: request.name,
+      version: nextVersion(existing?.record),
+      sha256: request.sha256,
+      size: request.size,
+    };
+    const message: PeerFileMessage = {
+      v: PROTOCOL_VERSION,
+      type: "COMMIT",
+      from: peers.self,
+      epoch,
+      ...identity,
+      commit: request.commit,
+      rf: peers.settings.replicationFactor,
+      source: peers.options.subjects.fileSource(request.commit),
+    };
+    const answer = await this.delegate(
+      message,
+      transferTimeoutMs(peers.settings, identity.size) + peers.settings.requestTimeoutMs,
+    );
+    if (answer.type !== "SUCCESS")
+      return answer.type === "ERROR" ? answer : fileError("EIO", `unexpected ${answer.type}`);
+    // Record it only while this term lasts: a deposed coordinator records nothing.
+    if (peers.term() !== epoch)
+      return fileError("EAGAIN", "this node's term ended before the version was recorded");
+    const record: CatalogRecord = {
+      v: PROTOCOL_VERSION,
+      ...identity,
+      epoch,
+      commit: request.commit,
+      holders: answer.holders,
+      at: peers.now(),
+      earlier: earlierCommits(existing?.record),
+    };
+    try {
+      await this.catalog.record(record, existing?.revision);
+    } catch (e) {
+      if (e instanceof CasConflictError)
+        return fileError("EAGAIN", `another commit of ${request.name} was recorded first`);
+      throw e;
+    }
+    this.actor.send({ type: "record.written", name: identity.name, at: peers.now() });
+    peers.publish(
+      peers.options.subjects.fileCommitted,
+      { v: PROTOCOL_VERSION, type: "COMMITTED", from: peers.self, epoch, ...identity },
+      "committed",
+      "could not announce a committed version",
+    );
+    peers.options.logger.info(
+      { name: identity.name, version: identity.version, holders: answer.holders },
+      "committed",
+    );
+    return successOf(record);
+  }
+
+  /** Sends a COMMIT, UPDATE or REPAIR to the active servers in turn until one is not BUSY. */
+  async delegate(message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer> {
+    const turn = this.actor.getSnapshot().context.turn;
+    this.actor.send({ type: "delegation.started" });
+    const order = activeOrder(this.peers.servers(), this.peers.self, turn);
+    let last: PeerFileAnswer = fileError("EBUSY", "every active server is busy");
+    for (const node of order) {
+      const answer = await this.peers.ask(node, message, timeoutMs);
+      if (answer.type === "BUSY") continue;
+      // No responders: that server is gone. A timeout is not passed on: the server may still be at work.
+      if (answer.type === "ERROR" && answer.error === "EAGAIN") {
+        last = answer;
+        continue;
+      }
+      return answer;
+    }
+    return last;
+  }
+
+  async #update(request: UpdateRequest, epoch: number): Promise<FileAnswer> {
+    const entry = await this.catalog.get(request.name);
+    if (entry === undefined) return fileError("ENOENT", `no file named ${request.name}`);
+    const { record } = entry;
+    const identity: FileIdentity = {
+      name: record.name,
+      version: record.version,
+      sha256: record.sha256,
+      size: record.size,
+    };
+    const holders = this.holders(record);
+    const { settings } = this.peers;
+    const answer = await this.delegate(
+      { v: PROTOCOL_VERSION, type: "UPDATE", from: this.peers.self, epoch, ...identity, holders },
+      2 * settings.requestTimeoutMs + settings.readTimeoutMs,
+    );
+    if (answer.type === "FILE")
+      return { v: PROTOCOL_VERSION, type: "FILE", ...identity, source: answer.source };
+    return answer.type === "ERROR" ? answer : fileError("EIO", `unexpected ${answer.type}`);
+  }
+
+  async #ls(prefix: string): Promise<FileAnswer> {
+    const entries = await this.catalog.list((e) => this.peers.warn("catalog", { key: e.key }, e.message));
+    const servers = this.peers.servers();
+    const files: FileListing[] = entries
+      .filter((e) => e.record.name.startsWith(prefix))
+      .map(({ record }) => ({
+        name: record.name,
+        version: record.version,
+        sha256: record.sha256,
+        size: record.size,
+        holders: this.holders(record, servers),
+        at: record.at,
+      }));
+    return { v: PROTOCOL_VERSION, type: "LIST", files };
+  }
+
+  /** Who holds the recorded version now (ALIVE lists, and recorded holders not heard from since it was written). */
+  holders(record: CatalogRecord, servers: ServerView[] = this.peers.servers()): NodeId[] {
+    const { recordedAt, termStart, statusMs } = this.actor.getSnapshot().context;
+    const since = entryOf(recordedAt, record.name) ?? termStart;
+    return holdersOf(record, { holders: record.holders, since }, servers, statusMs);
+  }
+}

@@ -1,0 +1,162 @@
+// The holder role of the file store (SPEC 8, seed 002), on every server: it
+// pulls a REPLICA's bytes with READ, checks the hash and writes them to disk
+// with fsync before DONE, serves READ, and drops copies the catalog no longer
+// names (COMMITTED, DISCARD). When each replica was last checked, and whether
+// the server has stopped, live in the file server machine (machines/fileServer.ts).
+import type { Actor } from "xstate";
+import { checkDue, type FileServerMachine } from "../../machines/fileServer.js";
+import { obsoleteBy } from "../../machines/placement.js";
+import { decode, encodingOf } from "../../protocol/codec.js";
+import {
+  type CatalogRecord,
+  committedSchema,
+  type FileIdentity,
+  type PeerFileAnswer,
+  type PeerFileMessage,
+  readRequestSchema,
+} from "../../protocol/files.js";
+import { PROTOCOL_VERSION } from "../../protocol/messages.js";
+import type { Message } from "../../transport/transport.js";
+import type { Catalog } from "./catalog.js";
+import { type FilePeers, fileError } from "./peers.js";
+import { pullReplica } from "./pull.js";
+import { keyOf, type ReplicaRef } from "./replicaStore.js";
+
+export class Holder {
+  constructor(
+    readonly peers: FilePeers,
+    readonly catalog: Catalog,
+    readonly server: Actor<FileServerMachine>,
+  ) {}
+
+  get #stopped(): boolean {
+    return this.server.getSnapshot().matches("stopped");
+  }
+
+  /** REPLICA: pull the bytes from `source`, check them, write them to disk with fsync, answer DONE. */
+  async hold(m: FileIdentity & { readonly epoch: number }, source: string): Promise<PeerFileAnswer> {
+    const { options, settings } = this.peers;
+    const identity: FileIdentity = { name: m.name, version: m.version, sha256: m.sha256, size: m.size };
+    const done = { v: PROTOCOL_VERSION, type: "DONE", holder: options.self } as const;
+    if (options.replicas.get(identity) !== undefined) return done;
+    if (!this.#isSource(source)) return fileError("EINVAL", `${source} is not a file source subject`);
+    await pullReplica({
+      transport: options.transport,
+      replicas: options.replicas,
+      identity,
+      source,
+      window: settings.readWindow,
+      timeoutMs: settings.readTimeoutMs,
+    });
+    this.server.send({ type: "replica.checked", key: keyOf(identity), at: this.peers.now() });
+    return done;
+  }
+
+  #isSource(subject: string): boolean {
+    const { subjects } = this.peers.options;
+    return (
+      subject.startsWith(subjects.fileSource("")) ||
+      subject.startsWith(subjects.fileRead(0).replace(/0$/, ""))
+    );
+  }
+
+  /** Whether this server holds the version with good bytes (the hash is re-checked when it was not lately). */
+  async servable(ref: ReplicaRef): Promise<boolean> {
+    const { replicas, logger } = this.peers.options;
+    if (replicas.get(ref) === undefined) return false;
+    const key = keyOf(ref);
+    if (!checkDue(this.server.getSnapshot().context, key, this.peers.now())) return true;
+    const good = await replicas.verify(ref);
+    if (good) this.server.send({ type: "replica.checked", key, at: this.peers.now() });
+    else
+      logger.error(
+        { name: ref.name, version: ref.version },
+        "a replica failed its hash check and was set aside",
+      );
+    return good;
+  }
+
+  async onRead(msg: Message): Promise<void> {
+    const encoding = encodingOf(msg);
+    const decoded = decode(msg.data, encoding);
+    const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) return this.peers.reply(msg, fileError("EINVAL", "malformed READ"), encoding);
+    const { offset, length, ...ref } = parsed.data;
+    try {
+      const data = await this.peers.options.replicas.read(ref, offset, length);
+      this.peers.reply(msg, { v: PROTOCOL_VERSION, type: "DATA", offset, data }, encoding);
+    } catch (e) {
+      this.peers.reply(msg, this.peers.failure(e), encoding);
+    }
+  }
+
+  /**
+   * What the catalog says of `name` before this holder drops a copy of it: the
+   * readable record, "absent" when the key is confirmed absent, or undefined
+   * when it cannot tell (the record does not parse, or the store is out of
+   * reach): then nothing is dropped, and that is logged (throttled).
+   */
+  async #catalogSays(name: string): Promise<CatalogRecord | "absent" | undefined> {
+    try {
+      const found = await this.catalog.lookup(name);
+      if (found.kind === "record") return found.entry.record;
+      if (found.kind === "absent") return "absent";
+      this.peers.warn(
+        `unreadable:${found.error.key}`,
+        { name, key: found.error.key },
+        "kept the copies of a file whose catalog record cannot be read",
+      );
+    } catch (e) {
+      this.peers.warn("keep", { err: e, name }, "kept copies the catalog could not be read to judge");
+    }
+    return undefined;
+  }
+
+  #remove(copy: ReplicaRef, why: string): void {
+    const { replicas, logger } = this.peers.options;
+    this.server.send({ type: "replica.dropped", key: keyOf(copy) });
+    replicas.remove(copy).then(
+      () => logger.info({ name: copy.name, version: copy.version }, why),
+      (e: unknown) => this.peers.warn("remove", { err: e }, "could not discard a copy"),
+    );
+  }
+
+  /**
+   * DISCARD: the coordinator judged the copy garbage. It goes only when the
+   * catalog agrees: the key is absent, or its readable record names another
+   * version or other bytes. Never the copy the record names.
+   */
+  async discard(copy: Extract<PeerFileMessage, { type: "DISCARD" }>): Promise<void> {
+    const record = await this.#catalogSays(copy.name);
+    if (record === undefined || this.#stopped) return;
+    if (record !== "absent" && record.version === copy.version && record.sha256 === copy.sha256) {
+      this.peers.warn(
+        "discard-named",
+        { name: copy.name, version: copy.version, from: copy.from },
+        "refused to discard the copy the catalog names",
+      );
+      return;
+    }
+    this.#remove(copy, "discarded a copy no record names");
+  }
+
+  /**
+   * COMMITTED: drop older versions of that file and losing bytes under the
+   * same version, as the file's readable record says (the message only says
+   * when to look).
+   */
+  async onCommitted(msg: Message): Promise<void> {
+    const { replicas, election } = this.peers.options;
+    const decoded = decode(msg.data, "cbor");
+    const parsed = decoded.ok ? committedSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.peers.warn("committed", {}, "dropped a malformed COMMITTED");
+      return;
+    }
+    if (parsed.data.epoch < election.state().highestEpoch) return;
+    if (obsoleteBy(replicas.held(), parsed.data).length === 0) return;
+    const record = await this.#catalogSays(parsed.data.name);
+    if (record === undefined || record === "absent" || this.#stopped) return;
+    for (const old of obsoleteBy(replicas.held(), record)) this.#remove(old, "removed an old version");
+  }
+}

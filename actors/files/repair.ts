@@ -1,0 +1,128 @@
+// The coordinator's repair sweep (SPEC 8, seed 002): every repairEveryMs, and
+// at once when a server leaves, it copies each version held by fewer than the
+// replication factor from a live holder, then tells servers to drop the copies
+// no record will ever name. The schedule is machines/fileCoordinator.ts's.
+import type { Actor } from "xstate";
+import { busyFiles, type FileCoordinatorMachine } from "../../machines/fileCoordinator.js";
+import { garbageOf, repairNeeded, termSettled, transferTimeoutMs } from "../../machines/placement.js";
+import type { CatalogRecord, FileIdentity, PeerFileAnswer, PeerFileMessage } from "../../protocol/files.js";
+import { type HeldFile, type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { CasConflictError } from "../../transport/errors.js";
+import { type Catalog, type CatalogEntry, type CatalogListing, catalogKey } from "./catalog.js";
+import type { FilePeers } from "./peers.js";
+
+/** What a sweep needs from the coordinator it works for. */
+export interface SweepingCoordinator {
+  readonly actor: Actor<FileCoordinatorMachine>;
+  /** Who holds the recorded version now. */
+  holders(record: CatalogRecord): NodeId[];
+  /** Sends a peer message to the active servers in turn until one is not BUSY. */
+  delegate(message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer>;
+}
+
+export class RepairSweep {
+  constructor(
+    readonly peers: FilePeers,
+    readonly catalog: Catalog,
+    readonly coordinator: SweepingCoordinator,
+  ) {}
+
+  /** Copies every version held by fewer than the replication factor of live servers, from one that holds it. */
+  async sweep(): Promise<void> {
+    const sweepStart = this.peers.now();
+    try {
+      const epoch = this.peers.term();
+      if (epoch === undefined) return;
+      let listing: CatalogListing;
+      try {
+        listing = await this.catalog.scan((e) => this.peers.warn("catalog", { key: e.key }, e.message));
+      } catch (e) {
+        this.peers.warn("repair", { err: e }, "could not read the catalog to repair it");
+        return;
+      }
+      for (const entry of listing.entries) {
+        if (this.peers.term() !== epoch || this.coordinator.actor.getSnapshot().matches("stopped")) return;
+        await this.#repairOne(entry, epoch);
+      }
+      if (this.peers.term() === epoch) this.#collectGarbage(listing, epoch, sweepStart);
+    } finally {
+      this.coordinator.actor.send({ type: "repair.done" });
+    }
+  }
+
+  /**
+   * Tells each server to delete the copies no record will ever name. Nothing
+   * is judged early in a term (the last coordinator's writes may still land),
+   * nor for a file whose commit here is under way or ended lately, nor for a
+   * file whose record cannot be read (unreadable is not absent).
+   */
+  #collectGarbage(listing: CatalogListing, epoch: number, sweepStart: number): void {
+    const { peers } = this;
+    const context = this.coordinator.actor.getSnapshot().context;
+    if (!termSettled(context.termStart, sweepStart, context.statusMs, peers.settings.requestTimeoutMs))
+      return;
+    const recorded = new Map(listing.entries.map((e) => [e.record.name, e.record]));
+    const readable = (f: HeldFile) => !listing.unreadable.has(catalogKey(f.name));
+    const busy = busyFiles(context, sweepStart);
+    this.coordinator.actor.send({ type: "garbage.judged", at: sweepStart });
+    for (const server of peers.servers()) {
+      for (const copy of garbageOf(server.files.filter(readable), recorded, busy)) {
+        const { name, version, sha256 } = copy;
+        const discard: PeerFileMessage = {
+          v: PROTOCOL_VERSION,
+          type: "DISCARD",
+          from: peers.self,
+          epoch,
+          name,
+          version,
+          sha256,
+        };
+        peers.publish(
+          peers.options.subjects.filePeer(server.node),
+          discard,
+          "discard",
+          "could not send DISCARD",
+        );
+      }
+    }
+  }
+
+  async #repairOne({ record, revision }: CatalogEntry, epoch: number): Promise<void> {
+    const { peers } = this;
+    const rf = peers.settings.replicationFactor;
+    const holders = this.coordinator.holders(record);
+    if (repairNeeded(holders, rf) === 0) return;
+    const identity: FileIdentity = {
+      name: record.name,
+      version: record.version,
+      sha256: record.sha256,
+      size: record.size,
+    };
+    peers.warn(
+      `repair:${record.name}`,
+      { name: record.name, version: record.version, holders, rf },
+      "repairing a version with too few holders",
+    );
+    const answer = await this.coordinator.delegate(
+      { v: PROTOCOL_VERSION, type: "REPAIR", from: peers.self, epoch, ...identity, holders, rf },
+      transferTimeoutMs(peers.settings, record.size) + peers.settings.requestTimeoutMs,
+    );
+    if (answer.type !== "SUCCESS") {
+      peers.warn("repair", { name: record.name, answer }, "could not repair a version");
+      return;
+    }
+    if (peers.term() !== epoch) return;
+    const updated: CatalogRecord = {
+      ...record,
+      holders: [...new Set([...holders, ...answer.holders])],
+      at: record.at,
+    };
+    await this.catalog.record(updated, revision).then(
+      () => this.coordinator.actor.send({ type: "record.written", name: record.name, at: peers.now() }),
+      (e: unknown) => {
+        if (!(e instanceof CasConflictError))
+          peers.warn("repair", { err: e }, "could not record the repaired holders");
+      },
+    );
+  }
+}
