@@ -52,6 +52,9 @@ export class Membership {
   readonly #warn: ReturnType<typeof throttledWarn>;
   readonly #responder: Responder;
   #subscriptions: Subscription[] = [];
+  // Both timers run on the injected clock and re-arm themselves from their own
+  // callback (a heartbeat sent early, at start or link-up, restarts its period);
+  // stop() clears both, and a callback that fires after it does nothing.
   #heartbeatTimer: TimerHandle | undefined;
   #tickTimer: TimerHandle | undefined;
   #seq = 0;

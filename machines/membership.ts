@@ -1,11 +1,15 @@
 // The membership view of one node (SPEC 4): per-peer reachability
 // (alive → suspect → unreachable → down), the view `{ id, members }`, and the
 // view changes it announces (JOIN, DISCONNECT, PARTITION, MERGE), one per
-// change. Pure: time arrives in events (`at`), and every effect — announcing a
-// change, probing a late peer, rejoining as a new incarnation — is a named
-// action provided by the runtime (actors/membership.ts).
-import { enqueueActions, setup } from "xstate";
+// change. Pure: time arrives in events (`at`), each step returns the next
+// context without touching the last, and every effect — announcing a change,
+// probing a late peer, rejoining as a new incarnation — is a named action
+// provided by the runtime (actors/membership.ts).
+import { assign, enqueueActions, setup } from "xstate";
 import { notProvided } from "./notProvided.js";
+import { sameSummary, summarize, type View, type ViewSummary } from "./view.js";
+
+export { membersDigest, summarize, type View, type ViewSummary } from "./view.js";
 
 export type Reachability = "alive" | "suspect" | "unreachable" | "down";
 export type ViewEventName = "JOIN" | "DISCONNECT" | "PARTITION" | "MERGE";
@@ -16,71 +20,15 @@ export interface Member {
   readonly incarnation: number;
 }
 
-export interface View {
-  readonly id: number;
-  /** Node ids, sorted ascending. */
-  readonly members: readonly number[];
-}
-
-/**
- * What a heartbeat tells of its sender's view: its id, its size, its smallest
- * member and a digest of its members. Enough to compare two views without
- * carrying every member, so a heartbeat stays the same size however large
- * the cluster (at 1,000 nodes a full member list made each one ~3 KB, and
- * decoding it the largest cost of every node).
- */
-export interface ViewSummary {
-  readonly id: number;
-  readonly size: number;
-  /** The smallest member. */
-  readonly first: number;
-  /** `membersDigest(members)`. */
-  readonly digest: number;
-}
-
-/**
- * A 53-bit digest of a sorted member list: two FNV-1a hashes (different
- * offsets) over the count and the ids. Pure and the same on every node, so
- * equal digests with equal sizes stand for equal member lists.
- */
-export function membersDigest(members: readonly number[]): number {
-  // FNV-1a's offset basis, and a second basis of its own for the other hash.
-  let a = 0x811c9dc5;
-  let b = 0x5bd1e995;
-  const mix = (n: number) => {
-    for (let shift = 0; shift < 32; shift += 8) {
-      const byte = (n >>> shift) & 0xff;
-      a = Math.imul(a ^ byte, 0x01000193);
-      b = Math.imul(b ^ byte, 0x01000193);
-    }
-  };
-  mix(members.length);
-  for (const m of members) mix(m);
-  return (a >>> 0) * 2 ** 21 + ((b >>> 0) >>> 11);
-}
-
-/** The summary of `view` a heartbeat of `node` carries. */
-export function summarize(view: View, node: number): ViewSummary {
-  return {
-    id: view.id,
-    size: view.members.length,
-    first: view.members[0] ?? node,
-    digest: membersDigest(view.members),
-  };
-}
-
-const sameSummary = (summary: ViewSummary, members: readonly number[]) =>
-  summary.size === members.length && summary.digest === membersDigest(members);
-
 export interface PeerRecord {
-  incarnation: number;
-  state: Reachability;
+  readonly incarnation: number;
+  readonly state: Reachability;
   /** When it was last heard (heartbeat or probe answer). */
-  lastHeard: number;
+  readonly lastHeard: number;
   /** When it entered its current state. */
-  since: number;
+  readonly since: number;
   /** When it was last probed, while late. */
-  probedAt: number | undefined;
+  readonly probedAt: number | undefined;
 }
 
 export interface MembershipTimings {
@@ -123,18 +71,18 @@ export interface MembershipContext {
   readonly self: Member;
   readonly timings: MembershipTimings;
   readonly quorum: boolean;
-  phase: "joining" | "member";
-  linkUp: boolean;
-  startedAt: number;
-  lastTick: number;
+  readonly phase: "joining" | "member";
+  readonly linkUp: boolean;
+  readonly startedAt: number;
+  readonly lastTick: number;
   /** Keyed by node id (as a string, so the context stays plain CBOR-able data). */
-  peers: Record<string, PeerRecord>;
-  view: View;
+  readonly peers: Readonly<Record<string, PeerRecord>>;
+  readonly view: View;
   /** Size of the last view in which every known live member was reachable. */
-  fullViewSize: number;
-  minority: boolean;
+  readonly fullViewSize: number;
+  readonly minority: boolean;
   /** While joining: the highest view heard, so the first view continues the cluster's numbering. */
-  heardView: ViewSummary | undefined;
+  readonly heardView: ViewSummary | undefined;
 }
 
 export interface ViewChange {
@@ -219,15 +167,65 @@ export function componentWins(
   return ourNode < theirNode;
 }
 
+/** What one step leads to: the next context, and what the runtime must do. */
+export interface MembershipStepResult {
+  readonly context: MembershipContext;
+  readonly outputs: MembershipOutput[];
+}
+
 /**
- * One step of the membership logic: updates `ctx` (in place, for speed on the
- * heartbeat path; it stays plain data) and returns what the runtime must do.
+ * The context one step builds, starting as a shallow copy of the one it was
+ * given. The peer table is copied at the step's first change to a peer, and a
+ * changed peer is a new record: the given context is never written to, and the
+ * peers the step leaves alone stay shared between the two. (A copy of every
+ * peer on every heartbeat would make each one cost the whole table twice.)
  */
-export function step(ctx: MembershipContext, event: MembershipEvent): MembershipOutput[] {
-  const out: MembershipOutput[] = [];
+class NextContext {
+  readonly ctx: { -readonly [K in keyof MembershipContext]: MembershipContext[K] };
+  readonly out: MembershipOutput[] = [];
+  #ownsPeers = false;
+
+  constructor(from: MembershipContext) {
+    this.ctx = { ...from };
+  }
+
+  /** Gives `key` the record `peer`, or adds it. */
+  setPeer(key: string | number, peer: PeerRecord): void {
+    if (!this.#ownsPeers) {
+      this.ctx.peers = { ...this.ctx.peers };
+      this.#ownsPeers = true;
+    }
+    (this.ctx.peers as Record<string, PeerRecord>)[key] = peer;
+  }
+
+  /** The record of `key` with `changes` applied, now in the table. */
+  changePeer(key: string | number, peer: PeerRecord, changes: Partial<PeerRecord>): PeerRecord {
+    const changed = { ...peer, ...changes };
+    this.setPeer(key, changed);
+    return changed;
+  }
+
+  forgetPeers(): void {
+    this.ctx.peers = {};
+    this.#ownsPeers = true;
+  }
+}
+
+/**
+ * One step of the membership logic: the context after `event`, and what the
+ * runtime must do. Never writes to `ctx` or anything reachable from it.
+ */
+export function step(ctx: MembershipContext, event: MembershipEvent): MembershipStepResult {
+  const next = new NextContext(ctx);
+  apply(next, event);
+  return { context: next.ctx, outputs: next.out };
+}
+
+function apply(next: NextContext, event: MembershipEvent): void {
+  const { ctx } = next;
   const announce = (name: ViewEventName, changed: Member[], cause: string, at: number) => {
     if (ctx.phase === "joining") return; // the first view is announced when the join window closes
-    commitView(ctx, name, changed, cause, at, out);
+    commitView(next, name, changed, cause, at);
   };
 
   switch (event.type) {
@@ -239,17 +237,11 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
         const listedDown = event.down.some(
           (m) => m.node === ctx.self.node && m.incarnation === ctx.self.incarnation,
         );
-        if (listedDown && handleListedDown(ctx, event, out)) break;
+        if (listedDown && handleListedDown(next, event)) break;
       }
       const peer = ctx.peers[from.node];
       if (!peer) {
-        ctx.peers[from.node] = {
-          incarnation: from.incarnation,
-          state: "alive",
-          lastHeard: at,
-          since: at,
-          probedAt: undefined,
-        };
+        next.setPeer(from.node, heardAt(from, at));
         announce("JOIN", [from], "new node", at);
       } else if (from.incarnation < peer.incarnation) {
         // A late message from an incarnation that is already gone.
@@ -258,28 +250,23 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
         const wasLive = peer.state !== "down";
         if (wasLive) {
           const old: Member = { node: from.node, incarnation: peer.incarnation };
-          peer.state = "down";
-          peer.since = at;
+          next.changePeer(from.node, peer, { state: "down", since: at });
           announce("DISCONNECT", [old], "restarted as a new incarnation", at);
         }
-        Object.assign(peer, {
-          incarnation: from.incarnation,
-          state: "alive",
-          lastHeard: at,
-          since: at,
-          probedAt: undefined,
-        });
+        next.setPeer(from.node, heardAt(from, at));
         announce("JOIN", [from], wasLive ? "restarted" : "rejoined as a new incarnation", at);
       } else if (peer.state === "down") {
         // Declared down: not merged back. Our heartbeats list it, so it learns and rejoins.
       } else {
         const wasUnreachable = peer.state === "unreachable";
-        peer.lastHeard = at;
-        peer.probedAt = undefined;
-        if (peer.state !== "alive") {
-          peer.state = "alive";
-          peer.since = at;
-        }
+        // The heartbeat path, N times a period: one new record, no spread.
+        next.setPeer(from.node, {
+          incarnation: peer.incarnation,
+          state: "alive",
+          lastHeard: at,
+          since: peer.state === "alive" ? peer.since : at,
+          probedAt: undefined,
+        });
         if (wasUnreachable) announce("MERGE", [from], "reachable again", at);
       }
       if (event.type === "peer.heartbeat") {
@@ -288,7 +275,7 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
         if (ctx.phase === "joining" && event.view.id > (ctx.heardView?.id ?? ctx.view.id)) {
           ctx.heardView = { ...event.view };
         }
-        syncViewId(ctx, event.from, event.view);
+        syncViewId(next, event.from, event.view);
       }
       break;
     }
@@ -297,8 +284,7 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
       const peer = ctx.peers[event.from.node];
       if (!peer || peer.incarnation !== event.from.incarnation || peer.state === "down") break;
       const wasMember = peer.state === "alive" || peer.state === "suspect";
-      peer.state = "down";
-      peer.since = event.at;
+      next.changePeer(event.from.node, peer, { state: "down", since: event.at });
       // A member that leaves on purpose no longer counts toward a majority.
       if (wasMember) ctx.fullViewSize = Math.max(1, ctx.fullViewSize - 1);
       announce("DISCONNECT", [event.from], "left", event.at);
@@ -309,8 +295,7 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
       const peer = ctx.peers[event.peer.node];
       if (!ctx.linkUp || !peer || peer.incarnation !== event.peer.incarnation) break;
       if (peer.state !== "alive" && peer.state !== "suspect") break;
-      peer.state = "unreachable";
-      peer.since = event.at;
+      next.changePeer(event.peer.node, peer, { state: "unreachable", since: event.at });
       announce("PARTITION", [event.peer], "no responders: its subscriptions are gone", event.at);
       break;
     }
@@ -319,11 +304,11 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
       ctx.linkUp = false;
       if (ctx.phase === "joining") {
         // Nothing was announced about them yet: forget them, and hear them again after the link is back.
-        ctx.peers = {};
+        next.forgetPeers();
         ctx.heardView = undefined;
         break;
       }
-      const lost = markUnreachable(ctx, event.at, () => true);
+      const lost = markUnreachable(next, event.at);
       if (lost.length) announce("PARTITION", lost, "lost own NATS link", event.at);
       break;
     }
@@ -333,18 +318,27 @@ export function step(ctx: MembershipContext, event: MembershipEvent): Membership
       break;
 
     case "clock.tick":
-      tick(ctx, event.at, out);
+      tick(next, event.at);
       break;
   }
-  return out;
 }
+
+/** A peer incarnation heard for the first time at `at`. */
+const heardAt = (from: Member, at: number): PeerRecord => ({
+  incarnation: from.incarnation,
+  state: "alive",
+  lastHeard: at,
+  since: at,
+  probedAt: undefined,
+});
 
 const memberOf = (key: string, peer: PeerRecord): Member => ({
   node: Number(key),
   incarnation: peer.incarnation,
 });
 
-function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void {
+function tick(next: NextContext, at: number): void {
+  const { ctx } = next;
   const t = ctx.timings;
   const gap = at - ctx.lastTick;
   ctx.lastTick = at;
@@ -352,9 +346,8 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
     // This node itself was stalled (overload, SIGSTOP): the silence is ours, not
     // the peers'. Credit them the stall and let queued heartbeats arrive first.
     const credit = gap - t.tickMs;
-    for (const peer of Object.values(ctx.peers)) {
-      peer.lastHeard += credit;
-      peer.since += credit;
+    for (const [key, peer] of Object.entries(ctx.peers)) {
+      next.changePeer(key, peer, { lastHeard: peer.lastHeard + credit, since: peer.since + credit });
     }
     return;
   }
@@ -376,7 +369,7 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
       const same = sameSummary(heard, membersOf(ctx));
       ctx.view = { id: same ? heard.id - 1 : heard.id, members: ctx.view.members };
     }
-    commitView(ctx, "JOIN", joined, "started", at, out);
+    commitView(next, "JOIN", joined, "started", at);
   }
 
   const newlyUnreachable: Member[] = [];
@@ -388,32 +381,27 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
     const silence = at - peer.lastHeard;
     if (peer.state === "alive" || peer.state === "suspect") {
       if (silence >= t.unreachableAfterMissed * t.heartbeatMs) {
-        peer.state = "unreachable";
-        peer.since = at;
-        newlyUnreachable.push(memberOf(key, peer));
+        newlyUnreachable.push(memberOf(key, next.changePeer(key, peer, { state: "unreachable", since: at })));
         continue;
       }
-      if (peer.state === "alive" && silence >= t.suspectAfterMissed * t.heartbeatMs) {
-        peer.state = "suspect";
-        peer.since = at;
-      }
-      if (
+      const suspect = peer.state === "alive" && silence >= t.suspectAfterMissed * t.heartbeatMs;
+      const probe =
         ctx.linkUp &&
         silence >= t.probeAfterMs &&
-        (peer.probedAt === undefined || at - peer.probedAt >= t.heartbeatMs)
-      ) {
-        peer.probedAt = at;
-        out.push({ type: "probe", peer: memberOf(key, peer) });
+        (peer.probedAt === undefined || at - peer.probedAt >= t.heartbeatMs);
+      if (suspect || probe) {
+        const changed = next.changePeer(key, peer, {
+          ...(suspect ? { state: "suspect", since: at } : {}),
+          ...(probe ? { probedAt: at } : {}),
+        });
+        if (probe) next.out.push({ type: "probe", peer: memberOf(key, changed) });
       }
     } else if (peer.state === "unreachable" && at - peer.since >= t.downAfterMs) {
-      peer.state = "down";
-      peer.since = at;
-      newlyDown.push(memberOf(key, peer));
+      newlyDown.push(memberOf(key, next.changePeer(key, peer, { state: "down", since: at })));
     }
   }
-  if (newlyUnreachable.length) commitView(ctx, "PARTITION", newlyUnreachable, "stopped answering", at, out);
-  if (newlyDown.length)
-    commitView(ctx, "DISCONNECT", newlyDown, "unreachable longer than downAfter", at, out);
+  if (newlyUnreachable.length) commitView(next, "PARTITION", newlyUnreachable, "stopped answering", at);
+  if (newlyDown.length) commitView(next, "DISCONNECT", newlyDown, "unreachable longer than downAfter", at);
 }
 
 /**
@@ -423,10 +411,10 @@ function tick(ctx: MembershipContext, at: number, out: MembershipOutput[]): void
  * heartbeat must not be processed further.
  */
 function handleListedDown(
-  ctx: MembershipContext,
+  next: NextContext,
   event: Extract<MembershipEvent, { type: "peer.heartbeat" }>,
-  out: MembershipOutput[],
 ): boolean {
+  const { ctx } = next;
   const peer = ctx.peers[event.from.node];
   const mutual =
     peer !== undefined &&
@@ -437,24 +425,23 @@ function handleListedDown(
     componentWins(summarize(ctx.view, ctx.self.node), ctx.self.node, event.view, event.from.node)
   ) {
     if (peer.state !== "down") {
-      peer.state = "down";
-      peer.since = event.at;
+      next.changePeer(event.from.node, peer, { state: "down", since: event.at });
       if (ctx.phase === "member") {
-        commitView(ctx, "DISCONNECT", [event.from], "declared us down; its side rejoins", event.at, out);
+        commitView(next, "DISCONNECT", [event.from], "declared us down; its side rejoins", event.at);
       }
     }
     return true;
   }
-  out.push({ type: "rejoin", reason: `declared down by node ${event.from.node}`, viewId: ctx.view.id });
+  next.out.push({ type: "rejoin", reason: `declared down by node ${event.from.node}`, viewId: ctx.view.id });
   return true;
 }
 
-function markUnreachable(ctx: MembershipContext, at: number, which: (node: number) => boolean): Member[] {
+/** Every live peer becomes unreachable (this node lost its own link); returns them. */
+function markUnreachable(next: NextContext, at: number): Member[] {
   const lost: Member[] = [];
-  for (const [key, peer] of Object.entries(ctx.peers)) {
-    if ((peer.state === "alive" || peer.state === "suspect") && which(Number(key))) {
-      peer.state = "unreachable";
-      peer.since = at;
+  for (const [key, peer] of Object.entries(next.ctx.peers)) {
+    if (peer.state === "alive" || peer.state === "suspect") {
+      next.changePeer(key, peer, { state: "unreachable", since: at });
       lost.push({ node: Number(key), incarnation: peer.incarnation });
     }
   }
@@ -463,15 +450,16 @@ function markUnreachable(ctx: MembershipContext, at: number, which: (node: numbe
 
 /** Every announced change is a new view: its id grows by one. */
 function commitView(
-  ctx: MembershipContext,
+  next: NextContext,
   event: ViewEventName,
   changed: Member[],
   cause: string,
   at: number,
-  out: MembershipOutput[],
 ): void {
+  const { ctx } = next;
   const members = membersOf(ctx);
-  ctx.view = { id: ctx.view.id + 1, members };
+  const view = { id: ctx.view.id + 1, members };
+  ctx.view = view;
   // The last full view only shrinks where this node holds a majority of it (or
   // by graceful leaves, see peer.leave): a minority that declares the others
   // down must not come to see itself as the whole cluster.
@@ -480,7 +468,7 @@ function commitView(
     ctx.fullViewSize = members.length;
   }
   ctx.minority = ctx.quorum && members.length * 2 <= ctx.fullViewSize && ctx.fullViewSize > 1;
-  out.push({ type: "announce", change: { event, view: ctx.view, changed, cause, at } });
+  next.out.push({ type: "announce", change: { event, view, changed, cause, at } });
 }
 
 /**
@@ -488,7 +476,8 @@ function commitView(
  * them has reached. Adopting a higher id is not a change of members, so it is
  * not announced.
  */
-function syncViewId(ctx: MembershipContext, from: Member, view: ViewSummary): void {
+function syncViewId(next: NextContext, from: Member, view: ViewSummary): void {
+  const { ctx } = next;
   if (ctx.phase !== "member" || view.id <= ctx.view.id) return;
   const peer = ctx.peers[from.node];
   if (!peer || peer.incarnation !== from.incarnation || peer.state === "down" || peer.state === "unreachable")
@@ -496,7 +485,7 @@ function syncViewId(ctx: MembershipContext, from: Member, view: ViewSummary): vo
   if (sameSummary(view, ctx.view.members)) ctx.view = { id: view.id, members: ctx.view.members };
 }
 
-export type MembershipStep = (ctx: MembershipContext, event: MembershipEvent) => MembershipOutput[];
+export type MembershipStep = (ctx: MembershipContext, event: MembershipEvent) => MembershipStepResult;
 
 /**
  * The membership machine around a step function. Production uses `step`;
@@ -510,6 +499,12 @@ export const createMembershipMachine = (stepFn: MembershipStep = step) =>
       events: {} as MembershipEvent,
     },
     actions: {
+      /**
+       * The step's next context. A named assign, made once here: `enqueue.assign`
+       * would create one per event, which XState warns about whenever the event
+       * arrives from inside another actor's action.
+       */
+      setContext: assign((_, params: MembershipContext) => params),
       announce: notProvided("action announce") as (_: unknown, params: ViewChange) => void,
       probe: notProvided("action probe") as (_: unknown, params: Member) => void,
       rejoin: notProvided("action rejoin") as (
@@ -524,8 +519,8 @@ export const createMembershipMachine = (stepFn: MembershipStep = step) =>
     on: {
       "*": {
         actions: enqueueActions(({ context, event, enqueue }) => {
-          const outputs = stepFn(context, event);
-          enqueue.assign({ ...context });
+          const { context: next, outputs } = stepFn(context, event);
+          enqueue({ type: "setContext", params: next });
           for (const o of outputs) {
             if (o.type === "announce") enqueue({ type: "announce", params: o.change });
             else if (o.type === "probe") enqueue({ type: "probe", params: o.peer });

@@ -34,6 +34,7 @@ import {
   type StoredRecord,
   StoreHistory,
 } from "./electionInvariants.js";
+import { Faults, failWithTrace, TraceLog } from "./faults.js";
 
 export const NODE_IDS = [1, 2, 3, 4, 5] as const;
 export const SERVERS = 3;
@@ -41,7 +42,7 @@ export const SERVERS = 3;
 export const MAX_EXTRA_DELAY_MS = 300;
 /** How long a SimKv operation waits for its answer before StoreUnavailableError (SimKv's default). */
 const STORE_TIMEOUT_MS = 1_000;
-/** Store writes and log lines shown in a counterexample's trace. */
+/** Store writes and trace lines shown in a counterexample's trace. */
 const TRACE_WRITES = 12;
 const TRACE_LINES = 80;
 /** How long a graceful stop may take before the model kills the node (the daemon's shutdown grace). */
@@ -96,8 +97,6 @@ interface Seen {
   readonly highestEpoch: number;
 }
 
-const routeKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : `${b}-${a}`);
-
 /** A run's coverage before anything happened (the CLI sums runs from it too). */
 export function emptyElectionCoverage(): ElectionCoverage {
   return {
@@ -132,9 +131,7 @@ export class ElectionHarness {
    */
   readonly stabilisationMs: number;
   readonly #config: ElectionConfig;
-  readonly #linkCut = new Set<NodeId>();
-  readonly #routeCut = new Set<string>();
-  readonly #delays = new Map<NodeId, number>();
+  readonly #faults: Faults;
   /** A client per server that reports FAILED, made on first use. */
   readonly #clients = new Map<number, Transport>();
   readonly #stopping = new Map<NodeId, NodeRuntime>();
@@ -142,7 +139,7 @@ export class ElectionHarness {
   readonly #seen = new Map<NodeId, Seen>();
   #absorbed = 0;
   #current: StoredRecord | undefined;
-  readonly #log: string[] = [];
+  readonly #log: TraceLog;
   readonly #coverage: ElectionCoverage = emptyElectionCoverage();
 
   constructor(config: ElectionConfig, mutation: ElectionMutation = {}) {
@@ -155,6 +152,13 @@ export class ElectionHarness {
       election: { timings, passive: [config.passive] },
     });
     if (this.cluster.kv === undefined) throw new Error("the cluster runs no election");
+    this.#log = new TraceLog(() => this.now);
+    this.#faults = new Faults({
+      cluster: this.cluster,
+      servers: SERVERS,
+      serverOf: (id) => this.serverOf(id),
+      record: (what) => this.note(what),
+    });
     const kv = this.cluster.kv;
     this.kv = kv;
     const plant = mutation.store;
@@ -195,16 +199,14 @@ export class ElectionHarness {
   }
 
   async crash(id: NodeId): Promise<void> {
-    this.cluster.crash(id);
+    this.#faults.crash(id);
     this.#seen.delete(id);
-    this.note(`crash(${id})`);
     await this.#run(0);
   }
 
   /** Starts a crashed (or never started) node again, as a new incarnation. */
   async restart(id: NodeId): Promise<void> {
-    this.cluster.start(id, this.serverOf(id));
-    this.note(`restart(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
+    this.#faults.restart(id);
     await this.#run(0);
   }
 
@@ -223,8 +225,7 @@ export class ElectionHarness {
     const done = () => node.actor.getSnapshot().status === "done";
     await this.#run(STOP_GRACE_MS, done);
     if (!done()) {
-      this.cluster.network.crash(hostOf(id));
-      node.actor.stop();
+      this.#faults.kill(id, node);
       this.note(`stop(${id}) stuck: killed`);
     }
     this.#stopping.delete(id);
@@ -232,50 +233,34 @@ export class ElectionHarness {
   }
 
   async cutLink(id: NodeId): Promise<void> {
-    this.#linkCut.add(id);
-    this.cluster.cutLink(id);
-    this.note(`cutLink(${id})`);
+    this.#faults.cutLink(id);
     await this.#run(0);
   }
 
   async restoreLink(id: NodeId): Promise<void> {
-    this.#linkCut.delete(id);
-    this.cluster.restoreLink(id);
-    this.note(`restoreLink(${id})`);
+    this.#faults.restoreLink(id);
     await this.#run(0);
   }
 
   async cutRoute(a: number, b: number): Promise<void> {
-    this.#routeCut.add(routeKey(a, b));
-    this.cluster.network.cutRoute(a, b);
-    this.note(`cutRoute(${routeKey(a, b)})`);
+    this.#faults.cutRoute(a, b);
     await this.#run(0);
   }
 
   async restoreRoute(a: number, b: number): Promise<void> {
-    this.#routeCut.delete(routeKey(a, b));
-    this.cluster.network.restoreRoute(a, b);
-    this.note(`restoreRoute(${routeKey(a, b)})`);
+    this.#faults.restoreRoute(a, b);
     await this.#run(0);
   }
 
   /** Cuts both routes of one server: its nodes are a minority (of one server in three). */
   async isolate(server: number): Promise<void> {
-    for (let other = 0; other < SERVERS; other++) {
-      if (other === server) continue;
-      this.#routeCut.add(routeKey(server, other));
-      this.cluster.network.cutRoute(server, other);
-    }
-    this.note(`isolate(s${server})`);
+    this.#faults.isolate(server);
     await this.#run(0);
   }
 
   /** Adds `ms` to every delivery and store hop of the node's traffic (0 removes it). */
   async delay(id: NodeId, ms: number): Promise<void> {
-    if (ms > 0) this.#delays.set(id, ms);
-    else this.#delays.delete(id);
-    this.cluster.network.setFaults({ extraDelayMs: ms }, hostOf(id));
-    this.note(ms > 0 ? `delay(${id}, ${ms} ms)` : `undelay(${id})`);
+    this.#faults.delay(id, ms);
     await this.#run(0);
   }
 
@@ -316,15 +301,7 @@ export class ElectionHarness {
    * down), lets the stabilisation bound pass, then checks agreement.
    */
   async healAndWait(): Promise<void> {
-    for (const id of this.#linkCut) this.cluster.restoreLink(id);
-    this.#linkCut.clear();
-    for (const key of this.#routeCut) {
-      const [a, b] = key.split("-").map(Number);
-      this.cluster.network.restoreRoute(a ?? 0, b ?? 0);
-    }
-    this.#routeCut.clear();
-    for (const id of this.#delays.keys()) this.cluster.network.setFaults({ extraDelayMs: 0 }, hostOf(id));
-    this.#delays.clear();
+    this.#faults.heal();
     this.note(`heal everything, wait ${this.stabilisationMs}`);
     const healedAt = this.now;
     let agreedAt: number | undefined = healedAt;
@@ -389,11 +366,12 @@ export class ElectionHarness {
       if (n.state.role === "coordinator" && !wasCoordinator) {
         const away = this.#away(hostOf(n.node));
         this.#coverage.elected++;
-        if (this.#linkCut.size > 0 || this.#routeCut.size > 0) this.#coverage.electedDuringFaults++;
-        this.#log.push(`t=${this.now}   n${n.node} became coordinator (epoch ${n.state.term?.epoch ?? "?"})`);
+        if (this.#faults.linkCut.size > 0 || this.#faults.routeCut.size > 0)
+          this.#coverage.electedDuringFaults++;
+        this.#log.add(`  n${n.node} became coordinator (epoch ${n.state.term?.epoch ?? "?"})`);
         checkBecameCoordinator(n.node, n.state.term?.epoch, away);
       } else if (wasCoordinator && n.state.role !== "coordinator") {
-        this.#log.push(`t=${this.now}   n${n.node} stepped down (now ${n.state.role})`);
+        this.#log.add(`  n${n.node} stepped down (now ${n.state.role})`);
       }
       this.#seen.set(n.node, {
         election: n.election,
@@ -420,7 +398,7 @@ export class ElectionHarness {
   #away(host: string): string | null {
     const id = Number(/^node-(\d+)$/.exec(host)?.[1]);
     if (!Number.isInteger(id)) return null;
-    if (this.#linkCut.has(id)) return `n${id}'s link is cut`;
+    if (this.#faults.linkCut.has(id)) return `n${id}'s link is cut`;
     const server = this.serverOf(id);
     const side = this.#sideOf(server);
     return side.length * 2 > SERVERS
@@ -434,7 +412,7 @@ export class ElectionHarness {
     const queue = [server];
     for (let at = queue.pop(); at !== undefined; at = queue.pop()) {
       for (let other = 0; other < SERVERS; other++) {
-        if (seen.has(other) || this.#routeCut.has(routeKey(at, other))) continue;
+        if (seen.has(other) || this.#faults.isRouteCut(at, other)) continue;
         seen.add(other);
         queue.push(other);
       }
@@ -451,39 +429,25 @@ export class ElectionHarness {
   }
 
   #fail(error: unknown): never {
-    if (error instanceof InvariantViolation) {
-      throw new InvariantViolation(error.invariant, `${error.detail}\n\n${this.trace()}`);
-    }
-    throw error;
+    failWithTrace(error, () => this.trace());
   }
 
   /** A line of the trace. */
   note(what: string): void {
     this.#coverage.steps++;
-    this.#log.push(`t=${this.now} ${what}`);
+    this.#log.add(what);
   }
 
   /** What happened, for a counterexample. */
   trace(): string {
-    const log =
-      this.#log.length <= TRACE_LINES
-        ? this.#log
-        : [
-            ...this.#log.slice(0, TRACE_LINES / 2),
-            `... ${this.#log.length - TRACE_LINES} lines ...`,
-            ...this.#log.slice(-TRACE_LINES / 2),
-          ];
-    const lines = ["commands and terms (simulated ms):", ...log.map((l) => `  ${l}`)];
+    const lines = ["commands and terms (simulated ms):", ...this.#log.lines(TRACE_LINES)];
     const placement = `latency 1..${this.#config.latencyMaxMs} ms; ${NODE_IDS.map(
       (id) => `n${id}@s${this.serverOf(id)}${id === this.#config.passive ? "(passive)" : ""}`,
     ).join(" ")}`;
     const sides = [...new Set([0, 1, 2].map((s) => this.#sideOf(s).join(",")))].map((s) => `[${s}]`);
-    const delays = [...this.#delays].map(([id, ms]) => `n${id}+${ms}ms`);
     lines.push(
       `topology at t=${this.now}: ${placement}`,
-      `  links cut: [${[...this.#linkCut].join(",")}]; routes cut: [${[...this.#routeCut].join(
-        ",",
-      )}]; server sides: ${sides.join(" ")}; delays: [${delays.join(",")}]`,
+      `  ${this.#faults.describeCuts()}; server sides: ${sides.join(" ")}; ${this.#faults.describeDelays()}`,
       `  running: [${[...this.cluster.nodes.keys()].sort().join(",")}]`,
       "nodes:",
     );

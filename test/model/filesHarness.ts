@@ -21,6 +21,7 @@ import { SimCluster } from "../../sim/cluster.js";
 import { seededRandom } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { SimKv } from "../../transport/sim/index.js";
+import { Faults, failWithTrace, TraceLog } from "./faults.js";
 import {
   checkServed,
   type Fetched,
@@ -150,9 +151,6 @@ interface Call {
   readonly name: string;
 }
 
-const routeKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : `${b}-${a}`);
-const hostOf = (node: NodeId): string => `node-${node}`;
-
 /** Bytes of commit `seq`: a header that makes them unique, then `size` seeded bytes. */
 export function bodyOf(seq: number, name: string, size: number, seed: number): Uint8Array {
   const header = new TextEncoder().encode(`${name}#${seq}\n`);
@@ -172,16 +170,14 @@ export class FilesHarness {
   readonly history: FileHistory;
   readonly #config: FilesConfig;
   readonly #clients: FileClient[] = [];
-  readonly #linkCut = new Set<NodeId>();
-  readonly #routeCut = new Set<string>();
-  readonly #delays = new Map<NodeId, number>();
+  readonly #faults: Faults;
   readonly #calls = new Map<number, Call>();
   #seq = 0;
   #absorbed = 0;
   #coordinator: NodeId | undefined;
   /** The first violation seen inside a callback; the run stops at the next event. */
   #failure: unknown;
-  readonly #log: string[] = [];
+  readonly #log: TraceLog;
   readonly #coverage: FilesCoverage = emptyFilesCoverage();
 
   /** `commitOnce`: enforce the invariant of that name (see FILES_INVARIANTS), else count its breaches. */
@@ -202,6 +198,13 @@ export class FilesHarness {
       ...(plantReplicas ? { replicaStore: plantReplicas } : {}),
     });
     if (this.cluster.kv === undefined) throw new Error("the cluster runs no election");
+    this.#log = new TraceLog(() => this.now);
+    this.#faults = new Faults({
+      cluster: this.cluster,
+      servers: SERVERS,
+      serverOf: (id) => this.serverOf(id),
+      record: (what) => this.note(what),
+    });
     const kv = this.cluster.kv;
     this.kv = kv;
     const plantStore = mutation.store;
@@ -304,8 +307,7 @@ export class FilesHarness {
   }
 
   async crash(id: NodeId): Promise<void> {
-    this.cluster.crash(id);
-    this.note(`crash(${id})`);
+    this.#faults.crash(id);
     await this.#run(0);
   }
 
@@ -318,8 +320,7 @@ export class FilesHarness {
 
   /** Starts a crashed node again: its disk is what it was (unless wiped). */
   async restart(id: NodeId): Promise<void> {
-    this.cluster.start(id, this.serverOf(id));
-    this.note(`restart(${id}) as ${id}/${this.cluster.incarnationOf(id)}`);
+    this.#faults.restart(id);
     await this.#run(0);
   }
 
@@ -338,50 +339,34 @@ export class FilesHarness {
   }
 
   async cutLink(id: NodeId): Promise<void> {
-    this.#linkCut.add(id);
-    this.cluster.cutLink(id);
-    this.note(`cutLink(${id})`);
+    this.#faults.cutLink(id);
     await this.#run(0);
   }
 
   async restoreLink(id: NodeId): Promise<void> {
-    this.#linkCut.delete(id);
-    this.cluster.restoreLink(id);
-    this.note(`restoreLink(${id})`);
+    this.#faults.restoreLink(id);
     await this.#run(0);
   }
 
   async cutRoute(a: number, b: number): Promise<void> {
-    this.#routeCut.add(routeKey(a, b));
-    this.cluster.network.cutRoute(a, b);
-    this.note(`cutRoute(${routeKey(a, b)})`);
+    this.#faults.cutRoute(a, b);
     await this.#run(0);
   }
 
   async restoreRoute(a: number, b: number): Promise<void> {
-    this.#routeCut.delete(routeKey(a, b));
-    this.cluster.network.restoreRoute(a, b);
-    this.note(`restoreRoute(${routeKey(a, b)})`);
+    this.#faults.restoreRoute(a, b);
     await this.#run(0);
   }
 
   /** Cuts both routes of one server: its nodes and clients are a minority. */
   async isolate(server: number): Promise<void> {
-    for (let other = 0; other < SERVERS; other++) {
-      if (other === server) continue;
-      this.#routeCut.add(routeKey(server, other));
-      this.cluster.network.cutRoute(server, other);
-    }
-    this.note(`isolate(s${server})`);
+    this.#faults.isolate(server);
     await this.#run(0);
   }
 
   /** Adds `ms` to every delivery and store hop of the node's traffic (0 removes it): a slow coordinator outlives its term. */
   async delay(id: NodeId, ms: number): Promise<void> {
-    if (ms > 0) this.#delays.set(id, ms);
-    else this.#delays.delete(id);
-    this.cluster.network.setFaults({ extraDelayMs: ms }, hostOf(id));
-    this.note(ms > 0 ? `delay(${id}, ${ms} ms)` : `undelay(${id})`);
+    this.#faults.delay(id, ms);
     await this.#run(0);
   }
 
@@ -392,7 +377,7 @@ export class FilesHarness {
 
   /** Restores every link and route, removes every delay (crashed nodes stay down), and lets the election settle. */
   async heal(ms: number): Promise<void> {
-    this.#healNetwork();
+    this.#faults.heal();
     this.note(`heal links and routes, wait ${ms}`);
     await this.#run(ms);
   }
@@ -404,7 +389,7 @@ export class FilesHarness {
    * byte unless every holder of it was wiped.
    */
   async finish(): Promise<void> {
-    this.#healNetwork();
+    this.#faults.heal();
     const down = NODE_IDS.filter((id) => !this.cluster.nodes.has(id));
     for (const id of down) this.cluster.start(id, this.serverOf(id));
     this.note(`final heal: links and routes restored, restarted [${down.join(",")}]`);
@@ -521,24 +506,12 @@ export class FilesHarness {
   #end(call: Call, outcome: string, check: () => void): void {
     this.#calls.delete(call.seq);
     if ([...this.#calls.values()].some((c) => c.name === call.name)) this.#coverage.concurrent++;
-    this.#log.push(`t=${this.now}   ${call.kind} #${call.seq} ${call.name}: ${outcome}`);
+    this.#log.add(`  ${call.kind} #${call.seq} ${call.name}: ${outcome}`);
     try {
       check();
     } catch (error) {
       this.#failure ??= error;
     }
-  }
-
-  #healNetwork(): void {
-    for (const id of this.#linkCut) this.cluster.restoreLink(id);
-    this.#linkCut.clear();
-    for (const key of this.#routeCut) {
-      const [a, b] = key.split("-").map(Number);
-      this.cluster.network.restoreRoute(a ?? 0, b ?? 0);
-    }
-    this.#routeCut.clear();
-    for (const id of this.#delays.keys()) this.cluster.network.setFaults({ extraDelayMs: 0 }, hostOf(id));
-    this.#delays.clear();
   }
 
   /**
@@ -563,8 +536,8 @@ export class FilesHarness {
     if (coordinator !== this.#coordinator) {
       if (coordinator !== undefined) {
         this.#coverage.coordinatorChanges++;
-        this.#log.push(`t=${this.now}   n${coordinator} is coordinator`);
-      } else this.#log.push(`t=${this.now}   no coordinator`);
+        this.#log.add(`  n${coordinator} is coordinator`);
+      } else this.#log.add("  no coordinator");
       this.#coordinator = coordinator;
     }
     const writes = this.kv.writes;
@@ -581,8 +554,9 @@ export class FilesHarness {
       }
       const r = parsed.data;
       this.#coverage.recorded++;
-      this.#log.push(
-        `t=${w.at}   catalog: ${w.host} recorded ${r.name} v${r.version} (${short(r.sha256)}, commit ${r.commit}, epoch ${r.epoch}) holders [${r.holders.join(",")}]`,
+      this.#log.add(
+        `  catalog: ${w.host} recorded ${r.name} v${r.version} (${short(r.sha256)}, commit ${r.commit}, epoch ${r.epoch}) holders [${r.holders.join(",")}]`,
+        w.at,
       );
       const again = this.history.recordedAgain.length;
       this.history.recorded({
@@ -596,7 +570,7 @@ export class FilesHarness {
         host: w.host,
       });
       const recordedAgain = this.history.recordedAgain[again];
-      if (recordedAgain !== undefined) this.#log.push(`t=${w.at}   note: ${recordedAgain}`);
+      if (recordedAgain !== undefined) this.#log.add(`  note: ${recordedAgain}`, w.at);
     }
   }
 
@@ -609,16 +583,13 @@ export class FilesHarness {
   }
 
   #fail(error: unknown): never {
-    if (error instanceof InvariantViolation) {
-      throw new InvariantViolation(error.invariant, `${error.detail}\n\n${this.trace()}`);
-    }
-    throw error;
+    failWithTrace(error, () => this.trace());
   }
 
   /** A line of the trace. */
   note(what: string): void {
     this.#coverage.steps++;
-    this.#log.push(`t=${this.now} ${what}`);
+    this.#log.add(what);
   }
 
   #placement(): string {
@@ -631,22 +602,10 @@ export class FilesHarness {
 
   /** What happened, for a counterexample. */
   trace(): string {
-    const log =
-      this.#log.length <= TRACE_LINES
-        ? this.#log
-        : [
-            ...this.#log.slice(0, TRACE_LINES / 2),
-            `... ${this.#log.length - TRACE_LINES} lines ...`,
-            ...this.#log.slice(-TRACE_LINES / 2),
-          ];
-    const lines = ["commands, calls and catalog writes (simulated ms):", ...log.map((l) => `  ${l}`)];
+    const lines = ["commands, calls and catalog writes (simulated ms):", ...this.#log.lines(TRACE_LINES)];
     lines.push(
       `topology at t=${this.now}: ${this.#placement()}`,
-      `  links cut: [${[...this.#linkCut].join(",")}]; routes cut: [${[...this.#routeCut].join(",")}]; delays: [${[
-        ...this.#delays,
-      ]
-        .map(([id, ms]) => `n${id}+${ms}ms`)
-        .join(",")}]`,
+      `  ${this.#faults.describeCuts()}; ${this.#faults.describeDelays()}`,
       `  running: [${[...this.cluster.nodes.keys()].sort().join(",")}]; coordinator: ${
         this.coordinator() ?? "none"
       }; wiped: [${this.history.wipes.map((w) => `n${w.node}@t=${w.at}`).join(", ")}]`,

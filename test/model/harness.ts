@@ -10,6 +10,7 @@ import { decode } from "../../protocol/codec.js";
 import { type EventMessage, eventSchema } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
 import { SimCluster } from "../../sim/cluster.js";
+import { Faults, failWithTrace, TraceLog } from "./faults.js";
 import {
   type CurrentView,
   checkComponents,
@@ -72,12 +73,10 @@ export class MembershipHarness {
   readonly #wire = new Map<string, EventMessage[]>();
   /** Incarnations that began a new lineage (a start, not a rejoin). */
   readonly #freshStarts = new Set<string>();
-  readonly #linkCut = new Set<number>();
-  readonly #linkRestoredAt = new Map<number, number>();
-  #routeCut = false;
+  readonly #faults: Faults;
   #lastChange = 0;
   #malformed = 0;
-  readonly #log: string[] = [];
+  readonly #log: TraceLog;
   readonly #requests: RequestLedger;
   readonly #coverage = {
     steps: 0,
@@ -95,6 +94,14 @@ export class MembershipHarness {
       ...(mutation.machine ? { membershipMachine: mutation.machine } : {}),
     });
     this.stabilisationMs = this.cluster.timings.downAfterMs + 3_000;
+    this.#log = new TraceLog(() => this.now);
+    this.#faults = new Faults({
+      cluster: this.cluster,
+      servers: config.servers,
+      serverOf: (id) => this.serverOf(id),
+      record: (what) => this.#changed(what),
+      changed: (change) => this.#requests.changed(change),
+    });
     this.#requests = new RequestLedger(
       this.cluster.network,
       {
@@ -106,7 +113,7 @@ export class MembershipHarness {
           (!this.#routeCut || this.serverOf(id) === TOOL_SERVER),
         quietComponents: () =>
           this.now - this.#lastChange >= this.stabilisationMs ? this.#components() : undefined,
-        note: (line) => this.#log.push(`t=${this.now} ${line}`),
+        note: (line) => this.#log.add(line),
       },
       mutation.gather,
     );
@@ -162,9 +169,7 @@ export class MembershipHarness {
   }
 
   async crash(id: number): Promise<void> {
-    this.cluster.crash(id);
-    this.#requests.changed({ kind: "crash", node: id });
-    this.#changed(`crash(${id})`);
+    this.#faults.crash(id);
     this.#verify();
   }
 
@@ -216,9 +221,7 @@ export class MembershipHarness {
     if (node.actor.getSnapshot().status !== "done") {
       // The link broke before the node noticed: the leave went nowhere and the drain waits for
       // a reconnect. The daemon's shutdown grace would end the process, as here.
-      this.cluster.network.crash(`node-${id}`);
-      node.actor.stop();
-      this.#requests.changed({ kind: "kill", node: id });
+      this.#faults.kill(id, node);
       note += " (drain stuck on a cut link: killed)";
     }
     this.#changed(note);
@@ -248,35 +251,23 @@ export class MembershipHarness {
   }
 
   async cutLink(id: number): Promise<void> {
-    this.#linkCut.add(id);
-    this.cluster.cutLink(id);
-    this.#requests.changed({ kind: "cutLink", node: id });
-    this.#changed(`cutLink(${id})`);
+    this.#faults.cutLink(id);
     this.#verify();
   }
 
   async restoreLink(id: number): Promise<void> {
-    this.#linkCut.delete(id);
-    this.#linkRestoredAt.set(id, this.now);
-    this.cluster.restoreLink(id);
-    this.#requests.changed({ kind: "restoreLink", node: id });
-    this.#changed(`restoreLink(${id})`);
+    this.#faults.restoreLink(id);
     this.#verify();
   }
 
+  /** Cuts the route between the two servers. */
   async cutRoute(): Promise<void> {
-    this.#routeCut = true;
-    this.cluster.network.cutRoute(0, 1);
-    this.#requests.changed({ kind: "route" });
-    this.#changed("cutRoute(0-1)");
+    this.#faults.cutRoute(0, 1);
     this.#verify();
   }
 
   async restoreRoute(): Promise<void> {
-    this.#routeCut = false;
-    this.cluster.network.restoreRoute(0, 1);
-    this.#requests.changed({ kind: "route" });
-    this.#changed("restoreRoute(0-1)");
+    this.#faults.restoreRoute(0, 1);
     this.#verify();
   }
 
@@ -309,17 +300,7 @@ export class MembershipHarness {
    * request's timeout, so every request has settled), then checks the end state.
    */
   async healAndSettle(): Promise<void> {
-    for (const id of [...this.#linkCut]) {
-      this.cluster.restoreLink(id);
-      this.#requests.changed({ kind: "restoreLink", node: id });
-      this.#linkRestoredAt.set(id, this.now);
-    }
-    this.#linkCut.clear();
-    if (this.#routeCut) {
-      this.cluster.network.restoreRoute(0, 1);
-      this.#requests.changed({ kind: "route" });
-    }
-    this.#routeCut = false;
+    this.#faults.heal();
     this.#changed("heal everything");
     await this.cluster.advance(this.stabilisationMs);
     this.#note(`advance(${this.stabilisationMs}) to stabilise`);
@@ -366,10 +347,7 @@ export class MembershipHarness {
   }
 
   #fail(error: unknown): never {
-    if (error instanceof InvariantViolation) {
-      throw new InvariantViolation(error.invariant, `${error.detail}\n\n${this.trace()}`);
-    }
-    throw error;
+    failWithTrace(error, () => this.trace());
   }
 
   #startNode(id: number): void {
@@ -378,9 +356,14 @@ export class MembershipHarness {
     this.#freshStarts.add(incarnationKey(id, this.cluster.incarnationOf(id) ?? 0));
   }
 
+  /** Whether the cut between the two servers is in place. */
+  get #routeCut(): boolean {
+    return this.#faults.isRouteCut(0, 1);
+  }
+
   #attached(id: number): boolean {
-    if (this.#linkCut.has(id)) return false;
-    const restored = this.#linkRestoredAt.get(id);
+    if (this.#faults.linkCut.has(id)) return false;
+    const restored = this.#faults.linkRestoredAt(id);
     if (restored !== undefined && this.now - restored < LINK_SETTLE_MS) return false;
     return this.cluster.nodes.get(id)?.transport?.status === "connected";
   }
@@ -388,7 +371,7 @@ export class MembershipHarness {
   #components(): number[][] {
     const groups = new Map<string, number[]>();
     for (const id of this.cluster.nodes.keys()) {
-      const group = this.#linkCut.has(id)
+      const group = this.#faults.linkCut.has(id)
         ? `alone ${id}`
         : this.#routeCut
           ? `server ${this.serverOf(id)}`
@@ -429,18 +412,18 @@ export class MembershipHarness {
   #note(what: string): void {
     this.#coverage.steps++;
     this.#coverage.events = this.cluster.events.length;
-    this.#log.push(`t=${this.now} ${what}`);
+    this.#log.add(what);
   }
 
   /** What happened, for a counterexample. */
   trace(): string {
-    const lines = ["commands (simulated ms):", ...this.#log.map((l) => `  ${l}`)];
+    const lines = ["commands (simulated ms):", ...this.#log.lines()];
     const placement =
       this.#config.servers === 1
         ? "1 server"
         : `2 servers (${NODE_IDS.map((id) => `${id}@s${this.serverOf(id)}`).join(" ")})`;
     lines.push(
-      `topology at t=${this.now}: ${placement}; links cut: [${[...this.#linkCut].join(",")}]; route ${
+      `topology at t=${this.now}: ${placement}; links cut: [${[...this.#faults.linkCut].join(",")}]; route ${
         this.#routeCut ? "cut" : "up"
       }; running: [${[...this.cluster.nodes.keys()].join(",")}]`,
       "views and peer tables:",

@@ -7,18 +7,22 @@ import type { ModelMutation } from "./harness.js";
 import type { GatherMutation } from "./requests.js";
 
 /** Merges a member back into the view but never tells anyone: the MERGE event is lost. */
-export const stepThatDropsMergeAnnouncements: MembershipStep = (ctx, event) =>
-  step(ctx, event).filter((o) => o.type !== "announce" || o.change.event !== "MERGE");
+export const stepThatDropsMergeAnnouncements: MembershipStep = (ctx, event) => {
+  const { context, outputs } = step(ctx, event);
+  return { context, outputs: outputs.filter((o) => o.type !== "announce" || o.change.event !== "MERGE") };
+};
 
 /** Announces every change with the view id it had before: view ids never grow. */
 export const stepThatForgetsToBumpViewIds: MembershipStep = (ctx, event) => {
   const before = ctx.view.id;
-  const outputs = step(ctx, event);
-  if (!outputs.some((o) => o.type === "announce")) return outputs;
-  ctx.view = { id: before, members: ctx.view.members };
-  return outputs.map((o) =>
-    o.type === "announce" ? { ...o, change: { ...o.change, view: { ...o.change.view, id: before } } } : o,
-  );
+  const { context, outputs } = step(ctx, event);
+  if (!outputs.some((o) => o.type === "announce")) return { context, outputs };
+  return {
+    context: { ...context, view: { id: before, members: context.view.members } },
+    outputs: outputs.map((o) =>
+      o.type === "announce" ? { ...o, change: { ...o.change, view: { ...o.change.view, id: before } } } : o,
+    ),
+  };
 };
 
 export const machineThatDropsMergeAnnouncements = createMembershipMachine(stepThatDropsMergeAnnouncements);

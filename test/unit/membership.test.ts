@@ -29,7 +29,8 @@ const peer = (node: number, incarnation = 1): Member => ({ node, incarnation });
 
 /** Drives one node's context through time: regular ticks, and heartbeats from the peers that talk. */
 class Driver {
-  readonly ctx: MembershipContext;
+  /** The context after the last event: each step returns the next one. */
+  ctx: MembershipContext;
   now = 0;
 
   constructor(options: { quorum?: boolean; viewId?: number } = {}) {
@@ -43,7 +44,9 @@ class Driver {
   }
 
   send(event: MembershipEvent): MembershipOutput[] {
-    return step(this.ctx, event);
+    const { context, outputs } = step(this.ctx, event);
+    this.ctx = context;
+    return outputs;
   }
 
   hear(from: Member, options: { view?: View; down?: readonly Member[] } = {}): MembershipOutput[] {
@@ -302,6 +305,58 @@ describe("the membership reducer", () => {
       d.joinWith([peer(2)]);
       expect(d.hear(peer(2), { down: [{ node: 1, incarnation: 0 }] })).toEqual([]);
     });
+  });
+
+  it("a step never writes to the context it is given: it returns the next one", () => {
+    const member = fc.record({
+      node: fc.integer({ min: 1, max: 5 }),
+      incarnation: fc.integer({ min: 1, max: 3 }),
+    });
+    const event = fc.oneof(
+      fc.record({
+        type: fc.constant("peer.heartbeat" as const),
+        from: member,
+        viewId: fc.integer({ min: 0, max: 6 }),
+        down: fc.array(member, { maxLength: 2 }),
+      }),
+      fc.record({ type: fc.constantFrom("peer.leave" as const, "probe.answered" as const), from: member }),
+      fc.record({ type: fc.constant("probe.noResponders" as const), peer: member }),
+      fc.record({ type: fc.constant("clock.tick" as const), gap: fc.constantFrom(25, 25, 25, 400) }),
+      fc.record({ type: fc.constantFrom("link.down" as const, "link.up" as const) }),
+    );
+    // Frozen all the way down: in strict mode any write to it throws.
+    const deepFreeze = <T>(value: T): T => {
+      if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+        Object.freeze(value);
+        for (const inner of Object.values(value)) deepFreeze(inner);
+      }
+      return value;
+    };
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 120 }), (events) => {
+        let ctx = initialContext({ self, timings, quorum: true, at: 0 });
+        let at = 0;
+        for (const e of events) {
+          at += e.type === "clock.tick" ? e.gap : 5;
+          const before = structuredClone(deepFreeze(ctx));
+          const input: MembershipEvent =
+            e.type === "peer.heartbeat"
+              ? {
+                  type: e.type,
+                  from: e.from,
+                  view: summarize({ id: e.viewId, members: [e.from.node] }, e.from.node),
+                  down: e.down,
+                  at,
+                }
+              : e.type === "clock.tick" || e.type === "link.down" || e.type === "link.up"
+                ? { type: e.type, at }
+                : { ...e, at };
+          const next = step(ctx, input).context;
+          expect(ctx).toEqual(before);
+          ctx = next;
+        }
+      }),
+    );
   });
 
   it("exactly one of two components that declared each other down wins", () => {
