@@ -6,6 +6,7 @@ import type { ViewChange } from "../machines/membership.js";
 import { decode, encode } from "../protocol/codec.js";
 import {
   type EventMessage,
+  NODE_FLAGS,
   type NodeId,
   type NodeStatus,
   REQUEST_GROUPS,
@@ -49,9 +50,6 @@ export interface DvsTablesOptions {
   /** Process traffic through this node's proxies, for `node_usr`. */
   readonly traffic: { traffic(): NodeTraffic };
 }
-
-/** `node_usr` flags. */
-export const NODE_FLAGS = { initialized: 1, inView: 2, minority: 4 } as const;
 
 const UNGATED: ReadonlySet<RequestType> = new Set<RequestType>(["DVSINIT", ...REQUEST_GROUPS.host]);
 

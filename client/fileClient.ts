@@ -6,15 +6,15 @@
 // deadline, so a commit that was recorded before the coordinator died is
 // answered SUCCESS by the next one.
 import { createHash } from "node:crypto";
-import { FileStoreError } from "../actors/files/errors.js";
-import { readChunks } from "../actors/files/pull.js";
 import { decode, encode } from "../protocol/codec.js";
+import { readChunks } from "../protocol/fileRead.js";
 import {
   CHUNK_BYTES,
   type FileAnswer,
   type FileErrorName,
   type FileIdentity,
   type FileListing,
+  FileStoreError,
   fileAnswerSchema,
   readRequestSchema,
 } from "../protocol/files.js";

@@ -6,7 +6,7 @@ export type { AdminSigner } from "../protocol/adminSignature.js";
 export { ADMIN_SIGNATURE_WINDOW_MS } from "../protocol/adminSignature.js";
 export type { Encoding } from "../protocol/codec.js";
 export type { FileListing } from "../protocol/files.js";
-export { commitIdSchema, fileNameSchema } from "../protocol/files.js";
+export { commitIdSchema, FileStoreError, fileNameSchema } from "../protocol/files.js";
 export type { ClusterEvent, NodeId, RequestType, Role, Rply } from "../protocol/messages.js";
 export {
   ALL,
@@ -14,6 +14,8 @@ export {
   errorName,
   isRequestType,
   MUTATING_TYPES,
+  NODE_FLAGS,
   REQUEST_TYPES,
 } from "../protocol/messages.js";
+export { ANY_ENDPOINT, ANY_RQST, PROC_FLAGS } from "../protocol/processes.js";
 export { VERSION } from "../protocol/version.js";

@@ -237,3 +237,15 @@ export const catalogRecordSchema = z.strictObject({
     .optional(),
 });
 export type CatalogRecord = z.infer<typeof catalogRecordSchema>;
+
+/** A file-store failure as the wire names it: `code` is the error a server answers with, or a client ends with. */
+export class FileStoreError extends Error {
+  override name = "FileStoreError";
+  constructor(
+    readonly code: FileErrorName,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

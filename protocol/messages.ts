@@ -526,3 +526,6 @@ export function describeIssues(error: z.ZodError): { path: string; message: stri
     message: i.message,
   }));
 }
+
+/** `node_usr` flags. */
+export const NODE_FLAGS = { initialized: 1, inView: 2, minority: 4 } as const;

@@ -144,3 +144,22 @@ export const migrationReplySchema = z.discriminatedUnion("ok", [
   z.strictObject({ ok: z.literal(false), error: errorNameSchema, message: z.string().max(512) }),
 ]);
 export type MigrationReply = z.infer<typeof migrationReplySchema>;
+
+/** Bits of `proc_usr.flags`. */
+export const PROC_FLAGS = {
+  /** Stopped for a move; messages are held (`waitmigr`). */
+  MIGRATING: 1,
+  /** Restored from its persisted snapshot when the node started. */
+  RESTORED: 2,
+  /** Its privileges are not the default (unrestricted) ones. */
+  RESTRICTED: 4,
+  /** Its machine failed (an action threw); messages to it are dropped. */
+  FAILED: 8,
+} as const;
+
+/** In `priv.endpoints`: any endpoint. The largest endpoint the protocol accepts, reserved (SPAWN refuses it). */
+export const ANY_ENDPOINT = 65_536;
+/** In `priv.rqsts`: any request type. */
+export const ANY_RQST = "*";
+/** What a process may do by default: everything. */
+export const UNRESTRICTED: Privileges = { rqsts: [ANY_RQST], endpoints: [ANY_ENDPOINT] };

@@ -7,10 +7,15 @@ import { createHash } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type FileErrorName, type FileIdentity, fileIdentitySchema } from "../../protocol/files.js";
+import {
+  type FileErrorName,
+  type FileIdentity,
+  FileStoreError,
+  fileIdentitySchema,
+} from "../../protocol/files.js";
 import { type Random, randomInt, systemRandom } from "../../transport/clock.js";
 import type { Logger } from "../logger.js";
-import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
+import { ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
 import {
   checkRange,
   identityOf,

@@ -1,18 +1,7 @@
-// Named failures of the file store. Each has a stable `name` that callers and
-// tests match on, and the wire error (FileErrorName) it is answered with.
-import type { FileErrorName } from "../../protocol/files.js";
+// Named failures of a server's replica store. Each is a FileStoreError (protocol/files.ts)
+// with a stable `name` that callers and tests match on, and the wire error it is answered with.
+import { FileStoreError } from "../../protocol/files.js";
 import type { ReplicaRef } from "./replicaStore.js";
-
-export class FileStoreError extends Error {
-  override name = "FileStoreError";
-  constructor(
-    readonly code: FileErrorName,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 /** The replica asked for is not held here. */
 export class ReplicaNotFoundError extends FileStoreError {

@@ -6,7 +6,8 @@
 // run gives the same disk.
 import { createHash } from "node:crypto";
 import type { FileIdentity } from "../../protocol/files.js";
-import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
+import { FileStoreError } from "../../protocol/files.js";
+import { ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
 import {
   checkRange,
   identityOf,

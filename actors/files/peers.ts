@@ -7,6 +7,7 @@ import { decode, type Encoding, encode, headersFor } from "../../protocol/codec.
 import {
   type FileAnswer,
   type FileErrorName,
+  FileStoreError,
   type PeerFileAnswer,
   type PeerFileMessage,
   peerFileAnswerSchema,
@@ -15,7 +16,6 @@ import { type HeldFile, type NodeId, PROTOCOL_VERSION } from "../../protocol/mes
 import { Responder, refusalLog } from "../../protocol/responder.js";
 import type { Message } from "../../transport/transport.js";
 import { throttledWarn } from "../logger.js";
-import { FileStoreError } from "./errors.js";
 import type { FileServiceOptions, FileSettings } from "./settings.js";
 
 export type Reply = (answer: FileAnswer | PeerFileAnswer) => void;

@@ -3,8 +3,7 @@
 // durable (fsync) before it counts, and read back in chunks. Two implementations
 // keep one contract (test/contracts/replicaStore/contract.ts): files on disk
 // (diskReplicas.ts) and the simulated disk of the `sim` network (memoryReplicas.ts).
-import { type FileIdentity, fileIdentitySchema } from "../../protocol/files.js";
-import { FileStoreError } from "./errors.js";
+import { type FileIdentity, FileStoreError, fileIdentitySchema } from "../../protocol/files.js";
 
 /** One version of one file, as ALIVE, READ and the catalog name it. */
 export interface ReplicaRef {

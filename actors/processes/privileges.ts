@@ -1,16 +1,11 @@
 // What a process may do (SETPRIV/GETPRIV): which requests it may make and
 // which endpoints it may send to. The default is everything; the runtime checks
 // each `dvs.send` and `dvs.rqst` a process emits against its privileges.
+
 import { isRequestType, type RequestType } from "../../protocol/messages.js";
 import type { Privileges } from "../../protocol/processes.js";
+import { ANY_ENDPOINT, ANY_RQST } from "../../protocol/processes.js";
 import { type Failure, fail } from "./failures.js";
-
-/** In `priv.endpoints`: any endpoint. The largest endpoint the protocol accepts, reserved (SPAWN refuses it). */
-export const ANY_ENDPOINT = 65_536;
-/** In `priv.rqsts`: any request type. */
-export const ANY_RQST = "*";
-/** What a process may do by default: everything. */
-export const UNRESTRICTED: Privileges = { rqsts: [ANY_RQST], endpoints: [ANY_ENDPOINT] };
 
 export function allowsEndpoint(priv: Privileges, endpoint: number): boolean {
   return priv.endpoints.includes(ANY_ENDPOINT) || priv.endpoints.includes(endpoint);

@@ -1,20 +1,10 @@
 // GETPROCINFO's view of a hosted process (`proc_usr`): its slot, flags,
 // lifecycle, counters and its machine's state, as its host reports it.
+
 import type { NodeId } from "../../protocol/messages.js";
+import { PROC_FLAGS } from "../../protocol/processes.js";
 import type { Hosted } from "./hosted.js";
 import { isUnrestricted } from "./privileges.js";
-
-/** Bits of `proc_usr.flags`. */
-export const PROC_FLAGS = {
-  /** Stopped for a move; messages are held (`waitmigr`). */
-  MIGRATING: 1,
-  /** Restored from its persisted snapshot when the node started. */
-  RESTORED: 2,
-  /** Its privileges are not the default (unrestricted) ones. */
-  RESTRICTED: 4,
-  /** Its machine failed (an action threw); messages to it are dropped. */
-  FAILED: 8,
-} as const;
 
 /** GETPROCINFO's `proc_usr`: a process as its host sees it. */
 export interface ProcUsr {

@@ -3,6 +3,7 @@
 // process hosted elsewhere is relayed to its host.
 import type { NodeId, RequestType, Rqst } from "../../protocol/messages.js";
 import type { Privileges } from "../../protocol/processes.js";
+import { ANY_ENDPOINT, UNRESTRICTED } from "../../protocol/processes.js";
 import type { Clock } from "../../transport/clock.js";
 import type { MachineRegistry } from "../machineRegistry.js";
 import type { Outcome, RequestHandlers } from "../requestServer.js";
@@ -16,7 +17,7 @@ import { procKey } from "./locations.js";
 import type { Migrations } from "./migration.js";
 import type { Persistence } from "./persistence.js";
 import { checkPlacement, type DcDirectory } from "./placement.js";
-import { ANY_ENDPOINT, normalizePrivileges, UNRESTRICTED } from "./privileges.js";
+import { normalizePrivileges } from "./privileges.js";
 import { procUsrOf } from "./procInfo.js";
 import type { Proxies, ProxyInfo, ProxyStats } from "./proxy.js";
 import type { Router } from "./routing.js";

@@ -6,12 +6,12 @@
 // knows the others) and a commit lands on both passive servers.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FileStoreError } from "../../actors/files/errors.js";
 import { type Committed, FileClient, type FileSource } from "../../client/fileClient.js";
 import { agreedCoordinator, type Coordinator, RegistryClient } from "../../client/registryClient.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
 import { decode } from "../../protocol/codec.js";
+import { FileStoreError } from "../../protocol/files.js";
 import { type ServerMessage, serverMessageSchema } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
 import { sleep, systemClock } from "../../transport/clock.js";

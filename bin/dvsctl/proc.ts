@@ -3,10 +3,8 @@
 // about a process to the node hosting it, so by default dvsctl asks the lowest
 // node of the DC that is in the view; SPAWN runs the process on the node asked.
 import { type Command, Option } from "commander";
-import { ANY_ENDPOINT, ANY_RQST } from "../../actors/processes/privileges.js";
-import { PROC_FLAGS } from "../../actors/processes/procInfo.js";
 import type { DvsClient } from "../../client/dvsClient.js";
-import { ALL, type NodeId, type Rply } from "../../client/wire.js";
+import { ALL, ANY_ENDPOINT, ANY_RQST, type NodeId, PROC_FLAGS, type Rply } from "../../client/wire.js";
 import { dcid, endpoint, jsonObject, jsonValue, nodeId } from "./args.js";
 import { CommandError } from "./errors.js";
 import { computedView, entriesOf, errorMessage, rcodeLabel, shortJson } from "./replies.js";

@@ -2,9 +2,9 @@
 // reply to ALL is one entry per member of the answering node's view. Each
 // request type has a view that turns an entry's `data` into table columns;
 // `--json` bypasses all of this and prints the RPLY as it came.
-import { NODE_FLAGS } from "../../actors/dvsTables.js";
+
 import { formatTable } from "../../client/table.js";
-import { errorName, type Rply } from "../../client/wire.js";
+import { errorName, NODE_FLAGS, type Rply } from "../../client/wire.js";
 
 /** Turns one successful entry's `data` into rows of cells (usually one row). */
 export interface ReplyView {

@@ -3,9 +3,9 @@
 // grow, a holder's crash leaves the file readable and is repaired.
 import { describe, expect, it } from "vitest";
 import { catalogKey } from "../../actors/files/catalog.js";
-import { FileStoreError } from "../../actors/files/errors.js";
 import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
 import { decode, encode } from "../../protocol/codec.js";
+import { FileStoreError } from "../../protocol/files.js";
 import { PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
 import { SimCluster } from "../../sim/cluster.js";

@@ -3,11 +3,11 @@
 // location transparency, privileges, migration, proxies, persistence.
 import { afterEach, describe, expect, it } from "vitest";
 import { MachineRegistry } from "../../actors/machineRegistry.js";
-import { ANY_ENDPOINT } from "../../actors/processes/privileges.js";
 import { MemorySnapshotStore } from "../../actors/processes/processStore.js";
-import { PROC_FLAGS, type ProcUsr } from "../../actors/processes/procInfo.js";
+import type { ProcUsr } from "../../actors/processes/procInfo.js";
 import type { ProxyInfo, ProxyStats } from "../../actors/processes/proxy.js";
 import { rcode } from "../../protocol/messages.js";
+import { ANY_ENDPOINT, PROC_FLAGS } from "../../protocol/processes.js";
 import { sleep } from "../../transport/clock.js";
 import { ProcessCluster } from "../support/processCluster.js";
 import {

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DiskReplicas } from "../../actors/files/diskReplicas.js";
-import { FileStoreError } from "../../actors/files/errors.js";
 import type { ReplicaRef } from "../../actors/files/replicaStore.js";
 import { silentLogger } from "../../actors/logger.js";
+import { FileStoreError } from "../../protocol/files.js";
 import { seededRandom } from "../../transport/clock.js";
 import {
   bytesOf,

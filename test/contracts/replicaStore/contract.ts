@@ -3,9 +3,9 @@
 // `sim` network (test/unit/replicas.sim.test.ts).
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { FileStoreError, ReplicaIntegrityError, ReplicaNotFoundError } from "../../../actors/files/errors.js";
+import { ReplicaIntegrityError, ReplicaNotFoundError } from "../../../actors/files/errors.js";
 import type { ReplicaRef, ReplicaStore } from "../../../actors/files/replicaStore.js";
-import { CHUNK_BYTES, type FileIdentity } from "../../../protocol/files.js";
+import { CHUNK_BYTES, type FileIdentity, FileStoreError } from "../../../protocol/files.js";
 import { seededRandom } from "../../../transport/clock.js";
 
 export interface ReplicaStoreFixture {
