@@ -2,17 +2,12 @@
 // and `$SRV.PING.dvsd` find every node, with its id, cluster and incarnation
 // in the service metadata.
 
-import { Svcm } from "@nats-io/services";
 import type { Msg, NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/messages.js";
 import { ReplyGuard } from "../protocol/responder.js";
 import { SERVICE_NAME } from "../protocol/subjects.js";
 import { VERSION } from "../protocol/version.js";
-
-// @nats-io/services pins its own prerelease of nats-core; the connection is the
-// same object at run time, only the declared types differ.
-type ServiceConnection = ConstructorParameters<typeof Svcm>[0];
-const svcm = (nc: NatsConnection) => new Svcm(nc as unknown as ServiceConnection);
+import { serviceManager } from "../transport/services.js";
 
 export interface NodeIdentity {
   readonly node: NodeId;
@@ -68,7 +63,7 @@ export async function registerService(
   identity: NodeIdentity,
   onRefused: (reply: string) => void = () => {},
 ): Promise<Registration> {
-  const service = await svcm(inboxOnlyConnection(nc, onRefused)).add({
+  const service = await serviceManager(inboxOnlyConnection(nc, onRefused)).add({
     name: SERVICE_NAME,
     version: VERSION,
     description: "DVS node daemon",

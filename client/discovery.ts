@@ -1,14 +1,9 @@
 // Finds the nodes of a cluster the way `nats micro ls` does: pings every
 // `dvsd` micro service and keeps those whose metadata names the cluster.
 
-import { Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { SERVICE_NAME } from "../protocol/subjects.js";
-
-// @nats-io/services pins its own prerelease of nats-core; the connection is the
-// same object at run time, only the declared types differ.
-type ServiceConnection = ConstructorParameters<typeof Svcm>[0];
-const svcm = (nc: NatsConnection) => new Svcm(nc as unknown as ServiceConnection);
+import { serviceManager } from "../transport/services.js";
 
 export interface DiscoveredNode {
   readonly node: number;
@@ -28,7 +23,7 @@ export async function discoverNodes(
   const nodes: DiscoveredNode[] = [];
   let replies: AsyncIterable<{ metadata?: Record<string, string>; version: string; id: string }>;
   try {
-    replies = await svcm(nc).client({ strategy: "timer", maxWait: maxWaitMs }).ping(SERVICE_NAME);
+    replies = await serviceManager(nc).client({ strategy: "timer", maxWait: maxWaitMs }).ping(SERVICE_NAME);
   } catch (error) {
     if (isNoResponders(error)) return nodes;
     throw error;
