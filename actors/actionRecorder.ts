@@ -12,7 +12,7 @@ import {
   type ActionLog,
   type ReplyRecord,
   type RequestRecord,
-  summarise,
+  summarize,
   summaryChars,
 } from "../transport/actionLog.js";
 import { type Clock, sleep } from "../transport/clock.js";
@@ -142,7 +142,7 @@ export class ActionRecorder {
         rcode: e.rcode,
         ...(e.rcode < 0 ? { error: errorName(e.rcode) ?? "EUNKNOWN" } : {}),
         count: e.count,
-        summary: summarise(e.data, chars),
+        summary: summarize(e.data, chars),
       }),
     );
     const failed = entries.filter((e) => e.rcode < 0).length;

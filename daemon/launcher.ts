@@ -266,7 +266,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
         // DVSINIT to ALL is passed on between nodes: it must carry the admin's signature.
         signer: loadAdminSigner(adminKey.seedFile),
       });
-      init = await initialise(client, options.cluster, ids);
+      init = await initialize(client, options.cluster, ids);
     }
   } catch (error) {
     out(`could not list the nodes: ${(error as Error).message}`);
@@ -363,7 +363,7 @@ function errorName(entry: Rply | undefined): string {
 }
 
 /** DVSINIT to ALL with the cluster's name; a failed request is a failed outcome naming every node. */
-async function initialise(client: DvsClient, cluster: string, ids: readonly number[]): Promise<InitOutcome> {
+async function initialize(client: DvsClient, cluster: string, ids: readonly number[]): Promise<InitOutcome> {
   try {
     const rply = await client.request("DVSINIT", { name: cluster }, { gatherTimeoutMs: 4_000 });
     return initOutcome(cluster, ids, rply);

@@ -7,8 +7,8 @@
 // answering are named actions the runtime provides (actors/files/coordinator.ts).
 import { assign, cancel, raise, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
+import { type TransferSettings, transferTimeoutMs } from "./filePlacement.js";
 import { notProvided } from "./notProvided.js";
-import { type TransferSettings, transferTimeoutMs } from "./placement.js";
 
 export interface FileCoordinatorInput extends TransferSettings {
   readonly self: NodeId;

@@ -91,7 +91,7 @@ export type OutcomeRecord = z.infer<typeof outcomeRecordSchema>;
 export type ActionRecord = z.infer<typeof actionRecordSchema>;
 
 /** The data of a reply as short JSON, for the log: enough to recognise it, never the whole of it. */
-export function summarise(data: unknown, maxChars = SUMMARY_CHARS): string {
+export function summarize(data: unknown, maxChars = SUMMARY_CHARS): string {
   let text: string;
   try {
     text = JSON.stringify(data) ?? "null";

@@ -2,8 +2,8 @@
 // or a REPAIR by the coordinator, it places REPLICAs (passive servers first,
 // then itself, then other actives) until the replication factor answered DONE;
 // given an UPDATE, it finds a holder that serves the version. Where to place is
-// machines/placement.ts's decision; holding a copy itself is the holder's work.
-import { holderCandidates, transferTimeoutMs } from "../../machines/placement.js";
+// machines/filePlacement.ts's decision; holding a copy itself is the holder's work.
+import { holderCandidates, transferTimeoutMs } from "../../machines/filePlacement.js";
 import type { FileIdentity, PeerFileAnswer, PeerFileMessage } from "../../protocol/files.js";
 import { type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import type { Holder } from "./holder.js";

@@ -20,7 +20,7 @@ import {
   type ServerView,
   successOf,
   transferTimeoutMs,
-} from "../../machines/placement.js";
+} from "../../machines/filePlacement.js";
 import { decode, encodingOf } from "../../protocol/codec.js";
 import {
   type CatalogRecord,

@@ -17,7 +17,7 @@ import { Holder } from "./holder.js";
 import { BUSY, FilePeers, fileError, type Reply } from "./peers.js";
 import { defaultFileSettings, type FileServiceOptions, type FileSettings } from "./settings.js";
 
-export { transferTimeoutMs } from "../../machines/placement.js";
+export { transferTimeoutMs } from "../../machines/filePlacement.js";
 export {
   defaultFileSettings,
   type FileElection,

@@ -4,8 +4,8 @@
 // names (COMMITTED, DISCARD). When each replica was last checked, and whether
 // the server has stopped, live in the file server machine (machines/fileServer.ts).
 import type { Actor } from "xstate";
+import { obsoleteBy } from "../../machines/filePlacement.js";
 import { checkDue, type FileServerMachine } from "../../machines/fileServer.js";
-import { obsoleteBy } from "../../machines/placement.js";
 import { decode, encodingOf } from "../../protocol/codec.js";
 import {
   type CatalogRecord,

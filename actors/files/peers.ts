@@ -2,7 +2,7 @@
 // subject that ends as an answer in every case (an error, a timeout, or the
 // server leaving the view become ERROR answers), replies through one Responder,
 // and the view of the live servers and of this node's term the roles decide by.
-import { liveServers, type ServerView } from "../../machines/placement.js";
+import { liveServers, type ServerView } from "../../machines/filePlacement.js";
 import { decode, type Encoding, encode, headersFor } from "../../protocol/codec.js";
 import {
   type FileAnswer,

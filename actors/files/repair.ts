@@ -4,7 +4,7 @@
 // no record will ever name. The schedule is machines/fileCoordinator.ts's.
 import type { Actor } from "xstate";
 import { busyFiles, type FileCoordinatorMachine } from "../../machines/fileCoordinator.js";
-import { garbageOf, repairNeeded, termSettled, transferTimeoutMs } from "../../machines/placement.js";
+import { garbageOf, repairNeeded, termSettled, transferTimeoutMs } from "../../machines/filePlacement.js";
 import type { CatalogRecord, FileIdentity, PeerFileAnswer, PeerFileMessage } from "../../protocol/files.js";
 import { type HeldFile, type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { CasConflictError } from "../../transport/errors.js";

@@ -20,6 +20,7 @@ import type { Logger } from "../logger.js";
 import type { MachineRegistry } from "../machineRegistry.js";
 import type { Outcome } from "../requestServer.js";
 import type { Announcements } from "./announcements.js";
+import { checkPlacement, type DcDirectory } from "./dcDirectory.js";
 import { describe, fail, transportFailure } from "./failures.js";
 import {
   entryOf,
@@ -33,7 +34,6 @@ import type { Hosting } from "./hosting.js";
 import { procKey } from "./locations.js";
 import { Mailbox } from "./mailbox.js";
 import type { Persistence } from "./persistence.js";
-import { checkPlacement, type DcDirectory } from "./placement.js";
 import { procUsrOf } from "./procInfo.js";
 import type { Proxies } from "./proxy.js";
 import type { Router } from "./routing.js";

@@ -1,7 +1,7 @@
 // The in-memory action log runs the contract; the id maker's ordering and uniqueness.
 import { describe, expect, it } from "vitest";
 import { recordable } from "../../actors/actionRecorder.js";
-import { actionIds, MemoryActionLog, summarise } from "../../transport/actionLog.js";
+import { actionIds, MemoryActionLog, summarize } from "../../transport/actionLog.js";
 import type { Clock } from "../../transport/clock.js";
 import { seededRandom } from "../../transport/clock.js";
 import { actionLogContract } from "../contracts/actionLog/contract.js";
@@ -29,8 +29,8 @@ describe("action ids", () => {
 
 describe("reply summaries", () => {
   it("keep short data whole and cut long data", () => {
-    expect(summarise({ a: 1 })).toBe('{"a":1}');
-    const long = summarise("x".repeat(1_000));
+    expect(summarize({ a: 1 })).toBe('{"a":1}');
+    const long = summarize("x".repeat(1_000));
     expect(long.length).toBe(257);
     expect(long.endsWith("…")).toBe(true);
   });

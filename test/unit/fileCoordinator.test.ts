@@ -10,8 +10,8 @@ import {
   type FileCoordinatorInput,
   fileCoordinatorMachine,
 } from "../../machines/fileCoordinator.js";
+import { transferTimeoutMs } from "../../machines/filePlacement.js";
 import { NotProvidedError } from "../../machines/notProvided.js";
-import { transferTimeoutMs } from "../../machines/placement.js";
 import { decode, encode } from "../../protocol/codec.js";
 import { SimClock } from "../../transport/sim/clock.js";
 

@@ -1,4 +1,4 @@
-// The file store's pure decisions (machines/placement.ts): whom to delegate
+// The file store's pure decisions (machines/filePlacement.ts): whom to delegate
 // to, where replicas go, who holds a version, what repair and COMMITTED mean.
 import { describe, expect, it } from "vitest";
 import {
@@ -12,7 +12,7 @@ import {
   obsoleteBy,
   repairNeeded,
   type ServerView,
-} from "../../machines/placement.js";
+} from "../../machines/filePlacement.js";
 import type { ServerRecord } from "../../machines/server.js";
 
 const sha = (c: string) => c.repeat(64);
