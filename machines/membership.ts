@@ -6,19 +6,15 @@
 // probing a late peer, rejoining as a new incarnation — is a named action
 // provided by the runtime (actors/membership.ts).
 import { assign, enqueueActions, setup } from "xstate";
+import type { Member, MembershipEventName } from "../protocol/messages.js";
 import { notProvided } from "./notProvided.js";
 import { sameSummary, summarize, type View, type ViewSummary } from "./view.js";
 
 export { membersDigest, summarize, type View, type ViewSummary } from "./view.js";
 
 export type Reachability = "alive" | "suspect" | "unreachable" | "down";
-export type ViewEventName = "JOIN" | "DISCONNECT" | "PARTITION" | "MERGE";
-
-/** A node incarnation: a restart of the same node id is a new incarnation. */
-export interface Member {
-  readonly node: number;
-  readonly incarnation: number;
-}
+export type ViewEventName = MembershipEventName;
+export type { Member };
 
 export interface PeerRecord {
   readonly incarnation: number;

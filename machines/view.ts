@@ -1,28 +1,9 @@
 // A view (SPEC 4) and the summary of it that a heartbeat carries: enough to
 // tell whether two nodes see the same members without sending the members.
-// Pure functions, the same on every node.
-export interface View {
-  readonly id: number;
-  /** Node ids, sorted ascending. */
-  readonly members: readonly number[];
-}
+// Pure functions, the same on every node; the shapes are protocol/messages.ts's.
+import type { View, ViewSummary } from "../protocol/messages.js";
 
-/**
- * What a heartbeat tells of its sender's view: its id, its size, its smallest
- * member and a digest of its members. Enough to compare two views without
- * carrying every member, so a heartbeat stays the same size however large
- * the cluster (at 1,000 nodes a full member list made each one ~3 KB, and
- * decoding it the largest cost of every node).
- */
-export interface ViewSummary {
-  readonly id: number;
-  readonly size: number;
-  /** The smallest member. */
-  readonly first: number;
-  /** `membersDigest(members)`. */
-  readonly digest: number;
-}
-
+export type { View, ViewSummary };
 /**
  * A 53-bit digest of a sorted member list: two FNV-1a hashes (different
  * offsets) over the count and the ids. Pure and the same on every node, so

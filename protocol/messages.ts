@@ -349,15 +349,28 @@ export function countOf(data: unknown): number {
 export const MEMBERSHIP_EVENTS = ["JOIN", "DISCONNECT", "PARTITION", "MERGE"] as const;
 export type MembershipEventName = (typeof MEMBERSHIP_EVENTS)[number];
 
+/** A node incarnation: a restart of the same node id is a new incarnation. */
+export interface Member {
+  readonly node: NodeId;
+  readonly incarnation: number;
+}
+
+/** A view (SPEC 4): its id and its members. */
+export interface View {
+  readonly id: number;
+  /** Node ids, sorted ascending. */
+  readonly members: readonly NodeId[];
+}
+
 export const memberSchema = z.strictObject({
   node: nodeIdSchema,
   incarnation: z.number().int().min(0),
-});
+}) satisfies z.ZodType<Member>;
 
 export const viewSchema = z.strictObject({
   id: z.number().int().min(0),
   members: z.array(nodeIdSchema),
-});
+}) satisfies z.ZodType<View>;
 
 export const eventSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
@@ -487,7 +500,23 @@ export const viewSummarySchema = z.strictObject({
   size: z.number().int().min(0).max(65_536),
   first: nodeIdSchema,
   digest: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-});
+}) satisfies z.ZodType<ViewSummary>;
+
+/**
+ * What a heartbeat tells of its sender's view: its id, its size, its smallest
+ * member and a digest of its members. Enough to compare two views without
+ * carrying every member, so a heartbeat stays the same size however large
+ * the cluster (at 1,000 nodes a full member list made each one ~3 KB, and
+ * decoding it the largest cost of every node).
+ */
+export interface ViewSummary {
+  readonly id: number;
+  readonly size: number;
+  /** The smallest member. */
+  readonly first: number;
+  /** `membersDigest(members)` (machines/view.ts). */
+  readonly digest: number;
+}
 
 /** Published every heartbeat period on `dvs.<c>._hb.<node>`; `leaving` announces a graceful leave. */
 export const heartbeatSchema = z.strictObject({
