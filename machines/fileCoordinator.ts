@@ -2,9 +2,11 @@
 // until this node holds the term, coordinating while it does (it takes the
 // clients' COMMIT, UPDATE and LS and repairs versions on a schedule), stopped
 // with its node. Pure: the commit queue's depth per file, when each commit
-// keeps its copies from being judged, when each record was written and the
-// repair schedule are decided here; subscribing, sweeping the catalog and
-// answering are named actions the runtime provides (actors/files/coordinator.ts).
+// keeps its copies from being judged and the repair schedule are decided here;
+// subscribing, sweeping the catalog and answering are named actions the runtime
+// provides (actors/files/coordinator.ts). When each record was written this term
+// is the runtime's cache (a Map), not context: it grows with the files, and
+// copying it on every commit would cost O(files) per commit.
 import { assign, cancel, raise, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
 import { type TransferSettings, transferTimeoutMs } from "./filePlacement.js";
@@ -22,8 +24,6 @@ export interface FileCoordinatorInput extends TransferSettings {
 export interface FileCoordinatorContext extends FileCoordinatorInput {
   /** When this node's term began (its own clock): holders are judged from then on. */
   termStart: number;
-  /** When this coordinator last wrote each file's record (its own clock). */
-  recordedAt: Record<string, number>;
   /** Per file, the commits admitted and not yet ended (run one at a time). */
   queued: Record<string, number>;
   /** Per file, until when a commit started or ended here may still leave copies that get recorded. */
@@ -44,7 +44,6 @@ export type FileCoordinatorEvent =
   | { type: "repair.done" }
   | { type: "commit.offered"; ref: CommitRef; name: string; size: number; at: number }
   | { type: "commit.ended"; name: string; size: number; at: number }
-  | { type: "record.written"; name: string; at: number }
   | { type: "delegation.started" }
   | { type: "garbage.judged"; at: number }
   | { type: "files.stop" };
@@ -80,7 +79,6 @@ export function initialFileCoordinator(input: FileCoordinatorInput): FileCoordin
   return {
     ...input,
     termStart: 0,
-    recordedAt: {},
     queued: {},
     busyUntil: {},
     repairing: false,
@@ -109,7 +107,6 @@ export const fileCoordinatorMachine = setup({
   actions: {
     beginTerm: assign(({ event }) => ({
       termStart: event.type === "coordinator.changed" ? event.at : 0,
-      recordedAt: {},
     })),
     queueCommit: assign(({ context, event }) => {
       if (event.type !== "commit.offered") return {};
@@ -126,11 +123,6 @@ export const fileCoordinatorMachine = setup({
         busyUntil: holdBusy(context, event.name, event.size, event.at),
       };
     }),
-    noteRecord: assign(({ context, event }) =>
-      event.type === "record.written"
-        ? { recordedAt: { ...context.recordedAt, [event.name]: event.at } }
-        : {},
-    ),
     nextTurn: assign(({ context }) => ({ turn: context.turn + 1 })),
     /** Forgets the files whose busy time is over: they are judged like any other from now on. */
     forgetQuiet: assign(({ context, event }) => {
@@ -177,7 +169,6 @@ export const fileCoordinatorMachine = setup({
       { actions: ["queueCommit", { type: "admitCommit", params: ({ event }) => ({ ref: event.ref }) }] },
     ],
     "commit.ended": { actions: "endCommit" },
-    "record.written": { actions: "noteRecord" },
     "delegation.started": { actions: "nextTurn" },
     "garbage.judged": { actions: "forgetQuiet" },
     "repair.done": { actions: "endRepair" },

@@ -52,6 +52,8 @@ export class Coordinator {
   readonly #tails = new Map<string, Promise<void>>();
   /** Commits offered to the machine and not yet admitted or refused, by ref. */
   readonly #offers = new Map<string, { admit: () => void; refuse: (depth: number) => void }>();
+  /** When this coordinator last wrote each file's record this term (its own clock). */
+  readonly #recordedAt = new Map<string, number>();
   #nextRef = 1;
   readonly #repair: RepairSweep;
 
@@ -99,6 +101,8 @@ export class Coordinator {
   }
 
   #takeClients(): void {
+    // A new term: what the last one wrote is judged from the term's start.
+    this.#recordedAt.clear();
     const { transport, subjects } = this.peers.options;
     const sub = (subject: string, kind: ClientRequest) =>
       this.#subscriptions.push(
@@ -231,7 +235,7 @@ export class Coordinator {
         return fileError("EAGAIN", `another commit of ${request.name} was recorded first`);
       throw e;
     }
-    this.actor.send({ type: "record.written", name: identity.name, at: peers.now() });
+    this.recorded(identity.name);
     peers.publish(
       peers.options.subjects.fileCommitted,
       { v: PROTOCOL_VERSION, type: "COMMITTED", from: peers.self, epoch, ...identity },
@@ -301,10 +305,15 @@ export class Coordinator {
     return { v: PROTOCOL_VERSION, type: "LIST", files };
   }
 
+  /** This coordinator wrote `name`'s record just now. */
+  recorded(name: string): void {
+    this.#recordedAt.set(name, this.peers.now());
+  }
+
   /** Who holds the recorded version now (ALIVE lists, and recorded holders not heard from since it was written). */
   holders(record: CatalogRecord, servers: ServerView[] = this.peers.servers()): NodeId[] {
-    const { recordedAt, termStart, statusMs } = this.actor.getSnapshot().context;
-    const since = entryOf(recordedAt, record.name) ?? termStart;
+    const { termStart, statusMs } = this.actor.getSnapshot().context;
+    const since = this.#recordedAt.get(record.name) ?? termStart;
     return holdersOf(record, { holders: record.holders, since }, servers, statusMs);
   }
 }

@@ -58,7 +58,7 @@ export class FileService {
     });
     this.#server = createActor(machine, {
       clock: options.clock,
-      input: { maxSessions: this.settings.maxSessions, verifyEveryMs: this.settings.verifyEveryMs },
+      input: { maxSessions: this.settings.maxSessions },
     }).start();
     this.#coordinator = new Coordinator(this.#peers, catalog);
     this.#holder = new Holder(this.#peers, catalog, this.#server);

@@ -1,8 +1,9 @@
 // The holder role of the file store (SPEC 8, seed 002), on every server: it
 // pulls a REPLICA's bytes with READ, checks the hash and writes them to disk
 // with fsync before DONE, serves READ, and drops copies the catalog no longer
-// names (COMMITTED, DISCARD). When each replica was last checked, and whether
-// the server has stopped, live in the file server machine (machines/fileServer.ts).
+// names (COMMITTED, DISCARD). Whether the server has stopped lives in the file
+// server machine (machines/fileServer.ts); when each replica was last checked is
+// this holder's cache.
 import type { Actor } from "xstate";
 import { obsoleteBy } from "../../machines/filePlacement.js";
 import { checkDue, type FileServerMachine } from "../../machines/fileServer.js";
@@ -23,6 +24,9 @@ import { pullReplica } from "./pull.js";
 import { keyOf, type ReplicaRef } from "./replicaStore.js";
 
 export class Holder {
+  /** When each held replica's hash was last checked (this node's clock), by replica key. */
+  readonly #verifiedAt = new Map<string, number>();
+
   constructor(
     readonly peers: FilePeers,
     readonly catalog: Catalog,
@@ -48,7 +52,7 @@ export class Holder {
       window: settings.readWindow,
       timeoutMs: settings.readTimeoutMs,
     });
-    this.server.send({ type: "replica.checked", key: keyOf(identity), at: this.peers.now() });
+    this.#verifiedAt.set(keyOf(identity), this.peers.now());
     return done;
   }
 
@@ -65,9 +69,10 @@ export class Holder {
     const { replicas, logger } = this.peers.options;
     if (replicas.get(ref) === undefined) return false;
     const key = keyOf(ref);
-    if (!checkDue(this.server.getSnapshot().context, key, this.peers.now())) return true;
+    if (!checkDue(this.#verifiedAt.get(key), this.peers.now(), this.peers.settings.verifyEveryMs))
+      return true;
     const good = await replicas.verify(ref);
-    if (good) this.server.send({ type: "replica.checked", key, at: this.peers.now() });
+    if (good) this.#verifiedAt.set(key, this.peers.now());
     else
       logger.error(
         { name: ref.name, version: ref.version },
@@ -114,7 +119,7 @@ export class Holder {
 
   #remove(copy: ReplicaRef, why: string): void {
     const { replicas, logger } = this.peers.options;
-    this.server.send({ type: "replica.dropped", key: keyOf(copy) });
+    this.#verifiedAt.delete(keyOf(copy));
     replicas.remove(copy).then(
       () => logger.info({ name: copy.name, version: copy.version }, why),
       (e: unknown) => this.peers.warn("remove", { err: e }, "could not discard a copy"),

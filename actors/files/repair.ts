@@ -16,6 +16,8 @@ export interface SweepingCoordinator {
   readonly actor: Actor<FileCoordinatorMachine>;
   /** Who holds the recorded version now. */
   holders(record: CatalogRecord): NodeId[];
+  /** This coordinator wrote `name`'s record just now. */
+  recorded(name: string): void;
   /** Sends a peer message to the active servers in turn until one is not BUSY. */
   delegate(message: PeerFileMessage, timeoutMs: number): Promise<PeerFileAnswer>;
 }
@@ -118,7 +120,7 @@ export class RepairSweep {
       at: record.at,
     };
     await this.catalog.record(updated, revision).then(
-      () => this.coordinator.actor.send({ type: "record.written", name: record.name, at: peers.now() }),
+      () => this.coordinator.recorded(record.name),
       (e: unknown) => {
         if (!(e instanceof CasConflictError))
           peers.warn("repair", { err: e }, "could not record the repaired holders");
