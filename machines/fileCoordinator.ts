@@ -1,18 +1,16 @@
 // The file store's coordinator role (SPEC 8, seed 002) as a lifecycle: standby
 // until this node holds the term, coordinating while it does (it takes the
 // clients' COMMIT, UPDATE and LS and repairs versions on a schedule), stopped
-// with its node. Pure: the commit queue's depth per file, when each commit
-// keeps its copies from being judged and the repair schedule are decided here;
-// subscribing, sweeping the catalog and answering are named actions the runtime
-// provides (actors/files/coordinator.ts). When each record was written this term
-// is the runtime's cache (a Map), not context: it grows with the files, and
-// copying it on every commit would cost O(files) per commit.
+// with its node. Pure: the commit queue's depth per file and the repair
+// schedule are decided here; subscribing, sweeping the catalog and answering
+// are named actions the runtime provides (actors/files/coordinator.ts). When each record was written this term
+// and which files are busy are the runtime's (Maps, not context: they grow with
+// the files, and copying them on every commit cost O(files) per commit).
 import { assign, cancel, raise, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
-import { type TransferSettings, transferTimeoutMs } from "./filePlacement.js";
 import { notProvided } from "./notProvided.js";
 
-export interface FileCoordinatorInput extends TransferSettings {
+export interface FileCoordinatorInput {
   readonly self: NodeId;
   /** Commits waiting for the same file; one more is refused EBUSY. */
   readonly maxQueuedPerFile: number;
@@ -26,8 +24,6 @@ export interface FileCoordinatorContext extends FileCoordinatorInput {
   termStart: number;
   /** Per file, the commits admitted and not yet ended (run one at a time). */
   queued: Record<string, number>;
-  /** Per file, until when a commit started or ended here may still leave copies that get recorded. */
-  busyUntil: Record<string, number>;
   /** A repair sweep is under way. */
   repairing: boolean;
   /** Round robin over the active servers a request is delegated to. */
@@ -45,7 +41,6 @@ export type FileCoordinatorEvent =
   | { type: "commit.offered"; ref: CommitRef; name: string; size: number; at: number }
   | { type: "commit.ended"; name: string; size: number; at: number }
   | { type: "delegation.started" }
-  | { type: "garbage.judged"; at: number }
   | { type: "files.stop" };
 
 /** The repair timer's id: rescheduling cancels the one pending. */
@@ -62,25 +57,11 @@ function without(record: Readonly<Record<string, number>>, name: string): Record
   return rest;
 }
 
-/** The files whose copies are not judged at `at`: a commit under way, or one started or ended lately. */
-export function busyFiles(context: FileCoordinatorContext, at: number): Set<string> {
-  const busy = new Set(Object.keys(context.queued));
-  for (const [name, until] of Object.entries(context.busyUntil)) if (at < until) busy.add(name);
-  return busy;
-}
-
-/** A commit of `name` under way (or just ended): its copies are not judged until its slowest holder is done. */
-function holdBusy(context: FileCoordinatorContext, name: string, size: number, at: number) {
-  const until = at + transferTimeoutMs(context, size) + 2 * context.statusMs;
-  return { ...context.busyUntil, [name]: Math.max(until, entryOf(context.busyUntil, name) ?? 0) };
-}
-
 export function initialFileCoordinator(input: FileCoordinatorInput): FileCoordinatorContext {
   return {
     ...input,
     termStart: 0,
     queued: {},
-    busyUntil: {},
     repairing: false,
     turn: 0,
   };
@@ -112,7 +93,6 @@ export const fileCoordinatorMachine = setup({
       if (event.type !== "commit.offered") return {};
       return {
         queued: { ...context.queued, [event.name]: (entryOf(context.queued, event.name) ?? 0) + 1 },
-        busyUntil: holdBusy(context, event.name, event.size, event.at),
       };
     }),
     endCommit: assign(({ context, event }) => {
@@ -120,18 +100,9 @@ export const fileCoordinatorMachine = setup({
       const depth = (entryOf(context.queued, event.name) ?? 1) - 1;
       return {
         queued: depth <= 0 ? without(context.queued, event.name) : { ...context.queued, [event.name]: depth },
-        busyUntil: holdBusy(context, event.name, event.size, event.at),
       };
     }),
     nextTurn: assign(({ context }) => ({ turn: context.turn + 1 })),
-    /** Forgets the files whose busy time is over: they are judged like any other from now on. */
-    forgetQuiet: assign(({ context, event }) => {
-      if (event.type !== "garbage.judged") return {};
-      const busyUntil = Object.fromEntries(
-        Object.entries(context.busyUntil).filter(([, until]) => event.at < until),
-      );
-      return { busyUntil };
-    }),
     // Rescheduling cancels the pending repair first: a scheduled id is not replaced, it would fire twice.
     cancelRepair: cancel(REPAIR_TIMER),
     repairSoon: raise({ type: "repair.due" }, { id: REPAIR_TIMER, delay: 0 }),
@@ -170,7 +141,6 @@ export const fileCoordinatorMachine = setup({
     ],
     "commit.ended": { actions: "endCommit" },
     "delegation.started": { actions: "nextTurn" },
-    "garbage.judged": { actions: "forgetQuiet" },
     "repair.done": { actions: "endRepair" },
   },
   states: {

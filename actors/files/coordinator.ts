@@ -4,6 +4,7 @@
 // records each new version in the catalog with a compare-and-set under its
 // epoch, tells every server with COMMITTED, and repairs versions that lost
 // holders. Its lifecycle and bookkeeping are machines/fileCoordinator.ts.
+
 import { type Actor, createActor } from "xstate";
 import {
   entryOf,
@@ -39,6 +40,7 @@ import { type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { QUEUE_GROUP } from "../../protocol/subjects.js";
 import { CasConflictError } from "../../transport/errors.js";
 import type { Message, Subscription } from "../../transport/transport.js";
+import { BusyFiles } from "./busyFiles.js";
 import type { Catalog } from "./catalog.js";
 import { type FilePeers, fileError } from "./peers.js";
 import { RepairSweep } from "./repair.js";
@@ -52,6 +54,8 @@ export class Coordinator {
   readonly #tails = new Map<string, Promise<void>>();
   /** Commits offered to the machine and not yet admitted or refused, by ref. */
   readonly #offers = new Map<string, { admit: () => void; refuse: (depth: number) => void }>();
+  /** The files whose copies are not judged yet (commits under way or ended lately). */
+  readonly busy: BusyFiles;
   /** When this coordinator last wrote each file's record this term (its own clock). */
   readonly #recordedAt = new Map<string, number>();
   #nextRef = 1;
@@ -62,6 +66,7 @@ export class Coordinator {
     readonly catalog: Catalog,
   ) {
     const { settings, options } = peers;
+    this.busy = new BusyFiles({ ...settings, statusMs: options.election.timings.statusMs });
     this.#repair = new RepairSweep(peers, catalog, this);
     const machine = fileCoordinatorMachine.provide({
       actions: {
@@ -78,9 +83,6 @@ export class Coordinator {
         self: options.self,
         maxQueuedPerFile: settings.maxQueuedPerFile,
         repairEveryMs: settings.repairEveryMs,
-        requestTimeoutMs: settings.requestTimeoutMs,
-        readTimeoutMs: settings.readTimeoutMs,
-        readWindow: settings.readWindow,
         statusMs: options.election.timings.statusMs,
       },
     }).start();
@@ -156,6 +158,7 @@ export class Coordinator {
       const ref = `${this.#nextRef++}`;
       const admit = () => {
         this.#offers.delete(ref);
+        this.busy.hold(name, size, this.peers.now());
         const run = (this.#tails.get(name) ?? Promise.resolve()).then(() => this.#commitNow(request, epoch));
         this.#tails.set(
           name,
@@ -166,7 +169,9 @@ export class Coordinator {
         );
         resolve(
           run.finally(() => {
-            this.actor.send({ type: "commit.ended", name, size, at: this.peers.now() });
+            const at = this.peers.now();
+            this.busy.hold(name, size, at);
+            this.actor.send({ type: "commit.ended", name, size, at });
             if (entryOf(this.actor.getSnapshot().context.queued, name) === undefined)
               this.#tails.delete(name);
           }),

@@ -3,17 +3,20 @@
 // replication factor from a live holder, then tells servers to drop the copies
 // no record will ever name. The schedule is machines/fileCoordinator.ts's.
 import type { Actor } from "xstate";
-import { busyFiles, type FileCoordinatorMachine } from "../../machines/fileCoordinator.js";
+import type { FileCoordinatorMachine } from "../../machines/fileCoordinator.js";
 import { garbageOf, repairNeeded, termSettled, transferTimeoutMs } from "../../machines/filePlacement.js";
 import type { CatalogRecord, FileIdentity, PeerFileAnswer, PeerFileMessage } from "../../protocol/files.js";
 import { type HeldFile, type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { CasConflictError } from "../../transport/errors.js";
+import type { BusyFiles } from "./busyFiles.js";
 import { type Catalog, type CatalogEntry, type CatalogListing, catalogKey } from "./catalog.js";
 import type { FilePeers } from "./peers.js";
 
 /** What a sweep needs from the coordinator it works for. */
 export interface SweepingCoordinator {
   readonly actor: Actor<FileCoordinatorMachine>;
+  /** The files whose copies are not judged yet. */
+  readonly busy: BusyFiles;
   /** Who holds the recorded version now. */
   holders(record: CatalogRecord): NodeId[];
   /** This coordinator wrote `name`'s record just now. */
@@ -65,8 +68,8 @@ export class RepairSweep {
       return;
     const recorded = new Map(listing.entries.map((e) => [e.record.name, e.record]));
     const readable = (f: HeldFile) => !listing.unreadable.has(catalogKey(f.name));
-    const busy = busyFiles(context, sweepStart);
-    this.coordinator.actor.send({ type: "garbage.judged", at: sweepStart });
+    const busy = this.coordinator.busy.at(sweepStart, Object.keys(context.queued));
+    this.coordinator.busy.forgetQuiet(sweepStart);
     for (const server of peers.servers()) {
       for (const copy of garbageOf(server.files.filter(readable), recorded, busy)) {
         const { name, version, sha256 } = copy;

@@ -4,8 +4,8 @@
 // Repair every 5 s, STATUS every 1 s, at most 2 commits waiting per file.
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
+import { BusyFiles } from "../../actors/files/busyFiles.js";
 import {
-  busyFiles,
   type FileCoordinatorEvent,
   type FileCoordinatorInput,
   fileCoordinatorMachine,
@@ -19,11 +19,9 @@ const input: FileCoordinatorInput = {
   self: 1,
   maxQueuedPerFile: 2,
   repairEveryMs: 5_000,
-  requestTimeoutMs: 100,
-  readTimeoutMs: 100,
-  readWindow: 4,
   statusMs: 1_000,
 };
+const transfer = { requestTimeoutMs: 100, readTimeoutMs: 100, readWindow: 4 };
 
 /** A coordinator actor on a simulated clock whose effects are recorded, in order. */
 function coordinator() {
@@ -174,17 +172,16 @@ describe("file coordinator machine", () => {
   });
 
   it("a file with a commit under way, or one ended lately, is busy: its copies are not judged", () => {
-    const c = coordinator();
-    const quiet = transferTimeoutMs(input, 10) + 2 * input.statusMs;
-    c.send(offer("1", "a", 10, 0));
-    expect(busyFiles(c.context, 0)).toEqual(new Set(["a"]));
-    c.send({ type: "commit.ended", name: "a", size: 10, at: 50 });
-    expect(busyFiles(c.context, 50 + quiet - 1)).toEqual(new Set(["a"]));
-    expect(busyFiles(c.context, 50 + quiet)).toEqual(new Set());
-    c.send({ type: "garbage.judged", at: 50 + quiet - 1 });
-    expect(Object.keys(c.context.busyUntil)).toEqual(["a"]);
-    c.send({ type: "garbage.judged", at: 50 + quiet });
-    expect(c.context.busyUntil).toEqual({});
+    const busy = new BusyFiles({ ...transfer, statusMs: input.statusMs });
+    const quiet = transferTimeoutMs(transfer, 10) + 2 * input.statusMs;
+    expect(busy.at(0, ["a"])).toEqual(new Set(["a"]));
+    busy.hold("a", 10, 50);
+    expect(busy.at(50 + quiet - 1, [])).toEqual(new Set(["a"]));
+    expect(busy.at(50 + quiet, [])).toEqual(new Set());
+    busy.forgetQuiet(50 + quiet - 1);
+    expect(busy.size).toBe(1);
+    busy.forgetQuiet(50 + quiet);
+    expect(busy.size).toBe(0);
   });
 
   it("a file named like an Object.prototype key is counted like any other", () => {
