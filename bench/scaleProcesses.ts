@@ -10,7 +10,7 @@ import { agreeOnView, collectStatus } from "../client/clusterStatus.js";
 import { DEV_USERS } from "../client/credentials.js";
 import { devNodeCredentials } from "../daemon/credentials.js";
 import { devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
-import { DVSD_NODE_FLAGS } from "../daemon/nodeFlags.js";
+import { dvsdRunArgs } from "../daemon/nodeFlags.js";
 import { decode, encodingOf } from "../protocol/codec.js";
 import { eventSchema, type NodeStatus } from "../protocol/messages.js";
 import { subjects } from "../protocol/subjects.js";
@@ -109,7 +109,7 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
     const log = openSync(join(dir, `node-${node}.log`), "a");
     const child = spawn(
       process.execPath,
-      [...DVSD_NODE_FLAGS, dvsd, "run", "--node", String(node), "--cluster", CLUSTER, "--nats", server.url],
+      dvsdRunArgs({ bin: dvsd, node, cluster: CLUSTER, nats: server.url }),
       {
         cwd: dir,
         // Default settings; each node's state dir defaults to ./data/node-<id> under `cwd`.

@@ -23,7 +23,7 @@ import { devNodeCredentials, newPassword, nodeUserName, writeSecretFile } from "
 import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, checkClusterServer, freePort, type NatsServer, startNatsServer } from "./natsServer.js";
-import { DVSD_NODE_FLAGS } from "./nodeFlags.js";
+import { dvsdRunArgs } from "./nodeFlags.js";
 
 export interface LaunchOptions {
   readonly nodes: number;
@@ -199,23 +199,15 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     const logFd = openSync(log, "a");
     const child = spawn(
       process.execPath,
-      [
-        ...DVSD_NODE_FLAGS,
-        dvsdBin,
-        "run",
-        "--node",
-        String(node),
-        "--cluster",
-        options.cluster,
-        "--nats",
-        servers.join(","),
-        "--config",
-        configFile,
-        "--state",
-        join(dataDir, `node-${node}`),
-        "--log-level",
-        options.logLevel,
-      ],
+      dvsdRunArgs({
+        bin: dvsdBin,
+        node,
+        cluster: options.cluster,
+        nats: servers.join(","),
+        config: configFile,
+        state: join(dataDir, `node-${node}`),
+        logLevel: options.logLevel,
+      }),
       {
         stdio: ["ignore", logFd, logFd],
         env: {

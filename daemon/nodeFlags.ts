@@ -14,3 +14,37 @@ export const DVSD_NODE_FLAGS: readonly string[] = [
   // Heap growth and code caches tuned for memory rather than peak speed.
   "--optimize-for-size",
 ];
+
+/** What a `dvsd run` command line names; the rest comes from the node's config file or its defaults. */
+export interface DvsdRun {
+  /** The compiled CLI (`dist/bin/dvsd.js`). */
+  readonly bin: string;
+  readonly node: number;
+  /** Server URLs, comma-separated. */
+  readonly nats: string;
+  readonly cluster?: string;
+  readonly config?: string;
+  readonly state?: string;
+  readonly logLevel?: string;
+  /** Options added at the end (`--admin-keys …`). */
+  readonly extra?: readonly string[];
+}
+
+/** The arguments after `node` for one `dvsd run` process: the V8 flags, the CLI, then its options. */
+export function dvsdRunArgs(run: DvsdRun): string[] {
+  const option = (name: string, value: string | undefined) => (value === undefined ? [] : [name, value]);
+  return [
+    ...DVSD_NODE_FLAGS,
+    run.bin,
+    "run",
+    "--node",
+    String(run.node),
+    ...option("--cluster", run.cluster),
+    "--nats",
+    run.nats,
+    ...option("--config", run.config),
+    ...option("--state", run.state),
+    ...option("--log-level", run.logLevel),
+    ...(run.extra ?? []),
+  ];
+}

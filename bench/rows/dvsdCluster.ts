@@ -13,7 +13,7 @@ import { loadAdminSigner } from "../../client/adminKey.js";
 import { agreeOnView, collectStatus } from "../../client/clusterStatus.js";
 import { generateAdminKey } from "../../daemon/adminKey.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
-import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { dvsdRunArgs } from "../../daemon/nodeFlags.js";
 import type { AdminSigner } from "../../protocol/adminSignature.js";
 import { decode } from "../../protocol/codec.js";
 import {
@@ -96,25 +96,16 @@ export class DvsdCluster {
     }
     const child = this.#ctx.spawn(
       process.execPath,
-      [
-        ...DVSD_NODE_FLAGS,
-        join(this.#ctx.repoRoot, "dist/bin/dvsd.js"),
-        "run",
-        "--node",
-        String(node),
-        "--cluster",
-        this.#options.cluster,
-        "--nats",
-        this.#ctx.url,
-        "--state",
-        join(this.#dir, `node-${node}`),
-        "--log-level",
-        "warn",
+      dvsdRunArgs({
+        bin: join(this.#ctx.repoRoot, "dist/bin/dvsd.js"),
+        node,
+        cluster: this.#options.cluster,
+        nats: this.#ctx.url,
+        state: join(this.#dir, `node-${node}`),
+        logLevel: "warn",
         // The node's adminKeys: this cluster's key only.
-        "--admin-keys",
-        this.#adminPublicKey,
-        ...(this.#options.extraArgs ?? []),
-      ],
+        extra: ["--admin-keys", this.#adminPublicKey, ...(this.#options.extraArgs ?? [])],
+      }),
       // Should the bench itself die, the daemons stop on their own.
       {
         env: {

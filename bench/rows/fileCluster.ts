@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { type Committed, FileClient, type FileSource } from "../../client/fileClient.js";
 import { agreedCoordinator, type Coordinator, RegistryClient } from "../../client/registryClient.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
-import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { dvsdRunArgs } from "../../daemon/nodeFlags.js";
 import { decode } from "../../protocol/codec.js";
 import { FileStoreError } from "../../protocol/files.js";
 import { type ServerMessage, serverMessageSchema } from "../../protocol/messages.js";
@@ -98,23 +98,15 @@ function startPassives(ctx: BenchContext, name: string): void {
   for (const node of PASSIVE) {
     ctx.spawn(
       process.execPath,
-      [
-        ...DVSD_NODE_FLAGS,
-        join(ctx.repoRoot, "dist/bin/dvsd.js"),
-        "run",
-        "--config",
+      dvsdRunArgs({
+        bin: join(ctx.repoRoot, "dist/bin/dvsd.js"),
+        node,
+        cluster: name,
+        nats: ctx.url,
         config,
-        "--node",
-        String(node),
-        "--cluster",
-        name,
-        "--nats",
-        ctx.url,
-        "--state",
-        join(dir, `node-${node}`),
-        "--log-level",
-        "warn",
-      ],
+        state: join(dir, `node-${node}`),
+        logLevel: "warn",
+      }),
       {
         env: {
           ...process.env,

@@ -14,7 +14,7 @@ import type { ConfigInput } from "../../daemon/config.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import { waitForJetStream as waitForClusterJetStream } from "../../daemon/natsCluster.js";
 import { canConnect, natsServerInstalled } from "../../daemon/natsServer.js";
-import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { dvsdRunArgs } from "../../daemon/nodeFlags.js";
 import { dvsdBin } from "../support/cli.js";
 import { natsConf } from "../support/natsServer.js";
 
@@ -352,19 +352,7 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
           `node ${node}`,
           h.namespace,
           process.execPath,
-          [
-            ...DVSD_NODE_FLAGS,
-            dvsdBin,
-            "run",
-            "--node",
-            String(node),
-            "--nats",
-            h.natsUrl,
-            "--state",
-            stateDir,
-            "--config",
-            configFile,
-          ],
+          dvsdRunArgs({ bin: dvsdBin, node, nats: h.natsUrl, state: stateDir, config: configFile }),
           // Each node as itself: its own user of nats.conf.
           { DVS_NATS_USER: devNodeCredentials(node).user, DVS_NATS_PASS: devNodeCredentials(node).pass },
         );

@@ -13,7 +13,7 @@ import { DEV_USERS } from "../../client/credentials.js";
 import { discoverNodes } from "../../client/discovery.js";
 import { devServerConfig, renderNatsConfig } from "../../daemon/natsAccounts.js";
 import { canConnect } from "../../daemon/natsServer.js";
-import { dvsdBin, freePort, requireBuild, type Spawned, spawnNode } from "../support/cli.js";
+import { freePort, requireBuild, type Spawned, spawnNode, upArgs } from "../support/cli.js";
 import { natsConf } from "../support/natsServer.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -47,19 +47,7 @@ async function foreignServer(port: number, config?: string): Promise<ChildProces
 /** `dvsd up` on `port`; stopped (SIGINT, then SIGKILL) after the test. */
 function up(port: number, data: string, extra: readonly string[] = []): Spawned {
   requireBuild();
-  const p = spawnNode([
-    dvsdBin,
-    "up",
-    "--nodes",
-    "2",
-    "--port",
-    String(port),
-    "--data",
-    data,
-    "--log-level",
-    "warn",
-    ...extra,
-  ]);
+  const p = spawnNode(upArgs(2, port, data, extra));
   cleanups.push(async () => {
     if (p.child.exitCode !== null || p.child.signalCode !== null) return;
     p.child.kill("SIGINT");

@@ -123,15 +123,9 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** `dvsd up` on a free port with a temporary data dir, once it says the cluster is up. */
-export async function startLocalCluster(
-  nodes = 3,
-  extraArgs: readonly string[] = [],
-): Promise<{ up: Spawned; port: number; url: string; data: string }> {
-  requireBuild();
-  const port = await freePort();
-  const data = mkdtempSync(join(tmpdir(), "dvs-up-"));
-  const up = spawnNode([
+/** The arguments of `dvsd up` with `nodes` nodes on `port`, keeping its state in `data`, logging warnings only. */
+export function upArgs(nodes: number, port: number, data: string, extra: readonly string[] = []): string[] {
+  return [
     dvsdBin,
     "up",
     "--nodes",
@@ -142,8 +136,19 @@ export async function startLocalCluster(
     data,
     "--log-level",
     "warn",
-    ...extraArgs,
-  ]);
+    ...extra,
+  ];
+}
+
+/** `dvsd up` on a free port with a temporary data dir, once it says the cluster is up. */
+export async function startLocalCluster(
+  nodes = 3,
+  extraArgs: readonly string[] = [],
+): Promise<{ up: Spawned; port: number; url: string; data: string }> {
+  requireBuild();
+  const port = await freePort();
+  const data = mkdtempSync(join(tmpdir(), "dvs-up-"));
+  const up = spawnNode(upArgs(nodes, port, data, extraArgs));
   await up.waitFor(/is up at/, 40_000);
   return { up, port, url: `nats://127.0.0.1:${port}`, data };
 }

@@ -7,7 +7,7 @@ import { stringify as toYaml } from "yaml";
 import type { Credentials } from "../../client/credentials.js";
 import type { ConfigInput } from "../../daemon/config.js";
 import { devNodeCredentials } from "../../daemon/credentials.js";
-import { DVSD_NODE_FLAGS } from "../../daemon/nodeFlags.js";
+import { dvsdRunArgs } from "../../daemon/nodeFlags.js";
 import { TEST_ADMIN } from "../../sim/testAdmin.js";
 import { dvsdBin, type Spawned, spawnNode } from "./cli.js";
 import { EventWatch } from "./eventWatch.js";
@@ -60,19 +60,13 @@ export class DvsdNode implements AsyncDisposable {
     if (this.running) throw new Error(`node ${this.node} is already running`);
     if (this.#process) this.#earlier.push(this.#process.output());
     this.#process = spawnNode(
-      [
-        ...DVSD_NODE_FLAGS,
-        dvsdBin,
-        "run",
-        "--node",
-        String(this.node),
-        "--nats",
-        this.#natsUrl,
-        "--state",
-        this.stateDir,
-        "--config",
-        this.configFile,
-      ],
+      dvsdRunArgs({
+        bin: dvsdBin,
+        node: this.node,
+        nats: this.#natsUrl,
+        state: this.stateDir,
+        config: this.configFile,
+      }),
       {
         // Each node logs in as itself: one identity per node, never a shared one.
         DVS_NATS_USER: this.#credentials.user,
