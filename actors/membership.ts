@@ -132,6 +132,16 @@ export class Membership {
     for (const bytes of [...this.#outbox]) this.#sendEvent(bytes);
   }
 
+  /**
+   * Node `node` may be gone (its NATS connection closed, says the server's
+   * DISCONNECT advisory): probe it now rather than wait for its heartbeats to
+   * be late. The probe's answer decides; the advisory alone changes nothing.
+   */
+  suspect(node: number): void {
+    if (this.#stopped || node === this.#o.self.node) return;
+    this.actor.send({ type: "peer.suspected", node, at: this.#o.clock.now() });
+  }
+
   /** Stops heartbeating; with `leave`, first tells the others so they see DISCONNECT at once. */
   async stop(options: { leave: boolean }): Promise<void> {
     if (this.#stopped) return;

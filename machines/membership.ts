@@ -102,6 +102,8 @@ export type MembershipEvent =
   | { type: "peer.leave"; from: Member; at: number }
   | { type: "probe.answered"; from: Member; at: number }
   | { type: "probe.noResponders"; peer: Member; at: number }
+  /** Something outside the heartbeats (NATS's DISCONNECT advisory) says node `node` may be gone: probe it now. */
+  | { type: "peer.suspected"; node: number; at: number }
   | { type: "clock.tick"; at: number }
   | { type: "link.down"; at: number }
   | { type: "link.up"; at: number };
@@ -293,6 +295,14 @@ function apply(next: NextContext, event: MembershipEvent): void {
       if (peer.state !== "alive" && peer.state !== "suspect") break;
       next.changePeer(event.peer.node, peer, { state: "unreachable", since: event.at });
       announce("PARTITION", [event.peer], "no responders: its subscriptions are gone", event.at);
+      break;
+    }
+
+    case "peer.suspected": {
+      const peer = ctx.peers[event.node];
+      if (!ctx.linkUp || !peer || (peer.state !== "alive" && peer.state !== "suspect")) break;
+      const changed = next.changePeer(event.node, peer, { probedAt: event.at });
+      next.out.push({ type: "probe", peer: memberOf(String(event.node), changed) });
       break;
     }
 
