@@ -48,6 +48,14 @@ export function subjects(cluster: string) {
     /** Internal: heartbeats and leave announcements. */
     heartbeat: (node: NodeId) => `${base}._hb.${node}`,
     heartbeats: `${base}._hb.*`,
+    /**
+     * Internal: membership broadcasts of node `node` — hello when it starts,
+     * leave, its observers' alerts, and its component leader's beacon. Every
+     * node hears every node's; heartbeats (`heartbeat`) reach only the
+     * node's observers.
+     */
+    membership: (node: NodeId) => `${base}._ms.${node}`,
+    memberships: `${base}._ms.*`,
     /** Internal: a late peer is probed here; "no responders" means it is gone. */
     probe: (node: NodeId) => `${base}._probe.${node}`,
     /** Internal: every node answers with its status (dvsctl members). */
