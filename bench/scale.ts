@@ -1,8 +1,10 @@
 // Entry of `npm run scale`: how dvsd holds up with many nodes. Two parts:
-// real `dvsd run` processes on a nats-server of its own (view convergence,
-// idle RSS against the SPEC's 80 MB), and node runtimes on the simulated
-// network (what a simulated second costs in wall time, convergence, heap).
-// Prints a table and writes results/scale.{json,md} (bench/results.ts).
+// real `dvsd run` processes at each size asked, each on a nats-server of its
+// own (view convergence, idle CPU, RSS and server traffic per node, false
+// events, optionally a crash), with the ratios across sizes; and node
+// runtimes on the simulated network (what a simulated second costs in wall
+// time, convergence, heap). Prints a table and writes results/scale.{json,md}
+// (bench/results.ts).
 
 import { fork } from "node:child_process";
 import { cpus, loadavg } from "node:os";
@@ -15,18 +17,30 @@ import { findRepoRoot } from "./repoRoot.js";
 import { columns } from "./report.js";
 import { judgeResultRow, type ResultRow, resultCells, writeResults } from "./results.js";
 import { type ProcessScaleResult, runProcessScale } from "./scaleProcesses.js";
+import { flatnessRows, processNotes, processRows } from "./scaleProcessRows.js";
 import type { SimScaleResult } from "./scaleSim.js";
 import type { SimWorkerMessage, SimWorkerOptions } from "./scaleSimWorker.js";
-import { percentile } from "./stats.js";
 
-/** SPEC 10: `dvsd` idle RSS ≤ 80 MB (read here as MiB, as /proc reports kB = KiB). */
-const RSS_TARGET_MIB = 80;
+/** Issue 20's sizes and spells. */
+const DEFAULTS = {
+  processes: "4,16,32,64,100",
+  idleSeconds: 10,
+  convergeSeconds: 300,
+  crashSeconds: 30,
+  simNodes: "100,1000,10000",
+  simSeconds: 3,
+  simBudgetSeconds: 600,
+} as const;
 /** Sizes measured instead when an asked size does not finish in its budget, to show how the cost grows. */
 const LADDER = [100, 250, 500];
 
 export interface ScaleOptions {
-  readonly processes: number;
+  /** Sizes, run one after the other, each with a nats-server of its own. */
+  readonly processes: readonly number[];
   readonly idleSeconds: number;
+  readonly convergeSeconds: number;
+  /** Seconds to wait for every survivor's report of a SIGKILL after the idle spell; no crash when absent. */
+  readonly crashSeconds?: number;
   readonly simNodes: readonly number[];
   readonly simSeconds: number;
   readonly simBudgetSeconds: number;
@@ -44,7 +58,6 @@ export interface ScaleReport {
 }
 
 export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
-  const repoRoot = findRepoRoot();
   const lastResort: LastResort = new Set();
   const onExit = () => runLastResort(lastResort);
   process.on("exit", onExit);
@@ -54,6 +67,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     options: {
       processes: options.processes,
       idleSeconds: options.idleSeconds,
+      convergeSeconds: options.convergeSeconds,
+      crashSeconds: options.crashSeconds ?? null,
       simNodes: options.simNodes,
       simSeconds: options.simSeconds,
       simBudgetSeconds: options.simBudgetSeconds,
@@ -72,27 +87,22 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   load("at the start");
   try {
     if (options.only !== "sim") {
-      const scope = new Scope(lastResort);
-      try {
-        const result = await runProcessScale({
-          processes: options.processes,
-          idleMs: options.idleSeconds * 1000,
-          convergeTimeoutMs: 180_000,
-          repoRoot,
-          scope,
-          signal: options.signal,
-          progress: (m) => options.progress(`processes: ${m}`),
-        });
+      const results: ProcessScaleResult[] = [];
+      for (const [i, processes] of options.processes.entries()) {
+        if (i > 0) load(`before ${processes} processes`);
+        const result = await measureProcesses(options, processes, lastResort);
+        if (result instanceof Error) {
+          rows.push(errorRow(`processes-${processes}`, result));
+          continue;
+        }
+        results.push(result);
         rows.push(...processRows(result));
         notes.push(...processNotes(result));
-        meta.processes = result;
-      } catch (error) {
-        if (options.signal.aborted) throw abortError(options.signal);
-        rows.push(errorRow("processes", error));
-        options.progress(`processes: ERROR ${describe(error)}`);
-      } finally {
-        for (const failure of await scope.close()) options.progress(`processes: cleanup: ${failure.message}`);
       }
+      const flat = flatnessRows(results);
+      rows.push(...flat.rows);
+      notes.push(...flat.notes);
+      meta.processes = results;
     }
     if (options.only !== "processes") {
       if (options.only !== "sim") load("between the parts");
@@ -147,88 +157,33 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   return { rows: rows.map(judgeResultRow), notes, meta, errors: rows.filter((r) => r.error).length };
 }
 
-// ---- processes ----
-
-function processRows(r: ProcessScaleResult): ResultRow[] {
-  const rss = Float64Array.from(r.nodeRss.map((x) => x.rssMiB)).sort();
-  const cpu = Float64Array.from(r.idleCpuMsPerS).sort();
-  const peak = Math.max(...r.nodeRss.map((x) => x.peakMiB));
-  const g = "processes";
-  return [
-    { name: "processes/nodes", group: g, value: r.processes, unit: "processes" },
-    { name: "processes/spawn", group: g, value: r.spawnMs, unit: "ms", of: "first spawn → last spawn" },
-    {
-      name: "processes/all-answered",
-      group: g,
-      value: r.allAnsweredMs,
-      unit: "ms",
-      of: `last spawn → all ${r.processes} answer the status request, in any view`,
-    },
-    {
-      name: "processes/converged",
-      group: g,
-      value: r.convergedMs,
-      unit: "ms",
-      of: `last spawn → all ${r.processes} answer with one view of ${r.processes}`,
-    },
-    {
-      name: "processes/idle-cpu.median",
-      group: g,
-      value: percentile(cpu, 50),
-      unit: "ms/s",
-      of: `CPU time per wall second of one node during the ${r.idleMs / 1000} s idle spell`,
-    },
-    { name: "processes/idle-cpu.max", group: g, value: cpu[cpu.length - 1] ?? Number.NaN, unit: "ms/s" },
-    {
-      name: "processes/idle-cpu.total",
-      group: g,
-      value: r.idleCpuMsPerS.reduce((a, b) => a + b, 0),
-      unit: "ms/s",
-      of: `all ${r.processes} nodes together; the machine has ${cpus().length} × 1000`,
-    },
-    { name: "processes/rss.min", group: g, value: rss[0] ?? Number.NaN, unit: "MiB" },
-    { name: "processes/rss.median", group: g, value: percentile(rss, 50), unit: "MiB" },
-    {
-      name: "processes/rss.max",
-      group: g,
-      value: rss[rss.length - 1] ?? Number.NaN,
-      unit: "MiB",
-      of: `VmRSS after ${r.idleMs / 1000} s idle`,
-      target: { op: "<=", value: RSS_TARGET_MIB },
-    },
-    { name: "processes/rss-peak.max", group: g, value: peak, unit: "MiB", of: "VmHWM: the largest peak RSS" },
-    {
-      name: "processes/unexpected-events",
-      group: g,
-      value: [r.events.untilConverged, r.events.afterwards]
-        .flatMap((counts) => Object.entries(counts))
-        .filter(([key]) => !EXPECTED_EVENTS.has(key))
-        .reduce((sum, [, n]) => sum + n, 0),
-      unit: "events",
-      of: "nobody is killed: anything but a JOIN (started | new node) or DISCONNECT (left)",
-    },
-    { name: "processes/nats-server.rss", group: g, value: r.natsServerRss.rssMiB, unit: "MiB" },
-    { name: "processes/stop", group: g, value: r.stopMs, unit: "ms", of: "SIGTERM to all → all exited" },
-  ];
+/** One size in a scope of its own: everything it started is gone before the next size starts. */
+async function measureProcesses(
+  options: ScaleOptions,
+  processes: number,
+  lastResort: LastResort,
+): Promise<ProcessScaleResult | Error> {
+  const progress = (m: string) => options.progress(`processes ${processes}: ${m}`);
+  const scope = new Scope(lastResort);
+  try {
+    return await runProcessScale({
+      processes,
+      idleMs: options.idleSeconds * 1000,
+      convergeTimeoutMs: options.convergeSeconds * 1000,
+      ...(options.crashSeconds !== undefined ? { crash: { timeoutMs: options.crashSeconds * 1000 } } : {}),
+      repoRoot: findRepoRoot(),
+      scope,
+      signal: options.signal,
+      progress,
+    });
+  } catch (error) {
+    if (options.signal.aborted) throw abortError(options.signal);
+    progress(`ERROR ${describe(error)}`);
+    return error instanceof Error ? error : new Error(String(error));
+  } finally {
+    for (const failure of await scope.close()) progress(`cleanup: ${failure.message}`);
+  }
 }
-
-function processNotes(r: ProcessScaleResult): string[] {
-  return [
-    `processes: ${r.processes} dvsd run with default settings on ${cpus().length} CPUs; convergence polled with the status request (${r.polls} polls); RSS read from /proc/<pid>/status after ${r.idleMs / 1000} s idle`,
-    `processes: membership events until one view: ${formatCounts(r.events.untilConverged)}; after it (idle, then SIGTERM): ${formatCounts(r.events.afterwards)}`,
-    r.unclean.length === 0
-      ? `processes: all ${r.processes} exited 0 on SIGTERM`
-      : `processes: did not stop cleanly: ${r.unclean.join("; ")}`,
-  ];
-}
-
-/** What a cold start and a graceful stop of every node should announce, and nothing else. */
-const EXPECTED_EVENTS = new Set(["JOIN (started)", "JOIN (new node)", "DISCONNECT (left)"]);
-
-const formatCounts = (counts: Record<string, number>) =>
-  Object.entries(counts)
-    .map(([name, n]) => `${name} ${n}`)
-    .join(", ") || "none";
 
 // ---- simulation ----
 
@@ -267,7 +222,17 @@ async function runSimWorker(scope: Scope, options: ScaleOptions, nodes: number):
     });
   });
   const marginMs = 120_000;
-  return within(options.signal, workerOptions.budgetMs + marginMs, `the ${nodes}-node simulation`, done);
+  try {
+    return await within(
+      options.signal,
+      workerOptions.budgetMs + marginMs,
+      `the ${nodes}-node simulation`,
+      done,
+    );
+  } finally {
+    // Past its time (a start-up longer than the budget, say), it must not run beside the next size.
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
+  }
 }
 
 function simRows(r: SimScaleResult): ResultRow[] {
@@ -312,6 +277,13 @@ function simRows(r: SimScaleResult): ResultRow[] {
       value: r.convergedAtSimMs ?? Number.NaN,
       unit: "ms",
       of: `simulated, checked every ${r.stepMs} ms`,
+    },
+    {
+      name: `${g}/converged-at.wall`,
+      group: g,
+      value: r.convergedAtWallMs ?? Number.NaN,
+      unit: "ms",
+      of: "wall, from starting the first node",
     },
     {
       name: `${g}/heap-used`,
@@ -391,25 +363,43 @@ function usage(): string {
 Measures dvsd with many nodes and prints a table; results also go to
 results/scale.json and scale.md, and a line of results/history.jsonl.
 
-  processes  a nats-server of its own and N real \`dvsd run\` processes: time from
-             the last spawn to one view of all N, then after an idle spell each
-             process's RSS (/proc) against the 80 MB target, and nats-server's.
+  processes  for each size N asked, one after the other: a nats-server of its own
+             (monitoring port on loopback) and N real \`dvsd run\` processes with
+             default settings. Reports the time from the last spawn to one view
+             of all N; over the idle spell that follows, each node's CPU
+             (/proc), the messages nats-server received and delivered (its
+             /varz in_msgs, out_msgs) in all and per node, and the PARTITION,
+             DISCONNECT and MERGE events on dvs.<c>.events.* (false: nobody was
+             killed); then each process's RSS against the 80 MB target. Across
+             the sizes: largest / smallest median idle CPU per node over the
+             sizes from 4 to 64, and of delivered msgs/s per node from 16 to 64
+             (≤ 2 is flat), computed from this run.
   sim        N node runtimes on the simulated network and clock, run S simulated
              seconds, each size in a process of its own: wall ms per simulated
-             second, convergence, heap. A size that does not finish within its
-             wall budget stops there and says so; then 100, 250 and 500 nodes
-             (those below the smallest asked) are measured too, to show the growth.
+             second, when all N first held one view (simulated and wall time),
+             heap. A size that does not finish within its wall budget stops
+             there and says so; then 100, 250 and 500 nodes (those below the
+             smallest asked) are measured too, to show the growth.
 
 Options:
-  --processes <n>      dvsd processes (default 32)
-  --idle-seconds <s>   idle spell before RSS is read (default 10)
-  --sim-nodes <n,…>    simulated nodes, one size or a comma-separated list (default 100,250,1000)
-  --sim-seconds <s>    simulated seconds per size (default 3)
-  --sim-budget <s>     wall-clock seconds allowed per size (default 600)
-  --seed <n>           simulation seed (default 1)
-  --only <part>        processes or sim
-  --out <dir>          write the results files there instead of results/
-  -h, --help           show this help
+  --processes <n,…>        dvsd process counts, one or a comma-separated list
+                           (default ${DEFAULTS.processes})
+  --idle-seconds <s>       idle spell after one view: CPU, /varz and false events are
+                           measured over it, RSS read at its end (default ${DEFAULTS.idleSeconds})
+  --converge-timeout <s>   longest wait for one view of N, per size (default ${DEFAULTS.convergeSeconds})
+  --crash                  after the idle spell, SIGKILL the last node (id N) and time,
+                           per survivor, its first PARTITION or DISCONNECT of that node:
+                           by the event's own \`at\` and by its arrival (p50, max);
+                           survivors silent at the timeout are named
+  --crash-timeout <s>      how long --crash waits for every survivor (default ${DEFAULTS.crashSeconds})
+  --sim-nodes <n,…>        simulated nodes, one size or a comma-separated list
+                           (default ${DEFAULTS.simNodes})
+  --sim-seconds <s>        simulated seconds per size (default ${DEFAULTS.simSeconds})
+  --sim-budget <s>         wall-clock seconds allowed per simulated size (default ${DEFAULTS.simBudgetSeconds})
+  --seed <n>               simulation seed (default 1)
+  --only <part>            processes or sim (default: both)
+  --out <dir>              write the results files there instead of results/
+  -h, --help               show this help
 `;
 }
 
@@ -425,6 +415,8 @@ function positiveInt(flag: string, text: string | undefined, fallback: number): 
   return n;
 }
 
+const sizes = (flag: string, list: string) => list.split(",").map((n) => positiveInt(flag, n.trim(), 0));
+
 async function main(argv: readonly string[]): Promise<number> {
   let parsed: Omit<ScaleOptions, "signal" | "progress"> & { out?: string };
   try {
@@ -433,6 +425,9 @@ async function main(argv: readonly string[]): Promise<number> {
       options: {
         processes: { type: "string" },
         "idle-seconds": { type: "string" },
+        "converge-timeout": { type: "string" },
+        crash: { type: "boolean" },
+        "crash-timeout": { type: "string" },
         "sim-nodes": { type: "string" },
         "sim-seconds": { type: "string" },
         "sim-budget": { type: "string" },
@@ -450,14 +445,23 @@ async function main(argv: readonly string[]): Promise<number> {
     if (values.only !== undefined && values.only !== "processes" && values.only !== "sim") {
       throw new UsageError(`--only wants processes or sim, not ${JSON.stringify(values.only)}`);
     }
+    if (values["crash-timeout"] !== undefined && !values.crash) {
+      throw new UsageError("--crash-timeout only applies with --crash");
+    }
     parsed = {
-      processes: positiveInt("--processes", values.processes, 32),
-      idleSeconds: positiveInt("--idle-seconds", values["idle-seconds"], 10),
-      simNodes: (values["sim-nodes"] ?? "100,250,1000")
-        .split(",")
-        .map((n) => positiveInt("--sim-nodes", n.trim(), 0)),
-      simSeconds: positiveInt("--sim-seconds", values["sim-seconds"], 3),
-      simBudgetSeconds: positiveInt("--sim-budget", values["sim-budget"], 600),
+      processes: sizes("--processes", values.processes ?? DEFAULTS.processes),
+      idleSeconds: positiveInt("--idle-seconds", values["idle-seconds"], DEFAULTS.idleSeconds),
+      convergeSeconds: positiveInt(
+        "--converge-timeout",
+        values["converge-timeout"],
+        DEFAULTS.convergeSeconds,
+      ),
+      ...(values.crash
+        ? { crashSeconds: positiveInt("--crash-timeout", values["crash-timeout"], DEFAULTS.crashSeconds) }
+        : {}),
+      simNodes: sizes("--sim-nodes", values["sim-nodes"] ?? DEFAULTS.simNodes),
+      simSeconds: positiveInt("--sim-seconds", values["sim-seconds"], DEFAULTS.simSeconds),
+      simBudgetSeconds: positiveInt("--sim-budget", values["sim-budget"], DEFAULTS.simBudgetSeconds),
       seed: positiveInt("--seed", values.seed, 1),
       ...(values.only ? { only: values.only } : {}),
       ...(values.out !== undefined ? { out: values.out } : {}),

@@ -1,8 +1,11 @@
-// The process half of `npm run scale`: a nats-server of its own from
-// nats.conf and N real `dvsd run` processes (default settings, the `node`
-// user), timed from the last spawn until every node answers the status
-// subject with one view of all N; then, after an idle spell, every process's
-// resident set from /proc/<pid>/status against the SPEC's 80 MB.
+// One size of the process half of `npm run scale`: a nats-server of its own
+// (monitoring on loopback) and N real `dvsd run` processes with default
+// settings, timed from the last spawn until every node answers the status
+// subject with one view of all N; then an idle spell (each node's CPU from
+// /proc, the messages nats-server received and delivered from its /varz, the
+// membership events nobody should have sent), each process's resident set
+// from /proc against the SPEC's 80 MB, and optionally a SIGKILL of one node
+// timed at every survivor (scaleCrash.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,17 +14,21 @@ import { DEV_USERS } from "../client/credentials.js";
 import { devNodeCredentials } from "../daemon/credentials.js";
 import { devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
 import { dvsdRunArgs } from "../daemon/nodeFlags.js";
-import { decode, encodingOf } from "../protocol/codec.js";
-import { eventSchema, type NodeStatus } from "../protocol/messages.js";
-import { subjects } from "../protocol/subjects.js";
+import type { NodeStatus } from "../protocol/messages.js";
 import { connectNats } from "../transport/nats.js";
 import { abortError, type Scope, within } from "./context.js";
 import { BenchError } from "./errors.js";
+import { readVarz, startMonitoredNatsServer, type VarzRates, varzRates } from "./natsMonitor.js";
+import { type CrashResult, measureCrash } from "./scaleCrash.js";
+import { ClusterEventLog, FALSE_IN_IDLE, type Phase } from "./scaleEvents.js";
+import { summarize } from "./stats.js";
 
 export interface ProcessScaleOptions {
   readonly processes: number;
   readonly idleMs: number;
   readonly convergeTimeoutMs: number;
+  /** After the idle spell, SIGKILL the last node and wait up to `timeoutMs` for every survivor's report. */
+  readonly crash?: { readonly timeoutMs: number };
   readonly repoRoot: string;
   readonly scope: Scope;
   readonly signal: AbortSignal;
@@ -50,17 +57,15 @@ export interface ProcessScaleResult {
   /** Per node, in node order, after the idle spell. */
   readonly nodeRss: readonly Rss[];
   readonly natsServerRss: Rss;
+  /** What nats-server received and delivered during the idle spell (/varz deltas). */
+  readonly nats: VarzRates;
+  /** PARTITION, DISCONNECT and MERGE announced during the idle spell: false, nobody was killed. */
+  readonly falseEvents: number;
+  readonly crash?: CrashResult;
   /** SIGTERM → all exited. */
   readonly stopMs: number;
-  /**
-   * Membership events on dvs.<c>.events by "NAME (cause)", before the view converged and
-   * after it (idle spell and stop): with nobody killed, every PARTITION and
-   * MERGE is a false suspicion (start-up starving the cores, say).
-   */
-  readonly events: {
-    readonly untilConverged: Record<string, number>;
-    readonly afterwards: Record<string, number>;
-  };
+  /** Membership events on dvs.<c>.events.* by phase of the run and "NAME (cause)". */
+  readonly events: Record<Phase, Record<string, number>>;
   /** Nodes that did not exit 0 after SIGTERM (exit code or signal), or needed a SIGKILL. */
   readonly unclean: readonly string[];
 }
@@ -73,8 +78,8 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
   // The development accounts for this cluster and as many nodes as it runs (nats.conf has 16, of cluster dvs).
   const natsConf = join(scope.tempDir("dvs-scale-conf-"), "nats.conf");
   writeFileSync(natsConf, renderNatsConfig(devServerConfig(options.processes, CLUSTER)));
-  const server = await scope.startNatsServer(natsConf);
-  progress(`nats-server ${server.pid} on ${server.url}`);
+  const { server, monitorUrl } = await startMonitoredNatsServer(scope, natsConf);
+  progress(`nats-server ${server.pid} on ${server.url}, monitoring on ${monitorUrl}`);
   const dir = scope.tempDir("dvs-scale-");
   const transport = await connectNats({
     servers: [server.url],
@@ -87,17 +92,8 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
       transport.connection.close(),
     ),
   );
-
-  const events = { untilConverged: {} as Record<string, number>, afterwards: {} as Record<string, number> };
-  let eventsNow = events.untilConverged;
-  transport.subscribe(subjects(CLUSTER).events, (msg) => {
-    const decoded = decode(msg.data, encodingOf(msg));
-    const parsed = decoded.ok ? eventSchema.safeParse(decoded.value) : undefined;
-    if (!parsed?.success) return;
-    const key = `${parsed.data.event} (${parsed.data.cause})`;
-    eventsNow[key] = (eventsNow[key] ?? 0) + 1;
-  });
-  await transport.flush();
+  const log = new ClusterEventLog(transport, CLUSTER);
+  await within(signal, 5_000, "observer flush", transport.flush());
 
   const ids = Array.from({ length: options.processes }, (_, i) => i + 1);
   const dvsd = join(options.repoRoot, "dist/bin/dvsd.js");
@@ -106,14 +102,14 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
   scope.defer(`stop ${options.processes} dvsd processes`, () => stopAll(children, STOP_GRACE_MS));
   const firstSpawn = performance.now();
   for (const node of ids) {
-    const log = openSync(join(dir, `node-${node}.log`), "a");
+    const out = openSync(join(dir, `node-${node}.log`), "a");
     const child = spawn(
       process.execPath,
       dvsdRunArgs({ bin: dvsd, node, cluster: CLUSTER, nats: server.url }),
       {
         cwd: dir,
         // Default settings; each node's state dir defaults to ./data/node-<id> under `cwd`.
-        stdio: ["ignore", log, log],
+        stdio: ["ignore", out, out],
         env: {
           ...process.env,
           // Should this run die without cleaning up, the daemons stop by themselves.
@@ -124,7 +120,7 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
         },
       },
     );
-    closeSync(log);
+    closeSync(out);
     scope.track(child, `kill dvsd node ${node}`);
     children.push(child);
   }
@@ -168,11 +164,13 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
     }
     throw error;
   }
-  eventsNow = events.afterwards;
+  log.phase = "idle";
   progress(
     `one view of ${ids.length} after ${Math.round(convergedMs)} ms (${polls} status polls); idle for ${options.idleMs / 1000} s`,
   );
 
+  // Nothing of ours talks to the server during the spell: what /varz counts is the nodes' own traffic.
+  const varzBefore = await readVarz(monitorUrl);
   const cpuBefore = children.map((c, i) => readCpuSeconds(c.pid, `node ${i + 1}`));
   const idleStart = performance.now();
   await within(
@@ -185,9 +183,25 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
   const idleCpuMsPerS = children.map(
     (c, i) => ((readCpuSeconds(c.pid, `node ${i + 1}`) - (cpuBefore[i] ?? 0)) * 1000) / idleSeconds,
   );
+  const nats = varzRates(varzBefore, await readVarz(monitorUrl));
+  const falseEvents = log.count("idle", FALSE_IN_IDLE);
   const nodeRss = children.map((c, i) => readRss(c.pid, `node ${i + 1}`));
   const natsServerRss = readRss(server.pid, "nats-server");
+  progress(
+    `idle: median CPU ${summarize(idleCpuMsPerS).p50.toFixed(1)} ms/s per node, nats-server delivered ${Math.round(nats.outMsgsPerS)} msgs/s, ${falseEvents} false events`,
+  );
 
+  let crash: CrashResult | undefined;
+  if (options.crash) {
+    const victim = ids.length;
+    progress(`SIGKILL node ${victim}; waiting up to ${options.crash.timeoutMs / 1000} s for every survivor`);
+    crash = await measureCrash({ children, victim, log, timeoutMs: options.crash.timeoutMs, signal });
+    progress(
+      `node ${victim} reported by ${crash.reports.length}/${crash.survivors.length} survivors${crash.silent.length > 0 ? `; silent: ${crash.silent.join(", ")}` : ""}`,
+    );
+  }
+
+  log.phase = "stop";
   const stopStart = performance.now();
   const unclean = await stopAll(children, STOP_GRACE_MS);
   const stopMs = performance.now() - stopStart;
@@ -202,8 +216,11 @@ export async function runProcessScale(options: ProcessScaleOptions): Promise<Pro
     idleCpuMsPerS,
     nodeRss,
     natsServerRss,
+    nats,
+    falseEvents,
+    ...(crash ? { crash } : {}),
     stopMs,
-    events,
+    events: log.counts,
     unclean,
   };
 }

@@ -1,7 +1,11 @@
 // The benchmark harness runs end to end on small samples: every row completes
-// without error and reports its ratios (the figures themselves are not judged here).
+// without error and reports its ratios (the figures themselves are not judged
+// here); `npm run scale` reads nats-server's /varz and times a crash at every
+// survivor with three processes.
 import { describe, expect, it } from "vitest";
 import { runBench } from "../bench/run.js";
+import { runScale } from "../bench/scale.js";
+import { flatness } from "../bench/scaleProcessRows.js";
 
 describe("npm run bench", () => {
   it("runs every row in quick mode and reports ratios without errors", async () => {
@@ -15,4 +19,45 @@ describe("npm run bench", () => {
       for (const r of row.ratios ?? []) expect(Number.isFinite(r.value) && r.value > 0).toBe(true);
     }
   }, 150_000);
+});
+
+describe("npm run scale", () => {
+  it("counts what nats-server delivered while idle and hears a SIGKILLed node from every survivor", async () => {
+    const report = await runScale({
+      processes: [3],
+      idleSeconds: 1,
+      convergeSeconds: 60,
+      crashSeconds: 20,
+      simNodes: [],
+      simSeconds: 1,
+      simBudgetSeconds: 1,
+      seed: 1,
+      only: "processes",
+      signal: new AbortController().signal,
+      progress: () => {},
+    });
+    expect(report.errors).toBe(0);
+    const value = (name: string) => report.rows.find((r) => r.name === name)?.value;
+    expect(value("processes-3/nats.delivered")).toBeGreaterThan(0);
+    expect(value("processes-3/crash.reported")).toBe(2);
+    expect(value("processes-3/crash.silent")).toBe(0);
+    expect(value("processes-3/crash.received.max")).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("a flatness ratio is the largest over the smallest per-node figure, over the sizes in its range", () => {
+    const points = [
+      { processes: 2, value: 100 },
+      { processes: 4, value: 10 },
+      { processes: 16, value: 15 },
+      { processes: 64, value: 12 },
+      { processes: 100, value: 1 },
+    ];
+    expect(flatness(points, { from: 4, to: 64 })).toEqual({
+      sizes: [4, 16, 64],
+      values: [10, 15, 12],
+      spread: 1.5,
+      growth: 1.2,
+    });
+    expect(flatness(points, { from: 16, to: 32 })).toBeUndefined();
+  });
 });
