@@ -1,30 +1,40 @@
 // The membership runtime of one node: runs the membership machine as an actor
-// and gives it the world — heartbeats in and out, probes of late peers (NATS
-// "no responders" says at once that a peer's subscriptions are gone), the
-// node's own link status, and a tick from the injected clock. View changes go
-// out on `dvs.<c>.events` and to the caller (scripts, the node lifecycle).
+// and gives it the world — its own heartbeat out on `_hb.<self>`, the
+// heartbeats of the few peers it observes in (one subscription each, changed
+// when the machine's watch set does), the membership broadcasts on `_ms.*`
+// (hello, leave, alerts, the leader's beacon), probes of late peers (NATS "no
+// responders" says at once that a peer's subscriptions are gone), the node's
+// own link status, and one timer on the injected clock for whatever is due
+// next. View changes go out on `dvs.<c>.events` and to the caller.
 import { type Actor, createActor } from "xstate";
 import {
   downList,
+  leads,
   type Member,
+  type MembershipContext,
   type MembershipMachine,
+  type MembershipOutput,
   type MembershipTimings,
   membershipMachine,
-  summarize,
+  nextDeadline,
   type ViewChange,
+  viewMembers,
 } from "../machines/membership.js";
 import { decode, encode } from "../protocol/codec.js";
 import {
+  type AlertState,
   type EventMessage,
   type Heartbeat,
   heartbeatSchema,
+  type MembershipBroadcast,
+  membershipBroadcastSchema,
   PROTOCOL_VERSION,
   probeReplySchema,
 } from "../protocol/messages.js";
 import { Responder, refusalLog } from "../protocol/responder.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
-import { NoRespondersError } from "../transport/errors.js";
+import { NoRespondersError, TimeoutError } from "../transport/errors.js";
 import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
 
@@ -52,13 +62,22 @@ export class Membership {
   readonly #warn: ReturnType<typeof throttledWarn>;
   readonly #responder: Responder;
   #subscriptions: Subscription[] = [];
-  // Both timers run on the injected clock and re-arm themselves from their own
-  // callback (a heartbeat sent early, at start or link-up, restarts its period);
-  // stop() clears both, and a callback that fires after it does nothing.
-  #heartbeatTimer: TimerHandle | undefined;
-  #tickTimer: TimerHandle | undefined;
+  /** The heartbeat subscriptions of the peers this node watches, by node id. */
+  readonly #watched = new Map<number, Subscription>();
+  #watching: readonly number[] = [];
+  /**
+   * One timer, on the injected clock, for whatever is due first: this node's
+   * next heartbeat, its next beacon when it leads, or the machine's next
+   * deadline. Nothing runs at a fixed rate beyond the heartbeat itself.
+   */
+  #timer: TimerHandle | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #nextHeartbeatAt = 0;
+  #nextBeaconAt = 0;
   #seq = 0;
   #stopped = false;
+  /** The down list of the last peer table seen (heartbeats carry it; the table rarely changes). */
+  #down: { peers: MembershipContext["peers"] | undefined; list: Member[] } = { peers: undefined, list: [] };
   /**
    * Events not yet confirmed by a flush (bounded). A link that breaks silently
    * swallows what was published just before; those are published again when
@@ -76,19 +95,7 @@ export class Membership {
       onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
     });
     const machine = (options.machine ?? membershipMachine).provide({
-      actions: {
-        announce: (_, change) => this.#announce(change),
-        probe: (_, peer) => this.#probe(peer),
-        rejoin: (_, params) => {
-          if (this.#rejoining) return;
-          this.#rejoining = true;
-          options.logger.warn(
-            { reason: params.reason },
-            "declared down by the cluster; rejoining as a new incarnation",
-          );
-          options.onRejoin?.(params.reason, params.viewId);
-        },
-      },
+      actions: { output: (_, output) => this.#output(output) },
     });
     this.actor = createActor(machine, {
       input: {
@@ -105,31 +112,34 @@ export class Membership {
     return this.#o.self;
   }
 
-  get context() {
+  get context(): MembershipContext {
     return this.actor.getSnapshot().context;
   }
 
   start(): void {
-    const { transport, subjects, self } = this.#o;
+    const { transport, subjects, self, clock } = this.#o;
     this.actor.start();
     this.#subscriptions = [
-      transport.subscribe(subjects.heartbeats, (msg) => this.#onHeartbeat(msg)),
+      transport.subscribe(subjects.memberships, (msg) => this.#onBroadcast(msg)),
       transport.subscribe(subjects.probe(self.node), (msg) => {
         this.#responder.answer(msg, encode({ node: self.node, incarnation: self.incarnation }));
       }),
     ];
-    this.#heartbeat();
-    this.#scheduleTick();
+    this.#broadcast({ kind: "hello", ...this.#base() });
+    this.#nextHeartbeatAt = clock.now();
+    this.#wake();
   }
 
   /** The node's own NATS link went down or came back. */
   link(up: boolean): void {
     if (this.#stopped) return;
     if (!up) this.#linkEpoch++;
-    this.actor.send({ type: up ? "link.up" : "link.down", at: this.#o.clock.now() });
+    this.#send({ type: up ? "link.up" : "link.down", at: this.#o.clock.now() });
     if (!up) return;
-    this.#heartbeat();
+    // What the link swallowed goes out first, so the wire keeps the events' order.
     for (const bytes of [...this.#outbox]) this.#sendEvent(bytes);
+    this.#nextHeartbeatAt = this.#o.clock.now();
+    this.#wake();
   }
 
   /**
@@ -139,7 +149,7 @@ export class Membership {
    */
   suspect(node: number): void {
     if (this.#stopped || node === this.#o.self.node) return;
-    this.actor.send({ type: "peer.suspected", node, at: this.#o.clock.now() });
+    this.#send({ type: "peer.suspected", node, at: this.#o.clock.now() });
   }
 
   /** Stops heartbeating; with `leave`, first tells the others so they see DISCONNECT at once. */
@@ -147,90 +157,251 @@ export class Membership {
     if (this.#stopped) return;
     this.#stopped = true;
     const { transport, clock } = this.#o;
-    clock.clearTimeout(this.#heartbeatTimer);
-    clock.clearTimeout(this.#tickTimer);
+    clock.clearTimeout(this.#timer);
     if (options.leave && transport.status === "connected") {
       try {
-        transport.publish(
-          this.#o.subjects.heartbeat(this.#o.self.node),
-          encode(this.#heartbeatMessage(true)),
-        );
+        this.#broadcast({ kind: "leave", ...this.#base() });
         await transport.flush();
       } catch (error) {
         this.#o.logger.warn({ err: error }, "could not announce the leave");
       }
     }
     for (const sub of this.#subscriptions) sub.unsubscribe();
+    for (const sub of this.#watched.values()) sub.unsubscribe();
     this.#subscriptions = [];
+    this.#watched.clear();
     this.actor.stop();
   }
 
-  #heartbeatMessage(leaving = false): Heartbeat {
+  /** Every event goes through here: after it, the watch subscriptions and the timer follow the context. */
+  #send(event: Parameters<Actor<MembershipMachine>["send"]>[0]): void {
+    this.actor.send(event);
+    if (this.#stopped) return;
+    const ctx = this.context;
+    if (ctx.watching !== this.#watching) this.#syncWatched(ctx.watching);
+    const due = nextDeadline(ctx);
+    if (due !== undefined && due < this.#timerAt) this.#arm(due);
+  }
+
+  #syncWatched(watching: readonly number[]): void {
+    const { transport, subjects } = this.#o;
+    this.#watching = watching;
+    const keep = new Set(watching);
+    for (const [node, sub] of this.#watched) {
+      if (!keep.has(node)) {
+        sub.unsubscribe();
+        this.#watched.delete(node);
+      }
+    }
+    for (const node of watching) {
+      if (this.#watched.has(node)) continue;
+      this.#watched.set(
+        node,
+        transport.subscribe(subjects.heartbeat(node), (msg) => this.#onHeartbeat(msg, node)),
+      );
+    }
+  }
+
+  #arm(at: number): void {
+    const { clock } = this.#o;
+    clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = clock.setTimeout(() => this.#wake(), Math.max(0, at - clock.now()));
+  }
+
+  /** The timer fired: send what is due, tick the machine, and arm for the next thing due. */
+  #wake(): void {
+    if (this.#stopped) return;
+    const { clock, timings } = this.#o;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = clock.now();
+    if (now >= this.#nextHeartbeatAt) {
+      this.#heartbeat();
+      this.#nextHeartbeatAt = now + timings.heartbeatMs;
+    }
+    this.#send({ type: "clock.tick", at: now });
+    if (this.#stopped) return;
+    const ctx = this.context;
+    if (leads(ctx)) {
+      if (now >= this.#nextBeaconAt) this.#beacon(now);
+    } else {
+      this.#nextBeaconAt = 0;
+    }
+    let due = this.#nextHeartbeatAt;
+    if (leads(ctx)) due = Math.min(due, this.#nextBeaconAt);
+    const machineDue = nextDeadline(ctx);
+    if (machineDue !== undefined) due = Math.min(due, machineDue);
+    // Never a zero-delay loop: whatever was due now has just been ticked.
+    this.#arm(Math.max(due, now + 1));
+  }
+
+  #output(output: MembershipOutput): void {
+    switch (output.type) {
+      case "announce":
+        this.#announce(output.change);
+        break;
+      case "probe":
+        this.#probe(output.peer);
+        break;
+      case "rejoin":
+        if (this.#rejoining) return;
+        this.#rejoining = true;
+        this.#o.logger.warn(
+          { reason: output.reason },
+          "declared down by the cluster; rejoining as a new incarnation",
+        );
+        this.#o.onRejoin?.(output.reason, output.viewId);
+        break;
+      case "alert":
+        this.#alert(output.about, output.state, output.cause);
+        break;
+      case "hello":
+        this.#broadcast({ kind: "hello", ...this.#base() });
+        break;
+      case "beacon":
+        // Soon, not now: a burst of hellos (a cluster starting) costs one beacon.
+        this.#nextBeaconAt = this.#o.clock.now() + Math.min(20, this.#o.timings.heartbeatMs / 4);
+        if (this.#nextBeaconAt < this.#timerAt) this.#arm(this.#nextBeaconAt);
+        break;
+    }
+  }
+
+  #base() {
+    const ctx = this.context;
+    return {
+      v: PROTOCOL_VERSION,
+      node: this.#o.self.node,
+      incarnation: this.#o.self.incarnation,
+      view: ctx.summary,
+    } as const;
+  }
+
+  #downList(ctx: MembershipContext): Member[] {
+    if (this.#down.peers !== ctx.peers) this.#down = { peers: ctx.peers, list: downList(ctx) };
+    return this.#down.list;
+  }
+
+  #heartbeatMessage(): Heartbeat {
     const ctx = this.context;
     return {
       v: PROTOCOL_VERSION,
       node: this.#o.self.node,
       incarnation: this.#o.self.incarnation,
       seq: ++this.#seq,
-      view: summarize(ctx.view, this.#o.self.node),
-      down: downList(ctx),
-      ...(leaving ? { leaving: true } : {}),
+      view: ctx.summary,
+      down: this.#downList(ctx),
     };
   }
 
   #heartbeat(): void {
-    if (this.#stopped) return;
-    const { transport, clock, subjects, self, timings } = this.#o;
-    clock.clearTimeout(this.#heartbeatTimer);
-    if (transport.status === "connected") {
-      try {
-        transport.publish(subjects.heartbeat(self.node), encode(this.#heartbeatMessage()));
-      } catch (error) {
-        this.#warn("heartbeat", { err: error }, "could not publish a heartbeat");
-      }
+    const { transport, subjects, self } = this.#o;
+    if (transport.status !== "connected") return;
+    try {
+      transport.publish(subjects.heartbeat(self.node), encode(this.#heartbeatMessage()));
+    } catch (error) {
+      this.#warn("heartbeat", { err: error }, "could not publish a heartbeat");
     }
-    this.#heartbeatTimer = clock.setTimeout(() => this.#heartbeat(), timings.heartbeatMs);
   }
 
-  #scheduleTick(): void {
-    const { clock, timings } = this.#o;
-    this.#tickTimer = clock.setTimeout(() => {
-      if (this.#stopped) return;
-      this.actor.send({ type: "clock.tick", at: clock.now() });
-      this.#scheduleTick();
-    }, timings.tickMs);
+  #beacon(now: number): void {
+    const ctx = this.context;
+    this.#nextBeaconAt = now + this.#o.timings.beaconMs;
+    this.#broadcast({
+      kind: "beacon",
+      ...this.#base(),
+      members: viewMembers(ctx),
+      down: this.#downList(ctx),
+    });
   }
 
-  #onHeartbeat(msg: Message): void {
-    if (this.#stopped) return;
-    const { subject, data } = msg;
-    // A stream's republish (or a consumer's delivery) onto a heartbeat subject is
-    // JetStream speaking, not the node: only a node's own publish counts.
-    if (header(msg, "Nats-Stream") !== undefined) {
-      this.#warn("republished-heartbeat", { subject }, "ignored a heartbeat republished by JetStream");
-      return;
+  #alert(about: Member, state: AlertState, cause: string): void {
+    this.#broadcast({ kind: "alert", ...this.#base(), about, state, cause: cause.slice(0, 256) });
+  }
+
+  #broadcast(message: MembershipBroadcast): void {
+    const { transport, subjects, self } = this.#o;
+    if (transport.status !== "connected") return;
+    try {
+      transport.publish(subjects.membership(self.node), encode(message));
+    } catch (error) {
+      this.#warn("broadcast", { err: error, kind: message.kind }, "could not publish a membership broadcast");
     }
-    const decoded = decode(data, "cbor");
+  }
+
+  /** A heartbeat of node `node`, which this node watches. */
+  #onHeartbeat(msg: Message, node: number): void {
+    if (this.#stopped) return;
+    if (!this.#fromNode(msg, "heartbeat")) return;
+    const decoded = decode(msg.data, "cbor");
     const hb = decoded.ok ? heartbeatSchema.safeParse(decoded.value) : undefined;
     if (!hb?.success) {
-      this.#warn("bad-heartbeat", { bytes: data.byteLength }, "ignored a malformed heartbeat");
+      this.#warn("bad-heartbeat", { bytes: msg.data.byteLength }, "ignored a malformed heartbeat");
       return;
     }
-    const { node, incarnation, view, down, leaving } = hb.data;
-    if (node === this.#o.self.node) return;
+    const { incarnation, view, down } = hb.data;
     // The subject is what nats.conf lets only node `node` publish to: a body naming another node is forged.
-    if (subject !== this.#o.subjects.heartbeat(node)) {
+    if (hb.data.node !== node) {
       this.#warn(
         "forged-heartbeat",
-        { subject, node },
+        { subject: msg.subject, node: hb.data.node },
         "ignored a heartbeat whose subject names another node",
       );
       return;
     }
+    this.#send({ type: "peer.heartbeat", from: { node, incarnation }, view, down, at: this.#o.clock.now() });
+  }
+
+  #onBroadcast(msg: Message): void {
+    if (this.#stopped) return;
+    if (!this.#fromNode(msg, "broadcast")) return;
+    const decoded = decode(msg.data, "cbor");
+    const parsed = decoded.ok ? membershipBroadcastSchema.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      this.#warn("bad-broadcast", { bytes: msg.data.byteLength }, "ignored a malformed membership broadcast");
+      return;
+    }
+    const m = parsed.data;
+    if (m.node === this.#o.self.node) return;
+    // Only node `m.node` may publish on its own subject (nats.conf): a body naming another node is forged.
+    if (msg.subject !== this.#o.subjects.membership(m.node)) {
+      this.#warn(
+        "forged-broadcast",
+        { subject: msg.subject, node: m.node },
+        "ignored a membership broadcast whose subject names another node",
+      );
+      return;
+    }
+    const from = { node: m.node, incarnation: m.incarnation };
     const at = this.#o.clock.now();
-    const from = { node, incarnation };
-    if (leaving) this.actor.send({ type: "peer.leave", from, at });
-    else this.actor.send({ type: "peer.heartbeat", from, view, down, at });
+    switch (m.kind) {
+      case "hello":
+        this.#send({ type: "peer.hello", from, view: m.view, at });
+        break;
+      case "leave":
+        this.#send({ type: "peer.leave", from, at });
+        break;
+      case "alert":
+        this.#send({
+          type: "peer.alert",
+          from,
+          view: m.view,
+          about: m.about,
+          state: m.state,
+          cause: m.cause,
+          at,
+        });
+        break;
+      case "beacon":
+        this.#send({ type: "peer.beacon", from, view: m.view, members: m.members, down: m.down, at });
+        break;
+    }
+  }
+
+  /** A stream's republish (or a consumer's delivery) onto a membership subject is JetStream speaking, not the node. */
+  #fromNode(msg: Message, what: string): boolean {
+    if (header(msg, "Nats-Stream") === undefined) return true;
+    this.#warn(`republished-${what}`, { subject: msg.subject }, `ignored a ${what} republished by JetStream`);
+    return false;
   }
 
   #probe(peer: Member): void {
@@ -245,15 +416,17 @@ export class Membership {
           const who = decoded.ok ? probeReplySchema.safeParse(decoded.value) : undefined;
           // Only the peer asked for may answer for it.
           if (who?.success && who.data.node === peer.node && !this.#stopped) {
-            this.actor.send({ type: "probe.answered", from: who.data, at: clock.now() });
+            this.#send({ type: "probe.answered", from: who.data, at: clock.now() });
           }
         },
         (error: unknown) => {
           if (this.#stopped) return;
           if (error instanceof NoRespondersError) {
-            this.actor.send({ type: "probe.noResponders", peer, at: clock.now() });
+            this.#send({ type: "probe.noResponders", peer, at: clock.now() });
+          } else if (error instanceof TimeoutError) {
+            // For a watched peer the machine judges by heartbeats; the link may be cut.
+            this.#send({ type: "probe.timedOut", peer, at: clock.now() });
           }
-          // A timeout says nothing new: the peer may be slow, or the link cut.
         },
       );
   }

@@ -1,145 +1,45 @@
 // The membership view of one node (SPEC 4): per-peer reachability
 // (alive → suspect → unreachable → down), the view `{ id, members }`, and the
 // view changes it announces (JOIN, DISCONNECT, PARTITION, MERGE), one per
-// change. Pure: time arrives in events (`at`), each step returns the next
-// context without touching the last, and every effect — announcing a change,
-// probing a late peer, rejoining as a new incarnation — is a named action
-// provided by the runtime (actors/membership.ts).
+// change. Liveness without all-to-all heartbeats (issue 20): a node hears the
+// heartbeats of the few peers it observes (machines/observers.ts), probes them
+// when late, and broadcasts an alert when one changes; everyone else changes
+// its view on the alert. A component's leader beacons its members once a
+// period, which is how joiners learn the cluster, how a component learns it
+// agrees, and how two components find each other after a heal.
+// Pure: time arrives in events (`at`), each step returns the next context
+// without touching the last, and every effect is an output the runtime
+// (actors/membership.ts) carries out.
 import { assign, enqueueActions, setup } from "xstate";
-import type { Member, MembershipEventName } from "../protocol/messages.js";
+import {
+  initialContext,
+  isLive,
+  type Member,
+  type MembershipContext,
+  type MembershipEvent,
+  type MembershipInput,
+  type MembershipOutput,
+  NextContext,
+  type PeerRecord,
+  type ViewChange,
+  type ViewEventName,
+} from "./membershipContext.js";
+import { tick } from "./membershipTick.js";
 import { notProvided } from "./notProvided.js";
-import { sameSummary, summarize, type View, type ViewSummary } from "./view.js";
+import { summarize, type ViewSummary } from "./view.js";
 
+export * from "./membershipContext.js";
+export { nextDeadline } from "./membershipTick.js";
 export { membersDigest, summarize, type View, type ViewSummary } from "./view.js";
-
-export type Reachability = "alive" | "suspect" | "unreachable" | "down";
-export type ViewEventName = MembershipEventName;
-export type { Member };
-
-export interface PeerRecord {
-  readonly incarnation: number;
-  readonly state: Reachability;
-  /** When it was last heard (heartbeat or probe answer). */
-  readonly lastHeard: number;
-  /** When it entered its current state. */
-  readonly since: number;
-  /** When it was last probed, while late. */
-  readonly probedAt: number | undefined;
-}
-
-export interface MembershipTimings {
-  readonly heartbeatMs: number;
-  /** Missed heartbeats before a peer is suspect (still in the view). */
-  readonly suspectAfterMissed: number;
-  /** Missed heartbeats before a silent peer is unreachable (PARTITION). */
-  readonly unreachableAfterMissed: number;
-  /** How long a peer may stay unreachable before it is declared down (DISCONNECT). */
-  readonly downAfterMs: number;
-  /** Silence after which a peer is probed, so NATS can say at once that it is gone. */
-  readonly probeAfterMs: number;
-  /** How often the runtime sends `clock.tick`. */
-  readonly tickMs: number;
-  /** How long a starting node listens before announcing its first view. */
-  readonly joinWindowMs: number;
-}
-
-export const defaultTimings = (heartbeatMs = 200): MembershipTimings => ({
-  heartbeatMs,
-  suspectAfterMissed: 3,
-  unreachableAfterMissed: 5,
-  downAfterMs: 5_000,
-  probeAfterMs: Math.round(heartbeatMs * 1.25),
-  tickMs: Math.max(5, Math.round(heartbeatMs / 8)),
-  joinWindowMs: Math.round(heartbeatMs * 1.5),
-});
-
-export interface MembershipInput {
-  readonly self: Member;
-  readonly timings: MembershipTimings;
-  /** Quorum mode: a component without a majority of the last full view is a minority. */
-  readonly quorum: boolean;
-  /** The view id to continue from (a rejoin keeps its lineage's ids growing). */
-  readonly viewId?: number;
-  readonly at: number;
-}
-
-export interface MembershipContext {
-  readonly self: Member;
-  readonly timings: MembershipTimings;
-  readonly quorum: boolean;
-  readonly phase: "joining" | "member";
-  readonly linkUp: boolean;
-  readonly startedAt: number;
-  readonly lastTick: number;
-  /** Keyed by node id (as a string, so the context stays plain CBOR-able data). */
-  readonly peers: Readonly<Record<string, PeerRecord>>;
-  readonly view: View;
-  /** Size of the last view in which every known live member was reachable. */
-  readonly fullViewSize: number;
-  readonly minority: boolean;
-  /** While joining: the highest view heard, so the first view continues the cluster's numbering. */
-  readonly heardView: ViewSummary | undefined;
-}
-
-export interface ViewChange {
-  readonly event: ViewEventName;
-  readonly view: View;
-  readonly changed: readonly Member[];
-  readonly cause: string;
-  readonly at: number;
-}
-
-export type MembershipEvent =
-  | {
-      type: "peer.heartbeat";
-      from: Member;
-      /** The sender's view, summarized. */
-      view: ViewSummary;
-      /** Incarnations the sender has declared down. */
-      down: readonly Member[];
-      at: number;
-    }
-  | { type: "peer.leave"; from: Member; at: number }
-  | { type: "probe.answered"; from: Member; at: number }
-  | { type: "probe.noResponders"; peer: Member; at: number }
-  /** Something outside the heartbeats (NATS's DISCONNECT advisory) says node `node` may be gone: probe it now. */
-  | { type: "peer.suspected"; node: number; at: number }
-  | { type: "clock.tick"; at: number }
-  | { type: "link.down"; at: number }
-  | { type: "link.up"; at: number };
-
-export type MembershipOutput =
-  | { type: "announce"; change: ViewChange }
-  | { type: "probe"; peer: Member }
-  | { type: "rejoin"; reason: string; viewId: number };
-
-export function initialContext(input: MembershipInput): MembershipContext {
-  return {
-    self: input.self,
-    timings: input.timings,
-    quorum: input.quorum,
-    phase: "joining",
-    linkUp: true,
-    startedAt: input.at,
-    lastTick: input.at,
-    peers: {},
-    view: { id: input.viewId ?? 0, members: [input.self.node] },
-    fullViewSize: 1,
-    minority: false,
-    heardView: undefined,
-  };
-}
 
 /** The members a node's own peer table puts in its view: itself and every alive or suspect peer. */
 export function membersOf(ctx: Pick<MembershipContext, "self" | "peers">): number[] {
   const members = [ctx.self.node];
-  for (const [node, peer] of Object.entries(ctx.peers)) {
-    if (peer.state === "alive" || peer.state === "suspect") members.push(Number(node));
-  }
+  for (const node in ctx.peers) if (isLive(ctx.peers[node])) members.push(Number(node));
   return members.sort((a, b) => a - b);
 }
 
-/** The incarnations a node has declared down, as carried in its heartbeats. */
+/** The incarnations a node has declared down, as its heartbeats and beacons carry them. */
 export function downList(ctx: Pick<MembershipContext, "peers">): Member[] {
   const down: Member[] = [];
   for (const [node, peer] of Object.entries(ctx.peers)) {
@@ -148,10 +48,21 @@ export function downList(ctx: Pick<MembershipContext, "peers">): Member[] {
   return down;
 }
 
+/** The members of a view with their incarnations, as a beacon carries them. */
+export function viewMembers(ctx: Pick<MembershipContext, "self" | "peers" | "view">): Member[] {
+  return ctx.view.members.map((node) =>
+    node === ctx.self.node ? ctx.self : { node, incarnation: ctx.peers[node]?.incarnation ?? 0 },
+  );
+}
+
+/** Whether this node leads its component: the smallest member of its view publishes the beacon. */
+export const leads = (ctx: Pick<MembershipContext, "phase" | "view" | "self" | "linkUp">): boolean =>
+  ctx.phase === "member" && ctx.linkUp && ctx.view.members[0] === ctx.self.node;
+
 /**
  * When two components have declared each other down, exactly one must rejoin
  * as new incarnations. Both sides evaluate this with the views their
- * heartbeats carry, so they agree: the larger view wins, then the one with
+ * messages carry, so they agree: the larger view wins, then the one with
  * the lower smallest member, then the lower node id.
  */
 export function componentWins(
@@ -172,137 +83,88 @@ export interface MembershipStepResult {
 }
 
 /**
- * The context one step builds, starting as a shallow copy of the one it was
- * given. The peer table is copied at the step's first change to a peer, and a
- * changed peer is a new record: the given context is never written to, and the
- * peers the step leaves alone stay shared between the two. (A copy of every
- * peer on every heartbeat would make each one cost the whole table twice.)
- */
-class NextContext {
-  readonly ctx: { -readonly [K in keyof MembershipContext]: MembershipContext[K] };
-  readonly out: MembershipOutput[] = [];
-  #ownsPeers = false;
-
-  constructor(from: MembershipContext) {
-    this.ctx = { ...from };
-  }
-
-  /** Gives `key` the record `peer`, or adds it. */
-  setPeer(key: string | number, peer: PeerRecord): void {
-    if (!this.#ownsPeers) {
-      this.ctx.peers = { ...this.ctx.peers };
-      this.#ownsPeers = true;
-    }
-    (this.ctx.peers as Record<string, PeerRecord>)[key] = peer;
-  }
-
-  /** The record of `key` with `changes` applied, now in the table. */
-  changePeer(key: string | number, peer: PeerRecord, changes: Partial<PeerRecord>): PeerRecord {
-    const changed = { ...peer, ...changes };
-    this.setPeer(key, changed);
-    return changed;
-  }
-
-  forgetPeers(): void {
-    this.ctx.peers = {};
-    this.#ownsPeers = true;
-  }
-}
-
-/**
  * One step of the membership logic: the context after `event`, and what the
  * runtime must do. Never writes to `ctx` or anything reachable from it.
  */
 export function step(ctx: MembershipContext, event: MembershipEvent): MembershipStepResult {
-  const next = new NextContext(ctx);
+  const next = new NextContext(ctx, event.at);
   apply(next, event);
   return { context: next.ctx, outputs: next.out };
 }
 
+/** How a node was heard: by this node's own observation, or by a broadcast everyone got. */
+type Heard = "observed" | "broadcast" | "reported";
+
 function apply(next: NextContext, event: MembershipEvent): void {
   const { ctx } = next;
-  const announce = (name: ViewEventName, changed: Member[], cause: string, at: number) => {
-    if (ctx.phase === "joining") return; // the first view is announced when the join window closes
-    commitView(next, name, changed, cause, at);
-  };
-
   switch (event.type) {
-    case "peer.heartbeat":
-    case "probe.answered": {
-      const { from, at } = event;
-      if (from.node === ctx.self.node) break;
-      if (event.type === "peer.heartbeat") {
-        const listedDown = event.down.some(
-          (m) => m.node === ctx.self.node && m.incarnation === ctx.self.incarnation,
-        );
-        if (listedDown && handleListedDown(next, event)) break;
-      }
-      const peer = ctx.peers[from.node];
-      if (!peer) {
-        next.setPeer(from.node, heardAt(from, at));
-        announce("JOIN", [from], "new node", at);
-      } else if (from.incarnation < peer.incarnation) {
-        // A late message from an incarnation that is already gone.
-      } else if (from.incarnation > peer.incarnation) {
-        // A restart: the old incarnation leaves the view first, then the new one enters it.
-        const wasLive = peer.state !== "down";
-        if (wasLive) {
-          const old: Member = { node: from.node, incarnation: peer.incarnation };
-          next.changePeer(from.node, peer, { state: "down", since: at });
-          announce("DISCONNECT", [old], "restarted as a new incarnation", at);
-        }
-        next.setPeer(from.node, heardAt(from, at));
-        announce("JOIN", [from], wasLive ? "restarted" : "rejoined as a new incarnation", at);
-      } else if (peer.state === "down") {
-        // Declared down: not merged back. Our heartbeats list it, so it learns and rejoins.
-      } else {
-        const wasUnreachable = peer.state === "unreachable";
-        // The heartbeat path, N times a period: one new record, no spread.
-        next.setPeer(from.node, {
-          incarnation: peer.incarnation,
-          state: "alive",
-          lastHeard: at,
-          since: peer.state === "alive" ? peer.since : at,
-          probedAt: undefined,
-        });
-        if (wasUnreachable) announce("MERGE", [from], "reachable again", at);
-      }
-      if (event.type === "peer.heartbeat") {
-        // While joining, start numbering from the highest id the cluster has
-        // reached, so our first view and the others' next one carry the same id.
-        if (ctx.phase === "joining" && event.view.id > (ctx.heardView?.id ?? ctx.view.id)) {
-          ctx.heardView = { ...event.view };
-        }
-        syncViewId(next, event.from, event.view);
+    case "peer.heartbeat": {
+      if (event.from.node === ctx.self.node) break;
+      if (listsUs(ctx, event.down) && handleListedDown(next, event.from, event.view, event.at)) break;
+      heard(next, event.from, event.at, "observed");
+      noteView(next, event.from, event.view);
+      break;
+    }
+
+    case "probe.answered":
+      if (event.from.node === ctx.self.node) break;
+      heard(next, event.from, event.at, "observed");
+      break;
+
+    case "peer.hello": {
+      if (event.from.node === ctx.self.node) break;
+      const known = ctx.peers[event.from.node];
+      heard(next, event.from, event.at, "broadcast");
+      noteView(next, event.from, event.view);
+      // A newcomer learns the members from the leader's beacon: send it now.
+      if ((known === undefined || known.incarnation < event.from.incarnation) && leads(ctx)) {
+        next.out.push({ type: "beacon" });
       }
       break;
     }
 
+    case "peer.alert":
+      onAlert(next, event);
+      break;
+
+    case "peer.beacon":
+      onBeacon(next, event);
+      break;
+
     case "peer.leave": {
       const peer = ctx.peers[event.from.node];
       if (!peer || peer.incarnation !== event.from.incarnation || peer.state === "down") break;
-      const wasMember = peer.state === "alive" || peer.state === "suspect";
+      const wasMember = isLive(peer);
       next.changePeer(event.from.node, peer, { state: "down", since: event.at });
       // A member that leaves on purpose no longer counts toward a majority.
       if (wasMember) ctx.fullViewSize = Math.max(1, ctx.fullViewSize - 1);
-      announce("DISCONNECT", [event.from], "left", event.at);
+      announce(next, "DISCONNECT", [event.from], "left");
       break;
     }
 
     case "probe.noResponders": {
       const peer = ctx.peers[event.peer.node];
-      if (!ctx.linkUp || !peer || peer.incarnation !== event.peer.incarnation) break;
-      if (peer.state !== "alive" && peer.state !== "suspect") break;
-      next.changePeer(event.peer.node, peer, { state: "unreachable", since: event.at });
-      announce("PARTITION", [event.peer], "no responders: its subscriptions are gone", event.at);
+      if (!ctx.linkUp || !peer || peer.incarnation !== event.peer.incarnation || !isLive(peer)) break;
+      partition(next, event.peer, peer, "no responders: its subscriptions are gone");
+      break;
+    }
+
+    case "probe.timedOut": {
+      // A watched peer's silence is judged by its heartbeats; a peer probed
+      // because the leader's beacon lacks it and that does not answer is gone.
+      const peer = ctx.peers[event.peer.node];
+      if (!ctx.linkUp || ctx.phase !== "member" || event.peer.node in ctx.watch) break;
+      if (!peer || peer.incarnation !== event.peer.incarnation || !isLive(peer)) break;
+      partition(next, event.peer, peer, "not in the leader's view and did not answer a probe");
       break;
     }
 
     case "peer.suspected": {
       const peer = ctx.peers[event.node];
-      if (!ctx.linkUp || !peer || (peer.state !== "alive" && peer.state !== "suspect")) break;
-      const changed = next.changePeer(event.node, peer, { probedAt: event.at });
-      next.out.push({ type: "probe", peer: memberOf(String(event.node), changed) });
+      const watch = ctx.watch[event.node];
+      if (!ctx.linkUp || !peer || !watch || !isLive(peer)) break;
+      next.setWatch(event.node, { lastHeard: watch.lastHeard, probedAt: event.at });
+      next.out.push({ type: "probe", peer: { node: event.node, incarnation: peer.incarnation } });
       break;
     }
 
@@ -314,144 +176,244 @@ function apply(next: NextContext, event: MembershipEvent): void {
         ctx.heardView = undefined;
         break;
       }
-      const lost = markUnreachable(next, event.at);
-      if (lost.length) announce("PARTITION", lost, "lost own NATS link", event.at);
+      const lost: Member[] = [];
+      for (const [key, peer] of Object.entries(ctx.peers)) {
+        if (isLive(peer))
+          lost.push({
+            node: Number(key),
+            incarnation: next.changePeer(key, peer, { state: "unreachable", since: event.at }).incarnation,
+          });
+      }
+      if (lost.length) announce(next, "PARTITION", lost, "lost own NATS link");
       break;
     }
 
     case "link.up":
       ctx.linkUp = true;
+      next.out.push({ type: "hello" });
       break;
 
     case "clock.tick":
-      tick(next, event.at);
+      tick(next, event.at, { commitView, partition });
       break;
   }
 }
 
-/** A peer incarnation heard for the first time at `at`. */
-const heardAt = (from: Member, at: number): PeerRecord => ({
-  incarnation: from.incarnation,
-  state: "alive",
-  lastHeard: at,
-  since: at,
-  probedAt: undefined,
-});
+const listsUs = (ctx: MembershipContext, down: readonly Member[]): boolean =>
+  down.some((m) => m.node === ctx.self.node && m.incarnation === ctx.self.incarnation);
 
-const memberOf = (key: string, peer: PeerRecord): Member => ({
-  node: Number(key),
-  incarnation: peer.incarnation,
-});
-
-function tick(next: NextContext, at: number): void {
-  const { ctx } = next;
-  const t = ctx.timings;
-  const gap = at - ctx.lastTick;
-  ctx.lastTick = at;
-  if (gap > Math.max(3 * t.tickMs, t.heartbeatMs)) {
-    // This node itself was stalled (overload, SIGSTOP): the silence is ours, not
-    // the peers'. Credit them the stall and let queued heartbeats arrive first.
-    const credit = gap - t.tickMs;
-    for (const [key, peer] of Object.entries(ctx.peers)) {
-      next.changePeer(key, peer, { lastHeard: peer.lastHeard + credit, since: peer.since + credit });
-    }
-    return;
-  }
-
-  if (ctx.phase === "joining") {
-    if (at - ctx.startedAt < t.joinWindowMs) return;
-    ctx.phase = "member";
-    const joined: Member[] = [ctx.self];
-    for (const [node, peer] of Object.entries(ctx.peers)) {
-      if (peer.state === "alive" || peer.state === "suspect")
-        joined.push({ node: Number(node), incarnation: peer.incarnation });
-    }
-    joined.sort((a, b) => a.node - b.node);
-    // Continue the cluster's numbering: the others may already have announced
-    // this very view (they heard us during our join window), or will next.
-    const heard = ctx.heardView;
-    ctx.heardView = undefined;
-    if (heard && heard.id >= ctx.view.id) {
-      const same = sameSummary(heard, membersOf(ctx));
-      ctx.view = { id: same ? heard.id - 1 : heard.id, members: ctx.view.members };
-    }
-    commitView(next, "JOIN", joined, "started", at);
-  }
-
-  const newlyUnreachable: Member[] = [];
-  const newlyDown: Member[] = [];
-  // Runs every tick for every peer (40 times a second each with the default
-  // timings): no per-peer allocation unless something changes.
-  for (const key in ctx.peers) {
-    const peer = ctx.peers[key] as PeerRecord;
-    const silence = at - peer.lastHeard;
-    if (peer.state === "alive" || peer.state === "suspect") {
-      if (silence >= t.unreachableAfterMissed * t.heartbeatMs) {
-        newlyUnreachable.push(memberOf(key, next.changePeer(key, peer, { state: "unreachable", since: at })));
-        continue;
-      }
-      const suspect = peer.state === "alive" && silence >= t.suspectAfterMissed * t.heartbeatMs;
-      const probe =
-        ctx.linkUp &&
-        silence >= t.probeAfterMs &&
-        (peer.probedAt === undefined || at - peer.probedAt >= t.heartbeatMs);
-      if (suspect || probe) {
-        const changed = next.changePeer(key, peer, {
-          ...(suspect ? { state: "suspect", since: at } : {}),
-          ...(probe ? { probedAt: at } : {}),
-        });
-        if (probe) next.out.push({ type: "probe", peer: memberOf(key, changed) });
-      }
-    } else if (peer.state === "unreachable" && at - peer.since >= t.downAfterMs) {
-      newlyDown.push(memberOf(key, next.changePeer(key, peer, { state: "down", since: at })));
-    }
-  }
-  if (newlyUnreachable.length) commitView(next, "PARTITION", newlyUnreachable, "stopped answering", at);
-  if (newlyDown.length) commitView(next, "DISCONNECT", newlyDown, "unreachable longer than downAfter", at);
+function announce(next: NextContext, name: ViewEventName, changed: Member[], cause: string): void {
+  // While joining nothing is announced: the first view is, when the join window closes.
+  if (next.ctx.phase === "joining") return;
+  commitView(next, name, changed, cause, next.at);
 }
 
 /**
- * A heartbeat says we were declared down. If we also lost the sender (mutual
+ * A live peer becomes unreachable: a PARTITION, and an alert to everyone. A
+ * joining node has announced nothing about it: it forgets it instead, and
+ * hears it again if it is there.
+ */
+function partition(next: NextContext, member: Member, peer: PeerRecord, cause: string): void {
+  if (next.ctx.phase === "joining") {
+    next.deletePeer(member.node);
+    return;
+  }
+  next.changePeer(member.node, peer, { state: "unreachable", since: next.at });
+  announce(next, "PARTITION", [member], cause);
+  if (next.ctx.phase === "member")
+    next.out.push({ type: "alert", about: member, state: "unreachable", cause });
+}
+
+/**
+ * Node `from` was heard at `at`: a JOIN when it is new, a DISCONNECT of the old
+ * incarnation and a JOIN when it restarted, a MERGE when it was unreachable.
+ * An observer that merges a peer it watches says so to everyone.
+ */
+function heard(next: NextContext, from: Member, at: number, how: Heard): void {
+  const { ctx } = next;
+  const peer = ctx.peers[from.node];
+  const watch = ctx.watch[from.node];
+  if (watch !== undefined && (peer === undefined || peer.incarnation <= from.incarnation)) {
+    next.setWatch(from.node, { lastHeard: at, probedAt: undefined });
+  }
+  if (!peer) {
+    next.setPeer(from.node, { incarnation: from.incarnation, state: "alive", since: at });
+    announce(next, "JOIN", [from], how === "reported" ? "reported by an observer" : "new node");
+  } else if (from.incarnation < peer.incarnation) {
+    // A late message from an incarnation that is already gone.
+  } else if (from.incarnation > peer.incarnation) {
+    // A restart: the old incarnation leaves the view first, then the new one enters it.
+    const wasLive = peer.state !== "down";
+    if (wasLive) {
+      next.changePeer(from.node, peer, { state: "down", since: at });
+      announce(
+        next,
+        "DISCONNECT",
+        [{ node: from.node, incarnation: peer.incarnation }],
+        "restarted as a new incarnation",
+      );
+    }
+    next.setPeer(from.node, { incarnation: from.incarnation, state: "alive", since: at });
+    announce(next, "JOIN", [from], wasLive ? "restarted" : "rejoined as a new incarnation");
+  } else if (peer.state === "down") {
+    // Declared down: not merged back. The beacons list it, so it learns and rejoins.
+  } else if (peer.state === "unreachable") {
+    next.setPeer(from.node, { incarnation: peer.incarnation, state: "alive", since: at });
+    announce(
+      next,
+      "MERGE",
+      [from],
+      how === "reported" ? "reported reachable by an observer" : "reachable again",
+    );
+    if (how === "observed" && ctx.phase === "member") {
+      next.out.push({ type: "alert", about: from, state: "alive", cause: "reachable again" });
+    }
+  } else if (peer.state === "suspect") {
+    next.setPeer(from.node, { incarnation: peer.incarnation, state: "alive", since: at });
+  }
+}
+
+/** What a message says of its sender's view: the first view's numbering while joining, the id to adopt after. */
+function noteView(next: NextContext, from: Member, view: ViewSummary): void {
+  const { ctx } = next;
+  // While joining, start numbering from the highest id the cluster has
+  // reached, so our first view and the others' next one carry the same id.
+  if (ctx.phase === "joining") {
+    if (view.id > (ctx.heardView?.id ?? ctx.view.id)) ctx.heardView = { ...view };
+    return;
+  }
+  // Nodes that agree on the members converge on one view id: the highest any
+  // of them has reached. Adopting a higher id is not a change of members.
+  if (view.id <= ctx.view.id) return;
+  const peer = ctx.peers[from.node];
+  if (!peer || peer.incarnation !== from.incarnation || !isLive(peer)) return;
+  if (view.size === ctx.summary.size && view.digest === ctx.summary.digest) {
+    ctx.view = { id: view.id, members: ctx.view.members };
+    ctx.summary = { ...ctx.summary, id: view.id };
+  }
+}
+
+function onAlert(next: NextContext, event: Extract<MembershipEvent, { type: "peer.alert" }>): void {
+  const { ctx } = next;
+  const { from, about, at } = event;
+  if (from.node === ctx.self.node) return;
+  if (about.node === ctx.self.node) {
+    if (about.incarnation !== ctx.self.incarnation) return;
+    if (event.state === "down") handleListedDown(next, from, event.view, at);
+    // An observer lost us while we are here: say so, and everyone that hears it merges us back.
+    else if (event.state === "unreachable" && ctx.linkUp) next.out.push({ type: "hello" });
+    return;
+  }
+  const sender = ctx.peers[from.node];
+  if (sender?.incarnation === from.incarnation && sender.state === "down") return; // a declared-down node's word counts for nothing
+  heard(next, from, at, "broadcast");
+  const peer = ctx.peers[about.node];
+  const cause = `node ${from.node}: ${event.cause}`;
+  switch (event.state) {
+    case "unreachable":
+      if (peer?.incarnation === about.incarnation && isLive(peer)) {
+        if (ctx.phase === "joining") next.deletePeer(about.node);
+        else {
+          next.changePeer(about.node, peer, { state: "unreachable", since: at });
+          announce(next, "PARTITION", [about], cause);
+        }
+      }
+      break;
+    case "alive":
+      if (peer === undefined || peer.incarnation < about.incarnation || peer.state === "unreachable") {
+        heard(next, about, at, "reported");
+      }
+      break;
+    case "down":
+      if (peer === undefined) {
+        next.setPeer(about.node, { incarnation: about.incarnation, state: "down", since: at });
+      } else if (peer.incarnation === about.incarnation && peer.state !== "down") {
+        next.changePeer(about.node, peer, { state: "down", since: at });
+        announce(next, "DISCONNECT", [about], cause);
+      }
+      break;
+  }
+}
+
+function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "peer.beacon" }>): void {
+  const { ctx } = next;
+  const { from, at } = event;
+  if (from.node === ctx.self.node) return;
+  if (listsUs(ctx, event.down) && handleListedDown(next, from, event.view, at)) return;
+  const sender = ctx.peers[from.node];
+  if (sender?.incarnation === from.incarnation && sender.state === "down") return;
+  heard(next, from, at, "broadcast");
+  noteView(next, from, event.view);
+  if (!isLive(ctx.peers[from.node])) return;
+  // Anti-entropy: members the leader has that we lack join; incarnations we
+  // declared down are declared down again; members we hold unreachable are
+  // probed (a few a beacon), and merged if they answer.
+  let listsSelf = false;
+  let probes = 0;
+  const maxProbes = BEACON_PROBES * ctx.timings.observers;
+  for (const m of event.members) {
+    if (m.node === ctx.self.node) {
+      listsSelf ||= m.incarnation === ctx.self.incarnation;
+      continue;
+    }
+    const peer = ctx.peers[m.node];
+    if (peer === undefined || peer.incarnation < m.incarnation) heard(next, m, at, "reported");
+    else if (peer.incarnation !== m.incarnation || ctx.phase !== "member") continue;
+    else if (peer.state === "down") {
+      next.out.push({ type: "alert", about: m, state: "down", cause: "declared down before" });
+    } else if (peer.state === "unreachable" && ctx.linkUp && probes < maxProbes) {
+      next.out.push({ type: "probe", peer: m });
+      probes++;
+    }
+  }
+  if (ctx.phase !== "member") return;
+  // A member's beacon should list us: if not, it missed our hello.
+  if (!listsSelf) next.out.push({ type: "hello" });
+  if (event.view.digest === ctx.summary.digest && event.members.length === ctx.view.members.length) return;
+  // Members we have that it lacks, and that no heartbeat of ours vouches for:
+  // probe a few each beacon (its leader may be dead and watched by nobody who
+  // knows it, or they left while we were not listening).
+  const listed = new Set(event.members.map((m) => m.node));
+  const members = ctx.view.members;
+  const start = members.indexOf(ctx.self.node);
+  for (let i = 1; i < members.length && probes < maxProbes; i++) {
+    const node = members[(start + i) % members.length] as number;
+    const peer = ctx.peers[node];
+    if (listed.has(node) || !peer || node in ctx.watch) continue;
+    next.out.push({ type: "probe", peer: { node, incarnation: peer.incarnation } });
+    probes++;
+  }
+}
+
+/** Members a beacon lacks that one node probes per beacon, in observers (K): bounded work whatever the split. */
+const BEACON_PROBES = 2;
+
+/**
+ * A message says we were declared down. If we also lost the sender (mutual
  * partition), the winning component stays and declares the sender down;
  * otherwise this node rejoins as a new incarnation. Returns true when the
- * heartbeat must not be processed further.
+ * message must not be processed further.
  */
-function handleListedDown(
-  next: NextContext,
-  event: Extract<MembershipEvent, { type: "peer.heartbeat" }>,
-): boolean {
+function handleListedDown(next: NextContext, from: Member, view: ViewSummary, at: number): boolean {
   const { ctx } = next;
-  const peer = ctx.peers[event.from.node];
+  const peer = ctx.peers[from.node];
   const mutual =
     peer !== undefined &&
-    peer.incarnation === event.from.incarnation &&
+    peer.incarnation === from.incarnation &&
     (peer.state === "unreachable" || peer.state === "down");
-  if (
-    mutual &&
-    componentWins(summarize(ctx.view, ctx.self.node), ctx.self.node, event.view, event.from.node)
-  ) {
+  if (mutual && componentWins(ctx.summary, ctx.self.node, view, from.node)) {
     if (peer.state !== "down") {
-      next.changePeer(event.from.node, peer, { state: "down", since: event.at });
+      next.changePeer(from.node, peer, { state: "down", since: at });
       if (ctx.phase === "member") {
-        commitView(next, "DISCONNECT", [event.from], "declared us down; its side rejoins", event.at);
+        const cause = "declared us down; its side rejoins";
+        commitView(next, "DISCONNECT", [from], cause, at);
+        next.out.push({ type: "alert", about: from, state: "down", cause });
       }
     }
     return true;
   }
-  next.out.push({ type: "rejoin", reason: `declared down by node ${event.from.node}`, viewId: ctx.view.id });
+  next.out.push({ type: "rejoin", reason: `declared down by node ${from.node}`, viewId: ctx.view.id });
   return true;
-}
-
-/** Every live peer becomes unreachable (this node lost its own link); returns them. */
-function markUnreachable(next: NextContext, at: number): Member[] {
-  const lost: Member[] = [];
-  for (const [key, peer] of Object.entries(next.ctx.peers)) {
-    if (peer.state === "alive" || peer.state === "suspect") {
-      next.changePeer(key, peer, { state: "unreachable", since: at });
-      lost.push({ node: Number(key), incarnation: peer.incarnation });
-    }
-  }
-  return lost;
 }
 
 /** Every announced change is a new view: its id grows by one. */
@@ -466,29 +428,18 @@ function commitView(
   const members = membersOf(ctx);
   const view = { id: ctx.view.id + 1, members };
   ctx.view = view;
+  ctx.summary = summarize(view, ctx.self.node);
   // The last full view only shrinks where this node holds a majority of it (or
   // by graceful leaves, see peer.leave): a minority that declares the others
   // down must not come to see itself as the whole cluster.
-  const unreachable = Object.values(ctx.peers).some((p) => p.state === "unreachable");
-  if (!unreachable && (members.length >= ctx.fullViewSize || members.length * 2 > ctx.fullViewSize)) {
+  if (
+    ctx.unreachable.length === 0 &&
+    (members.length >= ctx.fullViewSize || members.length * 2 > ctx.fullViewSize)
+  ) {
     ctx.fullViewSize = members.length;
   }
   ctx.minority = ctx.quorum && members.length * 2 <= ctx.fullViewSize && ctx.fullViewSize > 1;
   next.out.push({ type: "announce", change: { event, view, changed, cause, at } });
-}
-
-/**
- * Nodes that agree on the members converge on one view id: the highest any of
- * them has reached. Adopting a higher id is not a change of members, so it is
- * not announced.
- */
-function syncViewId(next: NextContext, from: Member, view: ViewSummary): void {
-  const { ctx } = next;
-  if (ctx.phase !== "member" || view.id <= ctx.view.id) return;
-  const peer = ctx.peers[from.node];
-  if (!peer || peer.incarnation !== from.incarnation || peer.state === "down" || peer.state === "unreachable")
-    return;
-  if (sameSummary(view, ctx.view.members)) ctx.view = { id: view.id, members: ctx.view.members };
 }
 
 export type MembershipStep = (ctx: MembershipContext, event: MembershipEvent) => MembershipStepResult;
@@ -511,12 +462,7 @@ export const createMembershipMachine = (stepFn: MembershipStep = step) =>
        * arrives from inside another actor's action.
        */
       setContext: assign((_, params: MembershipContext) => params),
-      announce: notProvided("action announce") as (_: unknown, params: ViewChange) => void,
-      probe: notProvided("action probe") as (_: unknown, params: Member) => void,
-      rejoin: notProvided("action rejoin") as (
-        _: unknown,
-        params: { reason: string; viewId: number },
-      ) => void,
+      output: notProvided("action output") as (_: unknown, params: MembershipOutput) => void,
     },
   }).createMachine({
     id: "membership",
@@ -527,11 +473,7 @@ export const createMembershipMachine = (stepFn: MembershipStep = step) =>
         actions: enqueueActions(({ context, event, enqueue }) => {
           const { context: next, outputs } = stepFn(context, event);
           enqueue({ type: "setContext", params: next });
-          for (const o of outputs) {
-            if (o.type === "announce") enqueue({ type: "announce", params: o.change });
-            else if (o.type === "probe") enqueue({ type: "probe", params: o.peer });
-            else enqueue({ type: "rejoin", params: { reason: o.reason, viewId: o.viewId } });
-          }
+          for (const o of outputs) enqueue({ type: "output", params: o });
         }),
       },
     },
@@ -551,3 +493,5 @@ export const createMembershipMachine = (stepFn: MembershipStep = step) =>
 export const membershipMachine = createMembershipMachine();
 
 export type MembershipMachine = typeof membershipMachine;
+
+export type { ViewChange };

@@ -530,6 +530,47 @@ export const heartbeatSchema = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
+/** What an observer says of a node it watches: unreachable, reachable again, or declared down. */
+export const ALERT_STATES = ["unreachable", "alive", "down"] as const;
+export type AlertState = (typeof ALERT_STATES)[number];
+
+const broadcastBase = {
+  v: z.literal(PROTOCOL_VERSION),
+  node: nodeIdSchema,
+  incarnation: z.number().int().min(0),
+  view: viewSummarySchema,
+};
+
+/**
+ * Published on `dvs.<c>._ms.<node>`, heard by every node (SPEC 4, issue 20):
+ * - `hello`: the node started, or refutes an alert about itself;
+ * - `leave`: a graceful leave (a DISCONNECT at once everywhere);
+ * - `alert`: an observer of `about` says it became unreachable, is reachable
+ *   again, or was declared down;
+ * - `beacon`: the leader of a component (the smallest member of its view)
+ *   says, once per beacon period, who its members are and whom it declared
+ *   down: how a joining node learns the cluster, how a component learns it
+ *   agrees, and how two components find each other after a heal.
+ */
+export const membershipBroadcastSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("hello"), ...broadcastBase }),
+  z.strictObject({ kind: z.literal("leave"), ...broadcastBase }),
+  z.strictObject({
+    kind: z.literal("alert"),
+    ...broadcastBase,
+    about: memberSchema,
+    state: z.enum(ALERT_STATES),
+    cause: z.string().max(256),
+  }),
+  z.strictObject({
+    kind: z.literal("beacon"),
+    ...broadcastBase,
+    members: z.array(memberSchema).max(65_536),
+    down: z.array(memberSchema).max(65_536),
+  }),
+]);
+export type MembershipBroadcast = z.infer<typeof membershipBroadcastSchema>;
+
 /** The answer to a probe on `dvs.<c>._probe.<node>`: who is there. */
 export const probeReplySchema = memberSchema;
 

@@ -43,6 +43,7 @@ async function explore(o: {
     quietChecks: 0,
     splitChecks: 0,
     leaveReceivers: 0,
+    mergeSpreads: 0,
     events: 0,
     ...emptyRequestCoverage(),
   };
@@ -72,7 +73,7 @@ async function explore(o: {
   });
   console.log(describeFailure(details));
   console.error(
-    `coverage before any failure: ${total.steps} steps, ${total.events} events, ${total.quietChecks} quiet-period checks (${total.splitChecks} with a partition), ${total.leaveReceivers} leave receivers checked`,
+    `coverage before any failure: ${total.steps} steps, ${total.events} events, ${total.quietChecks} quiet-period checks (${total.splitChecks} with a partition), ${total.leaveReceivers} leave receivers checked, ${total.mergeSpreads} observer MERGEs followed by their component`,
   );
   console.error(
     `requests: ${total.requests} sent; ${total.allReplies} ALL replies (${total.timedOutEntries} ETIMEDOUT and ${total.hostDownEntries} EHOSTDOWN entries), ${total.unicastReplies} unicast replies, ${total.quietReplies} checked against the quiet-cluster bounds, ${total.unanswered} unanswered (each excused by a crash, a cut or no node to take it)`,

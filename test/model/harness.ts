@@ -5,7 +5,7 @@
 // invariants it can check soundly at that point and fails with a readable
 // trace: the commands and replies with their simulated times, the topology,
 // every node's view and peers, and the last events of each node.
-import type { MembershipMachine, View } from "../../machines/membership.js";
+import { defaultTimings, type MembershipMachine, type View } from "../../machines/membership.js";
 import { decode } from "../../protocol/codec.js";
 import { type EventMessage, eventSchema } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
@@ -22,6 +22,7 @@ import {
   type MemberState,
   replayEvents,
 } from "./invariants.js";
+import { MergeSpread } from "./mergeSpread.js";
 import type { RequestSpec } from "./requestInvariants.js";
 import { type GatherMutation, type RequestCoverage, RequestLedger, TOOL_SERVER } from "./requests.js";
 
@@ -36,6 +37,8 @@ export interface CoverageCounts extends RequestCoverage {
   splitChecks: number;
   /** Graceful leaves checked, counted per receiver that had to announce them. */
   leaveReceivers: number;
+  /** Observer MERGEs checked to have reached their whole component in time. */
+  mergeSpreads: number;
   events: number;
 }
 
@@ -46,6 +49,8 @@ export interface ModelConfig {
   /** Server of node id i at index i-1 (ignored with one server). */
   readonly serverOf: readonly number[];
   readonly initial: readonly number[];
+  /** Observers per node (K); the production default when absent. */
+  readonly observers?: number;
 }
 
 /** Planted bugs to run the model against (mutations.ts); production code when absent. */
@@ -74,6 +79,7 @@ export class MembershipHarness {
   /** Incarnations that began a new lineage (a start, not a rejoin). */
   readonly #freshStarts = new Set<string>();
   readonly #faults: Faults;
+  readonly #spread: MergeSpread;
   #lastChange = 0;
   #malformed = 0;
   readonly #log: TraceLog;
@@ -91,9 +97,14 @@ export class MembershipHarness {
     this.cluster = new SimCluster({
       seed: config.seed,
       servers: config.servers,
+      ...(config.observers !== undefined
+        ? { timings: { ...defaultTimings(), observers: config.observers } }
+        : {}),
       ...(mutation.machine ? { membershipMachine: mutation.machine } : {}),
     });
     this.stabilisationMs = this.cluster.timings.downAfterMs + 3_000;
+    // An observer's alert reaches its component at once; the next beacon may be a beacon period away.
+    this.#spread = new MergeSpread(2 * this.cluster.timings.heartbeatMs);
     this.#log = new TraceLog(() => this.now);
     this.#faults = new Faults({
       cluster: this.cluster,
@@ -144,7 +155,7 @@ export class MembershipHarness {
   }
 
   get coverage(): CoverageCounts {
-    return { ...this.#coverage, ...this.#requests.coverage };
+    return { ...this.#coverage, mergeSpreads: this.#spread.checked, ...this.#requests.coverage };
   }
 
   serverOf(id: number): number {
@@ -333,9 +344,28 @@ export class MembershipHarness {
           current.push({ node: id, incarnation: ctx.self.incarnation, view: ctx.view });
       }
       checkCurrentViews(current, replayed);
+      this.#spread.verify(this.cluster.events, this.#spreadWorld());
       checkScriptQueues(this.#scriptQueues(), this.#wire, new Set());
       this.#requests.verify();
     });
+  }
+
+  #spreadWorld() {
+    const components = this.#components();
+    const componentOf = new Map<number, number>();
+    components.forEach((c, i) => {
+      for (const id of c) componentOf.set(id, i);
+    });
+    const nodes = this.cluster.nodes;
+    return {
+      now: this.now,
+      lastChange: this.#lastChange,
+      *contexts() {
+        for (const node of nodes.values()) if (node.membership) yield node.membership.context;
+      },
+      together: (a: number, b: number) =>
+        this.#attached(a) && this.#attached(b) && componentOf.get(a) === componentOf.get(b),
+    };
   }
 
   #check(run: () => void): void {

@@ -25,6 +25,45 @@ export const stepThatForgetsToBumpViewIds: MembershipStep = (ctx, event) => {
   };
 };
 
+/** An observer that never raises an alert: what it finds of the peers it watches, it keeps to itself. */
+export const stepOfASilentObserver: MembershipStep = (ctx, event) => {
+  const { context, outputs } = step(ctx, event);
+  return { context, outputs: outputs.filter((o) => o.type !== "alert") };
+};
+
+/** An observer that says when a peer becomes unreachable but never when it is reachable again. */
+export const stepThatNeverWithdrawsAlerts: MembershipStep = (ctx, event) => {
+  const { context, outputs } = step(ctx, event);
+  return { context, outputs: outputs.filter((o) => o.type !== "alert" || o.state !== "alive") };
+};
+
+/**
+ * An observer whose duty disagrees with what the others think it is: it keeps
+ * watching the peers it watched in its first view, whatever the view becomes,
+ * so a peer whose observers changed may be watched by nobody.
+ */
+export const stepWithAStaleWatchSet: MembershipStep = (ctx, event) => {
+  const { context, outputs } = step(ctx, event);
+  if (ctx.watching.length === 0 || context.watching === ctx.watching) return { context, outputs };
+  return {
+    context: {
+      ...context,
+      watching: ctx.watching,
+      watch: { ...ctx.watch, ...pick(context.watch, ctx.watching) },
+    },
+    outputs,
+  };
+};
+
+const pick = <T>(table: Readonly<Record<string, T>>, keys: readonly number[]): Record<string, T> => {
+  const picked: Record<string, T> = {};
+  for (const k of keys) if (table[k] !== undefined) picked[k] = table[k] as T;
+  return picked;
+};
+
+export const machineOfASilentObserver = createMembershipMachine(stepOfASilentObserver);
+export const machineThatNeverWithdrawsAlerts = createMembershipMachine(stepThatNeverWithdrawsAlerts);
+export const machineWithAStaleWatchSet = createMembershipMachine(stepWithAStaleWatchSet);
 export const machineThatDropsMergeAnnouncements = createMembershipMachine(stepThatDropsMergeAnnouncements);
 export const machineThatForgetsToBumpViewIds = createMembershipMachine(stepThatForgetsToBumpViewIds);
 
@@ -46,6 +85,9 @@ export const gatherThatTimesOutEarly: GatherMutation = (gather) => (rqst) =>
 export const mutations: ReadonlyMap<string, ModelMutation> = new Map<string, ModelMutation>([
   ["drop-merge", { machine: machineThatDropsMergeAnnouncements }],
   ["frozen-view-id", { machine: machineThatForgetsToBumpViewIds }],
+  ["silent-observer", { machine: machineOfASilentObserver }],
+  ["unwithdrawn-alert", { machine: machineThatNeverWithdrawsAlerts }],
+  ["stale-watch", { machine: machineWithAStaleWatchSet }],
   ["ignore-request-timeout", { gather: gatherThatIgnoresTheRequestTimeout }],
   ["early-gather-timeout", { gather: gatherThatTimesOutEarly }],
 ]);

@@ -31,6 +31,8 @@ export const configArbitrary: fc.Arbitrary<ModelConfig> = fc.record({
     maxLength: NODE_IDS.length,
   }),
   initial: fc.uniqueArray(fc.constantFrom(...NODE_IDS), { minLength: 1, maxLength: 5 }),
+  // Observers per node: 1 and 2 split six nodes' watching into a ring; 5 is everyone watching everyone.
+  observers: fc.constantFrom(1, 2, 5),
 });
 
 export function membershipProperty(options: MembershipPropertyOptions) {

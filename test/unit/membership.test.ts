@@ -1,7 +1,7 @@
 // The membership reducer in isolation (SPEC 4, 9): `step` over a plain context,
 // time carried by the events, no network. Default timings: heartbeat 200 ms,
 // suspect after 600 ms, unreachable after 1 s, down 5 s later, probe after
-// 250 ms, tick 25 ms, join window 300 ms.
+// 250 ms, join window 300 ms; the driver ticks every 25 ms.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -24,6 +24,8 @@ import { encode } from "../../protocol/codec.js";
 import { heartbeatSchema, PROTOCOL_VERSION } from "../../protocol/messages.js";
 
 const timings = defaultTimings();
+/** How often the driver ticks (the runtime ticks only when something is due; ticking more often changes nothing). */
+const TICK_MS = 25;
 const self: Member = { node: 1, incarnation: 1 };
 const peer = (node: number, incarnation = 1): Member => ({ node, incarnation });
 
@@ -63,9 +65,9 @@ class Driver {
   advance(ms: number, talking: readonly Member[] = []): MembershipOutput[] {
     const out: MembershipOutput[] = [];
     const until = this.now + ms;
-    while (this.now + timings.tickMs <= until) {
+    while (this.now + TICK_MS <= until) {
       const before = this.now;
-      this.now += timings.tickMs;
+      this.now += TICK_MS;
       if (Math.floor(this.now / timings.heartbeatMs) > Math.floor(before / timings.heartbeatMs)) {
         for (const m of talking) out.push(...this.hear(m));
       }
@@ -90,10 +92,10 @@ describe("the membership reducer", () => {
   it("a starting node announces nothing during its join window, then one JOIN of itself and every peer it heard", () => {
     const d = new Driver();
     d.hear(peer(3));
-    const quiet = d.advance(timings.joinWindowMs - timings.tickMs, [peer(3)]);
+    const quiet = d.advance(timings.joinWindowMs - TICK_MS, [peer(3)]);
     d.hear(peer(2));
     expect(announced(quiet)).toEqual([]);
-    const changes = announced(d.advance(timings.tickMs, [peer(2), peer(3)]));
+    const changes = announced(d.advance(TICK_MS, [peer(2), peer(3)]));
     expect(changes).toEqual([
       {
         event: "JOIN",
@@ -118,15 +120,15 @@ describe("the membership reducer", () => {
   it("a peer silent for longer than probeAfter is probed, then again once per heartbeat period", () => {
     const d = new Driver();
     d.joinWith([peer(2)]);
-    const lastHeard = d.ctx.peers[2]!.lastHeard;
+    const lastHeard = d.ctx.watch[2]!.lastHeard;
     const probes: number[] = [];
     for (let i = 0; i < 24; i++) {
-      const out = d.advance(timings.tickMs);
+      const out = d.advance(TICK_MS);
       if (out.some((o) => o.type === "probe" && o.peer.node === 2)) probes.push(d.now);
     }
     expect(probes.length).toBeGreaterThanOrEqual(2);
     expect(probes[0]! - lastHeard).toBeGreaterThanOrEqual(timings.probeAfterMs);
-    expect(probes[0]! - lastHeard).toBeLessThan(timings.probeAfterMs + timings.tickMs);
+    expect(probes[0]! - lastHeard).toBeLessThan(timings.probeAfterMs + TICK_MS);
     for (let i = 1; i < probes.length; i++) {
       expect(probes[i]! - probes[i - 1]!).toBeGreaterThanOrEqual(timings.heartbeatMs);
     }
@@ -145,7 +147,7 @@ describe("the membership reducer", () => {
   it("a silent peer is suspected without an event, then PARTITIONed, then DISCONNECTed after downAfter", () => {
     const d = new Driver();
     d.joinWith([peer(2), peer(3)]);
-    const silentFrom = d.ctx.peers[2]!.lastHeard;
+    const silentFrom = d.ctx.watch[2]!.lastHeard;
     const quiet = d.advance(silentFrom + timings.suspectAfterMissed * timings.heartbeatMs - d.now, [peer(3)]);
     expect(announced(quiet)).toEqual([]);
     expect(d.ctx.peers[2]?.state).toBe("suspect");
@@ -159,9 +161,9 @@ describe("the membership reducer", () => {
     ]);
     const partitionedAt = d.now;
 
-    const beforeDown = announced(d.advance(timings.downAfterMs - timings.tickMs, [peer(3)]));
+    const beforeDown = announced(d.advance(timings.downAfterMs - TICK_MS, [peer(3)]));
     expect(beforeDown).toEqual([]);
-    const down = announced(d.advance(timings.tickMs, [peer(3)]));
+    const down = announced(d.advance(TICK_MS, [peer(3)]));
     expect(down).toMatchObject([
       {
         event: "DISCONNECT",
@@ -457,7 +459,7 @@ describe("the membership reducer", () => {
       const d = new Driver({ quorum: true });
       d.joinWith(five);
       expect(d.ctx.minority).toBe(false);
-      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + timings.tickMs, [peer(2)]);
+      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + TICK_MS, [peer(2)]);
       expect(d.ctx.view.members).toEqual([1, 2]);
       expect(d.ctx.minority).toBe(true);
       // Declaring the others down does not make it the whole cluster.
@@ -469,7 +471,7 @@ describe("the membership reducer", () => {
     it("a component that keeps a majority is not a minority", () => {
       const d = new Driver({ quorum: true });
       d.joinWith(five);
-      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + timings.tickMs, [peer(2), peer(3)]);
+      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + TICK_MS, [peer(2), peer(3)]);
       expect(d.ctx.view.members).toEqual([1, 2, 3]);
       expect(d.ctx.minority).toBe(false);
     });
@@ -477,7 +479,7 @@ describe("the membership reducer", () => {
     it("without quorum mode nobody is ever a minority", () => {
       const d = new Driver();
       d.joinWith(five);
-      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + timings.tickMs);
+      d.advance(timings.unreachableAfterMissed * timings.heartbeatMs + TICK_MS);
       expect(d.ctx.view.members).toEqual([1]);
       expect(d.ctx.minority).toBe(false);
     });
