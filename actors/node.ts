@@ -1,10 +1,11 @@
 // The node runtime: runs the node lifecycle machine (machines/node.ts) as an
 // actor and gives it its effects. The node is made of subsystems of one shape
-// (actors/subsystem.ts) — requests, DVS tables, processes, status, membership,
-// files, election, discovery, event scripts, host — built in one place, started
-// in one loop, told each view change in one loop and stopped in one loop, in
-// the drain order. The same runtime runs over NATS (`dvsd run`) and over the
-// simulated network (tests), since everything it touches is injected.
+// (actors/subsystem.ts) — requests, DVS tables, processes, status, membership
+// and the server's DISCONNECT advisories, files, election, discovery, event
+// scripts, host — built in one place, started in one loop, told each view
+// change in one loop and stopped in one loop, in the drain order. The same
+// runtime runs over NATS (`dvsd run`) and over the simulated network (tests),
+// since everything it touches is injected.
 import { join } from "node:path";
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
 import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
@@ -21,6 +22,7 @@ import { Election } from "./election.js";
 import { FileService } from "./files/fileService.js";
 import { defaultRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
+import { DisconnectWatch } from "./node/disconnects.js";
 import type { NodeComponents, NodeOptions } from "./node/options.js";
 import { ServiceRegistration } from "./node/registration.js";
 import { NodeRequests } from "./node/requests.js";
@@ -49,13 +51,15 @@ export function endedByClosedLink(reason: string | undefined): boolean {
 /**
  * The drain order of the subsystems, not the reverse of their start: first,
  * while the link is up, the file store stops taking work and a coordinator
- * gives its term back; then the leave is announced, the processes save their
- * snapshots, the requests stop and the answers under way go out; the
- * remaining subscriptions and the discovery announcement go last.
+ * gives its term back; then the server's advisories stop raising suspicions,
+ * the leave is announced, the processes save their snapshots, the requests
+ * stop and the answers under way go out; the remaining subscriptions and the
+ * discovery announcement go last.
  */
 const STOP_ORDER: readonly string[] = [
   "files",
   "election",
+  "disconnects",
   "membership",
   "processes",
   "requests",
@@ -324,6 +328,13 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
         // Whichever incarnation's membership runs by then (a rejoin replaces it).
         stop: () => this.#membership?.stop({ leave: true }),
       },
+      new DisconnectWatch({
+        ...floor,
+        cluster: this.options.cluster,
+        self: node,
+        suspect: (peer) => this.#membership?.suspect(peer),
+        quietMs: this.#timings.heartbeatMs,
+      }),
       // The file store starts before the election, so a new coordinator finds it listening.
       ...(files ? [files] : []),
       ...(election ? [election] : []),

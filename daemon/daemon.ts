@@ -8,9 +8,11 @@ import { createLogger, type Logger, throttledWarn } from "../actors/logger.js";
 import { endedByClosedLink, NodeRuntime } from "../actors/node.js";
 import { nextIncarnation } from "../actors/stateDir.js";
 import { defaultElectionTimings } from "../machines/server.js";
+import { nodeClientName } from "../protocol/advisories.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
 import { JetStreamActionLog } from "../transport/actionLogJetStream.js";
 import { monotonicClock, systemClock } from "../transport/clock.js";
+import { PermissionDeniedError } from "../transport/errors.js";
 import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
@@ -56,7 +58,8 @@ export function createNatsNode(
       connect: (identity) =>
         connectNats({
           servers: config.nats.servers,
-          name: `dvsd-${identity.cluster}-${identity.node}`,
+          // Names the node in the server's DISCONNECT advisories (actors/node/disconnects.ts).
+          name: nodeClientName(identity.cluster, identity.node),
           reconnectWaitMs: config.nats.reconnectWaitMs,
           connectTimeoutMs: config.nats.connectTimeoutMs,
           randomize: config.nats.randomize,
@@ -64,7 +67,13 @@ export function createNatsNode(
           // The node's replies arrive under its own inbox prefix, the only one
           // its identity may subscribe to (nats.conf), also when it logs in by nkey.
           inboxPrefix: inboxPrefixFor(config.nats.user ?? nodeUserName(config.node)),
-          onHandlerError: (error, subject) => logger.error({ err: error, subject }, "handler failed"),
+          onHandlerError: (error, subject) =>
+            error instanceof PermissionDeniedError
+              ? logger.warn(
+                  { err: error, subject },
+                  "nats-server refused a subscription: its accounts may predate this dvsd (render them again: dvsd nats-accounts)",
+                )
+              : logger.error({ err: error, subject }, "handler failed"),
           ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
           ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
           ...(config.nats.token !== undefined ? { token: config.nats.token } : {}),

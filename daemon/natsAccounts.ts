@@ -3,11 +3,14 @@
 // (`node-<id>`) whose permissions name that node, so a heartbeat, an event or an
 // action record is known by the server-checked subject, and no node may touch
 // the JetStream API beyond the two streams of its cluster, nor purge, delete or
-// reconfigure them. The shipped nats.conf is this module's output for the
-// development cluster (test/unit/natsAccounts.test.ts keeps them equal).
+// reconfigure them. The system account hands the cluster's account its own
+// DISCONNECT advisories, which only the server publishes. The shipped
+// nats.conf is this module's output for the development cluster
+// (test/unit/natsAccounts.test.ts keeps them equal).
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { DEV_USERS } from "../client/credentials.js";
+import { DISCONNECT_ADVISORIES, disconnectAdvisorySubject } from "../protocol/advisories.js";
 import type { NodeId } from "../protocol/messages.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
 import { isClusterName, SERVICE_NAME } from "../protocol/subjects.js";
@@ -112,6 +115,7 @@ export function nodePermissions(cluster: string, node: NodeId): Permissions {
   const publish = [
     // Its own: the subject names the author.
     `${c}._hb.${node}`,
+    `${c}._ms.${node}`,
     `${c}.events.${node}`,
     `${c}.actions.${node}.>`,
     // To its peers.
@@ -157,6 +161,7 @@ export function nodePermissions(cluster: string, node: NodeId): Permissions {
     `${c}._mcast`,
     `${c}._gather.${node}`,
     `${c}._hb.*`,
+    `${c}._ms.*`,
     `${c}._probe.${node}`,
     `${c}._status`,
     `${c}._dcsync.${node}`,
@@ -179,6 +184,8 @@ export function nodePermissions(cluster: string, node: NodeId): Permissions {
     `$SRV.*.${SERVICE_NAME}`,
     `$SRV.*.${SERVICE_NAME}.*`,
     `${inboxPrefixFor(nodeUserName(node))}.>`,
+    // The server's word that a connection of the account closed (imported from SYS, see renderAccounts).
+    DISCONNECT_ADVISORIES,
   ];
   return { publish, subscribe };
 }
@@ -205,6 +212,15 @@ export function viewerPermissions(): Permissions {
     subscribe: [`${inboxPrefixFor(DEV_USERS.viewer.user)}.>`, "dvs.*.events.*"],
   };
 }
+
+/**
+ * What the admin may not publish: the server's advisories, so that within the
+ * cluster's account only nats-server speaks on them.
+ */
+export const ADMIN_PUBLISH_DENY: readonly string[] = ["$SYS.ACCOUNT.>"];
+
+/** The account of the users above, as nats.conf names it. */
+export const CLUSTER_ACCOUNT = "DVS";
 
 /**
  * True when `subject` is matched by one of `patterns` (NATS wildcards: `*` one
@@ -253,29 +269,37 @@ function identityFields(user: string, secret: Secret): string[] {
   return "password" in secret ? [`user: ${quote(user)}`, secretLine(secret)] : [secretLine(secret)];
 }
 
+/** Allow lists (everything else refused), or only a publish deny list (everything else allowed). */
+type UserPermissions = Permissions | { readonly publishDeny: readonly string[] };
+
+function permissionLines(permissions: UserPermissions, indent: string): string[] {
+  const i2 = indent + INDENT;
+  const list = (verb: string, kind: string, subjects: readonly string[]) => [
+    `${indent}${verb}: { ${kind}: [`,
+    ...subjectList(subjects, i2),
+    `${indent}] }`,
+  ];
+  if ("publishDeny" in permissions) return list("publish", "deny", permissions.publishDeny);
+  return [
+    ...list("publish", "allow", permissions.publish),
+    ...list("subscribe", "allow", permissions.subscribe),
+  ];
+}
+
 function userBlock(
   comment: string,
   user: string,
   secret: Secret,
-  permissions: Permissions | undefined,
+  permissions: UserPermissions,
   indent: string,
 ): string[] {
-  const fields = identityFields(user, secret);
-  if (permissions === undefined) return [`${indent}# ${comment}`, `${indent}{ ${fields.join(", ")} }`];
   const i2 = indent + INDENT;
-  const i3 = i2 + INDENT;
-  const i4 = i3 + INDENT;
   return [
     `${indent}# ${comment}`,
     `${indent}{`,
-    ...fields.map((f) => `${i2}${f}`),
+    ...identityFields(user, secret).map((f) => `${i2}${f}`),
     `${i2}permissions: {`,
-    `${i3}publish: { allow: [`,
-    ...subjectList(permissions.publish, i4),
-    `${i3}] }`,
-    `${i3}subscribe: { allow: [`,
-    ...subjectList(permissions.subscribe, i4),
-    `${i3}] }`,
+    ...permissionLines(permissions, i2 + INDENT),
     `${i2}}`,
     `${indent}}`,
   ];
@@ -302,14 +326,18 @@ export function renderAccounts(options: AccountsOptions): string {
     "# (there is no no_auth_user). Each user subscribes to its own inbox",
     "# prefix only (_INBOX.<user>), so nobody reads another user's replies.",
     "accounts {",
-    `${i1}DVS: {`,
+    `${i1}${CLUSTER_ACCOUNT}: {`,
     `${i2}jetstream: enabled`,
+    `${i2}# The server's word that a connection of this account closed: a node probes the node it names at once.`,
+    `${i2}imports: [`,
+    `${i3}{ stream: { account: SYS, subject: ${quote(disconnectAdvisorySubject(CLUSTER_ACCOUNT))} } }`,
+    `${i2}]`,
     `${i2}users: [`,
     ...userBlock(
-      "An administrator: everything, every request type and the action log (JetStream API) included.",
+      "An administrator: everything (every request type, the action log's JetStream API) but publishing the server's advisories.",
       DEV_USERS.admin.user,
       options.admin,
-      undefined,
+      { publishDeny: ADMIN_PUBLISH_DENY },
       i3,
     ),
     ...userBlock(
@@ -339,6 +367,10 @@ export function renderAccounts(options: AccountsOptions): string {
     `${i1}# The system account: server monitoring and events ($SYS), for operators only.`,
     `${i1}SYS: {`,
     `${i2}users: [{ ${identityFields("sys", options.sys).join(", ")} }]`,
+    `${i2}# Each account may import the DISCONNECT advisories of its own connections only (its name is token 3).`,
+    `${i2}exports: [`,
+    `${i3}{ stream: ${quote(DISCONNECT_ADVISORIES)}, account_token_position: 3 }`,
+    `${i2}]`,
     `${i1}}`,
     "}",
     "system_account: SYS",

@@ -154,7 +154,13 @@ export class NatsTransport implements Transport {
       ...(options?.queue !== undefined ? { queue: options.queue } : {}),
       callback: (err, msg) => {
         if (err) {
-          onError(err, subject);
+          // The server refused the subscription (nats.conf): it is closed, the connection lives on.
+          onError(
+            err instanceof PermissionViolationError
+              ? new PermissionDeniedError(subject, "subscribe", { cause: err })
+              : err,
+            subject,
+          );
           return;
         }
         try {

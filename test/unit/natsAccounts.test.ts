@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { devNodeCredentials } from "../../daemon/credentials.js";
 import {
+  ADMIN_PUBLISH_DENY,
   ANY_CLUSTER,
   DEV_NODE_COUNT,
   devServerConfig,
@@ -19,6 +20,7 @@ import {
   viewerPermissions,
 } from "../../daemon/natsAccounts.js";
 import { natsServerInstalled } from "../../daemon/natsServer.js";
+import { DISCONNECT_ADVISORIES, disconnectAdvisorySubject } from "../../protocol/advisories.js";
 import { inboxPrefixFor } from "../../protocol/responder.js";
 import { subjects } from "../../protocol/subjects.js";
 import { actionStreamName } from "../../transport/actionLogJetStream.js";
@@ -66,6 +68,24 @@ describe("a node's permissions", () => {
   const c = "dvs";
   const s = subjects(c);
   const three = nodePermissions(c, 3);
+
+  it("let it broadcast its own membership messages and hear every node's", () => {
+    expect(permits(three.publish, s.membership(3))).toBe(true);
+    expect(permits(three.publish, s.membership(4))).toBe(false);
+    expect(permits(three.subscribe, s.memberships)).toBe(true);
+    expect(permits(three.subscribe, "dvs.other._ms.*")).toBe(false);
+  });
+
+  it("let it read the server's DISCONNECT advisories and never publish one", () => {
+    expect(permits(three.subscribe, DISCONNECT_ADVISORIES)).toBe(true);
+    expect(permits(three.subscribe, disconnectAdvisorySubject("DVS"))).toBe(true);
+    for (const subject of [disconnectAdvisorySubject("DVS"), "$SYS.ACCOUNT.DVS.CONNECT"]) {
+      expect(permits(three.publish, subject), subject).toBe(false);
+    }
+    for (const subject of ["$SYS.ACCOUNT.*.CONNECT", "$SYS.ACCOUNT.>", "$SYS.>"]) {
+      expect(permits(three.subscribe, subject), subject).toBe(false);
+    }
+  });
 
   it("let it publish what a node publishes: its own heartbeat, events and action records, its peers' internal subjects, replies and its cluster's JetStream", () => {
     const own = [
@@ -198,6 +218,29 @@ describe("the viewer's permissions", () => {
     expect(permits(v.subscribe, "_INBOX.admin.x")).toBe(false);
     expect(permits(v.subscribe, "dvs.dvs.events.3")).toBe(true);
     expect(permits(v.subscribe, "dvs.dvs._hb.3")).toBe(false);
+    expect(permits(v.subscribe, DISCONNECT_ADVISORIES)).toBe(false);
+    expect(permits(v.publish, disconnectAdvisorySubject("DVS"))).toBe(false);
+  });
+});
+
+describe("the DISCONNECT advisories in the accounts", () => {
+  const text = renderAccounts({
+    cluster: "dvs",
+    nodes: [{ node: 1, secrets: [{ password: "n" }] }],
+    ...people,
+  });
+
+  it("come from the system account, each account's own only, into the cluster's account", () => {
+    expect(text).toContain('{ stream: "$SYS.ACCOUNT.*.DISCONNECT", account_token_position: 3 }');
+    expect(text).toContain('{ stream: { account: SYS, subject: "$SYS.ACCOUNT.DVS.DISCONNECT" } }');
+  });
+
+  it("are published by the server alone: the admin, allowed everything else, is denied them", () => {
+    const admin = text.slice(text.indexOf('user: "admin"'), text.indexOf("# A viewer"));
+    expect(admin).toContain("publish: { deny: [");
+    expect(admin).toContain('"$SYS.ACCOUNT.>"');
+    expect(admin).not.toContain("allow");
+    expect(ADMIN_PUBLISH_DENY).toEqual(["$SYS.ACCOUNT.>"]);
   });
 });
 
