@@ -23,14 +23,13 @@ import {
 import { decode, encode } from "../protocol/codec.js";
 import {
   type AlertState,
-  type EventMessage,
   type Heartbeat,
   heartbeatSchema,
   type MembershipBroadcast,
   membershipBroadcastSchema,
-  PROTOCOL_VERSION,
   probeReplySchema,
-} from "../protocol/messages.js";
+} from "../protocol/membershipMessages.js";
+import { type EventMessage, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { Responder, refusalLog } from "../protocol/responder.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";

@@ -1,7 +1,9 @@
 // The membership machine's data (SPEC 4): timings, the context one node holds,
 // the events it takes and the outputs it asks the runtime for, and the
 // copy-on-write builder a step uses. Pure data and functions.
-import type { AlertState, Member, MembershipEventName } from "../protocol/messages.js";
+
+import type { AlertState } from "../protocol/membershipMessages.js";
+import type { Member, MembershipEventName } from "../protocol/messages.js";
 import { summarize, type View, type ViewSummary } from "./view.js";
 
 export type Reachability = "alive" | "suspect" | "unreachable" | "down";

@@ -1,7 +1,9 @@
 // A view (SPEC 4) and the summary of it that a heartbeat carries: enough to
 // tell whether two nodes see the same members without sending the members.
 // Pure functions, the same on every node; the shapes are protocol/messages.ts's.
-import type { View, ViewSummary } from "../protocol/messages.js";
+
+import type { ViewSummary } from "../protocol/membershipMessages.js";
+import type { View } from "../protocol/messages.js";
 
 export type { View, ViewSummary };
 /**

@@ -20,14 +20,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_USERS } from "../../client/credentials.js";
 import { decode, type Encoding, encode, encodingOf, parseRply } from "../../protocol/codec.js";
 import { fileAnswerSchema, peerFileAnswerSchema } from "../../protocol/files.js";
+import { heartbeatSchema, probeReplySchema } from "../../protocol/membershipMessages.js";
 import {
   actionIdSchema,
   errorName,
-  heartbeatSchema,
   MUTATING_TYPES,
   nodeStatusSchema,
   PROTOCOL_VERSION,
-  probeReplySchema,
   type Rply,
   rcode,
   registryAnswerSchema,

@@ -15,10 +15,10 @@ import {
   readRequestSchema,
   updateRequestSchema,
 } from "../../protocol/files.js";
+import { heartbeatSchema } from "../../protocol/membershipMessages.js";
 import {
   ALL,
   type ErrorName,
-  heartbeatSchema,
   MAX_MESSAGE_BYTES,
   MUTATING_TYPES,
   type NodeId,

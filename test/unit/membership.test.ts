@@ -21,7 +21,8 @@ import {
   type ViewSummary,
 } from "../../machines/membership.js";
 import { encode } from "../../protocol/codec.js";
-import { heartbeatSchema, PROTOCOL_VERSION } from "../../protocol/messages.js";
+import { heartbeatSchema } from "../../protocol/membershipMessages.js";
+import { PROTOCOL_VERSION } from "../../protocol/messages.js";
 
 const timings = defaultTimings();
 /** How often the driver ticks (the runtime ticks only when something is due; ticking more often changes nothing). */
