@@ -2,7 +2,7 @@
 // observers, the broadcasts every node hears (hello, leave, alerts, beacons)
 // and probe answers. Internal subjects: free to change between versions.
 import { z } from "zod";
-import { type Member, memberSchema, nodeIdSchema, PROTOCOL_VERSION } from "./messages.js";
+import { memberSchema, nodeIdSchema, PROTOCOL_VERSION } from "./messages.js";
 
 /**
  * A heartbeat's view: id, size, smallest member and a digest of the members
