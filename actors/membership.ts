@@ -74,6 +74,7 @@ export class Membership {
   #nextHeartbeatAt = 0;
   #nextBeaconAt = 0;
   #seq = 0;
+  #helloAt = Number.NEGATIVE_INFINITY;
   #stopped = false;
   /** The down list of the last peer table seen (heartbeats carry it; the table rarely changes). */
   #down: { peers: MembershipContext["peers"] | undefined; list: Member[] } = { peers: undefined, list: [] };
@@ -254,9 +255,14 @@ export class Membership {
       case "alert":
         this.#alert(output.about, output.state, output.cause);
         break;
-      case "hello":
+      case "hello": {
+        // At most one a heartbeat period: many beacons that lack this node call for one hello.
+        const now = this.#o.clock.now();
+        if (now - this.#helloAt < this.#o.timings.heartbeatMs / 2) return;
+        this.#helloAt = now;
         this.#broadcast({ kind: "hello", ...this.#base() });
         break;
+      }
       case "beacon":
         // Soon, not now: a burst of hellos (a cluster starting) costs one beacon.
         this.#nextBeaconAt = this.#o.clock.now() + Math.min(20, this.#o.timings.heartbeatMs / 4);

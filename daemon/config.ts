@@ -90,6 +90,10 @@ export const configSchema = z.strictObject({
       unreachableAfterMissed: z.number().int().min(1).max(1_000).default(5),
       /** How long a peer may stay unreachable before it is declared down (DISCONNECT). */
       downAfterMs: z.number().int().min(100).max(3_600_000).default(5_000),
+      /** Observers per node (K): each node's heartbeats go to this many others, which probe it when late. */
+      observers: z.number().int().min(1).max(64).default(5),
+      /** How often the leader of a component (its smallest member) publishes the component's beacon. */
+      beaconMs: z.number().int().min(10).max(600_000).optional(),
       /** A component without a majority of the last full view marks itself minority. */
       quorum: z.boolean().default(false),
     })
@@ -258,5 +262,7 @@ export function membershipTimings(config: Pick<NodeConfig, "membership">): Membe
     suspectAfterMissed: m.suspectAfterMissed,
     unreachableAfterMissed: m.unreachableAfterMissed,
     downAfterMs: m.downAfterMs,
+    observers: m.observers,
+    ...(m.beaconMs !== undefined ? { beaconMs: m.beaconMs } : {}),
   };
 }

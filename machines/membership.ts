@@ -350,22 +350,30 @@ function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "pe
   // probed (a few a beacon), and merged if they answer.
   let listsSelf = false;
   let probes = 0;
-  const maxProbes = BEACON_PROBES * ctx.timings.observers;
+  // Probing costs a bounded amount a beacon period, however many beacons arrive (a cluster starting splits into many).
+  const mayProbe = ctx.linkUp && ctx.phase === "member" && at - (ctx.probedForBeaconAt ?? -Infinity) >= ctx.timings.beaconMs;
+  const maxProbes = mayProbe ? BEACON_PROBES * ctx.timings.observers : 0;
+  const newcomers: Member[] = [];
   for (const m of event.members) {
     if (m.node === ctx.self.node) {
       listsSelf ||= m.incarnation === ctx.self.incarnation;
       continue;
     }
     const peer = ctx.peers[m.node];
-    if (peer === undefined || peer.incarnation < m.incarnation) heard(next, m, at, "reported");
+    if (peer === undefined) {
+      // Every member it has that we never heard of: one JOIN of them all.
+      next.setPeer(m.node, { incarnation: m.incarnation, state: "alive", since: at });
+      newcomers.push(m);
+    } else if (peer.incarnation < m.incarnation) heard(next, m, at, "reported");
     else if (peer.incarnation !== m.incarnation || ctx.phase !== "member") continue;
     else if (peer.state === "down") {
       next.out.push({ type: "alert", about: m, state: "down", cause: "declared down before" });
-    } else if (peer.state === "unreachable" && ctx.linkUp && probes < maxProbes) {
+    } else if (peer.state === "unreachable" && probes < maxProbes) {
       next.out.push({ type: "probe", peer: m });
       probes++;
     }
   }
+  if (newcomers.length) announce(next, "JOIN", newcomers, `members of node ${from.node}'s view`);
   if (ctx.phase !== "member") return;
   // A member's beacon should list us: if not, it missed our hello.
   if (!listsSelf) next.out.push({ type: "hello" });
@@ -383,6 +391,7 @@ function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "pe
     next.out.push({ type: "probe", peer: { node, incarnation: peer.incarnation } });
     probes++;
   }
+  if (probes > 0) ctx.probedForBeaconAt = at;
 }
 
 /** Members a beacon lacks that one node probes per beacon, in observers (K): bounded work whatever the split. */

@@ -97,6 +97,10 @@ export interface MembershipContext {
   readonly minority: boolean;
   /** While joining: the highest view heard, so the first view continues the cluster's numbering. */
   readonly heardView: ViewSummary | undefined;
+  /** While joining: whether the hello was said again halfway through the window (for nodes that started with us). */
+  readonly helloAgain: boolean;
+  /** When members a beacon lacked were last probed (a bounded number a beacon period). */
+  readonly probedForBeaconAt: number | undefined;
 }
 
 export interface ViewChange {
@@ -178,6 +182,8 @@ export function initialContext(input: MembershipInput): MembershipContext {
     fullViewSize: 1,
     minority: false,
     heardView: undefined,
+    helloAgain: false,
+    probedForBeaconAt: undefined,
   };
 }
 

@@ -45,6 +45,12 @@ export function tick(next: NextContext, at: number, effects: TickEffects): void 
   }
 
   if (ctx.phase === "joining") {
+    // Nodes that started at the same instant subscribed after some of our
+    // hellos went out: halfway through the window, say it once more.
+    if (!ctx.helloAgain && at - ctx.startedAt >= t.joinWindowMs / 2) {
+      ctx.helloAgain = true;
+      next.out.push({ type: "hello" });
+    }
     if (at - ctx.startedAt < t.joinWindowMs) return;
     closeJoinWindow(next, at, effects);
   }
@@ -154,7 +160,7 @@ const sameList = (a: readonly number[], b: readonly number[]) =>
 export function nextDeadline(ctx: MembershipContext): number | undefined {
   const t = ctx.timings;
   let due = Number.POSITIVE_INFINITY;
-  if (ctx.phase === "joining") due = ctx.startedAt + t.joinWindowMs;
+  if (ctx.phase === "joining") due = ctx.startedAt + (ctx.helloAgain ? t.joinWindowMs : t.joinWindowMs / 2);
   else if (ctx.ringDirtyAt !== undefined) due = Math.min(due, ctx.ringDirtyAt + RING_SETTLE_MS);
   for (const node of ctx.watching) {
     const peer = ctx.peers[node];
