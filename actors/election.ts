@@ -4,6 +4,7 @@
 // on `dvs.<c>.dns.*`, the servers' broadcasts on `dvs.<c>._srv.*`, PING, the
 // COORDINATOR event on `dvs.<c>.events`, and a tick from the injected clock.
 import { type Actor, createActor } from "xstate";
+import type { ElectionTimings } from "../machines/electionTimings.js";
 import type { ViewChange } from "../machines/membership.js";
 import {
   liveCoordinator,
@@ -15,7 +16,6 @@ import {
   type StoreWrite,
 } from "../machines/registry.js";
 import {
-  type ElectionTimings,
   holdsValidLease,
   type OutgoingServerMessage,
   type PeerMessage,

@@ -5,10 +5,10 @@
 // doubling up to 2 s.
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
+import { defaultElectionTimings } from "../../machines/electionTimings.js";
 import type { RegistryAnswer } from "../../machines/registry.js";
 import {
   candidateRank,
-  defaultElectionTimings,
   holdsValidLease,
   initialServer,
   type OutgoingServerMessage,
