@@ -16,8 +16,6 @@ export interface ElectionTimings {
   /** First retry after NOTHING; doubles up to `retryMaxMs`. */
   readonly retryMs: number;
   readonly retryMaxMs: number;
-  /** How often the runtime sends `clock.tick`. */
-  readonly tickMs: number;
 }
 
 export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
@@ -28,5 +26,4 @@ export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
   statusMs: 1_000,
   retryMs: Math.max(10, Math.round(leaseMs / 4)),
   retryMaxMs: 2_000,
-  tickMs: Math.max(5, Math.round(leaseMs / 20)),
 });
