@@ -6,7 +6,7 @@
 // clock, only when one is due: after every event either machine takes, one
 // timer is armed at the earliest instant a tick would change anything.
 import { type Actor, type Subscription as ActorSubscription, createActor } from "xstate";
-import { type Due, earliest } from "../machines/due.js";
+import { earliest } from "../machines/due.js";
 import type { ElectionTimings } from "../machines/electionTimings.js";
 import type { ViewChange } from "../machines/membership.js";
 import {
@@ -274,14 +274,14 @@ export class Election implements Subsystem {
    * hears (one it has not heard, its role having changed, is due at once). The
    * server role asks nothing before its registry read the store: it would hear NOTHING.
    */
-  #dueAt(now: number): Due {
+  #dueAt(now: number): number | undefined {
     const registry = this.registry.getSnapshot().context;
     const server = this.server.getSnapshot();
     const view = this.#view(now);
     return earliest(
       registryTickDue(registry, now),
-      registry.loaded ? serverTickDue(server.value as ServerState, server.context) : null,
-      view !== null && view.key !== this.#lastView ? now : null,
+      registry.loaded ? serverTickDue(server.value as ServerState, server.context) : undefined,
+      view !== null && view.key !== this.#lastView ? now : undefined,
     );
   }
 

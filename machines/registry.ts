@@ -10,7 +10,7 @@
 // next changes anything here, so the runtime ticks only then.
 import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
-import { type Due, earliest, isDue } from "./due.js";
+import { earliest, isDue } from "./due.js";
 import { notProvided } from "./notProvided.js";
 
 /** The coordinator record as read from the store, with its epoch resolved. */
@@ -161,19 +161,19 @@ export function expired(context: RegistryContext, at: number): boolean {
   return r !== null && occupied(r) && at >= leaseEndsAt(context);
 }
 
-/** When a tick re-reads the store, which has been quiet for half a lease (null: a read is under way). */
-const rereadDueAt = (context: RegistryContext): Due =>
-  context.reading ? null : context.heardAt + context.leaseMs / 2;
+/** When a tick re-reads the store, which has been quiet for half a lease (undefined: a read is under way). */
+const rereadDueAt = (context: RegistryContext): number | undefined =>
+  context.reading ? undefined : context.heardAt + context.leaseMs / 2;
 
 /**
  * The first instant after `at` at which time alone changes this registry: a
  * `clock.tick` re-reads the store (a re-read already due is due at once), or
  * the record it holds runs out its lease, so WHO stops naming its coordinator
- * and an election may replace it. Null when only an event can change it.
+ * and an election may replace it. Undefined when only an event can change it.
  */
-export function registryTickDue(context: RegistryContext, at: number): Due {
+export function registryTickDue(context: RegistryContext, at: number): number | undefined {
   const r = context.record;
-  const ends = r !== null && occupied(r) && leaseEndsAt(context) > at ? leaseEndsAt(context) : null;
+  const ends = r !== null && occupied(r) && leaseEndsAt(context) > at ? leaseEndsAt(context) : undefined;
   return earliest(rereadDueAt(context), ends);
 }
 

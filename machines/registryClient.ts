@@ -7,7 +7,7 @@
 // `registryClientTickDue` says when the next `clock.tick` would ask again.
 import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
-import { type Due, isDue } from "./due.js";
+import { isDue } from "./due.js";
 import { notProvided } from "./notProvided.js";
 
 export interface RegistryClientInput {
@@ -40,11 +40,11 @@ export type RegistryClientEvent =
 
 /**
  * When a `clock.tick` would make the client in `state` ask WHO again: the end
- * of its wait after a NOTHING. Null in any other state (only an answer or a
+ * of its wait after a NOTHING. Undefined in any other state (only an answer or a
  * failure moves it on).
  */
-export function registryClientTickDue(state: string, context: RegistryClientContext): Due {
-  return state === "waiting" ? context.askAt : null;
+export function registryClientTickDue(state: string, context: RegistryClientContext): number | undefined {
+  return state === "waiting" ? context.askAt : undefined;
 }
 
 export const registryClientMachine = setup({

@@ -12,7 +12,7 @@
 // runtime ticks only then.
 import { assign, enqueueActions, setup } from "xstate";
 import type { HeldFile, NodeId, ServerType } from "../protocol/messages.js";
-import { type Due, earliest, isDue } from "./due.js";
+import { earliest, isDue } from "./due.js";
 import type { ElectionTimings } from "./electionTimings.js";
 import { notProvided } from "./notProvided.js";
 import type { RegistryAnswer } from "./registry.js";
@@ -125,12 +125,12 @@ export function holdsValidLease(context: ServerContext, at: number): boolean {
 /** The states of the server role, as its snapshot's `value` names them. */
 export type ServerState = "starting" | "worker" | "candidate" | "coordinator" | "stopped";
 
-/** When a starting server or a candidate asks its registry next (null: an ask is under way). */
-const askDueAt = (context: ServerContext): Due => (context.asking ? null : context.askAt);
+/** When a starting server or a candidate asks its registry next (undefined: an ask is under way). */
+const askDueAt = (context: ServerContext): number | undefined => (context.asking ? undefined : context.askAt);
 
-/** When a coordinator renews its lease next (null: a renewal is under way). */
-const renewDueAt = (lease: Lease, timings: ElectionTimings): Due =>
-  lease.renewing ? null : lease.lastRenewAt + timings.renewMs;
+/** When a coordinator renews its lease next (undefined: a renewal is under way). */
+const renewDueAt = (lease: Lease, timings: ElectionTimings): number | undefined =>
+  lease.renewing ? undefined : lease.lastRenewAt + timings.renewMs;
 
 /** When a coordinator sends STATUS next. */
 const statusDueAt = (context: ServerContext): number => context.statusAt + context.timings.statusMs;
@@ -142,18 +142,18 @@ const statusDueAt = (context: ServerContext): number => context.statusAt + conte
  * event arrives (worker, stopped). A tick at or after that instant does what it
  * is due; one before it does nothing.
  */
-export function serverTickDue(state: ServerState, context: ServerContext): Due {
+export function serverTickDue(state: ServerState, context: ServerContext): number | undefined {
   switch (state) {
     case "starting":
     case "candidate":
       return askDueAt(context);
     case "coordinator": {
       const lease = context.lease;
-      if (lease === null) return null;
+      if (lease === null) return undefined;
       return earliest(lease.validUntil, renewDueAt(lease, context.timings), statusDueAt(context));
     }
     default:
-      return null;
+      return undefined;
   }
 }
 

@@ -18,27 +18,29 @@ describe("deadline timer", () => {
     expect(t.at).toBe(120);
     await clock.advance(1_000);
     expect(fired).toEqual([120]);
-    expect(t.at).toBeNull();
+    expect(t.at).toBeUndefined();
   });
 
-  it("set to null or cleared, it does not fire", async () => {
+  it("disarmed or cleared, it does not fire", async () => {
     const { clock, fired, timer: t } = timer();
     t.set(50);
-    t.set(null);
+    t.set(undefined);
     t.set(80);
     t.clear();
     await clock.advance(1_000);
     expect(fired).toEqual([]);
   });
 
-  it("set to an instant already passed, it fires at once; a fractional one, at the next whole ms", async () => {
+  it("set to an instant already passed, it fires a millisecond later, never at once; a fractional one, at the next whole ms", async () => {
     const { clock, fired, timer: t } = timer();
     await clock.advance(100);
     t.set(40);
     await clock.advance(0);
+    expect(fired).toEqual([]);
+    await clock.advance(1);
     t.set(130.2);
     await clock.advance(100);
-    expect(fired).toEqual([100, 131]);
+    expect(fired).toEqual([101, 131]);
   });
 
   it("set again to the instant it is armed for, it keeps its timer", async () => {

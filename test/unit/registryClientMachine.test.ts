@@ -87,15 +87,15 @@ describe("client role", () => {
   it("is due for a tick only while it waits to ask again, at the end of the wait", () => {
     const c = client();
     const due = () => registryClientTickDue(String(c.snapshot().value), c.snapshot().context);
-    expect(due()).toBeNull();
+    expect(due()).toBeUndefined();
     c.send({ type: "who.nothing", at: 7 });
     expect(due()).toBe(57);
     c.send(tick(56));
     expect(c.sent).toHaveLength(1);
     c.send(tick(57));
     expect(c.sent).toHaveLength(2);
-    expect(due()).toBeNull();
+    expect(due()).toBeUndefined();
     c.send({ type: "who.ok", coordinator: 3, epoch: 9, at: 60 });
-    expect(due()).toBeNull();
+    expect(due()).toBeUndefined();
   });
 });

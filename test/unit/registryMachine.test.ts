@@ -204,7 +204,7 @@ describe("registry: when time alone changes it", () => {
     r.send(entry(100, record(null, 5, 8)));
     expect(registryTickDue(r.context, 100)).toBe(300);
     expect(r.send(tick(300))).toEqual([READ]);
-    expect(registryTickDue(r.context, 300)).toBeNull();
+    expect(registryTickDue(r.context, 300)).toBeUndefined();
     r.send(entry(310, record(null, 5, 8)));
     expect(registryTickDue(r.context, 310)).toBe(510);
   });

@@ -325,7 +325,7 @@ describe("server: when the next tick is due", () => {
   /** A tick just before the instant due changes nothing; the tick at it does something. */
   function tickAtDue(s: Server): ServerOutput[] {
     const at = due(s);
-    if (at === null) throw new Error("no tick is due");
+    if (at === undefined) throw new Error("no tick is due");
     const before = { state: s.state, context: s.context };
     expect(s.send(tick(at - 1))).toEqual([]);
     expect({ state: s.state, context: s.context }).toEqual(before);
@@ -336,14 +336,14 @@ describe("server: when the next tick is due", () => {
     const s = server();
     expect(due(s)).toBe(0);
     expect(s.send(tick(0))).toEqual([askRegistry("SERVER", 0)]);
-    expect(due(s)).toBeNull();
+    expect(due(s)).toBeUndefined();
     s.send(answer(NOTHING, 0));
     expect(due(s)).toBe(105);
     expect(tickAtDue(s)).toEqual([askRegistry("SERVER", 105)]);
   });
 
   it("a worker waits for an event: no tick is due", () => {
-    expect(due(worker())).toBeNull();
+    expect(due(worker())).toBeUndefined();
   });
 
   it("a coordinator is due at its next renewal, STATUS or the end of its lease, whichever comes first", () => {
@@ -367,7 +367,7 @@ describe("server: when the next tick is due", () => {
     s.send(tick(100));
     expect(tickAtDue(s)).toEqual([announce(null, 7, "lease expired")]);
     expect(s.state).toBe("worker");
-    expect(due(s)).toBeNull();
+    expect(due(s)).toBeUndefined();
   });
 
   it("a candidate is due when its rank's stagger has passed", () => {
@@ -376,20 +376,20 @@ describe("server: when the next tick is due", () => {
     expect(s.state).toBe("candidate");
     expect(due(s)).toBe(400 + timings.staggerMs);
     expect(tickAtDue(s)).toEqual([askRegistry("ELECTED", 400 + timings.staggerMs)]);
-    expect(due(s)).toBeNull();
+    expect(due(s)).toBeUndefined();
   });
 
   it("a late tick does what every tick it stands for would have done first", () => {
     const s = coordinator();
     // Stalled from 50 to 2,000: the lease ran out, so it steps down before it renews or sends STATUS.
     expect(s.send(tick(2_000))).toEqual([announce(null, 7, "lease expired")]);
-    expect(due(s)).toBeNull();
+    expect(due(s)).toBeUndefined();
   });
 
   it("a stopped server is never due", () => {
     const s = coordinator();
     s.send({ type: "server.stop", at: 50 });
-    expect(due(s)).toBeNull();
+    expect(due(s)).toBeUndefined();
   });
 });
 
