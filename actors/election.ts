@@ -2,8 +2,12 @@
 // roles (machines/registry.ts, machines/server.ts) as actors and gives them the
 // world — the coordinator record in the compare-and-set store, WHO and FAILED
 // on `dvs.<c>.dns.*`, the servers' broadcasts on `dvs.<c>._srv.*`, PING, the
-// COORDINATOR event on `dvs.<c>.events`, and a tick from the injected clock.
-import { type Actor, createActor } from "xstate";
+// COORDINATOR event on `dvs.<c>.events`, and a `clock.tick` from the injected
+// clock, only when one is due: after every event either machine takes, one
+// timer is armed at the earliest instant a tick would change anything.
+import { type Actor, type Subscription as ActorSubscription, createActor } from "xstate";
+import { earliest } from "../machines/due.js";
+import type { ElectionTimings } from "../machines/electionTimings.js";
 import type { ViewChange } from "../machines/membership.js";
 import {
   liveCoordinator,
@@ -11,17 +15,21 @@ import {
   type RegistryEvent,
   type RegistryMachine,
   type RegistryRecord,
+  type RegistryView,
   registryMachine,
+  registryTickDue,
+  registryView,
   type StoreWrite,
 } from "../machines/registry.js";
 import {
-  type ElectionTimings,
   holdsValidLease,
   type OutgoingServerMessage,
   type PeerMessage,
   type ServerMachine,
   type ServerRecord,
+  type ServerState,
   serverMachine,
+  serverTickDue,
 } from "../machines/server.js";
 import { decode, type Encoding, encode, encodingOf, headersFor } from "../protocol/codec.js";
 import {
@@ -40,7 +48,8 @@ import {
 } from "../protocol/messages.js";
 import { ReplyGuard, refusalLog } from "../protocol/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
+import type { Clock } from "../transport/clock.js";
+import { DeadlineTimer } from "../transport/deadline.js";
 import { CasConflictError } from "../transport/errors.js";
 import type { CasStore, KvEntry } from "../transport/kv.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
@@ -101,7 +110,9 @@ export class Election implements Subsystem {
   #nextRef = 1;
   #subscriptions: Subscription[] = [];
   #stopWatch: (() => void) | undefined;
-  #tick: TimerHandle | undefined;
+  #observers: ActorSubscription[] = [];
+  /** The one tick timer, armed at the next instant a tick is due. */
+  readonly #tick: DeadlineTimer;
   #lastView = "";
   #release: Promise<void> | undefined;
   /** The renewal under way, and the revision this node last wrote: a release must expect that one. */
@@ -113,6 +124,7 @@ export class Election implements Subsystem {
   constructor(options: ElectionOptions) {
     this.#o = options;
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#tick = new DeadlineTimer(options.clock, () => this.#onTick());
     this.#replies = new ReplyGuard({
       onRefused: (reply, subject) => this.#warn("reply-subject", ...refusalLog(reply, subject)),
     });
@@ -191,8 +203,10 @@ export class Election implements Subsystem {
     sub(subjects.servers, (msg) => this.#onServerMessage(msg));
     sub(subjects.serverPing(self), (msg) => this.#onServerMessage(msg));
     this.#stopWatch = store.watch(COORDINATOR_KEY, (entry) => this.#onEntry(entry));
+    // Every event either machine takes may move the next tick's instant.
+    this.#observers = [this.registry.subscribe(() => this.#arm()), this.server.subscribe(() => this.#arm())];
     this.#read();
-    this.#scheduleTick();
+    this.#arm();
   }
 
   /** The state tests and GETNODEINFO-style reports read. */
@@ -239,7 +253,9 @@ export class Election implements Subsystem {
     this.server.send({ type: "server.stop", at: this.#now() });
     this.#stopped = true;
     if (this.#release) await withTimeout(this.#release, timeoutMs, this.#o.clock);
-    this.#o.clock.clearTimeout(this.#tick);
+    this.#tick.clear();
+    for (const o of this.#observers) o.unsubscribe();
+    this.#observers = [];
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#subscriptions = [];
     this.#stopWatch?.();
@@ -253,14 +269,33 @@ export class Election implements Subsystem {
     return this.#o.clock.now();
   }
 
-  #scheduleTick(): void {
-    this.#tick = this.#o.clock.setTimeout(() => {
-      if (this.#stopped) return;
-      const at = this.#now();
-      this.#toRegistry({ type: "clock.tick", at });
-      this.server.send({ type: "clock.tick", at });
-      this.#scheduleTick();
-    }, this.#o.timings.tickMs);
+  /**
+   * When a tick would next change either machine or the view the server role
+   * hears (one it has not heard, its role having changed, is due at once). The
+   * server role asks nothing before its registry read the store: it would hear NOTHING.
+   */
+  #dueAt(now: number): number | undefined {
+    const registry = this.registry.getSnapshot().context;
+    const server = this.server.getSnapshot();
+    const view = this.#view(now);
+    return earliest(
+      registryTickDue(registry, now),
+      registry.loaded ? serverTickDue(server.value as ServerState, server.context) : undefined,
+      view !== null && view.key !== this.#lastView ? now : undefined,
+    );
+  }
+
+  /** Moves the tick timer to the instant the next tick is due. */
+  #arm(): void {
+    if (!this.#stopped) this.#tick.set(this.#dueAt(this.#now()));
+  }
+
+  /** Both machines take the tick, as at any instant (a stalled node's late one too); taking it re-arms the timer. */
+  #onTick(): void {
+    if (this.#stopped) return;
+    const at = this.#now();
+    this.#toRegistry({ type: "clock.tick", at });
+    this.server.send({ type: "clock.tick", at });
   }
 
   // --- the registry -----------------------------------------------------------------
@@ -269,20 +304,19 @@ export class Election implements Subsystem {
     if (this.#stopped) return;
     this.registry.send(event);
     // Tell the server role what the registry vouches for now, when that changed.
-    const ctx = this.registry.getSnapshot().context;
-    const live = liveCoordinator(ctx, event.at);
-    const view = {
-      coordinator: ctx.record?.coordinator ?? null,
-      epoch: ctx.record?.epoch ?? 0,
-      live: live !== null,
-    };
-    if (!ctx.loaded) return;
+    const view = this.#view(event.at);
+    if (view === null || view.key === this.#lastView) return;
+    this.#lastView = view.key;
+    this.server.send({ type: "registry.view", ...view.view, at: event.at });
+  }
+
+  /** What the registry vouches for at `at` (null: it has not read the store yet), and its key. */
+  #view(at: number): { view: RegistryView; key: string } | null {
+    const view = registryView(this.registry.getSnapshot().context, at);
+    if (view === null) return null;
     // The server's role is part of the key: a coordinator that stepped down must hear the view again as a worker.
-    const role = this.server.getSnapshot().value;
-    const key = `${view.coordinator}/${view.epoch}/${view.live}/${String(role)}`;
-    if (key === this.#lastView) return;
-    this.#lastView = key;
-    this.server.send({ type: "registry.view", ...view, at: event.at });
+    const role = String(this.server.getSnapshot().value);
+    return { view, key: `${view.coordinator}/${view.epoch}/${view.live}/${role}` };
   }
 
   #who(at: number): WireAnswer {

@@ -8,9 +8,9 @@
 // since everything it touches is injected.
 import { join } from "node:path";
 import { createActor, fromPromise, type SnapshotFrom, waitFor } from "xstate";
+import { defaultElectionTimings } from "../machines/electionTimings.js";
 import { defaultTimings, type MembershipTimings, type ViewChange } from "../machines/membership.js";
 import { type NodeMachineInput, nodeMachine } from "../machines/node.js";
-import { defaultElectionTimings } from "../machines/server.js";
 import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
 import { systemRandom } from "../transport/clock.js";

@@ -3,7 +3,7 @@
 // runs the client machine (machines/registryClient.ts) to retry with backoff
 // until a coordinator is known. Used by dvsctl, the benchmarks and tests.
 import { createActor } from "xstate";
-import { registryClientMachine } from "../machines/registryClient.js";
+import { registryClientMachine, registryClientTickDue } from "../machines/registryClient.js";
 import { decode, encode, encodingOf } from "../protocol/codec.js";
 import {
   type NodeId,
@@ -12,7 +12,8 @@ import {
   registryAnswerSchema,
 } from "../protocol/messages.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
-import type { Clock, TimerHandle } from "../transport/clock.js";
+import type { Clock } from "../transport/clock.js";
+import { DeadlineTimer } from "../transport/deadline.js";
 import { BadReplyError } from "../transport/errors.js";
 import type { Transport } from "../transport/transport.js";
 
@@ -84,7 +85,6 @@ export class RegistryClient {
    */
   async coordinator(waitMs: number): Promise<Coordinator> {
     const { clock } = this.#o;
-    let tick: TimerHandle | undefined;
     const actor = createActor(
       registryClientMachine.provide({
         actions: {
@@ -112,15 +112,13 @@ export class RegistryClient {
         clock,
       },
     );
-    const loop = () => {
-      tick = clock.setTimeout(() => {
-        actor.send({ type: "clock.tick", at: clock.now() });
-        loop();
-      }, 10);
-    };
+    // One timer, moved after every event to the end of the wait (if the client is waiting).
+    const tick = new DeadlineTimer(clock, () => actor.send({ type: "clock.tick", at: clock.now() }));
     const started = clock.now();
+    const armed = actor.subscribe((snap) =>
+      tick.set(registryClientTickDue(String(snap.value), snap.context)),
+    );
     actor.start();
-    loop();
     try {
       return await new Promise<Coordinator>((resolve, reject) => {
         const deadline = clock.setTimeout(() => {
@@ -136,7 +134,8 @@ export class RegistryClient {
         });
       });
     } finally {
-      clock.clearTimeout(tick);
+      armed.unsubscribe();
+      tick.clear();
       actor.stop();
     }
   }

@@ -7,7 +7,7 @@ import { DiskReplicas } from "../actors/files/diskReplicas.js";
 import { createLogger, type Logger, throttledWarn } from "../actors/logger.js";
 import { endedByClosedLink, NodeRuntime } from "../actors/node.js";
 import { nextIncarnation } from "../actors/stateDir.js";
-import { defaultElectionTimings } from "../machines/server.js";
+import { defaultElectionTimings } from "../machines/electionTimings.js";
 import { nodeClientName } from "../protocol/advisories.js";
 import { inboxPrefixFor } from "../protocol/responder.js";
 import { JetStreamActionLog } from "../transport/actionLogJetStream.js";

@@ -6,9 +6,11 @@
 // registry is the same registry; this machine only caches what it read and
 // asks for writes. Pure: time arrives in events (`at`), store operations and
 // answers are named actions the runtime performs (actors/election.ts), and
-// their results come back as events.
+// their results come back as events; `registryTickDue` says when time alone
+// next changes anything here, so the runtime ticks only then.
 import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
+import { earliest, isDue } from "./due.js";
 import { notProvided } from "./notProvided.js";
 
 /** The coordinator record as read from the store, with its epoch resolved. */
@@ -115,13 +117,34 @@ export function initialRegistry(input: RegistryInput): RegistryContext {
   };
 }
 
+/** When the record's lease runs out in this node's eyes: one lease after it first saw the revision. */
+const leaseEndsAt = (context: RegistryContext): number => context.seenAt + context.leaseMs;
+
 /** The coordinator this registry vouches for at `at`, or null (none, expired, or suspect). */
 export function liveCoordinator(context: RegistryContext, at: number): RegistryRecord | null {
   const r = context.record;
   if (r === null || r.coordinator === null) return null;
-  if (at - context.seenAt >= context.leaseMs) return null;
+  if (at >= leaseEndsAt(context)) return null;
   if (context.suspect === r.epoch) return null;
   return r;
+}
+
+/** What the registry vouches for, as the server role hears it (`registry.view`). */
+export interface RegistryView {
+  readonly coordinator: NodeId | null;
+  readonly epoch: number;
+  readonly live: boolean;
+}
+
+/** What this registry vouches for at `at`; null until it has read the store (unread is not empty). */
+export function registryView(context: RegistryContext, at: number): RegistryView | null {
+  if (!context.loaded) return null;
+  const r = context.record;
+  return {
+    coordinator: r?.coordinator ?? null,
+    epoch: r?.epoch ?? 0,
+    live: liveCoordinator(context, at) !== null,
+  };
 }
 
 /**
@@ -135,7 +158,23 @@ function occupied(record: RegistryRecord): boolean {
 /** Whether the record names a coordinator (or is unreadable) and its lease ran out in this node's eyes. */
 export function expired(context: RegistryContext, at: number): boolean {
   const r = context.record;
-  return r !== null && occupied(r) && at - context.seenAt >= context.leaseMs;
+  return r !== null && occupied(r) && at >= leaseEndsAt(context);
+}
+
+/** When a tick re-reads the store, which has been quiet for half a lease (undefined: a read is under way). */
+const rereadDueAt = (context: RegistryContext): number | undefined =>
+  context.reading ? undefined : context.heardAt + context.leaseMs / 2;
+
+/**
+ * The first instant after `at` at which time alone changes this registry: a
+ * `clock.tick` re-reads the store (a re-read already due is due at once), or
+ * the record it holds runs out its lease, so WHO stops naming its coordinator
+ * and an election may replace it. Undefined when only an event can change it.
+ */
+export function registryTickDue(context: RegistryContext, at: number): number | undefined {
+  const r = context.record;
+  const ends = r !== null && occupied(r) && leaseEndsAt(context) > at ? leaseEndsAt(context) : undefined;
+  return earliest(rereadDueAt(context), ends);
 }
 
 function okOrNothing(context: RegistryContext, at: number): RegistryAnswer {
@@ -293,7 +332,7 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
       break;
     case "clock.tick":
       // Watches are best effort: re-read when the store has been quiet for half a lease.
-      if (!context.reading && event.at - context.heardAt >= context.leaseMs / 2) {
+      if (isDue(rereadDueAt(context), event.at)) {
         context.reading = true;
         context.heardAt = event.at;
         out.push({ type: "read" });

@@ -3,9 +3,11 @@
 // once it knows a coordinator it uses it until told it failed, and then
 // reports FAILED with that coordinator's epoch (so a registry that has since
 // moved on can tell the report is obsolete) before asking again. Pure: time
-// arrives in events, sending is a named action (client/registryClient.ts).
+// arrives in events, sending is a named action (client/registryClient.ts), and
+// `registryClientTickDue` says when the next `clock.tick` would ask again.
 import { assign, enqueueActions, setup } from "xstate";
 import type { NodeId } from "../protocol/messages.js";
+import { isDue } from "./due.js";
 import { notProvided } from "./notProvided.js";
 
 export interface RegistryClientInput {
@@ -35,6 +37,15 @@ export type RegistryClientEvent =
   /** The caller could not reach the coordinator it was given. */
   | { type: "coordinator.failed"; at: number }
   | { type: "clock.tick"; at: number };
+
+/**
+ * When a `clock.tick` would make the client in `state` ask WHO again: the end
+ * of its wait after a NOTHING. Undefined in any other state (only an answer or a
+ * failure moves it on).
+ */
+export function registryClientTickDue(state: string, context: RegistryClientContext): number | undefined {
+  return state === "waiting" ? context.askAt : undefined;
+}
 
 export const registryClientMachine = setup({
   types: {
@@ -85,7 +96,10 @@ export const registryClientMachine = setup({
         delayMs: Math.min(context.delayMs * 2, context.retryMaxMs),
       })),
       on: {
-        "clock.tick": { guard: ({ context, event }) => event.at >= context.askAt, target: "asking" },
+        "clock.tick": {
+          guard: ({ context, event }) => isDue(registryClientTickDue("waiting", context), event.at),
+          target: "asking",
+        },
       },
     },
     known: {

@@ -7,40 +7,15 @@
 // last acknowledged renewal, where `sentAt` precedes the store write that every
 // other node's lease timer starts after; it steps down by itself when that
 // passes, and on any sign of a newer term. Pure: time arrives in events, every
-// effect is a named action (actors/election.ts performs them).
+// effect is a named action (actors/election.ts performs them), and
+// `serverTickDue` says when the next `clock.tick` would do anything, so the
+// runtime ticks only then.
 import { assign, enqueueActions, setup } from "xstate";
 import type { HeldFile, NodeId, ServerType } from "../protocol/messages.js";
+import { earliest, isDue } from "./due.js";
+import type { ElectionTimings } from "./electionTimings.js";
 import { notProvided } from "./notProvided.js";
 import type { RegistryAnswer } from "./registry.js";
-
-export interface ElectionTimings {
-  /** How long a coordinator's record stays live without a renewal (observers' clock). */
-  readonly leaseMs: number;
-  /** How often the coordinator renews. */
-  readonly renewMs: number;
-  /** Taken off the coordinator's own lease, for clock drift and timer lateness. */
-  readonly marginMs: number;
-  /** Delay per rank between candidates, so the best placed usually wins alone. */
-  readonly staggerMs: number;
-  /** How often the coordinator sends STATUS (and every server answers ALIVE). */
-  readonly statusMs: number;
-  /** First retry after NOTHING; doubles up to `retryMaxMs`. */
-  readonly retryMs: number;
-  readonly retryMaxMs: number;
-  /** How often the runtime sends `clock.tick`. */
-  readonly tickMs: number;
-}
-
-export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
-  leaseMs,
-  renewMs: Math.max(10, Math.round(leaseMs / 4)),
-  marginMs: Math.max(5, Math.round(leaseMs / 10)),
-  staggerMs: Math.max(5, Math.round(leaseMs / 16)),
-  statusMs: 1_000,
-  retryMs: Math.max(10, Math.round(leaseMs / 4)),
-  retryMaxMs: 2_000,
-  tickMs: Math.max(5, Math.round(leaseMs / 20)),
-});
 
 export interface ServerRecord {
   type: ServerType;
@@ -145,6 +120,41 @@ export function initialServer(input: ServerInput): ServerContext {
 /** Whether this server may act as coordinator at `at`: it holds a term whose lease has not run out. */
 export function holdsValidLease(context: ServerContext, at: number): boolean {
   return context.lease !== null && at < context.lease.validUntil;
+}
+
+/** The states of the server role, as its snapshot's `value` names them. */
+export type ServerState = "starting" | "worker" | "candidate" | "coordinator" | "stopped";
+
+/** When a starting server or a candidate asks its registry next (undefined: an ask is under way). */
+const askDueAt = (context: ServerContext): number | undefined => (context.asking ? undefined : context.askAt);
+
+/** When a coordinator renews its lease next (undefined: a renewal is under way). */
+const renewDueAt = (lease: Lease, timings: ElectionTimings): number | undefined =>
+  lease.renewing ? undefined : lease.lastRenewAt + timings.renewMs;
+
+/** When a coordinator sends STATUS next. */
+const statusDueAt = (context: ServerContext): number => context.statusAt + context.timings.statusMs;
+
+/**
+ * The first instant at which a `clock.tick` would change this server in
+ * `state`: its next ask (starting, candidate), or its lease running out, its
+ * next renewal or STATUS (coordinator). Null when no tick would until another
+ * event arrives (worker, stopped). A tick at or after that instant does what it
+ * is due; one before it does nothing.
+ */
+export function serverTickDue(state: ServerState, context: ServerContext): number | undefined {
+  switch (state) {
+    case "starting":
+    case "candidate":
+      return askDueAt(context);
+    case "coordinator": {
+      const lease = context.lease;
+      if (lease === null) return undefined;
+      return earliest(lease.validUntil, renewDueAt(lease, context.timings), statusDueAt(context));
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** The servers a candidate ranks itself among: those heard within three STATUS periods, and itself. */
@@ -342,7 +352,7 @@ export const serverMachine = setup({
         (event.message.kind === "ELECTED" || event.message.kind === "STATUS") &&
         event.message.from !== context.self &&
         event.message.epoch > context.epoch),
-    askDue: ({ context, event }) => !context.asking && eventAt(event) >= context.askAt,
+    askDue: ({ context, event }) => isDue(askDueAt(context), eventAt(event)),
   },
 }).createMachine({
   id: "server",
@@ -491,8 +501,7 @@ export const serverMachine = setup({
             actions: enqueueActions(({ context, event, enqueue }) => {
               const lease = context.lease;
               if (lease === null) return;
-              const t = context.timings;
-              if (!lease.renewing && event.at - lease.lastRenewAt >= t.renewMs) {
+              if (isDue(renewDueAt(lease, context.timings), event.at)) {
                 enqueue({
                   type: "setContext",
                   params: { lease: { ...lease, renewing: true, lastRenewAt: event.at } },
@@ -502,7 +511,7 @@ export const serverMachine = setup({
                   params: { expected: lease.revision, epoch: context.epoch, sentAt: event.at },
                 });
               }
-              if (event.at - context.statusAt >= t.statusMs) {
+              if (isDue(statusDueAt(context), event.at)) {
                 enqueue({ type: "setContext", params: { statusAt: event.at } });
                 enqueue({ type: "broadcast", params: { message: "STATUS", epoch: context.epoch } });
               }

@@ -1,8 +1,9 @@
 // What a node runtime (actors/node.ts) is given: its options (identity, timings,
 // roles) and its components (the clock, the logger, the connection and the
 // stores the daemon or the simulated cluster injects).
+
+import type { ElectionTimings } from "../../machines/electionTimings.js";
 import type { MembershipMachine, MembershipTimings } from "../../machines/membership.js";
-import type { ElectionTimings } from "../../machines/server.js";
 import type { EventMessage, NodeId, ServerType } from "../../protocol/messages.js";
 import type { ActionLog } from "../../transport/actionLog.js";
 import type { Clock, Random } from "../../transport/clock.js";

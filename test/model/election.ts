@@ -6,7 +6,7 @@
 // every simulated event, and agree on one coordinator after each heal and
 // the stabilisation bound. Also the planted bugs the property must catch.
 import fc from "fast-check";
-import { defaultElectionTimings } from "../../machines/server.js";
+import { defaultElectionTimings } from "../../machines/electionTimings.js";
 import type { NodeId } from "../../protocol/messages.js";
 import { CasConflictError } from "../../transport/errors.js";
 import { commandArbitraries, type ElectionCommand, initialModel } from "./electionCommands.js";

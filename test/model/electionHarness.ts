@@ -10,7 +10,7 @@
 // store writes.
 import type { Election } from "../../actors/election.js";
 import type { NodeRuntime } from "../../actors/node.js";
-import { defaultElectionTimings, type ElectionTimings } from "../../machines/server.js";
+import { defaultElectionTimings, type ElectionTimings } from "../../machines/electionTimings.js";
 import { encode } from "../../protocol/codec.js";
 import type { NodeId } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";

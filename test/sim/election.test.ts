@@ -1,5 +1,6 @@
 // Scenarios of the election over the simulated network (SPEC 7): one
-// coordinator, a new one after a crash, none on a side without the store.
+// coordinator, a new one after a crash, none on a side without the store, and
+// an idle election that wakes only when something is due.
 import { describe, expect, it } from "vitest";
 import { COORDINATOR_KEY } from "../../actors/election.js";
 import { encode } from "../../protocol/codec.js";
@@ -79,4 +80,31 @@ describe("election over the simulated network", () => {
       expect(coordinators(cluster)).toHaveLength(1);
     },
   );
+
+  it("a settled election ticks only when something is due: the coordinator to renew, and a worker never", async () => {
+    const cluster = new SimCluster({ seed: 7, election: {} });
+    for (const id of [1, 2, 3]) cluster.start(id);
+    await cluster.advance(2_000);
+    const [coordinator] = coordinators(cluster);
+    const ticks = new Map<number, number>();
+    for (const [id, node] of cluster.nodes) {
+      const election = node.election as NonNullable<typeof node.election>;
+      ticks.set(id, 0);
+      for (const actor of [election.registry, election.server])
+        actor.system.inspect((e) => {
+          if (e.type === "@xstate.event" && e.event.type === "clock.tick" && e.actorRef === actor)
+            ticks.set(id, (ticks.get(id) ?? 0) + 1);
+        });
+    }
+    const { renewMs, statusMs } = cluster.electionTimings;
+    const ms = 5_000;
+    await cluster.advance(ms);
+    // Each tick reaches both machines. A fixed-rate tick made 250 on every node; now the coordinator
+    // wakes for each renewal and each STATUS, and a worker hearing the renewals for nothing.
+    const { [coordinator as number]: busy, ...idle } = Object.fromEntries(ticks);
+    expect((busy ?? 0) / 2).toBeGreaterThanOrEqual(ms / renewMs);
+    expect((busy ?? 0) / 2).toBeLessThanOrEqual(ms / renewMs + ms / statusMs + 1);
+    expect(Object.values(idle)).toEqual([0, 0]);
+    expect(coordinators(cluster)).toEqual([coordinator]);
+  });
 });

@@ -2,7 +2,11 @@
 // NOTHING, FAILED with the epoch it was given. Time is the events' `at`.
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
-import { type RegistryClientEvent, registryClientMachine } from "../../machines/registryClient.js";
+import {
+  type RegistryClientEvent,
+  registryClientMachine,
+  registryClientTickDue,
+} from "../../machines/registryClient.js";
 
 type Sent = { type: "WHO" } | { type: "FAILED"; coordinator: number; epoch: number };
 
@@ -78,5 +82,20 @@ describe("client role", () => {
     expect(c.snapshot().context).toMatchObject({ coordinator: 3, epoch: 9 });
     c.send({ type: "who.ok", coordinator: 5, epoch: 12, at: 3 });
     expect(c.snapshot().context).toMatchObject({ coordinator: 5, epoch: 12 });
+  });
+
+  it("is due for a tick only while it waits to ask again, at the end of the wait", () => {
+    const c = client();
+    const due = () => registryClientTickDue(String(c.snapshot().value), c.snapshot().context);
+    expect(due()).toBeUndefined();
+    c.send({ type: "who.nothing", at: 7 });
+    expect(due()).toBe(57);
+    c.send(tick(56));
+    expect(c.sent).toHaveLength(1);
+    c.send(tick(57));
+    expect(c.sent).toHaveLength(2);
+    expect(due()).toBeUndefined();
+    c.send({ type: "who.ok", coordinator: 3, epoch: 9, at: 60 });
+    expect(due()).toBeUndefined();
   });
 });

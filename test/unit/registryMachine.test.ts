@@ -16,6 +16,8 @@ import {
   type RegistryRecord,
   registryMachine,
   registryStep,
+  registryTickDue,
+  registryView,
 } from "../../machines/registry.js";
 import { decode, encode } from "../../protocol/codec.js";
 import type { NodeId } from "../../protocol/messages.js";
@@ -193,6 +195,50 @@ describe("registry: reading the record", () => {
     r.send({ type: "store.unavailable", at: 740 });
     expect(r.send(tick(929))).toEqual([]);
     expect(r.send(tick(930))).toEqual([READ]);
+  });
+});
+
+describe("registry: when time alone changes it", () => {
+  it("is due when a quiet store is re-read, and not while a read is under way", () => {
+    const r = registry();
+    r.send(entry(100, record(null, 5, 8)));
+    expect(registryTickDue(r.context, 100)).toBe(300);
+    expect(r.send(tick(300))).toEqual([READ]);
+    expect(registryTickDue(r.context, 300)).toBeUndefined();
+    r.send(entry(310, record(null, 5, 8)));
+    expect(registryTickDue(r.context, 310)).toBe(510);
+  });
+
+  it("is due when the coordinator it vouches for runs out its lease, and no more once it has", () => {
+    const r = registry();
+    r.send(entry(100, record(2, 5, 8)));
+    // Heard from the store at 450: the re-read (650) comes after the lease's end (500).
+    r.send(entry(450, record(2, 5, 8)));
+    expect(registryTickDue(r.context, 450)).toBe(500);
+    expect(registryView(r.context, 499)).toEqual({ coordinator: 2, epoch: 5, live: true });
+    expect(registryView(r.context, 500)).toEqual({ coordinator: 2, epoch: 5, live: false });
+    expect(registryTickDue(r.context, 500)).toBe(650);
+  });
+
+  it("has nothing to say before it has read the store", () => {
+    expect(registryView(registry().context, 0)).toBeNull();
+  });
+
+  it("is due when an unreadable record's lease ends, as for a coordinator's: an election may replace it then", () => {
+    const r = registry();
+    const junk: RegistryRecord = { coordinator: null, epoch: 9, revision: 9, malformed: true };
+    r.send(entry(0, junk), entry(300, junk));
+    expect(registryTickDue(r.context, 300)).toBe(400);
+    expect(registryTickDue(r.context, 400)).toBe(500);
+  });
+
+  it("a tick at the instant due does something, and one just before it nothing", () => {
+    const r = registry();
+    r.send(entry(100, record(2, 5, 8)), entry(250, record(2, 5, 8)));
+    const due = registryTickDue(r.context, 250) ?? Number.NaN;
+    expect(due).toBe(450);
+    expect(r.send(tick(due - 1))).toEqual([]);
+    expect(r.send(tick(due))).toEqual([READ]);
   });
 });
 

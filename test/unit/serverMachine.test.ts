@@ -5,10 +5,10 @@
 // doubling up to 2 s.
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
+import { defaultElectionTimings } from "../../machines/electionTimings.js";
 import type { RegistryAnswer } from "../../machines/registry.js";
 import {
   candidateRank,
-  defaultElectionTimings,
   holdsValidLease,
   initialServer,
   type OutgoingServerMessage,
@@ -18,7 +18,9 @@ import {
   type ServerEvent,
   type ServerInput,
   type ServerOutput,
+  type ServerState,
   serverMachine,
+  serverTickDue,
 } from "../../machines/server.js";
 import { decode, encode } from "../../protocol/codec.js";
 import type { HeldFile, NodeId, ServerType } from "../../protocol/messages.js";
@@ -313,6 +315,81 @@ describe("server: holding a term", () => {
     ]);
     expect(s.state).toBe("stopped");
     expect(s.status).toBe("done");
+  });
+});
+
+describe("server: when the next tick is due", () => {
+  type Server = ReturnType<typeof server>;
+  const due = (s: Server) => serverTickDue(s.state as ServerState, s.context);
+
+  /** A tick just before the instant due changes nothing; the tick at it does something. */
+  function tickAtDue(s: Server): ServerOutput[] {
+    const at = due(s);
+    if (at === undefined) throw new Error("no tick is due");
+    const before = { state: s.state, context: s.context };
+    expect(s.send(tick(at - 1))).toEqual([]);
+    expect({ state: s.state, context: s.context }).toEqual(before);
+    return s.send(tick(at));
+  }
+
+  it("a starting server is due when it asks, and not while its question is under way", () => {
+    const s = server();
+    expect(due(s)).toBe(0);
+    expect(s.send(tick(0))).toEqual([askRegistry("SERVER", 0)]);
+    expect(due(s)).toBeUndefined();
+    s.send(answer(NOTHING, 0));
+    expect(due(s)).toBe(105);
+    expect(tickAtDue(s)).toEqual([askRegistry("SERVER", 105)]);
+  });
+
+  it("a worker waits for an event: no tick is due", () => {
+    expect(due(worker())).toBeUndefined();
+  });
+
+  it("a coordinator is due at its next renewal, STATUS or the end of its lease, whichever comes first", () => {
+    const s = coordinator();
+    expect(due(s)).toBe(100);
+    expect(tickAtDue(s)).toEqual([renewLease(7, 100)]);
+    // The renewal is under way: the lease's end (360) comes before the next STATUS (1,005).
+    expect(due(s)).toBe(360);
+    s.send(renewed(8, 100, 110));
+    expect(due(s)).toBe(200);
+    for (let at = 200; at <= 1_000; at += 100) {
+      expect(tickAtDue(s)).toEqual([renewLease(at / 100 + 6, at)]);
+      s.send(renewed(at / 100 + 7, at, at + 5));
+    }
+    expect(due(s)).toBe(1_005);
+    expect(tickAtDue(s)).toEqual([broadcast("STATUS", 7)]);
+  });
+
+  it("a coordinator whose renewals are stuck is due when its lease runs out, and steps down then", () => {
+    const s = coordinator();
+    s.send(tick(100));
+    expect(tickAtDue(s)).toEqual([announce(null, 7, "lease expired")]);
+    expect(s.state).toBe("worker");
+    expect(due(s)).toBeUndefined();
+  });
+
+  it("a candidate is due when its rank's stagger has passed", () => {
+    const s = worker();
+    s.send(peer(hello(1), 10), view(2, 7, false, 400));
+    expect(s.state).toBe("candidate");
+    expect(due(s)).toBe(400 + timings.staggerMs);
+    expect(tickAtDue(s)).toEqual([askRegistry("ELECTED", 400 + timings.staggerMs)]);
+    expect(due(s)).toBeUndefined();
+  });
+
+  it("a late tick does what every tick it stands for would have done first", () => {
+    const s = coordinator();
+    // Stalled from 50 to 2,000: the lease ran out, so it steps down before it renews or sends STATUS.
+    expect(s.send(tick(2_000))).toEqual([announce(null, 7, "lease expired")]);
+    expect(due(s)).toBeUndefined();
+  });
+
+  it("a stopped server is never due", () => {
+    const s = coordinator();
+    s.send({ type: "server.stop", at: 50 });
+    expect(due(s)).toBeUndefined();
   });
 });
 

@@ -1,0 +1,29 @@
+// The election's timings (SPEC 7), all derived from the lease: how long a
+// coordinator's record stays live, and how often the coordinator renews it,
+// sends STATUS and candidates retry. Every node of a cluster must use the same.
+
+export interface ElectionTimings {
+  /** How long a coordinator's record stays live without a renewal (observers' clock). */
+  readonly leaseMs: number;
+  /** How often the coordinator renews. */
+  readonly renewMs: number;
+  /** Taken off the coordinator's own lease, for clock drift and timer lateness. */
+  readonly marginMs: number;
+  /** Delay per rank between candidates, so the best placed usually wins alone. */
+  readonly staggerMs: number;
+  /** How often the coordinator sends STATUS (and every server answers ALIVE). */
+  readonly statusMs: number;
+  /** First retry after NOTHING; doubles up to `retryMaxMs`. */
+  readonly retryMs: number;
+  readonly retryMaxMs: number;
+}
+
+export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
+  leaseMs,
+  renewMs: Math.max(10, Math.round(leaseMs / 4)),
+  marginMs: Math.max(5, Math.round(leaseMs / 10)),
+  staggerMs: Math.max(5, Math.round(leaseMs / 16)),
+  statusMs: 1_000,
+  retryMs: Math.max(10, Math.round(leaseMs / 4)),
+  retryMaxMs: 2_000,
+});
