@@ -7,6 +7,7 @@
 // own link status, and one timer on the injected clock for whatever is due
 // next. View changes go out on `dvs.<c>.events` and to the caller.
 import { type Actor, createActor } from "xstate";
+import type { z } from "zod";
 import {
   downList,
   leads,
@@ -23,6 +24,7 @@ import {
 import { decode, encode } from "../protocol/codec.js";
 import {
   type AlertState,
+  beaconMembersSchema,
   type Heartbeat,
   heartbeatSchema,
   type MembershipBroadcast,
@@ -53,6 +55,28 @@ export interface MembershipOptions {
   readonly onChange?: (change: ViewChange, event: EventMessage) => void;
   /** This incarnation was declared down by the others: the caller must rejoin as a new one. */
   readonly onRejoin?: (reason: string, viewId: number) => void;
+}
+
+/**
+ * What a payload decoded and checked to, by payload identity. A broadcast is
+ * one buffer delivered to every subscriber of the process (the simulated
+ * network hands every node the same bytes), so it is decoded and checked once,
+ * not once per node; over a real connection each message is a buffer of its
+ * own and the cache only ever misses. Entries go with their buffers. Values
+ * are read-only: the machine never writes to an event.
+ */
+const parseCache = new WeakMap<
+  Uint8Array,
+  { schema: z.ZodType; result: z.ZodSafeParseResult<unknown> | undefined }
+>();
+
+function parseOnce<T>(data: Uint8Array, schema: z.ZodType<T>): z.ZodSafeParseResult<T> | undefined {
+  const hit = parseCache.get(data);
+  if (hit?.schema === schema) return hit.result as z.ZodSafeParseResult<T> | undefined;
+  const decoded = decode(data, "cbor");
+  const result = decoded.ok ? schema.safeParse(decoded.value) : undefined;
+  parseCache.set(data, { schema, result });
+  return result;
 }
 
 export class Membership {
@@ -337,8 +361,7 @@ export class Membership {
   #onHeartbeat(msg: Message, node: number): void {
     if (this.#stopped) return;
     if (!this.#fromNode(msg, "heartbeat")) return;
-    const decoded = decode(msg.data, "cbor");
-    const hb = decoded.ok ? heartbeatSchema.safeParse(decoded.value) : undefined;
+    const hb = parseOnce(msg.data, heartbeatSchema);
     if (!hb?.success) {
       this.#warn("bad-heartbeat", { bytes: msg.data.byteLength }, "ignored a malformed heartbeat");
       return;
@@ -359,8 +382,7 @@ export class Membership {
   #onBroadcast(msg: Message): void {
     if (this.#stopped) return;
     if (!this.#fromNode(msg, "broadcast")) return;
-    const decoded = decode(msg.data, "cbor");
-    const parsed = decoded.ok ? membershipBroadcastSchema.safeParse(decoded.value) : undefined;
+    const parsed = parseOnce(msg.data, membershipBroadcastSchema);
     if (!parsed?.success) {
       this.#warn("bad-broadcast", { bytes: msg.data.byteLength }, "ignored a malformed membership broadcast");
       return;
@@ -396,9 +418,21 @@ export class Membership {
           at,
         });
         break;
-      case "beacon":
-        this.#send({ type: "peer.beacon", from, view: m.view, members: m.members, down: m.down, at });
+      case "beacon": {
+        // A beacon of the view this node holds says nothing new of its members: they are not even read.
+        const own = this.context.summary;
+        let members: readonly Member[] | "same" = "same";
+        if (m.view.digest !== own.digest || m.view.size !== own.size) {
+          const parsed = beaconMembersSchema.safeParse(m.members);
+          if (!parsed.success) {
+            this.#warn("bad-broadcast", { node: m.node }, "ignored a beacon with malformed members");
+            return;
+          }
+          members = parsed.data;
+        }
+        this.#send({ type: "peer.beacon", from, view: m.view, members, down: m.down, at });
         break;
+      }
     }
   }
 

@@ -136,7 +136,8 @@ export type MembershipEvent =
       type: "peer.beacon";
       from: Member;
       view: ViewSummary;
-      members: readonly Member[];
+      /** The sender's members; "same" when its view summary is this node's own (the runtime did not read them). */
+      members: readonly Member[] | "same";
       down: readonly Member[];
       at: number;
     }

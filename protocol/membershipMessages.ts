@@ -79,11 +79,15 @@ export const membershipBroadcastSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("beacon"),
     ...broadcastBase,
-    members: z.array(memberSchema).max(65_536),
+    /** Checked with `beaconMembersSchema` only by a receiver whose view differs (the common case costs nothing). */
+    members: z.array(z.unknown()).max(65_536),
     down: z.array(memberSchema).max(65_536),
   }),
 ]);
 export type MembershipBroadcast = z.infer<typeof membershipBroadcastSchema>;
+
+/** A beacon's members, each a node and its incarnation. */
+export const beaconMembersSchema = z.array(memberSchema).max(65_536);
 
 /** The answer to a probe on `dvs.<c>._probe.<node>`: who is there. */
 export const probeReplySchema = memberSchema;
