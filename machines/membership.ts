@@ -26,6 +26,7 @@ import {
 } from "./membershipContext.js";
 import { tick } from "./membershipTick.js";
 import { notProvided } from "./notProvided.js";
+import { observersOf } from "./observers.js";
 import { summarize, type ViewSummary } from "./view.js";
 
 export * from "./membershipContext.js";
@@ -114,6 +115,7 @@ function apply(next: NextContext, event: MembershipEvent): void {
     case "peer.hello": {
       if (event.from.node === ctx.self.node) break;
       const known = ctx.peers[event.from.node];
+      if (tellDown(next, event.from)) break;
       heard(next, event.from, event.at, "broadcast");
       noteView(next, event.from, event.view);
       // A newcomer learns the members from the leader's beacon: send it now.
@@ -144,8 +146,9 @@ function apply(next: NextContext, event: MembershipEvent): void {
 
     case "probe.noResponders": {
       const peer = ctx.peers[event.peer.node];
-      if (!ctx.linkUp || !peer || peer.incarnation !== event.peer.incarnation || !isLive(peer)) break;
-      partition(next, event.peer, peer, "no responders: its subscriptions are gone");
+      if (!ctx.linkUp || !peer || peer.incarnation !== event.peer.incarnation) break;
+      if (isLive(peer)) partition(next, event.peer, peer, "no responders: its subscriptions are gone");
+      else reassert(next, event.peer, peer);
       break;
     }
 
@@ -153,9 +156,11 @@ function apply(next: NextContext, event: MembershipEvent): void {
       // A watched peer's silence is judged by its heartbeats; a peer probed
       // because the leader's beacon lacks it and that does not answer is gone.
       const peer = ctx.peers[event.peer.node];
-      if (!ctx.linkUp || ctx.phase !== "member" || event.peer.node in ctx.watch) break;
-      if (!peer || peer.incarnation !== event.peer.incarnation || !isLive(peer)) break;
-      partition(next, event.peer, peer, "not in the leader's view and did not answer a probe");
+      if (!ctx.linkUp || ctx.phase !== "member") break;
+      if (!peer || peer.incarnation !== event.peer.incarnation) break;
+      if (!isLive(peer)) reassert(next, event.peer, peer);
+      else if (!(event.peer.node in ctx.watch))
+        partition(next, event.peer, peer, "not in the leader's view and did not answer a probe");
       break;
     }
 
@@ -191,6 +196,13 @@ function apply(next: NextContext, event: MembershipEvent): void {
     case "link.up":
       ctx.linkUp = true;
       next.out.push({ type: "hello" });
+      // What this node lost with its own link, others may still count as members:
+      // check the peers it watches first-hand, and say what it finds (reassert).
+      for (const node of ctx.watching) {
+        const peer = ctx.peers[node];
+        if (peer?.state === "unreachable")
+          next.out.push({ type: "probe", peer: { node, incarnation: peer.incarnation } });
+      }
       break;
 
     case "clock.tick":
@@ -225,6 +237,30 @@ function partition(next: NextContext, member: Member, peer: PeerRecord, cause: s
 }
 
 /**
+ * A node this one declared down speaks (its hello or beacon): tell it, so it
+ * rejoins as a new incarnation — it may hear nobody else that declared it
+ * down. Returns true when the message must not be processed further.
+ */
+function tellDown(next: NextContext, from: Member): boolean {
+  const peer = next.ctx.peers[from.node];
+  if (peer?.incarnation !== from.incarnation || peer.state !== "down") return false;
+  if (next.ctx.phase === "member" && next.ctx.linkUp) {
+    next.out.push({ type: "alert", about: from, state: "down", cause: "declared down before" });
+  }
+  return true;
+}
+
+/**
+ * A peer this node watches and holds unreachable did not answer a probe
+ * either: say so, for the members that may still count it in (they lost
+ * their own link, or missed the first alert).
+ */
+function reassert(next: NextContext, member: Member, peer: PeerRecord): void {
+  if (peer.state !== "unreachable" || next.ctx.phase !== "member" || !(member.node in next.ctx.watch)) return;
+  next.out.push({ type: "alert", about: member, state: "unreachable", cause: "still unreachable" });
+}
+
+/**
  * Node `from` was heard at `at`: a JOIN when it is new, a DISCONNECT of the old
  * incarnation and a JOIN when it restarted, a MERGE when it was unreachable.
  * An observer that merges a peer it watches says so to everyone.
@@ -255,6 +291,10 @@ function heard(next: NextContext, from: Member, at: number, how: Heard): void {
     }
     next.setPeer(from.node, { incarnation: from.incarnation, state: "alive", since: at });
     announce(next, "JOIN", [from], wasLive ? "restarted" : "rejoined as a new incarnation");
+    // Those that missed its hello learn the new incarnation from its observers.
+    if (how === "observed" && ctx.phase === "member") {
+      next.out.push({ type: "alert", about: from, state: "alive", cause: "a new incarnation" });
+    }
   } else if (peer.state === "down") {
     // Declared down: not merged back. The beacons list it, so it learns and rejoins.
   } else if (peer.state === "unreachable") {
@@ -308,15 +348,18 @@ function onAlert(next: NextContext, event: Extract<MembershipEvent, { type: "pee
   if (sender?.incarnation === from.incarnation && sender.state === "down") return; // a declared-down node's word counts for nothing
   heard(next, from, at, "broadcast");
   const peer = ctx.peers[about.node];
-  const cause = `node ${from.node}: ${event.cause}`;
+  // An event's cause is at most 256 characters, whatever the alert said.
+  const cause = `node ${from.node}: ${event.cause}`.slice(0, 256);
   switch (event.state) {
     case "unreachable":
-      if (peer?.incarnation === about.incarnation && isLive(peer)) {
-        if (ctx.phase === "joining") next.deletePeer(about.node);
-        else {
-          next.changePeer(about.node, peer, { state: "unreachable", since: at });
-          announce(next, "PARTITION", [about], cause);
-        }
+      if (peer?.incarnation !== about.incarnation || !isLive(peer)) break;
+      if (ctx.phase === "joining") next.deletePeer(about.node);
+      else if (!observes(ctx, from.node, about.node)) {
+        // Only an observer of a node speaks for it; another's word is checked first-hand.
+        if (ctx.linkUp) next.out.push({ type: "probe", peer: about });
+      } else {
+        next.changePeer(about.node, peer, { state: "unreachable", since: at });
+        announce(next, "PARTITION", [about], cause);
       }
       break;
     case "alive":
@@ -327,12 +370,21 @@ function onAlert(next: NextContext, event: Extract<MembershipEvent, { type: "pee
     case "down":
       if (peer === undefined) {
         next.setPeer(about.node, { incarnation: about.incarnation, state: "down", since: at });
-      } else if (peer.incarnation === about.incarnation && peer.state !== "down") {
+      } else if (peer.incarnation === about.incarnation && peer.state === "unreachable") {
         next.changePeer(about.node, peer, { state: "down", since: at });
         announce(next, "DISCONNECT", [about], cause);
       }
+      // A member this node still holds live is not declared down on another's word: the
+      // alert reaches that member too, and it rejoins as a new incarnation.
       break;
   }
+}
+
+/** Whether `observer` is one of `node`'s observers on this node's ring (or the ring is being rebuilt). */
+function observes(ctx: MembershipContext, observer: number, node: number): boolean {
+  if (ctx.ringDirtyAt !== undefined) return true;
+  const reachable = (n: number) => n === ctx.self.node || isLive(ctx.peers[n]);
+  return observersOf(ctx.ring, node, reachable, ctx.timings.observers).includes(observer);
 }
 
 function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "peer.beacon" }>): void {
@@ -340,8 +392,7 @@ function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "pe
   const { from, at } = event;
   if (from.node === ctx.self.node) return;
   if (listsUs(ctx, event.down) && handleListedDown(next, from, event.view, at)) return;
-  const sender = ctx.peers[from.node];
-  if (sender?.incarnation === from.incarnation && sender.state === "down") return;
+  if (tellDown(next, from)) return;
   heard(next, from, at, "broadcast");
   noteView(next, from, event.view);
   if (!isLive(ctx.peers[from.node])) return;

@@ -89,8 +89,14 @@ export function tick(next: NextContext, at: number, effects: TickEffects): void 
       newlyDown.push({ node, incarnation: peer.incarnation });
     }
   }
-  if (newlyDown.length)
-    effects.commitView(next, "DISCONNECT", newlyDown, "unreachable longer than downAfter", at);
+  if (newlyDown.length) {
+    const cause = "unreachable longer than downAfter";
+    effects.commitView(next, "DISCONNECT", newlyDown, cause, at);
+    // Every node times this itself; an observer also says so, for any member that still counts the peer in.
+    for (const m of newlyDown) {
+      if (m.node in ctx.watch) next.out.push({ type: "alert", about: m, state: "down", cause });
+    }
+  }
   if (ctx.ringDirtyAt !== undefined) rebuildRing(next);
 }
 
@@ -141,9 +147,11 @@ export function rebuildRing(next: NextContext): void {
       watch[node] = had;
       continue;
     }
+    // A newly watched peer is probed at once, live or not: an answer from an
+    // unreachable one merges it, silence from it is said again (reassert).
     const peer = ctx.peers[node] as PeerRecord;
-    const probe = isLive(peer) && ctx.linkUp;
-    watch[node] = { lastHeard: next.at, probedAt: probe ? next.at : undefined };
+    const probe = ctx.linkUp;
+    watch[node] = { lastHeard: next.at, probedAt: probe && isLive(peer) ? next.at : undefined };
     if (probe) next.out.push({ type: "probe", peer: { node, incarnation: peer.incarnation } });
   }
   next.replaceWatch(watch, watching);

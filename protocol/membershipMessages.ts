@@ -32,7 +32,7 @@ export interface ViewSummary {
   readonly digest: number;
 }
 
-/** Published every heartbeat period on `dvs.<c>._hb.<node>`; `leaving` announces a graceful leave. */
+/** Published every heartbeat period on `dvs.<c>._hb.<node>`, heard by the node's observers. */
 export const heartbeatSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   node: nodeIdSchema,
@@ -40,7 +40,6 @@ export const heartbeatSchema = z.strictObject({
   seq: z.number().int().min(0),
   view: viewSummarySchema,
   down: z.array(memberSchema).max(65_536),
-  leaving: z.boolean().optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

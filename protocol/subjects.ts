@@ -45,9 +45,8 @@ export function subjects(cluster: string) {
     fileRead: (node: NodeId) => `${base}.file.read.${node}`,
     /** File store: a committing client serves its bytes here (READ) until it has the answer. */
     fileSource: (commit: string) => `${base}.file.src.${commit}`,
-    /** Internal: heartbeats and leave announcements. */
+    /** Internal: node `node`'s heartbeats, heard by its observers (each subscribes to the nodes it watches). */
     heartbeat: (node: NodeId) => `${base}._hb.${node}`,
-    heartbeats: `${base}._hb.*`,
     /**
      * Internal: membership broadcasts of node `node` — hello when it starts,
      * leave, its observers' alerts, and its component leader's beacon. Every

@@ -92,9 +92,9 @@ export class DisconnectWatch implements Subsystem {
     const last = this.#suspectedAt.get(node);
     if (last !== undefined && at - last < quietMs) return;
     this.#suspectedAt.set(node, at);
-    logger.info(
+    logger.debug(
       { peer: node, reason: advisory.reason, server: advisory.server?.name },
-      "nats-server says a node's connection closed; probing it",
+      "nats-server says a node's connection closed; its observers probe it",
     );
     this.#o.suspect(node);
   }

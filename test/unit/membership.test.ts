@@ -141,8 +141,11 @@ describe("the membership reducer", () => {
     const changes = announced(d.send({ type: "probe.noResponders", peer: peer(2), at: d.now }));
     expect(changes).toMatchObject([{ event: "PARTITION", view: { members: [1, 3] }, changed: [peer(2)] }]);
     expect(d.ctx.peers[2]?.state).toBe("unreachable");
-    // A second answer of the same kind changes nothing.
-    expect(d.send({ type: "probe.noResponders", peer: peer(2), at: d.now })).toEqual([]);
+    // A second answer of the same kind changes nothing; the observer only says it again.
+    expect(d.send({ type: "probe.noResponders", peer: peer(2), at: d.now })).toEqual([
+      { type: "alert", about: peer(2), state: "unreachable", cause: "still unreachable" },
+    ]);
+    expect(d.ctx.peers[2]?.state).toBe("unreachable");
   });
 
   it("a silent peer is suspected without an event, then PARTITIONed, then DISCONNECTed after downAfter", () => {
