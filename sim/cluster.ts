@@ -42,6 +42,14 @@ export const SIM_ADMIN_SEED = TEST_ADMIN_SEED;
 /** The simulated admin: its key is the one the nodes of a SimCluster trust. */
 export const SIM_ADMIN: AdminSigner = TEST_ADMIN;
 
+/**
+ * The name a node's NATS connection goes by, as the daemon names it (daemon/daemon.ts):
+ * the servers' DISCONNECT advisories say it, so sim nodes must carry it too.
+ */
+export function connectionName(cluster: string, node: number): string {
+  return `dvsd-${cluster}-${node}`;
+}
+
 export interface ObservedEvent extends EventMessage {
   /** Position in the cluster-wide order of observation. */
   readonly order: number;
@@ -137,7 +145,8 @@ export class SimCluster {
       {
         clock: this.network.hostClock(name),
         logger: silentLogger,
-        connect: async () => this.network.connect(name, { server }),
+        connect: async (identity) =>
+          this.network.connect(name, { server, clientName: connectionName(identity.cluster, identity.node) }),
         nextIncarnation,
         onViewChange: (event) => this.events.push({ ...event, order: this.#order++ }),
         random: seededRandom(this.options.seed * 1_000 + id),

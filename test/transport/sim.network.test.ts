@@ -183,6 +183,58 @@ describe("SimNetwork", () => {
     expect(got.sort()).toEqual(["exact 1", "wide 1"]);
   });
 
+  it("follows subscriptions as they come and go, literal or wildcard, for a subject already published to", async () => {
+    const net = new SimNetwork({ seed: 1 });
+    const a = net.connect("a");
+    const b = net.connect("b");
+    const got: string[] = [];
+    const send = async (tag: string) => {
+      a.publish("dvs.a.b", bytes(tag));
+      await net.clock.advance(10);
+    };
+    await send("nobody");
+    const wild = b.subscribe("dvs.*.b", (m) => got.push(`wild ${text(m.data)}`));
+    await send("1");
+    const exact = b.subscribe("dvs.a.b", (m) => got.push(`exact ${text(m.data)}`));
+    await send("2");
+    wild.unsubscribe();
+    await send("3");
+    exact.unsubscribe();
+    await send("4");
+    b.subscribe("dvs.>", (m) => got.push(`tail ${text(m.data)}`));
+    await send("5");
+    expect(got).toEqual(["wild 1", "wild 2", "exact 2", "exact 3", "tail 5"]);
+  });
+
+  it("hands every receiver the same bytes, copied once from the publisher", async () => {
+    const net = new SimNetwork({ seed: 1 });
+    const a = net.connect("a");
+    const seen: Uint8Array[] = [];
+    for (const name of ["b", "c"]) net.connect(name).subscribe("dvs.x", (m) => seen.push(m.data));
+    const payload = bytes("abc");
+    a.publish("dvs.x", payload);
+    payload[0] = 0x7a;
+    await net.clock.advance(10);
+    expect(seen.map(text)).toEqual(["abc", "abc"]);
+    expect(seen[0]).toBe(seen[1]);
+  });
+
+  it("runs the deliveries of one message that land together back to back, in subscription order", async () => {
+    const net = new SimNetwork({ seed: 1, latencyMs: { min: 1, max: 1 } });
+    const a = net.connect("a");
+    const order: string[] = [];
+    for (const name of ["b", "c", "d"]) {
+      net.connect(name).subscribe("dvs.x", () => {
+        order.push(name);
+        void Promise.resolve().then(() => order.push(`${name} then`));
+      });
+    }
+    a.publish("dvs.x", bytes("1"));
+    await net.clock.advance(1);
+    // As one socket read hands over several messages: continuations run after the batch.
+    expect(order).toEqual(["b", "c", "d", "b then", "c then", "d then"]);
+  });
+
   it("keeps one publisher's messages in order even when latency varies widely", async () => {
     const net = new SimNetwork({ seed: 5, latencyMs: { min: 1, max: 50 } });
     const a = net.connect("a");

@@ -1,5 +1,10 @@
 // The simulated NATS deployment, for tests and model runs: a seeded network of
 // servers and clients whose transports pass the same contract suite as NATS.
+export {
+  DISCONNECT_ADVISORY_TYPE,
+  type DisconnectReason,
+  disconnectSubject,
+} from "./advisory.js";
 export { ScopedClock, SimClock, type SimClockOptions } from "./clock.js";
 export {
   DuplicateConnectionError,
@@ -14,7 +19,6 @@ export {
   type SimFaults,
   SimNetwork,
   type SimNetworkOptions,
-  type TraceEntry,
-  type TraceKind,
 } from "./network.js";
+export type { TraceEntry, TraceKind } from "./trace.js";
 export { SimTransport } from "./transport.js";
