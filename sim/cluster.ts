@@ -42,6 +42,9 @@ export const SIM_ADMIN_SEED = TEST_ADMIN_SEED;
 /** The simulated admin: its key is the one the nodes of a SimCluster trust. */
 export const SIM_ADMIN: AdminSigner = TEST_ADMIN;
 
+/** The NATS account the nodes' users are in, as the daemon's server config declares it. */
+export const NODE_ACCOUNT = "DVS";
+
 /**
  * The name a node's NATS connection goes by, as the daemon names it (daemon/daemon.ts):
  * the servers' DISCONNECT advisories say it, so sim nodes must carry it too.
@@ -84,7 +87,8 @@ export class SimCluster {
   }
 
   constructor(readonly options: SimClusterOptions) {
-    this.network = new SimNetwork({ trace: false, ...options });
+    // The daemon's nodes are users of account DVS (daemon/natsAccounts.ts): their advisories name it.
+    this.network = new SimNetwork({ trace: false, account: NODE_ACCOUNT, ...options });
     this.timings = options.timings ?? defaultTimings();
     this.electionTimings = options.election?.timings ?? defaultElectionTimings();
     this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs") : undefined;

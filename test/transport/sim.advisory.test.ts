@@ -139,7 +139,7 @@ describe("the DISCONNECT advisory of the simulated servers", () => {
     expect(await run(true)).toEqual(await run(false));
   });
 
-  it("names a simulated cluster's nodes as the daemon names its connections", async () => {
+  it("names a simulated cluster's nodes and their account as the daemon's deployment does", async () => {
     const c = new SimCluster({ seed: 2 });
     const heard = listen(c.network.connect("watcher"), c.network);
     c.start(1);
@@ -147,7 +147,9 @@ describe("the DISCONNECT advisory of the simulated servers", () => {
     await c.advance(500);
     c.crash(2);
     await c.advance(10);
-    expect(heard.map((h) => h.body.client.name)).toEqual([connectionName("dvs", 2)]);
+    expect(heard.map((h) => [h.subject, h.body.client.acc, h.body.client.name])).toEqual([
+      ["$SYS.ACCOUNT.DVS.DISCONNECT", "DVS", "dvsd-dvs-2"],
+    ]);
     expect(connectionName("dvs", 2)).toBe("dvsd-dvs-2");
   });
 });
