@@ -206,6 +206,20 @@ describe("SimNetwork", () => {
     expect(got).toEqual(["wild 1", "wild 2", "exact 2", "exact 3", "tail 5"]);
   });
 
+  it("reaches each of a few hundred subscribers, wildcard and literal, on every publish", async () => {
+    const net = new SimNetwork({ seed: 1, trace: false });
+    const a = net.connect("a");
+    const counts: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t = net.connect(`n${i}`);
+      counts.push(0);
+      t.subscribe(i % 3 === 0 ? "dvs.x" : "dvs.*", () => counts[i]!++);
+    }
+    for (let round = 0; round < 3; round++) a.publish("dvs.x", bytes(String(round)));
+    await net.clock.advance(10);
+    expect(counts.every((n) => n === 3)).toBe(true);
+  });
+
   it("hands every receiver the same bytes, copied once from the publisher", async () => {
     const net = new SimNetwork({ seed: 1 });
     const a = net.connect("a");

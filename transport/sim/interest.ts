@@ -1,7 +1,10 @@
 // Interest by subject, as nats-server's sublist: which subscriptions a published
 // subject reaches. Literal subjects sit in a map, wildcard ones in a token trie,
 // and each subject's answer is cached until a subscription that could match it
-// comes or goes, so a fleet's heartbeats cost one map look-up per publish.
+// comes or goes, so a fleet's heartbeats cost one map look-up per publish. An
+// answer drawn from one set of subscriptions (everyone's `dvs.<c>._ms.*`) is one
+// list shared by every subject it answers, so a fleet's broadcasts cost no
+// memory per subject.
 import type { SimSub } from "./transport.js";
 
 /** The subscriptions a subject reaches, in subscription order. Shared: callers must not change it. */
@@ -25,10 +28,19 @@ class WildNode {
 
 const nobody: Interest = { subs: [], queued: false };
 
+/** An answer merged from several sets is cached only up to this size; a larger one costs less to redo than its deliveries. */
+const largestMerged = 256;
+
+function interest(subs: SimSub[]): Interest {
+  return { subs, queued: subs.some((sub) => sub.queue !== undefined) };
+}
+
 export class InterestIndex {
   readonly #literal = new Map<string, Set<SimSub>>();
   readonly #root = new WildNode();
   readonly #cache = new Map<string, Interest>();
+  /** The answer of each set of subscriptions that alone answers some subject (in sid order, as added). */
+  readonly #bySet = new Map<Set<SimSub>, Interest>();
   #size = 0;
 
   add(sub: SimSub): void {
@@ -41,10 +53,11 @@ export class InterestIndex {
       }
       set.add(sub);
       // A literal subscription changes the answer for its own subject only.
+      this.#bySet.delete(set);
       this.#cache.delete(sub.subject);
       return;
     }
-    this.#cache.clear();
+    this.#forgetAll();
     let node = this.#root;
     for (const token of sub.subject.split(".")) {
       if (token === ">") {
@@ -67,6 +80,7 @@ export class InterestIndex {
       if (!set?.delete(sub)) return;
       this.#size--;
       if (set.size === 0) this.#literal.delete(sub.subject);
+      this.#bySet.delete(set);
       this.#cache.delete(sub.subject);
       return;
     }
@@ -87,7 +101,7 @@ export class InterestIndex {
     if (!removed) removed = node.subs.delete(sub);
     if (!removed) return;
     this.#size--;
-    this.#cache.clear();
+    this.#forgetAll();
     // Prune so that churn (restarts, per-request patterns) does not grow the trie forever.
     for (let i = path.length - 1; i > 0; i--) {
       if (!path[i]!.empty) break;
@@ -99,23 +113,25 @@ export class InterestIndex {
   match(subject: string): Interest {
     const cached = this.#cache.get(subject);
     if (cached !== undefined) return cached;
-    const found = this.#find(subject);
+    const { found, keep } = this.#find(subject);
+    if (!keep) return found;
     // Subjects published once (replies to inboxes) would pile up: start afresh past a bound.
     if (this.#cache.size > 2 * this.#size + 1024) this.#cache.clear();
     this.#cache.set(subject, found);
     return found;
   }
 
-  #find(subject: string): Interest {
-    const out: SimSub[] = [];
+  /** The sets of subscriptions `subject` reaches, merged into one list in sid order; whether to cache it. */
+  #find(subject: string): { found: Interest; keep: boolean } {
+    const sets: Set<SimSub>[] = [];
     const literal = this.#literal.get(subject);
-    if (literal !== undefined) for (const sub of literal) out.push(sub);
+    if (literal !== undefined) sets.push(literal);
     if (!this.#root.empty) {
       const tokens = subject.split(".");
       const visit = (node: WildNode, i: number): void => {
-        if (i < tokens.length) for (const sub of node.tails) out.push(sub);
+        if (i < tokens.length && node.tails.size > 0) sets.push(node.tails);
         if (i === tokens.length) {
-          for (const sub of node.subs) out.push(sub);
+          if (node.subs.size > 0) sets.push(node.subs);
           return;
         }
         const exact = node.children.get(tokens[i]!);
@@ -124,10 +140,26 @@ export class InterestIndex {
         if (star !== undefined) visit(star, i + 1);
       };
       visit(this.#root, 0);
-      if (out.length > 1) out.sort(bySid);
     }
-    if (out.length === 0) return nobody;
-    return { subs: out, queued: out.some((sub) => sub.queue !== undefined) };
+    if (sets.length === 0) return { found: nobody, keep: true };
+    if (sets.length === 1) {
+      // Subscriptions are added in sid order, so one set is already in order.
+      const set = sets[0]!;
+      let shared = this.#bySet.get(set);
+      if (shared === undefined) {
+        shared = interest([...set]);
+        this.#bySet.set(set, shared);
+      }
+      return { found: shared, keep: true };
+    }
+    const out: SimSub[] = [];
+    for (const set of sets) for (const sub of set) out.push(sub);
+    return { found: interest(out.sort(bySid)), keep: out.length <= largestMerged };
+  }
+
+  #forgetAll(): void {
+    this.#cache.clear();
+    this.#bySet.clear();
   }
 }
 

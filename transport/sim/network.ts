@@ -72,17 +72,16 @@ interface Publisher {
   readonly server: number;
 }
 
-/** One receiver of a message, with what its path looked like when the message left. */
-interface Delivery {
-  readonly sub: SimSub;
-  readonly linkEpoch: number;
-  readonly routeEpoch: number;
-}
-
-/** The deliveries of one message that land at one instant: one timer for all of them. */
+/**
+ * The deliveries of one message that land at one instant: one timer for all of
+ * them. Each receiver comes with what its path looked like when the message left
+ * (parallel arrays: a broadcast to a fleet keeps millions of these in flight).
+ */
 interface Landing {
   readonly due: number;
-  readonly deliveries: Delivery[];
+  readonly subs: SimSub[];
+  readonly linkEpochs: number[];
+  readonly routeEpochs: number[];
 }
 
 /**
@@ -386,11 +385,15 @@ export class SimNetwork {
       pairs.set(to, due);
       const routeEpoch =
         from.server === to.server ? 0 : this.#routeEpoch[this.#routeAt(from.server, to.server)]!;
-      const delivery: Delivery = { sub, linkEpoch: to.linkEpoch, routeEpoch };
-      let at = 0;
-      while (at < landings.length && landings[at]!.due !== due) at++;
-      if (at === landings.length) landings.push({ due, deliveries: [delivery] });
-      else landings[at]!.deliveries.push(delivery);
+      let landing = landings[0];
+      for (let at = 1; landing !== undefined && landing.due !== due; at++) landing = landings[at];
+      if (landing === undefined) {
+        landing = { due, subs: [], linkEpochs: [], routeEpochs: [] };
+        landings.push(landing);
+      }
+      landing.subs.push(sub);
+      landing.linkEpochs.push(to.linkEpoch);
+      landing.routeEpochs.push(routeEpoch);
       scheduled++;
       if (due > last) last = due;
     }
@@ -401,8 +404,8 @@ export class SimNetwork {
       flight.count += scheduled;
       flight.last = Math.max(flight.last, last);
     }
-    for (const { due, deliveries } of landings) {
-      this.clock.setTimeout(() => this.#land(from, message, hash, deliveries), due - now);
+    for (const landing of landings) {
+      this.clock.setTimeout(() => this.#land(from, message, hash, landing), landing.due - now);
     }
   }
 
@@ -445,17 +448,19 @@ export class SimNetwork {
     return from.server === to.server || !this.#routeDown[this.#routeAt(from.server, to.server)];
   }
 
-  #land(from: Publisher, message: Outgoing, hash: string, deliveries: readonly Delivery[]): void {
-    for (const { sub, linkEpoch, routeEpoch } of deliveries) {
+  #land(from: Publisher, message: Outgoing, hash: string, landing: Landing): void {
+    const { subs, linkEpochs, routeEpochs } = landing;
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]!;
       const flight = this.#inFlight.get(from);
       if (flight !== undefined && --flight.count === 0) this.#inFlight.delete(from);
       const to = sub.conn;
       let lost: string | undefined;
       if (!sub.active) lost = to.live ? "unsubscribed" : "gone";
-      else if (to.linkEpoch !== linkEpoch) lost = "link";
+      else if (to.linkEpoch !== linkEpochs[i]) lost = "link";
       else if (
         from.server !== to.server &&
-        this.#routeEpoch[this.#routeAt(from.server, to.server)] !== routeEpoch
+        this.#routeEpoch[this.#routeAt(from.server, to.server)] !== routeEpochs[i]
       ) {
         lost = "route";
       }
