@@ -42,6 +42,27 @@ describe("SimClock", () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it("runs a timer set for now by a timer of this instant after the others due now, and skips cleared ones", async () => {
+    const clock = new SimClock();
+    const fired: string[] = [];
+    const host = clock.scope();
+    let later: ReturnType<SimClock["setTimeout"]> | undefined;
+    clock.setTimeout(() => {
+      fired.push("a");
+      clock.setTimeout(() => fired.push("a's echo"), 0);
+      clock.clearTimeout(later);
+    }, 5);
+    host.setTimeout(() => fired.push("b"), 5);
+    later = clock.setTimeout(() => fired.push("cleared while due"), 5);
+    host.setTimeout(() => fired.push("c"), 5);
+    const gone = host.setTimeout(() => fired.push("host cancelled"), 6);
+    clock.setTimeout(() => host.cancel(), 5);
+    await clock.advance(10);
+    expect(fired).toEqual(["a", "b", "c", "a's echo"]);
+    expect(clock.pendingTimers).toBe(0);
+    clock.clearTimeout(gone);
+  });
+
   it("lets async code react to one timer before the next one fires", async () => {
     const clock = new SimClock();
     const seen: string[] = [];

@@ -50,12 +50,14 @@ export class TimerQueue {
       if (due === undefined) return undefined;
       const bucket = this.#buckets.get(due);
       if (bucket !== undefined) {
-        // A bucket holds at least one timer, at `next` or after it.
-        for (;;) {
-          const timer = bucket.timers[bucket.next];
+        // A bucket still here holds a timer at `next` or after it.
+        const timers = bucket.timers;
+        while (bucket.next < timers.length) {
+          const timer = timers[bucket.next];
           if (timer !== undefined) return timer;
           bucket.next++;
         }
+        this.#buckets.delete(due);
       }
       this.#popDue();
     }
