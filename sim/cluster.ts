@@ -12,6 +12,7 @@ import { DvsClient, type DvsClientOptions } from "../client/dvsClient.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/electionTimings.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../machines/membership.js";
 import type { AdminSigner } from "../protocol/adminSignature.js";
+import { nodeClientName } from "../protocol/advisories.js";
 import type { EventMessage } from "../protocol/messages.js";
 import type { ActionLog } from "../transport/actionLog.js";
 import { type Random, seededRandom } from "../transport/clock.js";
@@ -42,16 +43,8 @@ export const SIM_ADMIN_SEED = TEST_ADMIN_SEED;
 /** The simulated admin: its key is the one the nodes of a SimCluster trust. */
 export const SIM_ADMIN: AdminSigner = TEST_ADMIN;
 
-/** The NATS account the nodes' users are in, as the daemon's server config declares it. */
+/** The NATS account the nodes' users are in, as the daemon's server config names it (CLUSTER_ACCOUNT). */
 export const NODE_ACCOUNT = "DVS";
-
-/**
- * The name a node's NATS connection goes by, as the daemon names it (daemon/daemon.ts):
- * the servers' DISCONNECT advisories say it, so sim nodes must carry it too.
- */
-export function connectionName(cluster: string, node: number): string {
-  return `dvsd-${cluster}-${node}`;
-}
 
 export interface ObservedEvent extends EventMessage {
   /** Position in the cluster-wide order of observation. */
@@ -150,7 +143,7 @@ export class SimCluster {
         clock: this.network.hostClock(name),
         logger: silentLogger,
         connect: async (identity) =>
-          this.network.connect(name, { server, clientName: connectionName(identity.cluster, identity.node) }),
+          this.network.connect(name, { server, clientName: nodeClientName(identity.cluster, identity.node) }),
         nextIncarnation,
         onViewChange: (event) => this.events.push({ ...event, order: this.#order++ }),
         random: seededRandom(this.options.seed * 1_000 + id),

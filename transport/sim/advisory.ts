@@ -1,6 +1,8 @@
 // What a simulated server says when a client connection ends: nats-server's
 // DISCONNECT advisory, published on `$SYS.ACCOUNT.<account>.DISCONNECT` with the
-// body of its `DisconnectEventMsg`, so code that reads the real one reads this one.
+// body of its `DisconnectEventMsg`, so code that reads the real one
+// (protocol/advisories.ts) reads this one.
+import { DISCONNECT_ADVISORY_TYPE } from "../../protocol/advisories.js";
 
 /** The server's record of one attached session (a reconnect is a new session, with a new client id). */
 export interface SimSession {
@@ -17,12 +19,6 @@ export interface SimSession {
 
 /** nats-server's reasons (ClosedState strings) for the two ways a sim session ends. */
 export type DisconnectReason = "Client Closed" | "Stale Connection";
-
-export const DISCONNECT_ADVISORY_TYPE = "io.nats.server.advisory.v1.client_disconnect";
-
-export function disconnectSubject(account: string): string {
-  return `$SYS.ACCOUNT.${account}.DISCONNECT`;
-}
 
 export interface SimServerInfo {
   readonly name: string;

@@ -1,10 +1,6 @@
 // The simulated NATS deployment, for tests and model runs: a seeded network of
 // servers and clients whose transports pass the same contract suite as NATS.
-export {
-  DISCONNECT_ADVISORY_TYPE,
-  type DisconnectReason,
-  disconnectSubject,
-} from "./advisory.js";
+export type { DisconnectReason } from "./advisory.js";
 export { ScopedClock, SimClock, type SimClockOptions } from "./clock.js";
 export {
   DuplicateConnectionError,

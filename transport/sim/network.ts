@@ -1,11 +1,12 @@
 // A deterministic in-memory NATS deployment: servers in a full mesh of routes,
 // clients attached to one server each, seeded latency and faults (cut links and
 // routes, crashes, drops, delays), and a trace two runs can be compared by.
+
+import { disconnectAdvisorySubject } from "../../protocol/advisories.js";
 import { type Clock, type Random, randomInt, randomToken, seededRandom } from "../clock.js";
 import {
   type DisconnectReason,
   disconnectAdvisory,
-  disconnectSubject,
   type SimServerInfo,
   type SimSession,
 } from "./advisory.js";
@@ -496,7 +497,7 @@ export class SimNetwork {
   /** Publishes the DISCONNECT advisory of `session` from its server, where anyone listens. */
   #disconnected(conn: SimConnection, session: SimSession, reason: DisconnectReason): void {
     const from = this.#serverPublisher[conn.server]!;
-    const subject = disconnectSubject(this.#account);
+    const subject = disconnectAdvisorySubject(this.#account);
     // nats-server sends its events only where there is interest; nor does the sim draw or trace for none.
     const receivers = this.#receivers(from, subject);
     if (receivers.length === 0) return;
