@@ -12,6 +12,7 @@ import { DvsClient, type DvsClientOptions } from "../client/dvsClient.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/electionTimings.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../machines/membership.js";
 import type { AdminSigner } from "../protocol/adminSignature.js";
+import { nodeClientName } from "../protocol/advisories.js";
 import type { EventMessage } from "../protocol/messages.js";
 import type { ActionLog } from "../transport/actionLog.js";
 import { type Random, seededRandom } from "../transport/clock.js";
@@ -41,6 +42,9 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
 export const SIM_ADMIN_SEED = TEST_ADMIN_SEED;
 /** The simulated admin: its key is the one the nodes of a SimCluster trust. */
 export const SIM_ADMIN: AdminSigner = TEST_ADMIN;
+
+/** The NATS account the nodes' users are in, as the daemon's server config names it (CLUSTER_ACCOUNT). */
+export const NODE_ACCOUNT = "DVS";
 
 export interface ObservedEvent extends EventMessage {
   /** Position in the cluster-wide order of observation. */
@@ -76,7 +80,8 @@ export class SimCluster {
   }
 
   constructor(readonly options: SimClusterOptions) {
-    this.network = new SimNetwork({ trace: false, ...options });
+    // The daemon's nodes are users of account DVS (daemon/natsAccounts.ts): their advisories name it.
+    this.network = new SimNetwork({ trace: false, account: NODE_ACCOUNT, ...options });
     this.timings = options.timings ?? defaultTimings();
     this.electionTimings = options.election?.timings ?? defaultElectionTimings();
     this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs") : undefined;
@@ -137,7 +142,8 @@ export class SimCluster {
       {
         clock: this.network.hostClock(name),
         logger: silentLogger,
-        connect: async () => this.network.connect(name, { server }),
+        connect: async (identity) =>
+          this.network.connect(name, { server, clientName: nodeClientName(identity.cluster, identity.node) }),
         nextIncarnation,
         onViewChange: (event) => this.events.push({ ...event, order: this.#order++ }),
         random: seededRandom(this.options.seed * 1_000 + id),

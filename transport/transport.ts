@@ -79,18 +79,18 @@ export function header(msg: Pick<Message, "headers">, name: string): string | un
   return undefined;
 }
 
-const tokenPattern = /^[^\s.*>]+$/;
+// One pass over the subject, no split: both checks run on every publish and subscribe.
+const publishPattern = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
+const subscribePattern = /^(?:(?:[^\s.*>]+|\*)\.)*(?:[^\s.*>]+|\*|>)$/;
 
 /** True for a subject one may publish to: dot-separated non-empty tokens, no wildcards. */
 export function isPublishSubject(subject: string): boolean {
-  return subject.length > 0 && subject.split(".").every((t) => tokenPattern.test(t));
+  return publishPattern.test(subject);
 }
 
 /** True for a subject one may subscribe to: tokens, `*` tokens, and `>` only as the last token. */
 export function isSubscribeSubject(subject: string): boolean {
-  if (subject.length === 0) return false;
-  const tokens = subject.split(".");
-  return tokens.every((t, i) => t === "*" || (t === ">" && i === tokens.length - 1) || tokenPattern.test(t));
+  return subscribePattern.test(subject);
 }
 
 /** NATS subject matching with `*` (one token) and `>` (one or more trailing tokens). */

@@ -42,6 +42,27 @@ describe("SimClock", () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it("runs a timer set for now by a timer of this instant after the others due now, and skips cleared ones", async () => {
+    const clock = new SimClock();
+    const fired: string[] = [];
+    const host = clock.scope();
+    let later: ReturnType<SimClock["setTimeout"]> | undefined;
+    clock.setTimeout(() => {
+      fired.push("a");
+      clock.setTimeout(() => fired.push("a's echo"), 0);
+      clock.clearTimeout(later);
+    }, 5);
+    host.setTimeout(() => fired.push("b"), 5);
+    later = clock.setTimeout(() => fired.push("cleared while due"), 5);
+    host.setTimeout(() => fired.push("c"), 5);
+    const gone = host.setTimeout(() => fired.push("host cancelled"), 6);
+    clock.setTimeout(() => host.cancel(), 5);
+    await clock.advance(10);
+    expect(fired).toEqual(["a", "b", "c", "a's echo"]);
+    expect(clock.pendingTimers).toBe(0);
+    clock.clearTimeout(gone);
+  });
+
   it("lets async code react to one timer before the next one fires", async () => {
     const clock = new SimClock();
     const seen: string[] = [];
@@ -181,6 +202,72 @@ describe("SimNetwork", () => {
     a.publish("dvs.x", bytes("1"));
     await net.clock.advance(10);
     expect(got.sort()).toEqual(["exact 1", "wide 1"]);
+  });
+
+  it("follows subscriptions as they come and go, literal or wildcard, for a subject already published to", async () => {
+    const net = new SimNetwork({ seed: 1 });
+    const a = net.connect("a");
+    const b = net.connect("b");
+    const got: string[] = [];
+    const send = async (tag: string) => {
+      a.publish("dvs.a.b", bytes(tag));
+      await net.clock.advance(10);
+    };
+    await send("nobody");
+    const wild = b.subscribe("dvs.*.b", (m) => got.push(`wild ${text(m.data)}`));
+    await send("1");
+    const exact = b.subscribe("dvs.a.b", (m) => got.push(`exact ${text(m.data)}`));
+    await send("2");
+    wild.unsubscribe();
+    await send("3");
+    exact.unsubscribe();
+    await send("4");
+    b.subscribe("dvs.>", (m) => got.push(`tail ${text(m.data)}`));
+    await send("5");
+    expect(got).toEqual(["wild 1", "wild 2", "exact 2", "exact 3", "tail 5"]);
+  });
+
+  it("reaches each of a few hundred subscribers, wildcard and literal, on every publish", async () => {
+    const net = new SimNetwork({ seed: 1, trace: false });
+    const a = net.connect("a");
+    const counts: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t = net.connect(`n${i}`);
+      counts.push(0);
+      t.subscribe(i % 3 === 0 ? "dvs.x" : "dvs.*", () => counts[i]!++);
+    }
+    for (let round = 0; round < 3; round++) a.publish("dvs.x", bytes(String(round)));
+    await net.clock.advance(10);
+    expect(counts.every((n) => n === 3)).toBe(true);
+  });
+
+  it("hands every receiver the same bytes, copied once from the publisher", async () => {
+    const net = new SimNetwork({ seed: 1 });
+    const a = net.connect("a");
+    const seen: Uint8Array[] = [];
+    for (const name of ["b", "c"]) net.connect(name).subscribe("dvs.x", (m) => seen.push(m.data));
+    const payload = bytes("abc");
+    a.publish("dvs.x", payload);
+    payload[0] = 0x7a;
+    await net.clock.advance(10);
+    expect(seen.map(text)).toEqual(["abc", "abc"]);
+    expect(seen[0]).toBe(seen[1]);
+  });
+
+  it("runs the deliveries of one message that land together back to back, in subscription order", async () => {
+    const net = new SimNetwork({ seed: 1, latencyMs: { min: 1, max: 1 } });
+    const a = net.connect("a");
+    const order: string[] = [];
+    for (const name of ["b", "c", "d"]) {
+      net.connect(name).subscribe("dvs.x", () => {
+        order.push(name);
+        void Promise.resolve().then(() => order.push(`${name} then`));
+      });
+    }
+    a.publish("dvs.x", bytes("1"));
+    await net.clock.advance(1);
+    // As one socket read hands over several messages: continuations run after the batch.
+    expect(order).toEqual(["b", "c", "d", "b then", "c then", "d then"]);
   });
 
   it("keeps one publisher's messages in order even when latency varies widely", async () => {

@@ -4,91 +4,7 @@
 // async code reacts to one event before the next one happens.
 import type { Clock, TimerHandle } from "../clock.js";
 import { SimConfigError } from "./errors.js";
-
-class SimTimer {
-  /** Position in the heap; -1 once fired or cleared. */
-  index = -1;
-  constructor(
-    readonly due: number,
-    readonly seq: number,
-    readonly fn: () => void,
-  ) {}
-}
-
-function earlier(a: SimTimer, b: SimTimer): boolean {
-  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
-}
-
-/** A binary heap with removal by position, so cleared timers (most request timeouts) leave no garbage. */
-class TimerQueue {
-  readonly #items: SimTimer[] = [];
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  peek(): SimTimer | undefined {
-    return this.#items[0];
-  }
-
-  holds(timer: SimTimer): boolean {
-    return timer.index >= 0 && this.#items[timer.index] === timer;
-  }
-
-  push(timer: SimTimer): void {
-    timer.index = this.#items.length;
-    this.#items.push(timer);
-    this.#up(timer.index);
-  }
-
-  remove(timer: SimTimer): void {
-    const items = this.#items;
-    const at = timer.index;
-    const last = items.pop()!;
-    timer.index = -1;
-    if (last === timer) return;
-    items[at] = last;
-    last.index = at;
-    this.#up(at);
-    this.#down(last.index);
-  }
-
-  #up(at: number): void {
-    const items = this.#items;
-    let i = at;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!earlier(items[i]!, items[parent]!)) break;
-      this.#swap(i, parent);
-      i = parent;
-    }
-  }
-
-  #down(at: number): void {
-    const items = this.#items;
-    let i = at;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let first = i;
-      if (left < items.length && earlier(items[left]!, items[first]!)) first = left;
-      if (right < items.length && earlier(items[right]!, items[first]!)) first = right;
-      if (first === i) return;
-      this.#swap(i, first);
-      i = first;
-    }
-  }
-
-  #swap(i: number, j: number): void {
-    const items = this.#items;
-    const a = items[i]!;
-    const b = items[j]!;
-    items[i] = b;
-    items[j] = a;
-    a.index = j;
-    b.index = i;
-  }
-}
+import { SimTimer, TimerQueue } from "./timerQueue.js";
 
 export interface SimClockOptions {
   /** Simulated time to start at, in ms (default 0). */
@@ -111,7 +27,6 @@ const timersPerTurn = 256;
 export class SimClock implements Clock {
   readonly #queue = new TimerQueue();
   #now: number;
-  #seq = 0;
   #firedSinceTurn = 0;
   /** Serialises advance, runUntil and autoRun batches so two drivers never interleave. */
   #chain: Promise<unknown> = Promise.resolve();
@@ -138,15 +53,20 @@ export class SimClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.schedule(fn, ms, undefined);
+  }
+
+  /** setTimeout on behalf of a host's scoped clock. */
+  schedule(fn: () => void, ms: number, scope: ScopedClock | undefined): TimerHandle {
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
-    const timer = new SimTimer(this.#now + delay, this.#seq++, fn);
+    const timer = new SimTimer(this.#now + delay, fn, scope);
     this.#queue.push(timer);
     if (this.#sleepers.size > 0) {
       const sleepers = [...this.#sleepers];
       this.#sleepers.clear();
       for (const wake of sleepers) setImmediate(wake);
     }
-    return { timer };
+    return timer;
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {
@@ -157,6 +77,11 @@ export class SimClock implements Clock {
   /** A view whose timers can all be cancelled at once (a host that crashes). */
   scope(): ScopedClock {
     return new ScopedClock(this);
+  }
+
+  /** Clears every pending timer `scope` scheduled. */
+  clearScope(scope: ScopedClock): void {
+    for (const timer of this.#queue.filter((t) => t.owner === scope)) this.#queue.remove(timer);
   }
 
   /** Moves time forward by `ms`, firing every timer due on the way. */
@@ -255,7 +180,6 @@ export class SimClock implements Clock {
  */
 export class ScopedClock implements Clock {
   readonly #base: SimClock;
-  readonly #handles = new Set<TimerHandle>();
   #cancelled = false;
 
   constructor(base: SimClock) {
@@ -272,23 +196,16 @@ export class ScopedClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
     if (this.#cancelled) return { timer: undefined };
-    const handle = this.#base.setTimeout(() => {
-      this.#handles.delete(handle);
-      fn();
-    }, ms);
-    this.#handles.add(handle);
-    return handle;
+    // Tagged rather than wrapped and tracked: a crash finds its timers by the tag.
+    return this.#base.schedule(fn, ms, this);
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {
-    if (handle === undefined) return;
-    this.#handles.delete(handle);
     this.#base.clearTimeout(handle);
   }
 
   cancel(): void {
     this.#cancelled = true;
-    for (const handle of this.#handles) this.#base.clearTimeout(handle);
-    this.#handles.clear();
+    this.#base.clearScope(this);
   }
 }

@@ -1,5 +1,6 @@
 // The simulated NATS deployment, for tests and model runs: a seeded network of
 // servers and clients whose transports pass the same contract suite as NATS.
+export type { DisconnectReason } from "./advisory.js";
 export { ScopedClock, SimClock, type SimClockOptions } from "./clock.js";
 export {
   DuplicateConnectionError,
@@ -14,7 +15,6 @@ export {
   type SimFaults,
   SimNetwork,
   type SimNetworkOptions,
-  type TraceEntry,
-  type TraceKind,
 } from "./network.js";
+export type { TraceEntry, TraceKind } from "./trace.js";
 export { SimTransport } from "./transport.js";

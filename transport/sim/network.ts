@@ -1,10 +1,19 @@
 // A deterministic in-memory NATS deployment: servers in a full mesh of routes,
 // clients attached to one server each, seeded latency and faults (cut links and
 // routes, crashes, drops, delays), and a trace two runs can be compared by.
+
+import { disconnectAdvisorySubject } from "../../protocol/advisories.js";
 import { type Clock, type Random, randomInt, randomToken, seededRandom } from "../clock.js";
-import type { Message } from "../transport.js";
+import {
+  type DisconnectReason,
+  disconnectAdvisory,
+  type SimServerInfo,
+  type SimSession,
+} from "./advisory.js";
 import { type ScopedClock, SimClock } from "./clock.js";
 import { DuplicateConnectionError, SimConfigError, UnknownHostError, UnknownServerError } from "./errors.js";
+import { bySid, InterestIndex } from "./interest.js";
+import { contentHash, type TraceEntry, type TraceKind } from "./trace.js";
 import {
   type Outgoing,
   SimConnection,
@@ -25,11 +34,21 @@ export interface SimNetworkOptions {
   readonly maxPayload?: number;
   /** Record the trace (default true); long simulations may turn it off. */
   readonly trace?: boolean;
+  /** The account the clients are in, as the advisories name it (default `$G`, nats-server's global account). */
+  readonly account?: string;
+  /**
+   * How long after a link is cut its server declares the session stale and
+   * publishes its DISCONNECT advisory (default 30 000: nats.conf's ping_interval
+   * of 10 s with ping_max 2; the server learns of a silent cut only by its pings).
+   */
+  readonly staleAfterMs?: number;
 }
 
 export interface ConnectOptions {
   /** The server to attach to (default 0). */
   readonly server?: number;
+  /** The connection's `name` option, as servers report it (default: the host's name). */
+  readonly clientName?: string;
 }
 
 export interface SimFaults {
@@ -37,34 +56,6 @@ export interface SimFaults {
   readonly dropRate?: number;
   /** Added to every delivery's latency, in ms. */
   readonly extraDelayMs?: number;
-}
-
-export type TraceKind =
-  | "connect"
-  | "close"
-  | "crash"
-  | "fault"
-  | "publish"
-  | "deliver"
-  | "drop"
-  | "noResponders"
-  | "timeout"
-  | "status"
-  | "handlerError"
-  | "listenerError";
-
-/** One thing that happened, as plain data: two runs with the same seed produce deep-equal traces. */
-export interface TraceEntry {
-  readonly time: number;
-  readonly kind: TraceKind;
-  readonly from?: string;
-  readonly to?: string;
-  readonly subject?: string;
-  readonly bytes?: number;
-  /** FNV-1a of the payload, 8 hex digits. */
-  readonly hash?: string;
-  /** Why (drops), which status, which error, how many receivers. */
-  readonly detail?: string;
 }
 
 interface Host {
@@ -76,6 +67,24 @@ interface InFlight {
   last: number;
 }
 
+/** Who a message comes from: a client connection, or a server speaking for itself (advisories). */
+interface Publisher {
+  readonly name: string;
+  readonly server: number;
+}
+
+/**
+ * The deliveries of one message that land at one instant: one timer for all of
+ * them. Each receiver comes with what its path looked like when the message left
+ * (parallel arrays: a broadcast to a fleet keeps millions of these in flight).
+ */
+interface Landing {
+  readonly due: number;
+  readonly subs: SimSub[];
+  readonly linkEpochs: number[];
+  readonly routeEpochs: number[];
+}
+
 /**
  * Choices where the sim must pick one behaviour of many a real deployment shows:
  * - a latency draw is one client-to-client delivery, and also one client-server round trip
@@ -85,7 +94,16 @@ interface InFlight {
  * - what a client publishes while its session is down is dropped, not buffered as nats.js
  *   would: a partitioned node's output is lost, which is the harder case for the runtime;
  * - faults (cut links, drops, delays) belong to a host name and outlive its restarts;
- * - a crashed host's messages already in flight still land: they had left the host.
+ * - a crashed host's messages already in flight still land: they had left the host;
+ * - the deliveries of one message that land at the same instant share one timer, and
+ *   run back to back in subscription order (the order their own timers had), as one
+ *   socket read hands a client several messages without a pause in between;
+ * - receivers share the message's bytes (each publish is copied once, at the sender);
+ * - a session that ends publishes a DISCONNECT advisory where someone listens, from its
+ *   server and across the routes that are up: "Client Closed" at once when the client
+ *   closes or its process dies (the kernel closes the socket), "Stale Connection"
+ *   staleAfterMs after its link was cut, even if the client has reconnected since
+ *   (that is a new session, with a new client id).
  */
 export class SimNetwork {
   readonly clock: SimClock;
@@ -106,16 +124,26 @@ export class SimNetwork {
   #faults: Required<SimFaults> = { dropRate: 0, extraDelayMs: 0 };
   readonly #hostFaults = new Map<string, Required<SimFaults>>();
   /** Per publisher, per receiver: when the last delivery lands, to keep each pair FIFO. */
-  readonly #fifo = new Map<SimConnection, Map<SimConnection, number>>();
-  readonly #inFlight = new Map<SimConnection, InFlight>();
+  readonly #fifo = new Map<Publisher, Map<SimConnection, number>>();
+  readonly #inFlight = new Map<Publisher, InFlight>();
   #nextSid = 1;
   readonly #port: SimServerPort;
+  readonly #account: string;
+  readonly #staleAfterMs: number;
+  /** Per server: its advisory identity, its last client id and its event count. */
+  readonly #serverInfo: SimServerInfo[];
+  readonly #serverPublisher: Publisher[];
+  readonly #lastCid: number[];
+  readonly #eventSeq: number[];
+  #advisories = 0;
 
   constructor(options: SimNetworkOptions) {
     const servers = options.servers ?? 1;
     const latency = options.latencyMs ?? { min: 1, max: 3 };
     const reconnectWaitMs = options.reconnectWaitMs ?? 250;
     const maxPayload = options.maxPayload ?? 1_048_576;
+    const account = options.account ?? "$G";
+    const staleAfterMs = options.staleAfterMs ?? 30_000;
     if (!Number.isInteger(servers) || servers < 1) throw new SimConfigError("servers", servers);
     if (!Number.isInteger(latency.min) || !Number.isInteger(latency.max) || latency.min < 0) {
       throw new SimConfigError("latencyMs", latency);
@@ -123,6 +151,8 @@ export class SimNetwork {
     if (latency.max < latency.min) throw new SimConfigError("latencyMs", latency);
     if (!(reconnectWaitMs > 0)) throw new SimConfigError("reconnectWaitMs", reconnectWaitMs);
     if (!Number.isInteger(maxPayload) || maxPayload < 1) throw new SimConfigError("maxPayload", maxPayload);
+    if (!/^[^\s.*>]+$/.test(account)) throw new SimConfigError("account", account);
+    if (!(staleAfterMs >= 0)) throw new SimConfigError("staleAfterMs", staleAfterMs);
     this.clock = new SimClock();
     this.random = seededRandom(options.seed);
     this.servers = servers;
@@ -132,6 +162,13 @@ export class SimNetwork {
     this.#tracing = options.trace ?? true;
     this.#routeEpoch = new Array<number>(servers * servers).fill(0);
     this.#routeDown = new Array<boolean>(servers * servers).fill(false);
+    this.#account = account;
+    this.#staleAfterMs = staleAfterMs;
+    const indexes = [...Array(servers).keys()];
+    this.#serverInfo = indexes.map((i) => ({ name: `sim-server-${i}`, id: `NSIMSERVER${i}` }));
+    this.#serverPublisher = indexes.map((i) => ({ name: `sim-server-${i}`, server: i }));
+    this.#lastCid = indexes.map(() => 0);
+    this.#eventSeq = indexes.map(() => 0);
     this.#port = {
       maxPayload,
       linkUp: (name) => !this.#cutLinks.has(name),
@@ -143,6 +180,7 @@ export class SimNetwork {
         this.#interest.add(sub);
       },
       removeInterest: (sub) => this.#interest.remove(sub),
+      attach: (conn) => this.#attach(conn),
       lastDeliveryFrom: (conn) => this.#inFlight.get(conn)?.last,
       release: (conn) => this.#release(conn),
       record: (entry) => this.#record(entry),
@@ -162,6 +200,7 @@ export class SimNetwork {
     const host = this.#host(name);
     const conn = new SimConnection({
       name,
+      clientName: options.clientName ?? name,
       server,
       serverName: this.serverName(server),
       reconnectWaitMs: this.reconnectWaitMs,
@@ -188,7 +227,15 @@ export class SimNetwork {
     if (this.#cutLinks.has(name)) return;
     this.#cutLinks.add(name);
     this.#record({ time: this.clock.now(), kind: "fault", to: name, detail: "cutLink" });
-    this.#live.get(name)?.linkLost();
+    const conn = this.#live.get(name);
+    if (conn === undefined) return;
+    const session = conn.session;
+    if (session !== undefined) {
+      conn.session = undefined;
+      // The server hears nothing more, and says so once its pings have gone unanswered.
+      this.clock.setTimeout(() => this.#disconnected(conn, session, "Stale Connection"), this.#staleAfterMs);
+    }
+    conn.linkLost();
   }
 
   /** Heals the link; the client reconnects at its next attempt. */
@@ -229,6 +276,8 @@ export class SimNetwork {
       this.#forget(conn);
     }
     this.#record({ time: this.clock.now(), kind: "crash", to: name });
+    // The kernel closes a killed process's socket: its server sees the session end now.
+    if (conn !== undefined) this.#ended(conn);
   }
 
   /** Sets faults for every publisher, or for the outgoing messages of host `name`; they add up. */
@@ -289,51 +338,90 @@ export class SimNetwork {
   // --- routing -------------------------------------------------------------------
 
   #publish(from: SimConnection, message: Outgoing): number | undefined {
-    const now = this.clock.now();
     const hash = this.#tracing ? contentHash(message.data) : "";
     if (!from.attached) {
       // Real nats.js would buffer and send after reconnecting; see the class comment.
       this.#traceMessage("drop", from, undefined, message, hash, "disconnected");
       return undefined;
     }
+    const session = from.session;
+    if (session !== undefined) {
+      session.inMsgs++;
+      session.inBytes += message.data.byteLength;
+    }
     const receivers = this.#receivers(from, message.subject);
     this.#traceMessage("publish", from, undefined, message, hash, `${receivers.length}`);
+    this.#route(from, message, hash, receivers);
+    return receivers.length;
+  }
+
+  /**
+   * Draws each receiver's fate (drop, then latency) in subscription order, then
+   * schedules one timer per instant: the deliveries fire in the order one timer
+   * per receiver would have given them (those of one message are contiguous in
+   * the clock's order, and each instant's keep their order within it).
+   */
+  #route(from: Publisher, message: Outgoing, hash: string, receivers: readonly SimSub[]): void {
+    if (receivers.length === 0) return;
+    const now = this.clock.now();
     const own = this.#hostFaults.get(from.name);
     const dropRate =
       own === undefined ? this.#faults.dropRate : 1 - (1 - this.#faults.dropRate) * (1 - own.dropRate);
     const extraDelay = this.#faults.extraDelayMs + (own?.extraDelayMs ?? 0);
+    let pairs = this.#fifo.get(from);
+    if (pairs === undefined) {
+      pairs = new Map();
+      this.#fifo.set(from, pairs);
+    }
+    const landings: Landing[] = [];
+    let scheduled = 0;
+    let last = 0;
     for (const sub of receivers) {
       const to = sub.conn;
       if (dropRate > 0 && this.random.next() < dropRate) {
         this.#traceMessage("drop", from, to, message, hash, "fault");
         continue;
       }
-      let pairs = this.#fifo.get(from);
-      if (pairs === undefined) {
-        pairs = new Map();
-        this.#fifo.set(from, pairs);
-      }
       const due = Math.max(now + this.#drawLatency() + extraDelay, pairs.get(to) ?? 0);
       pairs.set(to, due);
-      const flight = this.#inFlight.get(from);
-      if (flight === undefined) this.#inFlight.set(from, { count: 1, last: due });
-      else {
-        flight.count++;
-        flight.last = Math.max(flight.last, due);
-      }
-      const linkEpoch = to.linkEpoch;
       const routeEpoch =
-        from.server === to.server ? 0 : (this.#routeEpoch[this.#routeIndex(from.server, to.server)] ?? 0);
-      this.clock.setTimeout(() => this.#arrive(from, sub, message, hash, linkEpoch, routeEpoch), due - now);
+        from.server === to.server ? 0 : this.#routeEpoch[this.#routeAt(from.server, to.server)]!;
+      let landing = landings[0];
+      for (let at = 1; landing !== undefined && landing.due !== due; at++) landing = landings[at];
+      if (landing === undefined) {
+        landing = { due, subs: [], linkEpochs: [], routeEpochs: [] };
+        landings.push(landing);
+      }
+      landing.subs.push(sub);
+      landing.linkEpochs.push(to.linkEpoch);
+      landing.routeEpochs.push(routeEpoch);
+      scheduled++;
+      if (due > last) last = due;
     }
-    return receivers.length;
+    if (scheduled === 0) return;
+    const flight = this.#inFlight.get(from);
+    if (flight === undefined) this.#inFlight.set(from, { count: scheduled, last });
+    else {
+      flight.count += scheduled;
+      flight.last = Math.max(flight.last, last);
+    }
+    for (const landing of landings) {
+      this.clock.setTimeout(() => this.#land(from, message, hash, landing), landing.due - now);
+    }
   }
 
   /** Who gets a message: every reachable plain subscription, and one member per queue group. */
-  #receivers(from: SimConnection, subject: string): SimSub[] {
+  #receivers(from: Publisher, subject: string): readonly SimSub[] {
+    const { subs, queued } = this.#interest.match(subject);
+    if (!queued) {
+      // Most of the time everyone is reachable: hand out the shared list itself.
+      let i = 0;
+      while (i < subs.length && this.#reachable(from, subs[i]!.conn)) i++;
+      return i === subs.length ? subs : subs.filter((sub) => this.#reachable(from, sub.conn));
+    }
     const out: SimSub[] = [];
     let groups: Map<string, SimSub[]> | undefined;
-    for (const sub of this.#interest.match(subject)) {
+    for (const sub of subs) {
       if (!this.#reachable(from, sub.conn)) continue;
       if (sub.queue === undefined) {
         out.push(sub);
@@ -356,44 +444,77 @@ export class SimNetwork {
     return out.sort(bySid);
   }
 
-  #reachable(from: SimConnection, to: SimConnection): boolean {
+  #reachable(from: Publisher, to: SimConnection): boolean {
     if (!to.attached) return false;
-    return from.server === to.server || !this.#routeDown[this.#routeIndex(from.server, to.server)];
+    return from.server === to.server || !this.#routeDown[this.#routeAt(from.server, to.server)];
   }
 
-  #arrive(
-    from: SimConnection,
-    sub: SimSub,
-    message: Outgoing,
-    hash: string,
-    linkEpoch: number,
-    routeEpoch: number,
-  ): void {
-    const flight = this.#inFlight.get(from);
-    if (flight !== undefined && --flight.count === 0) this.#inFlight.delete(from);
-    const to = sub.conn;
-    let lost: string | undefined;
-    if (!sub.active) lost = to.live ? "unsubscribed" : "gone";
-    else if (to.linkEpoch !== linkEpoch) lost = "link";
-    else if (
-      from.server !== to.server &&
-      this.#routeEpoch[this.#routeIndex(from.server, to.server)] !== routeEpoch
-    ) {
-      lost = "route";
+  #land(from: Publisher, message: Outgoing, hash: string, landing: Landing): void {
+    const { subs, linkEpochs, routeEpochs } = landing;
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]!;
+      const flight = this.#inFlight.get(from);
+      if (flight !== undefined && --flight.count === 0) this.#inFlight.delete(from);
+      const to = sub.conn;
+      let lost: string | undefined;
+      if (!sub.active) lost = to.live ? "unsubscribed" : "gone";
+      else if (to.linkEpoch !== linkEpochs[i]) lost = "link";
+      else if (
+        from.server !== to.server &&
+        this.#routeEpoch[this.#routeAt(from.server, to.server)] !== routeEpochs[i]
+      ) {
+        lost = "route";
+      }
+      if (lost !== undefined) {
+        this.#traceMessage("drop", from, to, message, hash, lost);
+        continue;
+      }
+      this.#traceMessage("deliver", from, to, message, hash, undefined);
+      const session = to.session;
+      if (session !== undefined) {
+        session.outMsgs++;
+        session.outBytes += message.data.byteLength;
+      }
+      to.deliver(sub, message);
     }
-    if (lost !== undefined) {
-      this.#traceMessage("drop", from, to, message, hash, lost);
-      return;
-    }
-    this.#traceMessage("deliver", from, to, message, hash, undefined);
-    const msg: Message = {
-      subject: message.subject,
-      // Each receiver gets its own bytes, as from its own socket.
-      data: message.data.slice(),
-      reply: message.reply,
-      headers: message.headers === undefined ? undefined : { ...message.headers },
-    };
-    to.deliver(sub, msg);
+  }
+
+  // --- sessions and their advisories -----------------------------------------------------
+
+  #attach(conn: SimConnection): void {
+    const cid = ++this.#lastCid[conn.server]!;
+    conn.session = { cid, start: this.clock.now(), inMsgs: 0, inBytes: 0, outMsgs: 0, outBytes: 0 };
+  }
+
+  /** The client closed, or its process died: if its server held a session, that session ends now. */
+  #ended(conn: SimConnection): void {
+    const session = conn.session;
+    if (session === undefined) return;
+    conn.session = undefined;
+    this.#disconnected(conn, session, "Client Closed");
+  }
+
+  /** Publishes the DISCONNECT advisory of `session` from its server, where anyone listens. */
+  #disconnected(conn: SimConnection, session: SimSession, reason: DisconnectReason): void {
+    const from = this.#serverPublisher[conn.server]!;
+    const subject = disconnectAdvisorySubject(this.#account);
+    // nats-server sends its events only where there is interest; nor does the sim draw or trace for none.
+    const receivers = this.#receivers(from, subject);
+    if (receivers.length === 0) return;
+    const data = disconnectAdvisory({
+      id: `${this.#serverInfo[conn.server]!.id}-${++this.#advisories}`,
+      at: this.clock.now(),
+      server: this.#serverInfo[conn.server]!,
+      serverSeq: ++this.#eventSeq[conn.server]!,
+      account: this.#account,
+      clientName: conn.clientName,
+      session,
+      reason,
+    });
+    const message: Outgoing = { subject, data, reply: undefined, headers: undefined };
+    const hash = this.#tracing ? contentHash(data) : "";
+    this.#traceMessage("publish", from, undefined, message, hash, `${receivers.length}`);
+    this.#route(from, message, hash, receivers);
   }
 
   // --- bookkeeping -----------------------------------------------------------------
@@ -411,6 +532,7 @@ export class SimNetwork {
     if (this.#live.get(conn.name) === conn) this.#live.delete(conn.name);
     this.#forget(conn);
     this.#record({ time: this.clock.now(), kind: "close", to: conn.name });
+    this.#ended(conn);
   }
 
   /** Drops FIFO state kept for a dead publisher (its in-flight deliveries keep their own due times). */
@@ -437,12 +559,17 @@ export class SimNetwork {
     this.#assertServer(a);
     this.#assertServer(b);
     if (a === b) throw new UnknownServerError(b, this.servers);
+    return this.#routeAt(a, b);
+  }
+
+  /** #routeIndex for two servers already known to be distinct and valid (the routing hot path). */
+  #routeAt(a: number, b: number): number {
     return a < b ? a * this.servers + b : b * this.servers + a;
   }
 
   #traceMessage(
     kind: TraceKind,
-    from: SimConnection,
+    from: Publisher,
     to: SimConnection | undefined,
     message: Outgoing,
     hash: string,
@@ -465,118 +592,4 @@ export class SimNetwork {
   #record(entry: TraceEntry): void {
     if (this.#tracing) this.trace.push(entry);
   }
-}
-
-function bySid(a: SimSub, b: SimSub): number {
-  return a.sid - b.sid;
-}
-
-/** FNV-1a, 32 bits: enough to tell payloads apart in a trace. */
-function contentHash(data: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < data.length; i++) {
-    h ^= data[i]!;
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, "0");
-}
-
-class WildNode {
-  readonly children = new Map<string, WildNode>();
-  /** Subscriptions ending exactly here. */
-  readonly subs = new Set<SimSub>();
-  /** Subscriptions ending in `>` here. */
-  readonly tails = new Set<SimSub>();
-
-  get empty(): boolean {
-    return this.children.size === 0 && this.subs.size === 0 && this.tails.size === 0;
-  }
-}
-
-/**
- * Interest by subject, as nats-server's sublist: literal subjects in a map,
- * wildcard ones in a token trie, so matching costs O(matches), not O(subscriptions).
- */
-class InterestIndex {
-  readonly #literal = new Map<string, Set<SimSub>>();
-  readonly #root = new WildNode();
-
-  add(sub: SimSub): void {
-    if (!isWildcard(sub.subject)) {
-      let set = this.#literal.get(sub.subject);
-      if (set === undefined) {
-        set = new Set();
-        this.#literal.set(sub.subject, set);
-      }
-      set.add(sub);
-      return;
-    }
-    let node = this.#root;
-    for (const token of sub.subject.split(".")) {
-      if (token === ">") {
-        node.tails.add(sub);
-        return;
-      }
-      let child = node.children.get(token);
-      if (child === undefined) {
-        child = new WildNode();
-        node.children.set(token, child);
-      }
-      node = child;
-    }
-    node.subs.add(sub);
-  }
-
-  remove(sub: SimSub): void {
-    if (!isWildcard(sub.subject)) {
-      const set = this.#literal.get(sub.subject);
-      if (set?.delete(sub) && set.size === 0) this.#literal.delete(sub.subject);
-      return;
-    }
-    const tokens = sub.subject.split(".");
-    const path: WildNode[] = [this.#root];
-    let node = this.#root;
-    for (const token of tokens) {
-      if (token === ">") {
-        node.tails.delete(sub);
-        break;
-      }
-      const child = node.children.get(token);
-      if (child === undefined) return;
-      node = child;
-      path.push(node);
-    }
-    node.subs.delete(sub);
-    // Prune so that churn (restarts, per-request patterns) does not grow the trie forever.
-    for (let i = path.length - 1; i > 0; i--) {
-      if (!path[i]!.empty) break;
-      path[i - 1]!.children.delete(tokens[i - 1]!);
-    }
-  }
-
-  /** Matching subscriptions in subscription order. */
-  match(subject: string): SimSub[] {
-    const out: SimSub[] = [];
-    const literal = this.#literal.get(subject);
-    if (literal !== undefined) for (const sub of literal) out.push(sub);
-    if (this.#root.empty) return out;
-    const tokens = subject.split(".");
-    const visit = (node: WildNode, i: number): void => {
-      if (i < tokens.length) for (const sub of node.tails) out.push(sub);
-      if (i === tokens.length) {
-        for (const sub of node.subs) out.push(sub);
-        return;
-      }
-      const exact = node.children.get(tokens[i]!);
-      if (exact !== undefined) visit(exact, i + 1);
-      const star = node.children.get("*");
-      if (star !== undefined) visit(star, i + 1);
-    };
-    visit(this.#root, 0);
-    return out.length > 1 ? out.sort(bySid) : out;
-  }
-}
-
-function isWildcard(subject: string): boolean {
-  return subject.split(".").some((t) => t === "*" || t === ">");
 }

@@ -23,7 +23,8 @@ import {
   type Transport,
   type TransportStatus,
 } from "../transport.js";
-import type { TraceEntry } from "./network.js";
+import type { SimSession } from "./advisory.js";
+import type { TraceEntry } from "./trace.js";
 
 /** A subscription as the servers index it. */
 export interface SimSub {
@@ -36,7 +37,11 @@ export interface SimSub {
   active: boolean;
 }
 
-/** A message on its way out of a client, already copied so later mutation by the caller cannot leak. */
+/**
+ * A message on its way out of a client, already copied so later mutation by the
+ * caller cannot leak. Every receiver is handed this same object as its Message:
+ * receivers read the bytes and never write them (no code in dvsd does).
+ */
 export interface Outgoing {
   readonly subject: string;
   readonly data: Uint8Array;
@@ -55,6 +60,8 @@ export interface SimServerPort {
   /** Routes a message; the number of receivers the server found, or undefined when it was not sent. */
   publish(from: SimConnection, message: Outgoing): number | undefined;
   addInterest(sub: SimSub): void;
+  /** The server accepted a session of `conn` (its first connect or a reconnect). */
+  attach(conn: SimConnection): void;
   removeInterest(sub: SimSub): void;
   /** When the last delivery still in flight from `conn` lands, if any is in flight. */
   lastDeliveryFrom(conn: SimConnection): number | undefined;
@@ -64,7 +71,10 @@ export interface SimServerPort {
 }
 
 export interface SimConnectionOptions {
+  /** The host's name: faults and crashes are aimed at it. */
   readonly name: string;
+  /** The connection's `name` option, as the server reports it (`nats server report connections`, advisories). */
+  readonly clientName: string;
   readonly server: number;
   readonly serverName: string;
   readonly reconnectWaitMs: number;
@@ -94,9 +104,12 @@ const queuePattern = /^[^\s]+$/;
 /** One client connection; the network holds it, callers hold its SimTransport face. */
 export class SimConnection {
   readonly name: string;
+  readonly clientName: string;
   readonly server: number;
   readonly serverName: string;
   readonly transport: SimTransport;
+  /** The server's side of the current session, while it holds one; kept by the network. */
+  session: SimSession | undefined;
   readonly #clock: Clock;
   readonly #port: SimServerPort;
   readonly #reconnectWaitMs: number;
@@ -115,6 +128,7 @@ export class SimConnection {
 
   constructor(options: SimConnectionOptions) {
     this.name = options.name;
+    this.clientName = options.clientName;
     this.server = options.server;
     this.serverName = options.serverName;
     this.#clock = options.clock;
@@ -127,6 +141,7 @@ export class SimConnection {
     if (this.#port.linkUp(this.name)) {
       this.#state = "attached";
       this.#status = "connected";
+      this.#port.attach(this);
     } else {
       // As nats.js with waitOnFirstConnect: keep trying rather than fail.
       this.#state = "detached";
@@ -387,6 +402,7 @@ export class SimConnection {
         return;
       }
       this.#state = "attached";
+      this.#port.attach(this);
       this.#emit({ type: "connected", server: this.serverName });
       const waiting = [...this.#waitingForLink];
       this.#waitingForLink.clear();
@@ -418,7 +434,8 @@ function outgoing(
   reply: string | undefined,
   headers: Headers | undefined,
 ): Outgoing {
-  return { subject, data: data.slice(), reply, headers: headers === undefined ? undefined : { ...headers } };
+  const copied = headers === undefined ? undefined : Object.freeze({ ...headers });
+  return { subject, data: data.slice(), reply, headers: copied };
 }
 
 function describe(error: unknown): string {
@@ -433,8 +450,9 @@ export class SimTransport implements Transport {
     this.#conn = conn;
   }
 
+  /** The connection's `name` option (the host's name unless connect() was given one). */
   get name(): string {
-    return this.#conn.name;
+    return this.#conn.clientName;
   }
 
   get maxPayload(): number {
