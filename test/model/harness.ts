@@ -103,8 +103,8 @@ export class MembershipHarness {
       ...(mutation.machine ? { membershipMachine: mutation.machine } : {}),
     });
     this.stabilisationMs = this.cluster.timings.downAfterMs + 3_000;
-    // An observer's alert reaches its component at once; the next beacon may be a beacon period away.
-    this.#spread = new MergeSpread(2 * this.cluster.timings.heartbeatMs);
+    // An observer's alert reaches its component within a few network hops; a hello or the next beacon may take a beacon period.
+    this.#spread = new MergeSpread(this.cluster.timings.heartbeatMs / 4);
     this.#log = new TraceLog(() => this.now);
     this.#faults = new Faults({
       cluster: this.cluster,
