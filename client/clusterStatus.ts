@@ -36,6 +36,9 @@ export interface ClusterStatus {
  * when the transport reports it (NATS answers the inbox with an empty "no
  * responders" status message), and at the deadline otherwise.
  */
+/** How long a gathering waits, once every named member has answered, for a node no view names. */
+const STRAGGLER_GRACE_MS = 50;
+
 export function collectStatus(transport: Transport, options: CollectStatusOptions): Promise<ClusterStatus> {
   const clock = options.clock ?? systemClock;
   const byNode = new Map<number, NodeStatus>();
@@ -54,6 +57,7 @@ export function collectStatus(transport: Transport, options: CollectStatusOption
       if (done) return;
       done = true;
       clock.clearTimeout(timer);
+      clock.clearTimeout(grace);
       sub.unsubscribe();
       const left = missing();
       resolve({
@@ -79,8 +83,15 @@ export function collectStatus(transport: Transport, options: CollectStatusOption
       byNode.set(parsed.data.node, parsed.data);
       // A node out of the DVS (DVSEND) names no one: only the timeout can tell who else is there.
       const detached = [...byNode.values()].some((s) => s.view.members.length === 0);
-      if (!detached && missing().length === 0) finish();
+      if (detached) {
+        clock.clearTimeout(grace);
+        grace = undefined;
+      } else if (missing().length === 0 && grace === undefined) {
+        // Every member named has answered: wait a moment more for a node that no view names (out of the DVS).
+        grace = clock.setTimeout(finish, Math.min(STRAGGLER_GRACE_MS, options.timeoutMs));
+      }
     };
+    let grace: ReturnType<typeof clock.setTimeout> | undefined;
 
     const inbox = transport.inbox();
     const sub = transport.subscribe(inbox, onReply);
