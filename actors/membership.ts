@@ -237,13 +237,14 @@ export class Membership {
   #wake(): void {
     if (this.#stopped) return;
     const { clock, timings } = this.#o;
+    const meantFor = Number.isFinite(this.#timerAt) ? this.#timerAt : undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = clock.now();
     if (now >= this.#nextHeartbeatAt) {
       this.#heartbeat();
       this.#nextHeartbeatAt = now + timings.heartbeatMs;
     }
-    this.#send({ type: "clock.tick", at: now });
+    this.#send({ type: "clock.tick", at: now, ...(meantFor !== undefined ? { due: meantFor } : {}) });
     if (this.#stopped) return;
     const ctx = this.context;
     if (leads(ctx)) {

@@ -206,7 +206,7 @@ function apply(next: NextContext, event: MembershipEvent): void {
       break;
 
     case "clock.tick":
-      tick(next, event.at, { commitView, partition });
+      tick(next, event.at, { commitView, partition }, event.due);
       break;
   }
 }

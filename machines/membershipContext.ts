@@ -101,7 +101,18 @@ export interface MembershipContext {
   readonly helloAgain: boolean;
   /** When members a beacon lacked were last probed (a bounded number a beacon period). */
   readonly probedForBeaconAt: number | undefined;
+  /**
+   * Local health (Lifeguard): 0 when this node's own ticks come on time, up to
+   * MAX_LOCAL_HEALTH when they come late. Silence is judged against timeouts
+   * multiplied by (1 + localHealth): an overloaded node waits longer before it
+   * accuses a peer. Probes are not slowed: "no responders" is NATS's word, not ours.
+   */
+  readonly localHealth: number;
+  /** When localHealth last changed. */
+  readonly localHealthAt: number;
 }
+
+export const MAX_LOCAL_HEALTH = 4;
 
 export interface ViewChange {
   readonly event: ViewEventName;
@@ -147,7 +158,8 @@ export type MembershipEvent =
   | { type: "probe.timedOut"; peer: Member; at: number }
   /** Something outside the heartbeats (NATS's DISCONNECT advisory) says node `node` may be gone: probe it now. */
   | { type: "peer.suspected"; node: number; at: number }
-  | { type: "clock.tick"; at: number }
+  /** `due`: when the runtime meant the tick to come; a tick much later says this node is overloaded. */
+  | { type: "clock.tick"; at: number; due?: number }
   | { type: "link.down"; at: number }
   | { type: "link.up"; at: number };
 
@@ -185,6 +197,8 @@ export function initialContext(input: MembershipInput): MembershipContext {
     heardView: undefined,
     helloAgain: false,
     probedForBeaconAt: undefined,
+    localHealth: 0,
+    localHealthAt: input.at,
   };
 }
 

@@ -5,6 +5,7 @@
 // is due (`nextDeadline`), not at a fixed rate. Pure.
 import {
   isLive,
+  MAX_LOCAL_HEALTH,
   type Member,
   type MembershipContext,
   type NextContext,
@@ -25,11 +26,34 @@ export interface TickEffects {
 /** A gap between two ticks longer than this means this node itself was stalled. */
 const stallAfter = (ctx: MembershipContext) => 2 * ctx.timings.heartbeatMs;
 
-export function tick(next: NextContext, at: number, effects: TickEffects): void {
+/** Silence after which a watched peer is suspect and unreachable, at this node's local health. */
+function silenceLimits(ctx: MembershipContext): { suspect: number; unreachable: number } {
+  const t = ctx.timings;
+  const k = 1 + ctx.localHealth;
+  return {
+    suspect: k * t.suspectAfterMissed * t.heartbeatMs,
+    unreachable: k * t.unreachableAfterMissed * t.heartbeatMs,
+  };
+}
+
+/** A tick later than a quarter heartbeat worsens local health; a beacon period of punctual ticks mends it by one. */
+function judgeLocalHealth(ctx: NextContext["ctx"], at: number, due: number | undefined): void {
+  if (due === undefined) return;
+  if (at - due > ctx.timings.heartbeatMs / 4) {
+    if (ctx.localHealth < MAX_LOCAL_HEALTH) ctx.localHealth++;
+    ctx.localHealthAt = at;
+  } else if (ctx.localHealth > 0 && at - ctx.localHealthAt >= ctx.timings.beaconMs) {
+    ctx.localHealth--;
+    ctx.localHealthAt = at;
+  }
+}
+
+export function tick(next: NextContext, at: number, effects: TickEffects, due?: number): void {
   const { ctx } = next;
   const t = ctx.timings;
   const gap = at - ctx.lastTick;
   ctx.lastTick = at;
+  judgeLocalHealth(ctx, at, due);
   if (gap > stallAfter(ctx)) {
     // This node itself was stalled (overload, SIGSTOP): the silence is ours, not
     // the peers'. Credit them the stall and let queued messages arrive first.
@@ -57,16 +81,17 @@ export function tick(next: NextContext, at: number, effects: TickEffects): void 
   if (ctx.ringDirtyAt !== undefined) rebuildRing(next);
 
   const newlyUnreachable: Member[] = [];
+  const limits = silenceLimits(ctx);
   for (const node of ctx.watching) {
     const peer = ctx.peers[node];
     const w = ctx.watch[node];
     if (!peer || !w || !isLive(peer)) continue;
     const silence = at - w.lastHeard;
-    if (silence >= t.unreachableAfterMissed * t.heartbeatMs) {
+    if (silence >= limits.unreachable) {
       newlyUnreachable.push({ node, incarnation: peer.incarnation });
       continue;
     }
-    const suspect = peer.state === "alive" && silence >= t.suspectAfterMissed * t.heartbeatMs;
+    const suspect = peer.state === "alive" && silence >= limits.suspect;
     if (suspect) next.changePeer(node, peer, { state: "suspect", since: at });
     const probe =
       ctx.linkUp &&
@@ -170,17 +195,17 @@ export function nextDeadline(ctx: MembershipContext): number | undefined {
   let due = Number.POSITIVE_INFINITY;
   if (ctx.phase === "joining") due = ctx.startedAt + (ctx.helloAgain ? t.joinWindowMs : t.joinWindowMs / 2);
   else if (ctx.ringDirtyAt !== undefined) due = Math.min(due, ctx.ringDirtyAt + RING_SETTLE_MS);
+  const limits = silenceLimits(ctx);
   for (const node of ctx.watching) {
     const peer = ctx.peers[node];
     const w = ctx.watch[node];
     if (!peer || !w || !isLive(peer)) continue;
-    const unreachableAt = w.lastHeard + t.unreachableAfterMissed * t.heartbeatMs;
+    const unreachableAt = w.lastHeard + limits.unreachable;
     const probeAt =
       w.probedAt === undefined
         ? w.lastHeard + t.probeAfterMs
         : Math.max(w.probedAt + t.heartbeatMs, w.lastHeard + t.probeAfterMs);
-    const suspectAt =
-      peer.state === "alive" ? w.lastHeard + t.suspectAfterMissed * t.heartbeatMs : Number.POSITIVE_INFINITY;
+    const suspectAt = peer.state === "alive" ? w.lastHeard + limits.suspect : Number.POSITIVE_INFINITY;
     due = Math.min(due, unreachableAt, ctx.linkUp ? probeAt : unreachableAt, suspectAt);
   }
   for (const node of ctx.unreachable) {

@@ -9,6 +9,7 @@ import {
   defaultTimings,
   downList,
   initialContext,
+  MAX_LOCAL_HEALTH,
   type Member,
   type MembershipContext,
   type MembershipEvent,
@@ -72,7 +73,7 @@ class Driver {
       if (Math.floor(this.now / timings.heartbeatMs) > Math.floor(before / timings.heartbeatMs)) {
         for (const m of talking) out.push(...this.hear(m));
       }
-      out.push(...this.send({ type: "clock.tick", at: this.now }));
+      out.push(...this.send({ type: "clock.tick", at: this.now, due: this.now }));
     }
     return out;
   }
@@ -276,6 +277,30 @@ describe("the membership reducer", () => {
     const after = d.advance(timings.heartbeatMs, [peer(2), peer(3)]);
     expect(announced(after)).toEqual([]);
     expect(d.ctx.view.members).toEqual([1, 2, 3]);
+  });
+
+  it("an overloaded node (its ticks come late) waits longer before it PARTITIONs a silent peer, but believes no responders at once", () => {
+    const d = new Driver();
+    d.joinWith([peer(2), peer(3)]);
+    // Ticks each 100 ms later than the runtime meant them: local health worsens, up to its cap.
+    for (let i = 0; i < 6; i++) {
+      d.now += 150;
+      d.send({ type: "clock.tick", at: d.now, due: d.now - 100 });
+      d.hear(peer(2));
+      d.hear(peer(3));
+    }
+    expect(d.ctx.localHealth).toBe(MAX_LOCAL_HEALTH);
+    // Peer 2 falls silent: at the usual limit (5 heartbeats) it is still in the view.
+    const silentFrom = d.now;
+    const early = announced(d.advance(2 * timings.unreachableAfterMissed * timings.heartbeatMs, [peer(3)]));
+    expect(early).toEqual([]);
+    expect(d.ctx.peers[2]?.state).not.toBe("unreachable");
+    // Punctual ticks mend local health one step a beacon period.
+    expect(d.ctx.localHealth).toBeLessThan(MAX_LOCAL_HEALTH);
+    // NATS's word is not slowed down.
+    const changes = announced(d.send({ type: "probe.noResponders", peer: peer(2), at: d.now }));
+    expect(changes).toMatchObject([{ event: "PARTITION", changed: [peer(2)] }]);
+    expect(d.now - silentFrom).toBeGreaterThanOrEqual(timings.unreachableAfterMissed * timings.heartbeatMs);
   });
 
   describe("a heartbeat that lists this node as down", () => {
