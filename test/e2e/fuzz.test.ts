@@ -295,6 +295,10 @@ async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
 
   const onReply = (msg: Msg) => {
     const index = Number(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
+    // nats-server's own "no responders" status (503, no payload) to a subject
+    // nobody listens on — a heartbeat subject no observer watches — is not a
+    // node's answer.
+    if (msg.data.byteLength === 0 && msg.headers?.code === 503 && !pending.has(index)) return;
     const p = release(index);
     if (!p) {
       if (replied[index]) run.duplicateReplies++;
