@@ -99,6 +99,8 @@ export class Membership {
   #nextBeaconAt = 0;
   #seq = 0;
   #helloAt = Number.NEGATIVE_INFINITY;
+  /** When each alert (node/incarnation/state) last went out. */
+  readonly #alerted = new Map<string, number>();
   #stopped = false;
   /** The down list of the last peer table seen (heartbeats carry it; the table rarely changes). */
   #down: { peers: MembershipContext["peers"] | undefined; list: Member[] } = { peers: undefined, list: [] };
@@ -345,6 +347,14 @@ export class Membership {
   }
 
   #alert(about: Member, state: AlertState, cause: string): void {
+    // The same alert at most once a half heartbeat: a burst of messages that call for it (hellos
+    // of a declared-down node, forged or not) costs one broadcast.
+    const key = `${about.node}/${about.incarnation}/${state}`;
+    const now = this.#o.clock.now();
+    const last = this.#alerted.get(key);
+    if (last !== undefined && now - last < this.#o.timings.heartbeatMs / 2) return;
+    if (this.#alerted.size >= 4_096) this.#alerted.clear();
+    this.#alerted.set(key, now);
     this.#broadcast({ kind: "alert", ...this.#base(), about, state, cause: cause.slice(0, 256) });
   }
 

@@ -29,16 +29,18 @@ export interface ClusterStatus {
   readonly malformed: number;
 }
 
-/**
- * Asks every node of `cluster` for its status. Resolves as soon as at least one
- * node answered and every node named in the answers' views has answered; at the
- * deadline otherwise. No node listening at all resolves at once with no nodes
- * when the transport reports it (NATS answers the inbox with an empty "no
- * responders" status message), and at the deadline otherwise.
- */
 /** How long a gathering waits, once every named member has answered, for a node no view names. */
 const STRAGGLER_GRACE_MS = 50;
 
+/**
+ * Asks every node of `cluster` for its status. Resolves STRAGGLER_GRACE_MS
+ * after at least one node answered and every node named in the answers' views
+ * has answered (unless a node out of the DVS answered: it names no one, so only
+ * the deadline can tell who else is there); at the deadline otherwise. No node
+ * listening at all resolves at once with no nodes when the transport reports
+ * it (NATS answers the inbox with an empty "no responders" status message),
+ * and at the deadline otherwise.
+ */
 export function collectStatus(transport: Transport, options: CollectStatusOptions): Promise<ClusterStatus> {
   const clock = options.clock ?? systemClock;
   const byNode = new Map<number, NodeStatus>();
@@ -83,10 +85,11 @@ export function collectStatus(transport: Transport, options: CollectStatusOption
       byNode.set(parsed.data.node, parsed.data);
       // A node out of the DVS (DVSEND) names no one: only the timeout can tell who else is there.
       const detached = [...byNode.values()].some((s) => s.view.members.length === 0);
-      if (detached) {
+      if (detached || missing().length > 0) {
+        // A node out of the DVS, or a member named only now: wait for the deadline, or for that member.
         clock.clearTimeout(grace);
         grace = undefined;
-      } else if (missing().length === 0 && grace === undefined) {
+      } else if (grace === undefined) {
         // Every member named has answered: wait a moment more for a node that no view names (out of the DVS).
         grace = clock.setTimeout(finish, Math.min(STRAGGLER_GRACE_MS, options.timeoutMs));
       }

@@ -153,14 +153,14 @@ function apply(next: NextContext, event: MembershipEvent): void {
     }
 
     case "probe.timedOut": {
-      // A watched peer's silence is judged by its heartbeats; a peer probed
-      // because the leader's beacon lacks it and that does not answer is gone.
+      // A watched peer's silence is judged by its heartbeats; a peer this node
+      // does not watch was probed because others doubt it (a beacon lacks it,
+      // an alert), and one that does not answer is gone.
       const peer = ctx.peers[event.peer.node];
       if (!ctx.linkUp || ctx.phase !== "member") break;
       if (!peer || peer.incarnation !== event.peer.incarnation) break;
       if (!isLive(peer)) reassert(next, event.peer, peer);
-      else if (!(event.peer.node in ctx.watch))
-        partition(next, event.peer, peer, "not in the leader's view and did not answer a probe");
+      else if (!(event.peer.node in ctx.watch)) partition(next, event.peer, peer, "did not answer a probe");
       break;
     }
 
@@ -373,9 +373,17 @@ function onAlert(next: NextContext, event: Extract<MembershipEvent, { type: "pee
       } else if (peer.incarnation === about.incarnation && peer.state === "unreachable") {
         next.changePeer(about.node, peer, { state: "down", since: at });
         announce(next, "DISCONNECT", [about], cause);
+      } else if (
+        peer.incarnation === about.incarnation &&
+        isLive(peer) &&
+        ctx.phase === "member" &&
+        ctx.linkUp
+      ) {
+        // A member this node still holds live is not declared down on another's
+        // word: it is checked first-hand (if it is gone, the probe says so; if it
+        // is there, the alert reached it too, and it rejoins as a new incarnation).
+        next.out.push({ type: "probe", peer: about });
       }
-      // A member this node still holds live is not declared down on another's word: the
-      // alert reaches that member too, and it rejoins as a new incarnation.
       break;
   }
 }
