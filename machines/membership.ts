@@ -152,17 +152,13 @@ function apply(next: NextContext, event: MembershipEvent): void {
       break;
     }
 
-    case "probe.timedOut": {
-      // A watched peer's silence is judged by its heartbeats; a peer this node
-      // does not watch was probed because others doubt it (a beacon lacks it,
-      // an alert), and one that does not answer is gone.
-      const peer = ctx.peers[event.peer.node];
-      if (!ctx.linkUp || ctx.phase !== "member") break;
-      if (!peer || peer.incarnation !== event.peer.incarnation) break;
-      if (!isLive(peer)) reassert(next, event.peer, peer);
-      else if (!(event.peer.node in ctx.watch)) partition(next, event.peer, peer, "did not answer a probe");
+    case "probe.timedOut":
+      // A timeout says nothing new: the peer may be slow (a node starting, an
+      // overloaded host) or the link cut. Only "no responders" is evidence; a
+      // watched peer's silence is judged by its heartbeats. (Acting on
+      // timeouts made probes, alerts and more probes feed each other on a
+      // loaded machine.)
       break;
-    }
 
     case "peer.suspected": {
       const peer = ctx.peers[event.node];
@@ -232,7 +228,9 @@ function partition(next: NextContext, member: Member, peer: PeerRecord, cause: s
   }
   next.changePeer(member.node, peer, { state: "unreachable", since: next.at });
   announce(next, "PARTITION", [member], cause);
-  if (next.ctx.phase === "member")
+  // Only an observer speaks for a node: another that found it gone by its own
+  // probe keeps it to itself (the observers say it, or the others probe too).
+  if (member.node in next.ctx.watch)
     next.out.push({ type: "alert", about: member, state: "unreachable", cause });
 }
 
