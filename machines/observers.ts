@@ -7,7 +7,7 @@
 // never observe: a node whose observers are cut off gets the next reachable
 // ones, so a partition is found however the ring is split. Pure functions.
 
-/** The sorted ring: `self` and every node for which `onRing` holds. */
+/** The sorted ring: `self` and `nodes`. */
 export function buildRing(self: number, nodes: Iterable<number>): number[] {
   const ring = [self];
   for (const n of nodes) if (n !== self) ring.push(n);
@@ -28,6 +28,15 @@ function indexOf(ring: readonly number[], node: number): number {
   return -1;
 }
 
+/** The other nodes of the ring, walking from `node` forwards (+1) or backwards (-1); none when `node` is not on it. */
+function* walk(ring: readonly number[], node: number, direction: 1 | -1): Generator<number> {
+  const at = indexOf(ring, node);
+  if (at < 0) return;
+  for (let step = 1; step < ring.length; step++) {
+    yield ring[(at + direction * step + ring.length * step) % ring.length] as number;
+  }
+}
+
 /**
  * The nodes `node` observes: walking the ring backwards from it, every node
  * passed while fewer than `k` reachable nodes lie strictly between that node
@@ -40,12 +49,10 @@ export function watchedBy(
   reachable: (n: number) => boolean,
   k: number,
 ): number[] {
-  const at = indexOf(ring, node);
   const watched: number[] = [];
-  if (at < 0 || k <= 0) return watched;
   let between = 0;
-  for (let step = 1; step < ring.length && between < k; step++) {
-    const other = ring[(at - step + ring.length) % ring.length] as number;
+  for (const other of walk(ring, node, -1)) {
+    if (between >= k) break;
     watched.push(other);
     if (reachable(other)) between++;
   }
@@ -59,11 +66,9 @@ export function observersOf(
   reachable: (n: number) => boolean,
   k: number,
 ): number[] {
-  const at = indexOf(ring, node);
   const observers: number[] = [];
-  if (at < 0) return observers;
-  for (let step = 1; step < ring.length && observers.length < k; step++) {
-    const other = ring[(at + step) % ring.length] as number;
+  for (const other of walk(ring, node, 1)) {
+    if (observers.length >= k) break;
     if (reachable(other)) observers.push(other);
   }
   return observers.sort((a, b) => a - b);
