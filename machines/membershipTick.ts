@@ -114,14 +114,9 @@ export function tick(next: NextContext, at: number, effects: TickEffects, due?: 
       newlyDown.push({ node, incarnation: peer.incarnation });
     }
   }
-  if (newlyDown.length) {
-    const cause = "unreachable longer than downAfter";
-    effects.commitView(next, "DISCONNECT", newlyDown, cause, at);
-    // Every node times this itself; an observer also says so, for any member that still counts the peer in.
-    for (const m of newlyDown) {
-      if (m.node in ctx.watch) next.out.push({ type: "alert", about: m, state: "down", cause });
-    }
-  }
+  // Every node times this itself, from when it found the peer unreachable: not broadcast.
+  if (newlyDown.length)
+    effects.commitView(next, "DISCONNECT", newlyDown, "unreachable longer than downAfter", at);
   if (ctx.ringDirtyAt !== undefined) rebuildRing(next);
 }
 
