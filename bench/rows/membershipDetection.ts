@@ -41,7 +41,8 @@ export const membershipDetection: BenchRow = {
       );
       for (const e of first.values()) {
         samples.push(e.receivedAt - killedAt);
-        if (e.cause.startsWith("no responders")) viaNoResponders.yes++;
+        // Its own probe's, or an observer's alert of one ("node N: no responders: …").
+        if (e.cause.includes("no responders")) viaNoResponders.yes++;
         else viaNoResponders.no++;
       }
       ctx.progress(
