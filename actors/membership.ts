@@ -370,19 +370,14 @@ export class Membership {
 
   /** A heartbeat of node `node`, which this node watches. */
   #onHeartbeat(msg: Message, node: number): void {
-    if (this.#stopped) return;
-    if (!this.#fromNode(msg, "heartbeat")) return;
-    const hb = parseOnce(msg.data, heartbeatSchema);
-    if (!hb?.success) {
-      this.#warn("bad-heartbeat", { bytes: msg.data.byteLength }, "ignored a malformed heartbeat");
-      return;
-    }
-    const { incarnation, view, down } = hb.data;
+    const hb = this.#read(msg, heartbeatSchema, "heartbeat");
+    if (!hb) return;
+    const { incarnation, view, down } = hb;
     // The subject is what nats.conf lets only node `node` publish to: a body naming another node is forged.
-    if (hb.data.node !== node) {
+    if (hb.node !== node) {
       this.#warn(
         "forged-heartbeat",
-        { subject: msg.subject, node: hb.data.node },
+        { subject: msg.subject, node: hb.node },
         "ignored a heartbeat whose subject names another node",
       );
       return;
@@ -391,14 +386,8 @@ export class Membership {
   }
 
   #onBroadcast(msg: Message): void {
-    if (this.#stopped) return;
-    if (!this.#fromNode(msg, "broadcast")) return;
-    const parsed = parseOnce(msg.data, membershipBroadcastSchema);
-    if (!parsed?.success) {
-      this.#warn("bad-broadcast", { bytes: msg.data.byteLength }, "ignored a malformed membership broadcast");
-      return;
-    }
-    const m = parsed.data;
+    const m = this.#read(msg, membershipBroadcastSchema, "broadcast");
+    if (!m) return;
     if (m.node === this.#o.self.node) return;
     // Only node `m.node` may publish on its own subject (nats.conf): a body naming another node is forged.
     if (msg.subject !== this.#o.subjects.membership(m.node)) {
@@ -447,11 +436,27 @@ export class Membership {
     }
   }
 
-  /** A stream's republish (or a consumer's delivery) onto a membership subject is JetStream speaking, not the node. */
-  #fromNode(msg: Message, what: string): boolean {
-    if (header(msg, "Nats-Stream") === undefined) return true;
-    this.#warn(`republished-${what}`, { subject: msg.subject }, `ignored a ${what} republished by JetStream`);
-    return false;
+  /**
+   * The checked body of a membership message, or undefined (warned) when it is
+   * malformed or is JetStream speaking: a stream's republish (or a consumer's
+   * delivery) onto a membership subject is not the node's own publish.
+   */
+  #read<T>(msg: Message, schema: z.ZodType<T>, what: "heartbeat" | "broadcast"): T | undefined {
+    if (this.#stopped) return undefined;
+    if (header(msg, "Nats-Stream") !== undefined) {
+      this.#warn(
+        `republished-${what}`,
+        { subject: msg.subject },
+        `ignored a ${what} republished by JetStream`,
+      );
+      return undefined;
+    }
+    const parsed = parseOnce(msg.data, schema);
+    if (parsed?.success) return parsed.data;
+    const text =
+      what === "heartbeat" ? "ignored a malformed heartbeat" : "ignored a malformed membership broadcast";
+    this.#warn(`bad-${what}`, { bytes: msg.data.byteLength }, text);
+    return undefined;
   }
 
   #probe(peer: Member): void {

@@ -412,7 +412,9 @@ function onBeacon(next: NextContext, event: Extract<MembershipEvent, { type: "pe
     ctx.linkUp && ctx.phase === "member" && at - (ctx.probedForBeaconAt ?? -Infinity) >= ctx.timings.beaconMs;
   const maxProbes = mayProbe ? BEACON_PROBES * ctx.timings.observers : 0;
   const newcomers: Member[] = [];
-  const members = event.members === "same" ? viewMembers(ctx) : event.members;
+  // A beacon of our own view (members "same") lists us and nothing we lack: nothing to walk.
+  if (event.members === "same") listsSelf = true;
+  const members = event.members === "same" ? [] : event.members;
   for (const m of members) {
     if (m.node === ctx.self.node) {
       listsSelf ||= m.incarnation === ctx.self.incarnation;
