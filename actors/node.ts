@@ -392,6 +392,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       transport,
       store,
       replicas: replicas(),
+      ...(this.components.catalogWrites ? { catalogWrites: this.components.catalogWrites() } : {}),
       election,
       clock,
       logger: logger.child({ role: "files" }),

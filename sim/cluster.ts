@@ -3,6 +3,7 @@
 // and advance simulated time; every membership event each node observed is kept.
 // Used by the tests, the model CLIs (test/model) and `npm run scale` (bench/scaleSim.ts).
 
+import type { CatalogWrites } from "../actors/files/catalogWrites.js";
 import type { FileSettings } from "../actors/files/fileService.js";
 import { MemoryReplicas, SimDisk } from "../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../actors/files/replicaStore.js";
@@ -16,7 +17,7 @@ import { nodeClientName } from "../protocol/advisories.js";
 import type { EventMessage } from "../protocol/messages.js";
 import type { ActionLog } from "../transport/actionLog.js";
 import { type Random, seededRandom } from "../transport/clock.js";
-import { SimKv, SimNetwork, type SimNetworkOptions } from "../transport/sim/index.js";
+import { SimKv, type SimKvOptions, SimNetwork, type SimNetworkOptions } from "../transport/sim/index.js";
 import type { Transport } from "../transport/transport.js";
 import { TEST_ADMIN, TEST_ADMIN_SEED } from "./testAdmin.js";
 
@@ -34,8 +35,12 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly files?: Partial<FileSettings>;
   /** The replica store each node opens over its disk (default MemoryReplicas; tests plant bugs with it). */
   readonly replicaStore?: (id: number, disk: SimDisk) => ReplicaStore;
+  /** How each node's file coordinator orders its catalog writes (default CatalogWrites; tests plant bugs with it). */
+  readonly catalogWrites?: () => CatalogWrites;
   /** The admin keys the nodes trust (default: SIM_ADMIN's); `[]` makes every signature untrusted. */
   readonly adminKeys?: readonly string[];
+  /** How the simulated store behaves (e.g. nats-server 2.9's compare-and-set, `casRaftMs`). */
+  readonly kv?: SimKvOptions;
 }
 
 /** The simulated admin's nkey seed: the tests' key, fixed so runs repeat, public. */
@@ -84,7 +89,7 @@ export class SimCluster {
     this.network = new SimNetwork({ trace: false, account: NODE_ACCOUNT, ...options });
     this.timings = options.timings ?? defaultTimings();
     this.electionTimings = options.election?.timings ?? defaultElectionTimings();
-    this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs") : undefined;
+    this.kv = options.election ? new SimKv(this.network, "DVS_REGISTRY_dvs", options.kv) : undefined;
     this.#nonces = seededRandom(options.seed * 1_000 + 999_983);
   }
 
@@ -150,6 +155,7 @@ export class SimCluster {
         ...(this.options.actionLog ? { actionLog: () => this.options.actionLog as ActionLog } : {}),
         ...(this.kv ? { coordinatorStore: () => (this.kv as SimKv).client(name) } : {}),
         ...(this.options.files ? { replicas: () => this.#replicaStore(id) } : {}),
+        ...(this.options.catalogWrites ? { catalogWrites: this.options.catalogWrites } : {}),
       },
     ).start();
     this.nodes.set(id, node);

@@ -42,6 +42,7 @@ import { CasConflictError } from "../../transport/errors.js";
 import type { Message, Subscription } from "../../transport/transport.js";
 import { BusyFiles } from "./busyFiles.js";
 import type { Catalog } from "./catalog.js";
+import { CatalogWrites } from "./catalogWrites.js";
 import { type FilePeers, fileError } from "./peers.js";
 import { RepairSweep } from "./repair.js";
 
@@ -58,13 +59,17 @@ export class Coordinator {
   readonly busy: BusyFiles;
   /** When this coordinator last wrote each file's record this term (its own clock). */
   readonly #recordedAt = new Map<string, number>();
+  /** The catalog's read-then-writes, one per file at a time (a commit's and a repair's never overlap). */
+  readonly writes: CatalogWrites;
   #nextRef = 1;
   readonly #repair: RepairSweep;
 
   constructor(
     readonly peers: FilePeers,
     readonly catalog: Catalog,
+    writes: CatalogWrites = new CatalogWrites(),
   ) {
+    this.writes = writes;
     const { settings, options } = peers;
     this.busy = new BusyFiles({ ...settings, statusMs: options.election.timings.statusMs });
     this.#repair = new RepairSweep(peers, catalog, this);
@@ -186,7 +191,12 @@ export class Coordinator {
     });
   }
 
-  async #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+  #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+    return this.writes.run(request.name, () => this.#commitExclusive(request, epoch));
+  }
+
+  /** A commit from reading the file's record to writing the next one; no other write of that record runs meanwhile. */
+  async #commitExclusive(request: CommitRequest, epoch: number): Promise<FileAnswer> {
     const { peers } = this;
     if (peers.term() !== epoch) return fileError("EAGAIN", "this node's term ended");
     const existing = await this.catalog.get(request.name);

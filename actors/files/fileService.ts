@@ -60,7 +60,7 @@ export class FileService {
       clock: options.clock,
       input: { maxSessions: this.settings.maxSessions },
     }).start();
-    this.#coordinator = new Coordinator(this.#peers, catalog);
+    this.#coordinator = new Coordinator(this.#peers, catalog, options.catalogWrites);
     this.#holder = new Holder(this.#peers, catalog, this.#server);
     this.#active = new ActiveServer(this.#peers, this.#holder);
   }

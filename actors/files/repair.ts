@@ -10,6 +10,7 @@ import { type HeldFile, type NodeId, PROTOCOL_VERSION } from "../../protocol/mes
 import { CasConflictError } from "../../transport/errors.js";
 import type { BusyFiles } from "./busyFiles.js";
 import { type Catalog, type CatalogEntry, type CatalogListing, catalogKey } from "./catalog.js";
+import type { CatalogWrites } from "./catalogWrites.js";
 import type { FilePeers } from "./peers.js";
 
 /** What a sweep needs from the coordinator it works for. */
@@ -17,6 +18,8 @@ export interface SweepingCoordinator {
   readonly actor: Actor<FileCoordinatorMachine>;
   /** The files whose copies are not judged yet. */
   readonly busy: BusyFiles;
+  /** The catalog's read-then-writes, one per file at a time. */
+  readonly writes: CatalogWrites;
   /** Who holds the recorded version now. */
   holders(record: CatalogRecord): NodeId[];
   /** This coordinator wrote `name`'s record just now. */
@@ -92,7 +95,7 @@ export class RepairSweep {
     }
   }
 
-  async #repairOne({ record, revision }: CatalogEntry, epoch: number): Promise<void> {
+  async #repairOne({ record }: CatalogEntry, epoch: number): Promise<void> {
     const { peers } = this;
     const rf = peers.settings.replicationFactor;
     const holders = this.coordinator.holders(record);
@@ -116,18 +119,34 @@ export class RepairSweep {
       peers.warn("repair", { name: record.name, answer }, "could not repair a version");
       return;
     }
-    if (peers.term() !== epoch) return;
-    const updated: CatalogRecord = {
-      ...record,
-      holders: [...new Set([...holders, ...answer.holders])],
-      at: record.at,
-    };
-    await this.catalog.record(updated, revision).then(
-      () => this.coordinator.recorded(record.name),
-      (e: unknown) => {
-        if (!(e instanceof CasConflictError))
-          peers.warn("repair", { err: e }, "could not record the repaired holders");
-      },
-    );
+    // The holders are written over the record as it is now, and only if it is still the version repaired:
+    // a commit may have recorded a newer one meanwhile (its write and this one never overlap).
+    await this.coordinator.writes.run(record.name, async () => {
+      if (peers.term() !== epoch) return;
+      let current: CatalogEntry | undefined;
+      try {
+        current = await this.catalog.get(record.name);
+      } catch (e) {
+        peers.warn("repair", { err: e }, "could not read the record to repair it");
+        return;
+      }
+      if (
+        current === undefined ||
+        current.record.version !== record.version ||
+        current.record.sha256 !== record.sha256
+      )
+        return;
+      const updated: CatalogRecord = {
+        ...current.record,
+        holders: [...new Set([...holders, ...answer.holders])],
+      };
+      await this.catalog.record(updated, current.revision).then(
+        () => this.coordinator.recorded(record.name),
+        (e: unknown) => {
+          if (!(e instanceof CasConflictError))
+            peers.warn("repair", { err: e }, "could not record the repaired holders");
+        },
+      );
+    });
   }
 }

@@ -8,6 +8,7 @@ import type { Clock } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { Transport } from "../../transport/transport.js";
 import type { Logger } from "../logger.js";
+import type { CatalogWrites } from "./catalogWrites.js";
 import type { ReplicaStore } from "./replicaStore.js";
 
 export interface FileSettings {
@@ -61,4 +62,6 @@ export interface FileServiceOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly settings?: Partial<FileSettings>;
+  /** How the coordinator orders its writes of one file's record (default: one at a time per file). */
+  readonly catalogWrites?: CatalogWrites;
 }

@@ -10,6 +10,7 @@ import type { Clock, Random } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { Transport } from "../../transport/transport.js";
 import type { NodeIdentity, Registration } from "../discovery.js";
+import type { CatalogWrites } from "../files/catalogWrites.js";
 import type { FileSettings } from "../files/fileService.js";
 import type { ReplicaStore } from "../files/replicaStore.js";
 import type { Logger } from "../logger.js";
@@ -44,6 +45,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly coordinatorStore?: (transport: T) => CasStore;
   /** Where this server keeps file replicas (SPEC 8); the file store runs when this and the election do. */
   readonly replicas?: () => ReplicaStore;
+  /** How the file coordinator orders its writes of one file's record (default CatalogWrites; tests plant bugs with it). */
+  readonly catalogWrites?: () => CatalogWrites;
 }
 
 export interface NodeOptions {

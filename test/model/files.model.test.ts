@@ -29,4 +29,18 @@ describe("file store model", () => {
     });
     expect(details.failed, describeFilesFailure(details, { maxCommands, commitOnce })).toBe(false);
   }, 300_000);
+
+  it("a repair's write of a file's holders never undoes a commit's: the counterexample of nats-server 2.9's racy compare-and-set (seed 2)", async () => {
+    // Two commits of a.txt, a power cut of server 1 (a holder's copy gone), a third commit: the repair of
+    // v2 and the commit of v3 wrote the record within one Raft round, and both compare-and-sets passed.
+    const replay = { maxCommands: 20, commitOnce: true };
+    const details = await checkFiles({
+      seed: 2,
+      numRuns: 1,
+      ...replay,
+      path: "8:0:3:3:3:6:6:10:15:17:2:16:16:18:18:19:12:0:12:11:11:16:13:17:11:16:16:13:14:14:14",
+      replayPath: "EAJA//l:1B",
+    });
+    expect(details.failed, describeFilesFailure(details, replay)).toBe(false);
+  }, 60_000);
 });

@@ -307,6 +307,19 @@ export const commandArbitraries: fc.Arbitrary<FilesCommand>[] = [
   fc.integer({ min: 1_000, max: 5_000 }).map((ms) => new Heal(ms)),
 ];
 
+/**
+ * Commits of the files while their holders crash: each crash makes the
+ * coordinator repair a version (its sweep every repairEveryMs) while the
+ * next commits of that file run.
+ */
+export const repairArbitraries: fc.Arbitrary<FilesCommand>[] = [
+  ...Array.from({ length: 6 }, () => commit),
+  fc.constantFrom(...FILE_NAMES).map((n) => new AtRole("crash", n)),
+  node.map((n) => new Restart(n)),
+  fc.integer({ min: 10, max: 300 }).map((ms) => new Advance(ms)),
+  fc.integer({ min: 500, max: 2_000 }).map((ms) => new Advance(ms)),
+];
+
 /** The model at time 0: every node running, no faults. */
 export const initialModel = (): FilesModel => ({
   running: new Set(NODE_IDS),

@@ -8,7 +8,9 @@
 // catalog's new writes and checks them; each call is checked when it ends;
 // the final heal restarts every node and checks that what was acknowledged is
 // served. A failure carries a readable trace.
+
 import { catalogKey } from "../../actors/files/catalog.js";
+import type { CatalogWrites } from "../../actors/files/catalogWrites.js";
 import type { FileSettings } from "../../actors/files/fileService.js";
 import { SimDisk } from "../../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../../actors/files/replicaStore.js";
@@ -82,6 +84,9 @@ export interface FilesConfig {
 }
 
 /** Wraps the store client every node gets (election and catalog share it), to plant a bug. */
+/** nats-server 2.9's window in which a compare-and-set is checked but not applied (nats-io/nats-server#4320). */
+const CAS_RAFT_MS = 50;
+
 export type StoreMutation = (store: CasStore, kv: SimKv) => CasStore;
 /** Makes the replica store a node opens over its disk, to plant a bug. */
 export type ReplicaMutation = (id: NodeId, disk: SimDisk) => ReplicaStore;
@@ -90,6 +95,8 @@ export type ReplicaMutation = (id: NodeId, disk: SimDisk) => ReplicaStore;
 export interface FilesMutation {
   readonly store?: StoreMutation;
   readonly replicas?: ReplicaMutation;
+  /** The coordinator's order of catalog writes. */
+  readonly catalogWrites?: () => CatalogWrites;
 }
 
 /** How much of the model a run exercised, for the CLI's summary. */
@@ -195,7 +202,10 @@ export class FilesHarness {
       latencyMs: { min: 1, max: config.latencyMaxMs },
       election: { passive: config.passive },
       files: FILE_SETTINGS,
+      // The store as nats-server 2.9.10 is: two compare-and-sets of one key within a Raft round may both succeed.
+      kv: { casRaftMs: CAS_RAFT_MS },
       ...(plantReplicas ? { replicaStore: plantReplicas } : {}),
+      ...(mutation.catalogWrites ? { catalogWrites: mutation.catalogWrites } : {}),
     });
     if (this.cluster.kv === undefined) throw new Error("the cluster runs no election");
     this.#log = new TraceLog(() => this.now);

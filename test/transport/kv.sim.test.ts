@@ -39,10 +39,10 @@ casStoreContract("sim", async () => {
 });
 
 /** A network of `servers` with a free-running clock, and its store; `using` stops the clock. */
-function simStore(servers: number) {
+function simStore(servers: number, casRaftMs = 0) {
   const network = new SimNetwork({ seed: 7, servers });
   const stopClock = network.clock.autoRun();
-  const kv = new SimKv(network, "SIM", { timeoutMs: TIMEOUT_MS });
+  const kv = new SimKv(network, "SIM", { timeoutMs: TIMEOUT_MS, casRaftMs });
   const host = (name: string, server = 0) => {
     network.connect(name, { server });
     return kv.client(name);
@@ -94,5 +94,37 @@ describe("the simulated store", () => {
     expect(text(sim.kv.peek("k")!.value)).toBe("v0");
     sim.network.cutLink("a");
     await expect(create).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it("as nats-server 2.9 with casRaftMs: two updates expecting one revision that arrive within a Raft round both succeed", async () => {
+    using sim = simStore(3, 5);
+    const a = sim.host("a", 0);
+    const b = sim.host("b", 1);
+    const revision = await a.create("k", bytes("v0"));
+    const both = await Promise.all([
+      a.update("k", bytes("a"), revision),
+      b.update("k", bytes("b"), revision),
+    ]);
+    expect(new Set(both).size).toBe(2);
+    expect(
+      sim.kv.writes
+        .map((w) => text(w.entry.value))
+        .slice(1)
+        .sort(),
+    ).toEqual(["a", "b"]);
+    // Once the first has landed, the check sees it: a third update expecting the old revision is refused.
+    await expect(a.update("k", bytes("c"), revision)).rejects.toBeInstanceOf(CasConflictError);
+  });
+
+  it("without casRaftMs, two updates expecting one revision: exactly one succeeds", async () => {
+    using sim = simStore(3);
+    const a = sim.host("a", 0);
+    const b = sim.host("b", 1);
+    const revision = await a.create("k", bytes("v0"));
+    const both = await Promise.allSettled([
+      a.update("k", bytes("a"), revision),
+      b.update("k", bytes("b"), revision),
+    ]);
+    expect(both.filter((r) => r.status === "fulfilled")).toHaveLength(1);
   });
 });

@@ -14,6 +14,15 @@ import type { SimNetwork } from "./network.js";
 export interface SimKvOptions {
   /** How long an operation waits for an answer before StoreUnavailableError (as a JetStream API timeout). */
   readonly timeoutMs?: number;
+  /**
+   * nats-server 2.9's compare-and-set (nats-io/nats-server#4320, fixed in
+   * 2.9.21): the expected revision is checked when the write arrives, against
+   * what is applied, and the write is applied this many ms later, after its
+   * Raft round. A second write of the key that expects the same revision and
+   * arrives meanwhile passes the check too, and both succeed. 0 (the default):
+   * a linearizable compare-and-set.
+   */
+  readonly casRaftMs?: number;
 }
 
 interface Watcher {
@@ -32,6 +41,7 @@ export class SimKv {
   readonly #entries = new Map<string, KvEntry>();
   readonly #watchers = new Set<Watcher>();
   readonly #timeoutMs: number;
+  readonly #casRaftMs: number;
   #revision = 0;
   /** Every write in the order it took effect: the model's view of the store's history. */
   readonly writes: { readonly at: number; readonly host: string; readonly entry: KvEntry }[] = [];
@@ -42,6 +52,7 @@ export class SimKv {
     options: SimKvOptions = {},
   ) {
     this.#timeoutMs = options.timeoutMs ?? 1_000;
+    this.#casRaftMs = options.casRaftMs ?? 0;
   }
 
   /** The entry as the store holds it now (for checks; no network involved). */
@@ -55,7 +66,8 @@ export class SimKv {
     const watchers = new Set<Watcher>();
     const pending = new Set<() => void>();
     let closed = false;
-    const run = <T>(operation: string, apply: () => T): Promise<T> =>
+    /** `apply` runs on arrival; a write's `land` (if any) `casRaftMs` later, and the answer waits for it. */
+    const run = <T>(operation: string, apply: () => T, land?: () => T): Promise<T> =>
       new Promise<T>((resolve, reject) => {
         if (closed) {
           reject(new StoreUnavailableError(this.bucket, operation));
@@ -80,18 +92,28 @@ export class SimKv {
         // The request has left the host: it lands even if the host crashes meanwhile.
         this.network.clock.setTimeout(() => {
           if (!this.network.reachesQuorum(host)) return;
-          let result: { ok: true; value: T } | { ok: false; error: unknown };
-          try {
-            result = { ok: true, value: apply() };
-          } catch (error) {
-            result = { ok: false, error };
+          const attempt = (fn: () => T): { ok: true; value: T } | { ok: false; error: unknown } => {
+            try {
+              return { ok: true, value: fn() };
+            } catch (error) {
+              return { ok: false, error };
+            }
+          };
+          const answer = (result: { ok: true; value: T } | { ok: false; error: unknown }) => {
+            const back = this.network.storeHop(host);
+            if (back === undefined) return;
+            clock.setTimeout(() => {
+              if (!this.network.reachesQuorum(host)) return;
+              settle(() => (result.ok ? resolve(result.value) : reject(result.error)));
+            }, back);
+          };
+          const checked = attempt(apply);
+          if (!checked.ok || land === undefined || this.#casRaftMs === 0) {
+            answer(checked);
+            return;
           }
-          const back = this.network.storeHop(host);
-          if (back === undefined) return;
-          clock.setTimeout(() => {
-            if (!this.network.reachesQuorum(host)) return;
-            settle(() => (result.ok ? resolve(result.value) : reject(result.error)));
-          }, back);
+          // Checked and proposed: it lands after its Raft round whatever else arrives meanwhile.
+          this.network.clock.setTimeout(() => answer(attempt(land)), this.#casRaftMs);
         }, out);
       });
 
@@ -99,16 +121,14 @@ export class SimKv {
       bucket: this.bucket,
       get: (key) => run("get", () => this.#entries.get(key)),
       create: (key, value) =>
-        run("create", () => {
+        this.#cas(run, host, "create", key, value, () => {
           if (this.#entries.has(key)) throw new CasConflictError(this.bucket, key, "absent");
-          return this.#write(host, key, value);
         }),
       update: (key, value, expected) =>
-        run("update", () => {
+        this.#cas(run, host, "update", key, value, () => {
           if (this.#entries.get(key)?.revision !== expected) {
             throw new CasConflictError(this.bucket, key, expected);
           }
-          return this.#write(host, key, value);
         }),
       keys: (prefix) =>
         run("keys", () =>
@@ -139,6 +159,31 @@ export class SimKv {
         watchers.clear();
       },
     };
+  }
+
+  /** A compare-and-set: `check` on arrival; the write then, or after its Raft round when `casRaftMs` is set. */
+  #cas(
+    run: (operation: string, apply: () => number, land?: () => number) => Promise<number>,
+    host: string,
+    operation: string,
+    key: string,
+    value: Uint8Array,
+    check: () => void,
+  ): Promise<number> {
+    const write = () => this.#write(host, key, value);
+    if (this.#casRaftMs === 0)
+      return run(operation, () => {
+        check();
+        return write();
+      });
+    return run(
+      operation,
+      () => {
+        check();
+        return 0;
+      },
+      write,
+    );
   }
 
   #write(host: string, key: string, value: Uint8Array): number {
