@@ -17,7 +17,6 @@ import {
   callArbitraries,
   commandArbitraries,
   type FilesCommand,
-  failoverArbitraries,
   initialModel,
   repairArbitraries,
 } from "./filesCommands.js";
