@@ -26,9 +26,4 @@ export class CatalogWrites {
     });
     return result;
   }
-
-  /** How many files have a write queued or running, for tests. */
-  get size(): number {
-    return this.#tails.size;
-  }
 }

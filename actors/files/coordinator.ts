@@ -59,17 +59,15 @@ export class Coordinator {
   readonly busy: BusyFiles;
   /** When this coordinator last wrote each file's record this term (its own clock). */
   readonly #recordedAt = new Map<string, number>();
-  /** The catalog's read-then-writes, one per file at a time (a commit's and a repair's never overlap). */
-  readonly writes: CatalogWrites;
   #nextRef = 1;
   readonly #repair: RepairSweep;
 
   constructor(
     readonly peers: FilePeers,
     readonly catalog: Catalog,
-    writes: CatalogWrites = new CatalogWrites(),
+    /** The catalog's read-then-writes, one per file at a time (a commit's and a repair's never overlap). */
+    readonly writes: CatalogWrites = new CatalogWrites(),
   ) {
-    this.writes = writes;
     const { settings, options } = peers;
     this.busy = new BusyFiles({ ...settings, statusMs: options.election.timings.statusMs });
     this.#repair = new RepairSweep(peers, catalog, this);

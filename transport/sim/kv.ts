@@ -108,12 +108,10 @@ export class SimKv {
             }, back);
           };
           const checked = attempt(apply);
-          if (!checked.ok || land === undefined || this.#casRaftMs === 0) {
-            answer(checked);
-            return;
-          }
+          if (!checked.ok || land === undefined) answer(checked);
+          else if (this.#casRaftMs === 0) answer(attempt(land));
           // Checked and proposed: it lands after its Raft round whatever else arrives meanwhile.
-          this.network.clock.setTimeout(() => answer(attempt(land)), this.#casRaftMs);
+          else this.network.clock.setTimeout(() => answer(attempt(land)), this.#casRaftMs);
         }, out);
       });
 
@@ -161,7 +159,7 @@ export class SimKv {
     };
   }
 
-  /** A compare-and-set: `check` on arrival; the write then, or after its Raft round when `casRaftMs` is set. */
+  /** A compare-and-set: `check` on arrival, the write at once or after its Raft round (`casRaftMs`). */
   #cas(
     run: (operation: string, apply: () => number, land?: () => number) => Promise<number>,
     host: string,
@@ -170,20 +168,11 @@ export class SimKv {
     value: Uint8Array,
     check: () => void,
   ): Promise<number> {
-    const write = () => this.#write(host, key, value);
-    if (this.#casRaftMs === 0)
-      return run(operation, () => {
-        check();
-        return write();
-      });
-    return run(
-      operation,
-      () => {
-        check();
-        return 0;
-      },
-      write,
-    );
+    const checked = () => {
+      check();
+      return 0;
+    };
+    return run(operation, checked, () => this.#write(host, key, value));
   }
 
   #write(host: string, key: string, value: Uint8Array): number {
