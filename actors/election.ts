@@ -137,8 +137,9 @@ export class Election implements Subsystem {
         ping: (_, { coordinator, epoch, ref }) => this.#ping(coordinator, epoch, ref),
       },
     });
+    const { leaseMs, confirmMs } = options.timings;
     this.registry = createActor(registry, {
-      input: { self: options.self, leaseMs: options.timings.leaseMs, at: now },
+      input: { self: options.self, leaseMs, confirmMs, at: now },
       clock: options.clock,
     });
     const server = (options.serverMachine ?? serverMachine).provide({

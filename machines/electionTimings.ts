@@ -16,6 +16,13 @@ export interface ElectionTimings {
   /** First retry after NOTHING; doubles up to `retryMaxMs`. */
   readonly retryMs: number;
   readonly retryMaxMs: number;
+  /**
+   * How long after the write that opens a term the registry confirms it (a
+   * second compare-and-set on the first one's revision) before the candidate
+   * holds the term: longer than the store's Raft round, within which
+   * nats-server before 2.9.21 may let a rival's write pass too (machines/registry.ts).
+   */
+  readonly confirmMs: number;
 }
 
 export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
@@ -26,4 +33,5 @@ export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
   statusMs: 1_000,
   retryMs: Math.max(10, Math.round(leaseMs / 4)),
   retryMaxMs: 2_000,
+  confirmMs: Math.max(5, Math.round(leaseMs / 8)),
 });

@@ -31,6 +31,14 @@ export interface RegistryInput {
   readonly self: NodeId;
   /** How long a coordinator's record stays live without a new revision. */
   readonly leaseMs: number;
+  /**
+   * How long after a write that opens a term its confirmation is sent (0: no
+   * confirmation). nats-server before 2.9.21 can let two compare-and-sets that
+   * expect one revision both pass within a Raft round (nats-io/nats-server#4320):
+   * a term opens only once a second write, expecting the first one's revision,
+   * passes too, sent when the rival's write, if any, has landed.
+   */
+  readonly confirmMs?: number;
   readonly at: number;
 }
 
@@ -38,15 +46,27 @@ export interface RegistryInput {
 export type Ref = string;
 
 export interface PendingWrite {
-  readonly kind: "acquire" | "vacate";
-  /** The candidate (acquire) or the expired coordinator (vacate). */
+  readonly kind: "acquire" | "vacate" | "confirm";
+  /** The candidate (acquire, confirm) or the expired coordinator (vacate). */
   readonly node: NodeId;
   readonly ref: Ref | null;
+  /** When a confirming write was sent. */
+  readonly sentAt?: number;
+}
+
+/** A term written for a candidate, waiting to be confirmed at `dueAt`. */
+export interface PendingConfirm {
+  readonly node: NodeId;
+  readonly ref: Ref | null;
+  readonly epoch: number;
+  readonly revision: number;
+  readonly dueAt: number;
 }
 
 export interface RegistryContext {
   readonly self: NodeId;
   readonly leaseMs: number;
+  readonly confirmMs: number;
   /** Whether the store was read at least once (an unread store is not an empty one). */
   loaded: boolean;
   /** The newest record seen; null when the store holds none. */
@@ -63,11 +83,19 @@ export interface RegistryContext {
   nextOp: number;
   /** A SERVER or ELECTED waiting for this registry's ELECTION write to land. */
   deferred: { readonly from: NodeId; readonly ref: Ref } | null;
+  /** Terms this registry wrote, waiting for their confirmation to be sent. */
+  confirms: PendingConfirm[];
 }
 
 export type RegistryAnswer =
   /** The asker holds a new term: `revision` is the write that opened it (its first lease renewal expects it). */
-  | { readonly type: "COORD"; readonly epoch: number; readonly revision: number }
+  | {
+      readonly type: "COORD";
+      readonly epoch: number;
+      readonly revision: number;
+      /** When the confirming write was sent (this node's clock): the term's lease counts from then. */
+      readonly confirmedAt?: number;
+    }
   | { readonly type: "OK"; readonly coordinator: NodeId; readonly epoch: number }
   | { readonly type: "NOTHING" };
 
@@ -105,6 +133,7 @@ export function initialRegistry(input: RegistryInput): RegistryContext {
   return {
     self: input.self,
     leaseMs: input.leaseMs,
+    confirmMs: input.confirmMs ?? 0,
     loaded: false,
     record: null,
     seenAt: input.at,
@@ -114,6 +143,7 @@ export function initialRegistry(input: RegistryInput): RegistryContext {
     writes: {},
     nextOp: 1,
     deferred: null,
+    confirms: [],
   };
 }
 
@@ -174,7 +204,7 @@ const rereadDueAt = (context: RegistryContext): number | undefined =>
 export function registryTickDue(context: RegistryContext, at: number): number | undefined {
   const r = context.record;
   const ends = r !== null && occupied(r) && leaseEndsAt(context) > at ? leaseEndsAt(context) : undefined;
-  return earliest(rereadDueAt(context), ends);
+  return earliest(rereadDueAt(context), ends, ...context.confirms.map((c) => c.dueAt));
 }
 
 function okOrNothing(context: RegistryContext, at: number): RegistryAnswer {
@@ -248,6 +278,18 @@ function resumeDeferred(context: RegistryContext, at: number, out: RegistryOutpu
   else out.push({ type: "answer", ref: waiting.ref, answer: okOrNothing(context, at) });
 }
 
+/** The confirmations due at `at`: each expects its term's own revision, so a rival's later write makes it fail. */
+function sendConfirms(context: RegistryContext, at: number, out: RegistryOutput[]): void {
+  const due = context.confirms.filter((c) => isDue(c.dueAt, at));
+  if (due.length === 0) return;
+  context.confirms = context.confirms.filter((c) => !isDue(c.dueAt, at));
+  for (const c of due) {
+    const op = `${context.nextOp++}`;
+    context.writes[op] = { kind: "confirm", node: c.node, ref: c.ref, sentAt: at };
+    out.push({ type: "write", write: { op, expected: c.revision, coordinator: c.node, epoch: c.epoch } });
+  }
+}
+
 export function registryStep(context: RegistryContext, event: RegistryEvent): RegistryOutput[] {
   const out: RegistryOutput[] = [];
   switch (event.type) {
@@ -261,11 +303,22 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
       const write = context.writes[event.op];
       delete context.writes[event.op];
       observe(context, event.record, event.at);
-      if (write?.ref != null && write.kind === "acquire") {
+      const { epoch, revision } = event.record;
+      if (write?.kind === "acquire" && context.confirmMs > 0) {
+        // Not a term yet: a rival's write that passed the same check may land after it.
+        context.confirms.push({
+          node: write.node,
+          ref: write.ref,
+          epoch,
+          revision,
+          dueAt: event.at + context.confirmMs,
+        });
+      } else if (write?.ref != null && (write.kind === "acquire" || write.kind === "confirm")) {
+        const confirmedAt = write.sentAt === undefined ? {} : { confirmedAt: write.sentAt };
         out.push({
           type: "answer",
           ref: write.ref,
-          answer: { type: "COORD", epoch: event.record.epoch, revision: event.record.revision },
+          answer: { type: "COORD", epoch, revision, ...confirmedAt },
         });
       }
       resumeDeferred(context, event.at, out, true);
@@ -331,6 +384,7 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
       out.push({ type: "answer", ref: event.ref, answer: okOrNothing(context, event.at) });
       break;
     case "clock.tick":
+      sendConfirms(context, event.at, out);
       // Watches are best effort: re-read when the store has been quiet for half a lease.
       if (isDue(rereadDueAt(context), event.at)) {
         context.reading = true;

@@ -267,6 +267,12 @@ function run(step: Step, enqueue: Enqueue): void {
 
 const eventAt = (event: ServerEvent): number => event.at;
 
+/** When a granted term's lease starts: when its confirming write, if any, was sent, or else when this server asked. */
+const leaseFrom = (event: Extract<ServerEvent, { type: "registry.answer" }>): number =>
+  event.answer.type === "COORD" && event.answer.confirmedAt !== undefined
+    ? Math.max(event.sentAt, event.answer.confirmedAt)
+    : event.sentAt;
+
 export const serverMachine = setup({
   types: {
     context: {} as ServerContext,
@@ -331,7 +337,7 @@ export const serverMachine = setup({
     coord: ({ context, event }) =>
       event.type === "registry.answer" &&
       event.answer.type === "COORD" &&
-      event.at < event.sentAt + context.timings.leaseMs - context.timings.marginMs,
+      event.at < leaseFrom(event) + context.timings.leaseMs - context.timings.marginMs,
     toldOther: ({ context, event }) =>
       event.type === "registry.answer" &&
       event.answer.type === "OK" &&
@@ -471,11 +477,12 @@ export const serverMachine = setup({
         if (event.type !== "registry.answer" || event.answer.type !== "COORD") return;
         const epoch = event.answer.epoch;
         const next = copy(context);
+        const from = leaseFrom(event);
         next.lease = {
           revision: event.answer.revision,
-          validUntil: event.sentAt + next.timings.leaseMs - next.timings.marginMs,
+          validUntil: from + next.timings.leaseMs - next.timings.marginMs,
           renewing: false,
-          lastRenewAt: event.sentAt,
+          lastRenewAt: from,
         };
         next.coordinator = next.self;
         next.epoch = epoch;

@@ -36,6 +36,9 @@ import {
 } from "./electionInvariants.js";
 import { Faults, failWithTrace, TraceLog } from "./faults.js";
 
+/** nats-server 2.9's window in which a compare-and-set is checked but not applied (nats-io/nats-server#4320). */
+const CAS_RAFT_MS = 30;
+
 export const NODE_IDS = [1, 2, 3, 4, 5] as const;
 export const SERVERS = 3;
 /** The largest extra delay a command puts on one node's traffic: comparable to the 400 ms lease. */
@@ -150,6 +153,8 @@ export class ElectionHarness {
       servers: SERVERS,
       latencyMs: { min: 1, max: config.latencyMaxMs },
       election: { timings, passive: [config.passive] },
+      // The store as nats-server 2.9.10 is: two compare-and-sets of one key within a Raft round may both succeed.
+      kv: { casRaftMs: CAS_RAFT_MS },
     });
     if (this.cluster.kv === undefined) throw new Error("the cluster runs no election");
     this.#log = new TraceLog(() => this.now);
@@ -161,6 +166,7 @@ export class ElectionHarness {
     });
     const kv = this.cluster.kv;
     this.kv = kv;
+    kv.witness = (host) => this.#away(host);
     const plant = mutation.store;
     if (plant !== undefined) {
       const client = kv.client.bind(kv);
@@ -352,7 +358,11 @@ export class ElectionHarness {
     for (; this.#absorbed < writes.length; this.#absorbed++) {
       const w = writes[this.#absorbed];
       if (w === undefined) break;
-      this.#history.absorb({ ...decodeRecord(w.entry), at: w.at, host: w.host }, (host) => this.#away(host));
+      // The writer's standing when the store accepted the write (it may land a Raft round later).
+      const standing = w.witnessed;
+      this.#history.absorb({ ...decodeRecord(w.entry), at: w.at, host: w.host }, (host) =>
+        standing !== undefined ? standing : this.#away(host),
+      );
     }
     const entry = this.kv.peek("coordinator");
     if (entry !== undefined && entry.revision !== this.#current?.revision)

@@ -20,6 +20,9 @@ function whoAll(cluster: SimCluster): string[] {
   });
 }
 
+/** From WHO naming a new coordinator to its holding the term: its confirming write (confirmMs, then a store round trip). */
+const TERM_OPENS_MS = 200;
+
 describe("election over the simulated network", () => {
   it("five nodes agree on one coordinator, and on a new one after it crashes", async () => {
     const cluster = new SimCluster({ seed: 7, election: {} });
@@ -38,7 +41,7 @@ describe("election over the simulated network", () => {
     }, 5_000);
     expect(ok).toBe(true);
     expect(cluster.clock.now() - crashedAt).toBeLessThan(1_000);
-    await cluster.advance(50);
+    await cluster.advance(TERM_OPENS_MS);
     expect(coordinators(cluster)).toHaveLength(1);
   });
 
@@ -76,7 +79,7 @@ describe("election over the simulated network", () => {
       expect(now?.revision).toBeGreaterThan(junkRevision);
       const record = coordinatorRecordSchema.parse(JSON.parse(new TextDecoder().decode(now?.value)));
       expect(record.epoch ?? now?.revision).toBeGreaterThan(junkRevision);
-      await cluster.advance(50);
+      await cluster.advance(TERM_OPENS_MS);
       expect(coordinators(cluster)).toHaveLength(1);
     },
   );

@@ -25,7 +25,7 @@ import type { NodeId } from "../../protocol/messages.js";
 const input: RegistryInput = { self: 1, leaseMs: 400, at: 0 };
 
 /** A registry actor whose effects are recorded; `send` returns what it did for those events, in order. */
-function registry() {
+function registry(given: RegistryInput = input) {
   const outputs: RegistryOutput[] = [];
   const machine = registryMachine.provide({
     actions: {
@@ -43,7 +43,7 @@ function registry() {
       },
     },
   });
-  const actor = createActor(machine, { input }).start();
+  const actor = createActor(machine, { input: given }).start();
   return {
     send(...events: RegistryEvent[]): RegistryOutput[] {
       outputs.length = 0;
@@ -453,5 +453,39 @@ describe("registry: an unreadable record in the store", () => {
     expect(r.send(who(201))).toEqual([nothing("who")]);
     expect(r.send(ask("SERVER", 4, 599))).toEqual([nothing("SERVER:4")]);
     expect(r.send(ask("SERVER", 4, 600))).toEqual([write("1", 9, 4, null)]);
+  });
+});
+
+describe("registry: a term confirmed before it is granted (nats-server 2.9's compare-and-set)", () => {
+  const confirming = { ...input, confirmMs: 50 };
+
+  it("grants COORD only after a second write, expecting the first one's revision, passes; the lease counts from it", () => {
+    const r = registry(confirming);
+    r.send(entry(0, null));
+    expect(r.send(ask("ELECTED", 2, 10))).toEqual([
+      { type: "write", write: { op: "1", expected: null, coordinator: 2, epoch: null } },
+    ]);
+    // The opening write landed: no answer yet, and the confirmation is due confirmMs later.
+    expect(r.send(written("1", 20, record(2, 5)))).toEqual([]);
+    expect(registryTickDue(r.context, 20)).toBe(70);
+    expect(r.send(tick(69))).toEqual([]);
+    expect(r.send(tick(70))).toEqual([
+      { type: "write", write: { op: "2", expected: 5, coordinator: 2, epoch: 5 } },
+    ]);
+    expect(r.send(written("2", 80, record(2, 5, 6)))).toEqual([
+      { type: "answer", ref: "ELECTED:2", answer: { type: "COORD", epoch: 5, revision: 6, confirmedAt: 70 } },
+    ]);
+    expect(r.context.confirms).toEqual([]);
+  });
+
+  it("a confirmation that loses its compare-and-set (a rival's write landed after the first) grants nothing", () => {
+    const r = registry(confirming);
+    r.send(entry(0, null), ask("ELECTED", 2, 10), written("1", 20, record(2, 5)), tick(70));
+    // The rival's term, opened by a write that passed the same check, lands: it stands.
+    r.send(entry(75, record(3, 6)));
+    expect(r.send({ type: "store.conflict", op: "2", at: 80 })).toEqual([
+      { type: "answer", ref: "ELECTED:2", answer: { type: "OK", coordinator: 3, epoch: 6 } },
+      { type: "read" },
+    ]);
   });
 });

@@ -9,7 +9,7 @@ export {
   UnknownHostError,
   UnknownServerError,
 } from "./errors.js";
-export { SimKv, type SimKvOptions } from "./kv.js";
+export { SimKv, type SimKvOptions, type SimKvWrite } from "./kv.js";
 export {
   type ConnectOptions,
   type SimFaults,

@@ -25,6 +25,15 @@ export interface SimKvOptions {
   readonly casRaftMs?: number;
 }
 
+export interface SimKvWrite {
+  /** When the store accepted it (checked it); it took effect then, or a Raft round later (`casRaftMs`). */
+  readonly at: number;
+  readonly host: string;
+  readonly entry: KvEntry;
+  /** What `witness` said of the writer when the write was accepted. */
+  readonly witnessed?: string | null;
+}
+
 interface Watcher {
   readonly host: string;
   readonly key: string;
@@ -43,8 +52,10 @@ export class SimKv {
   readonly #timeoutMs: number;
   readonly #casRaftMs: number;
   #revision = 0;
-  /** Every write in the order it took effect: the model's view of the store's history. */
-  readonly writes: { readonly at: number; readonly host: string; readonly entry: KvEntry }[] = [];
+  /** Every write in the order it took effect, each with when it was accepted: the model's view of the store's history. */
+  readonly writes: SimKvWrite[] = [];
+  /** What a model notes of a writer when its write is accepted (its standing then, say): kept with the write. */
+  witness: ((host: string) => string | null) | undefined;
 
   constructor(
     readonly network: SimNetwork,
@@ -168,17 +179,21 @@ export class SimKv {
     value: Uint8Array,
     check: () => void,
   ): Promise<number> {
+    // A write is taken when it passes its check: its record says then, even when it lands a Raft round later.
+    let accepted: Omit<SimKvWrite, "entry"> = { at: 0, host };
     const checked = () => {
       check();
+      const at = this.network.clock.now();
+      accepted = this.witness === undefined ? { at, host } : { at, host, witnessed: this.witness(host) };
       return 0;
     };
-    return run(operation, checked, () => this.#write(host, key, value));
+    return run(operation, checked, () => this.#write(key, value, accepted));
   }
 
-  #write(host: string, key: string, value: Uint8Array): number {
+  #write(key: string, value: Uint8Array, accepted: Omit<SimKvWrite, "entry">): number {
     const entry: KvEntry = { key, value: value.slice(), revision: ++this.#revision };
     this.#entries.set(key, entry);
-    this.writes.push({ at: this.network.clock.now(), host, entry });
+    this.writes.push({ ...accepted, entry });
     for (const w of this.#watchers) if (w.key === key) this.#notify(w, entry);
     return entry.revision;
   }
