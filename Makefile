@@ -3,13 +3,13 @@
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: up test deps nats-server iproute2 bench chaos scale model clean
+.PHONY: up test deps test-deps nats-server iproute2 chromium prometheus bench chaos scale model clean
 
 up: deps
 	npm run build
 	node dist/bin/dvsd.js up $(ARGS)
 
-test: deps
+test: deps test-deps
 	npm test
 
 bench: deps
@@ -21,6 +21,20 @@ nats-server:
 	@command -v nats-server >/dev/null || { \
 	  echo "installing nats-server (apt-get)"; \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y nats-server; }
+
+# The tests in real tools: the console in Debian's chromium (driven by playwright-core), the
+# metrics scraped by Debian's prometheus. Only `make test` needs them.
+test-deps: chromium prometheus
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt-get)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+prometheus:
+	@command -v prometheus >/dev/null || { \
+	  echo "installing prometheus (apt-get)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y prometheus; }
 
 # `ip` for the chaos variant in network namespaces (it skips, saying why, where they cannot be made).
 iproute2:

@@ -10,12 +10,15 @@ import { fork } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { defaultTimings } from "../machines/membershipContext.js";
 import { abortError, type LastResort, runLastResort, Scope, within } from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
 import { columns } from "./report.js";
 import { judgeResultRow, type ResultRow, resultCells, writeResults } from "./results.js";
+import { type FloorResult, runFloor } from "./scaleFloor.js";
+import { floorRows } from "./scaleFloorRows.js";
 import { type ProcessScaleResult, runProcessScale } from "./scaleProcesses.js";
 import { flatnessRows, processNotes, processRows } from "./scaleProcessRows.js";
 import type { SimScaleResult } from "./scaleSim.js";
@@ -30,9 +33,13 @@ const DEFAULTS = {
   simNodes: "100,1000,10000",
   simSeconds: 3,
   simBudgetSeconds: 600,
+  floorProcesses: 16,
 } as const;
 /** Sizes measured instead when an asked size does not finish in its budget, to show how the cost grows. */
 const LADDER = [100, 250, 500];
+
+const PARTS = ["processes", "floor", "sim"] as const;
+export type ScalePart = (typeof PARTS)[number];
 
 export interface ScaleOptions {
   /** Sizes, run one after the other, each with a nats-server of its own. */
@@ -45,7 +52,10 @@ export interface ScaleOptions {
   readonly simSeconds: number;
   readonly simBudgetSeconds: number;
   readonly seed: number;
-  readonly only?: "processes" | "sim";
+  /** Bare nats.js processes of the transport floor (scaleFloor.ts). */
+  readonly floorProcesses: number;
+  /** The parts to run; all three when absent. */
+  readonly only?: readonly ScalePart[];
   readonly signal: AbortSignal;
   readonly progress: (message: string) => void;
 }
@@ -73,7 +83,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       simSeconds: options.simSeconds,
       simBudgetSeconds: options.simBudgetSeconds,
       seed: options.seed,
-      only: options.only ?? "both",
+      floorProcesses: options.floorProcesses,
+      only: options.only ?? PARTS,
     },
     cpuModel: cpus()[0]?.model.trim() ?? "unknown",
   };
@@ -85,8 +96,10 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     );
   };
   load("at the start");
+  const runs = (part: ScalePart) => options.only === undefined || options.only.includes(part);
   try {
-    if (options.only !== "sim") {
+    let processResults: ProcessScaleResult[] = [];
+    if (runs("processes")) {
       const results: ProcessScaleResult[] = [];
       for (const [i, processes] of options.processes.entries()) {
         if (i > 0) load(`before ${processes} processes`);
@@ -103,9 +116,21 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       rows.push(...flat.rows);
       notes.push(...flat.notes);
       meta.processes = results;
+      processResults = results;
     }
-    if (options.only !== "processes") {
-      if (options.only !== "sim") load("between the parts");
+    if (runs("floor")) {
+      if (runs("processes")) load("before the floor");
+      const floor = await measureFloor(options, lastResort);
+      if (floor instanceof Error) rows.push(errorRow("floor", floor));
+      else {
+        const made = floorRows(floor, processResults);
+        rows.push(...made.rows);
+        notes.push(...made.notes);
+        meta.floor = floor;
+      }
+    }
+    if (runs("sim")) {
+      if (runs("processes") || runs("floor")) load("before the simulation");
       const scope = new Scope(lastResort);
       try {
         const results: SimScaleResult[] = [];
@@ -157,16 +182,36 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   return { rows: rows.map(judgeResultRow), notes, meta, errors: rows.filter((r) => r.error).length };
 }
 
-/** One size in a scope of its own: everything it started is gone before the next size starts. */
-async function measureProcesses(
+/**
+ * One measurement in a scope of its own: everything it started is gone before
+ * the next starts; a failure is returned (and said) so the next still runs.
+ */
+async function inScope<T>(
+  options: ScaleOptions,
+  label: string,
+  lastResort: LastResort,
+  run: (scope: Scope, progress: (m: string) => void) => Promise<T>,
+): Promise<T | Error> {
+  const progress = (m: string) => options.progress(`${label}: ${m}`);
+  const scope = new Scope(lastResort);
+  try {
+    return await run(scope, progress);
+  } catch (error) {
+    if (options.signal.aborted) throw abortError(options.signal);
+    progress(`ERROR ${describe(error)}`);
+    return error instanceof Error ? error : new Error(String(error));
+  } finally {
+    for (const failure of await scope.close()) progress(`cleanup: ${failure.message}`);
+  }
+}
+
+function measureProcesses(
   options: ScaleOptions,
   processes: number,
   lastResort: LastResort,
 ): Promise<ProcessScaleResult | Error> {
-  const progress = (m: string) => options.progress(`processes ${processes}: ${m}`);
-  const scope = new Scope(lastResort);
-  try {
-    return await runProcessScale({
+  return inScope(options, `processes ${processes}`, lastResort, (scope, progress) =>
+    runProcessScale({
       processes,
       idleMs: options.idleSeconds * 1000,
       convergeTimeoutMs: options.convergeSeconds * 1000,
@@ -175,14 +220,25 @@ async function measureProcesses(
       scope,
       signal: options.signal,
       progress,
-    });
-  } catch (error) {
-    if (options.signal.aborted) throw abortError(options.signal);
-    progress(`ERROR ${describe(error)}`);
-    return error instanceof Error ? error : new Error(String(error));
-  } finally {
-    for (const failure of await scope.close()) progress(`cleanup: ${failure.message}`);
-  }
+    }),
+  );
+}
+
+/** The transport floor, with SPEC 4's default heartbeat period and observers. */
+function measureFloor(options: ScaleOptions, lastResort: LastResort): Promise<FloorResult[] | Error> {
+  const defaults = defaultTimings();
+  return inScope(options, "floor", lastResort, (scope, progress) =>
+    runFloor({
+      processes: options.floorProcesses,
+      idleMs: options.idleSeconds * 1000,
+      periodMs: defaults.heartbeatMs,
+      observers: defaults.observers,
+      repoRoot: findRepoRoot(),
+      scope,
+      signal: options.signal,
+      progress,
+    }),
+  );
 }
 
 // ---- simulation ----
@@ -374,6 +430,14 @@ results/scale.json and scale.md, and a line of results/history.jsonl.
              the sizes: largest / smallest median idle CPU per node over the
              sizes from 4 to 64, and of delivered msgs/s per node from 16 to 64
              (≤ 2 is flat), computed from this run.
+  floor      the transport floor: F bare nats.js processes (same V8 flags and
+             client options as dvsd run) doing only the traffic of SPEC 4's
+             default membership settings, a heartbeat every 200 ms heard by
+             5 observers, on a nats-server of their own; idle CPU per process
+             over the idle spell, in three variants (connected and silent;
+             heartbeats each at its own phase; heartbeats in step on the wall
+             clock), and dvsd's idle CPU at F processes over the floor's when
+             both ran. The least any node on nats.js pays for those defaults.
   sim        N node runtimes on the simulated network and clock, run S simulated
              seconds, each size in a process of its own: wall ms per simulated
              second, when all N first held one view (simulated and wall time),
@@ -397,7 +461,9 @@ Options:
   --sim-seconds <s>        simulated seconds per size (default ${DEFAULTS.simSeconds})
   --sim-budget <s>         wall-clock seconds allowed per simulated size (default ${DEFAULTS.simBudgetSeconds})
   --seed <n>               simulation seed (default 1)
-  --only <part>            processes or sim (default: both)
+  --floor-processes <n>    processes of the transport floor (default ${DEFAULTS.floorProcesses})
+  --only <part,…>          processes, floor or sim, or a comma-separated list
+                           (default: all three)
   --out <dir>              write the results files there instead of results/
   -h, --help               show this help
 `;
@@ -433,6 +499,7 @@ async function main(argv: readonly string[]): Promise<number> {
         "sim-budget": { type: "string" },
         seed: { type: "string" },
         only: { type: "string" },
+        "floor-processes": { type: "string" },
         out: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -442,8 +509,12 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
-    if (values.only !== undefined && values.only !== "processes" && values.only !== "sim") {
-      throw new UsageError(`--only wants processes or sim, not ${JSON.stringify(values.only)}`);
+    const only = values.only?.split(",").map((p) => p.trim());
+    const unknown = only?.find((p) => !(PARTS as readonly string[]).includes(p));
+    if (unknown !== undefined) {
+      throw new UsageError(
+        `--only wants processes, floor or sim (or a comma-separated list), not ${JSON.stringify(unknown)}`,
+      );
     }
     if (values["crash-timeout"] !== undefined && !values.crash) {
       throw new UsageError("--crash-timeout only applies with --crash");
@@ -463,7 +534,8 @@ async function main(argv: readonly string[]): Promise<number> {
       simSeconds: positiveInt("--sim-seconds", values["sim-seconds"], DEFAULTS.simSeconds),
       simBudgetSeconds: positiveInt("--sim-budget", values["sim-budget"], DEFAULTS.simBudgetSeconds),
       seed: positiveInt("--seed", values.seed, 1),
-      ...(values.only ? { only: values.only } : {}),
+      floorProcesses: positiveInt("--floor-processes", values["floor-processes"], DEFAULTS.floorProcesses),
+      ...(only ? { only: only as ScalePart[] } : {}),
       ...(values.out !== undefined ? { out: values.out } : {}),
     };
   } catch (error) {

@@ -236,7 +236,7 @@ function describeViews(nodes: readonly NodeStatus[]): string {
 }
 
 /** User + system CPU seconds so far, from /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per s). */
-function readCpuSeconds(pid: number | undefined, what: string): number {
+export function readCpuSeconds(pid: number | undefined, what: string): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces: count from the closing parenthesis.
@@ -267,7 +267,7 @@ function readRss(pid: number | undefined, what: string): Rss {
  * SIGTERM to every live child, SIGKILL to any still there after `graceMs`;
  * resolves with the ones that did not stop cleanly (exit 0 on SIGTERM).
  */
-async function stopAll(children: readonly ChildProcess[], graceMs: number): Promise<string[]> {
+export async function stopAll(children: readonly ChildProcess[], graceMs: number): Promise<string[]> {
   const unclean: string[] = [];
   await Promise.all(
     children.map(async (child, i) => {

@@ -22,7 +22,7 @@ describe("npm run bench", () => {
 });
 
 describe("npm run scale", () => {
-  it("counts what nats-server delivered while idle and hears a SIGKILLed node from every survivor", async () => {
+  it("counts what nats-server delivered while idle, hears a SIGKILLed node from every survivor, and measures the transport floor", async () => {
     const report = await runScale({
       processes: [3],
       idleSeconds: 1,
@@ -32,7 +32,8 @@ describe("npm run scale", () => {
       simSeconds: 1,
       simBudgetSeconds: 1,
       seed: 1,
-      only: "processes",
+      floorProcesses: 3,
+      only: ["processes", "floor"],
       signal: new AbortController().signal,
       progress: () => {},
     });
@@ -42,7 +43,13 @@ describe("npm run scale", () => {
     expect(value("processes-3/crash.reported")).toBe(2);
     expect(value("processes-3/crash.silent")).toBe(0);
     expect(value("processes-3/crash.received.max")).toBeGreaterThan(0);
-  }, 90_000);
+    // The floor: silent clients get nothing; with heartbeats each of 3 hears the other 2, 5 times a second.
+    expect(value("floor-connected/nats.delivered-per-process")).toBe(0);
+    expect(value("floor-heartbeats/nats.delivered-per-process")).toBeGreaterThan(5);
+    expect(value("floor-heartbeats/nats.delivered-per-process")).toBeLessThan(15);
+    expect(value("floor-heartbeats-aligned/idle-cpu.median")).toBeGreaterThanOrEqual(0);
+    expect(value("floor/dvsd-over-floor-3")).toBeGreaterThan(0);
+  }, 120_000);
 
   it("a flatness ratio is the largest over the smallest per-node figure, over the sizes in its range", () => {
     const points = [
