@@ -38,6 +38,7 @@ import type { Clock, TimerHandle } from "../transport/clock.js";
 import { NoRespondersError, TimeoutError } from "../transport/errors.js";
 import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { MembershipMetrics } from "./metrics.js";
 
 export interface MembershipOptions {
   readonly self: Member;
@@ -55,6 +56,8 @@ export interface MembershipOptions {
   readonly onChange?: (change: ViewChange, event: EventMessage) => void;
   /** This incarnation was declared down by the others: the caller must rejoin as a new one. */
   readonly onRejoin?: (reason: string, viewId: number) => void;
+  /** Where heartbeats, probes and broadcasts sent and received are counted (default: nowhere). */
+  readonly metrics?: MembershipMetrics;
 }
 
 /**
@@ -148,6 +151,7 @@ export class Membership {
     this.#subscriptions = [
       transport.subscribe(subjects.memberships, (msg) => this.#onBroadcast(msg)),
       transport.subscribe(subjects.probe(self.node), (msg) => {
+        this.#o.metrics?.membershipMessage("probe", "received");
         this.#responder.answer(msg, encode({ node: self.node, incarnation: self.incarnation }));
       }),
     ];
@@ -330,6 +334,7 @@ export class Membership {
     if (transport.status !== "connected") return;
     try {
       transport.publish(subjects.heartbeat(self.node), encode(this.#heartbeatMessage()));
+      this.#o.metrics?.membershipMessage("heartbeat", "sent");
     } catch (error) {
       this.#warn("heartbeat", { err: error }, "could not publish a heartbeat");
     }
@@ -363,6 +368,7 @@ export class Membership {
     if (transport.status !== "connected") return;
     try {
       transport.publish(subjects.membership(self.node), encode(message));
+      this.#o.metrics?.membershipMessage(message.kind, "sent");
     } catch (error) {
       this.#warn("broadcast", { err: error, kind: message.kind }, "could not publish a membership broadcast");
     }
@@ -382,6 +388,7 @@ export class Membership {
       );
       return;
     }
+    this.#o.metrics?.membershipMessage("heartbeat", "received");
     this.#send({ type: "peer.heartbeat", from: { node, incarnation }, view, down, at: this.#o.clock.now() });
   }
 
@@ -398,6 +405,7 @@ export class Membership {
       );
       return;
     }
+    this.#o.metrics?.membershipMessage(m.kind, "received");
     const from = { node: m.node, incarnation: m.incarnation };
     const at = this.#o.clock.now();
     switch (m.kind) {
@@ -461,6 +469,7 @@ export class Membership {
 
   #probe(peer: Member): void {
     const { transport, subjects, clock, timings } = this.#o;
+    this.#o.metrics?.membershipMessage("probe", "sent");
     transport
       .request(subjects.probe(peer.node), encode({ node: this.#o.self.node }), {
         timeoutMs: timings.heartbeatMs,

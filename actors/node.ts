@@ -22,6 +22,7 @@ import { Election } from "./election.js";
 import { FileService } from "./files/fileService.js";
 import { defaultRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
+import type { ElectionMetrics } from "./metrics.js";
 import { DisconnectWatch } from "./node/disconnects.js";
 import type { NodeComponents, NodeOptions } from "./node/options.js";
 import { ServiceRegistration } from "./node/registration.js";
@@ -280,14 +281,16 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
    * the `NodeControl` of the DVS requests and the view of the replication server.
    */
   #assemble(transport: T): NodeParts<T> {
-    const { logger, clock, stateDir } = this.components;
+    const { logger, clock, stateDir, metrics } = this.components;
     const node = this.#identity.node;
     const floor = { subjects: this.subjects, transport, clock, logger };
+    const measured = metrics ? { metrics } : {};
     const replication = new ReplicationServer({
       node,
       ...floor,
       view: this,
       timeoutMs: this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      ...measured,
     });
     const processes = new ProcessRuntime({
       node,
@@ -362,6 +365,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       adminKeys: this.options.adminKeys ?? [],
       random: this.components.random ?? systemRandom,
       ...(actionLog ? { actionLog } : {}),
+      ...measured,
     });
     // The requests start first: the others forward through its replication server.
     return { all: [requests, ...served], requests, processes, registration, election, files };
@@ -369,7 +373,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
 
   /** The election, when the node has a coordinator store, and the file store, when it also has replicas. */
   #serverRoles(transport: T): { election?: Election; files?: FileService } {
-    const { coordinatorStore, replicas, clock, logger } = this.components;
+    const { coordinatorStore, replicas, clock, logger, metrics } = this.components;
     if (!coordinatorStore) return {};
     const store = coordinatorStore(transport);
     const serverType = this.options.election?.serverType ?? "active";
@@ -384,6 +388,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       logger: logger.child({ role: "election" }),
       timings: this.options.election?.timings ?? defaultElectionTimings(),
     });
+    if (metrics) countTerms(election, metrics);
     if (!replicas) return { election };
     const files = new FileService({
       self: this.#identity.node,
@@ -397,6 +402,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       clock,
       logger: logger.child({ role: "files" }),
       ...(this.options.files ? { settings: this.options.files } : {}),
+      ...(metrics ? { metrics } : {}),
     });
     election.carryFiles(files);
     return { election, files };
@@ -435,6 +441,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       logger,
       onChange: (change, event) => this.#onViewChange(change, event),
       onRejoin: (_reason, lastViewId) => void this.#rejoin(lastViewId),
+      ...(this.components.metrics ? { metrics: this.components.metrics } : {}),
     });
     this.#membership = membership;
     membership.start();
@@ -442,6 +449,7 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
 
   #onViewChange(change: ViewChange, event: EventMessage): void {
     this.#lastViewId = change.view.id;
+    this.components.metrics?.viewChanged(change.event);
     if (change.cause === "started" || this.actor.getSnapshot().matches({ running: "joining" })) {
       this.actor.send({ type: "membership.joined" });
     }
@@ -511,4 +519,18 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
     this.#stopLink?.();
     await this.#transport?.close();
   }
+}
+
+/**
+ * Counts the terms this node's server wins: each epoch it enters the
+ * coordinator state with, once (a renewal keeps the epoch). The subscription
+ * ends with the election's actors.
+ */
+function countTerms(election: Election, metrics: ElectionMetrics): void {
+  let counted = 0;
+  election.server.subscribe((snap) => {
+    if (snap.value !== "coordinator" || snap.context.epoch === counted) return;
+    counted = snap.context.epoch;
+    metrics.termWon(counted);
+  });
 }

@@ -13,6 +13,7 @@ import type { Clock } from "../transport/clock.js";
 import { NoRespondersError, TimeoutError } from "../transport/errors.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { GatherMetrics } from "./metrics.js";
 
 export interface ReplicationServerOptions {
   readonly node: NodeId;
@@ -24,6 +25,8 @@ export interface ReplicationServerOptions {
   readonly view: { viewMembers(): readonly NodeId[] };
   /** How long a gather or a forward waits when the request names no `timeout`. */
   readonly timeoutMs: number;
+  /** Where each gather's fan-out and stragglers are counted (default: nowhere). */
+  readonly metrics?: GatherMetrics;
 }
 
 export interface ReplicationStats {
@@ -97,6 +100,7 @@ export class ReplicationServer {
           this.#gathers.delete(seq);
           const output = actor.getSnapshot().output as GatherOutput<Rply>;
           this.stats.dropped += output.dropped;
+          if (this.#o.metrics) countGather(this.#o.metrics, output);
           resolve(aggregate(rqst, node, output, timeoutMs));
         },
       });
@@ -164,6 +168,16 @@ export class ReplicationServer {
     }
     actor.send({ type: "member.answered", node: parsed.rply.src, reply: parsed.rply });
   }
+}
+
+function countGather(metrics: GatherMetrics, output: GatherOutput<Rply>): void {
+  let timedOut = 0;
+  let left = 0;
+  for (const entry of output.entries) {
+    if (entry.outcome === "timeout") timedOut++;
+    else if (entry.outcome === "down") left++;
+  }
+  metrics.gathered(output.entries.length, timedOut, left);
 }
 
 /** One RPLY for the requester: an entry per expected member; rcode 0, or the first entry's error. */

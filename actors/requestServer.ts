@@ -24,6 +24,7 @@ import type { Clock } from "../transport/clock.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import type { ActionRecorder, ActionRqst } from "./actionRecorder.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { RequestMetrics, RequestSource } from "./metrics.js";
 import type { ReplicationServer } from "./replication.js";
 import { RequestBudget } from "./requestBudget.js";
 
@@ -64,6 +65,8 @@ export interface RequestServerOptions {
    * when it came in on a subject only admins may publish to.
    */
   readonly relayAuth?: (rqst: Rqst) => RelayVerdict;
+  /** Where every answer is counted, with its latency (default: nowhere). */
+  readonly metrics?: RequestMetrics;
 }
 
 /** Whether a relayed mutating request carries a valid admin proof. */
@@ -142,7 +145,9 @@ export class RequestServer {
 
   #serve(msg: Message, source: Source): void {
     this.stats.received++;
-    const { node } = this.#options;
+    const { node, clock, metrics } = this.#options;
+    // Only a node that measures reads the clock for each request.
+    const served: Served = { source, at: metrics ? clock.now() : 0 };
     // A reply subject outside the inbox namespace would make this node publish,
     // with its own rights, wherever the requester chose: the request is dropped unserved.
     if (msg.reply !== undefined && !this.#acceptsReply(msg, source)) {
@@ -166,6 +171,7 @@ export class RequestServer {
         msg,
         parsed.encoding,
         errorRply(parsed.partial, node, parsed.error, parsed.message, parsed.issues),
+        served,
       );
       return;
     }
@@ -186,7 +192,7 @@ export class RequestServer {
           { type: rqst.type, error: admission.error },
           "refused a request over budget",
         );
-        this.#answer(msg, encoding, errorRply(rqst, node, admission.error, admission.message));
+        this.#answer(msg, encoding, errorRply(rqst, node, admission.error, admission.message), served);
         return;
       }
       release = admission.release;
@@ -208,6 +214,7 @@ export class RequestServer {
           msg,
           encoding,
           errorRply(rqst, node, "EPERM", `${rqst.type} passed on by another node: ${verdict.message}`),
+          served,
         );
         return;
       }
@@ -217,16 +224,16 @@ export class RequestServer {
     if (recorder && action) {
       // A signed request covers the action id it was sent with: one this node names is not passed on.
       const relayed = rqst.auth !== undefined && rqst.action === undefined ? rqst : action;
-      this.#track(this.#serveAction(msg, encoding, recorder, action, relayed, source).finally(release));
+      this.#track(this.#serveAction(msg, encoding, recorder, action, relayed, served).finally(release));
       return;
     }
     // Most requests are answered synchronously; only those that wait for something are tracked.
-    const served = rqst;
-    const resolved = this.#resolve(served, source);
+    const request = rqst;
+    const resolved = this.#resolve(request, source);
     if (resolved instanceof Promise)
-      this.#track(resolved.then((r) => this.#send(msg, encoding, served, r)).finally(release));
+      this.#track(resolved.then((r) => this.#send(msg, encoding, request, r, served)).finally(release));
     else {
-      this.#send(msg, encoding, served, resolved);
+      this.#send(msg, encoding, request, resolved, served);
       release();
     }
   }
@@ -235,8 +242,8 @@ export class RequestServer {
     return this.#responder.accepts(msg, source === "multicast" ? this.#isGatherSubject : undefined);
   }
 
-  #send(msg: Message, encoding: Encoding, rqst: Rqst, { rply, afterReply }: Resolved): void {
-    this.#answer(msg, encoding, rply);
+  #send(msg: Message, encoding: Encoding, rqst: Rqst, { rply, afterReply }: Resolved, served: Served): void {
+    this.#answer(msg, encoding, rply, served);
     this.#runAfterReply(rqst, afterReply);
   }
 
@@ -247,7 +254,7 @@ export class RequestServer {
     recorder: ActionRecorder,
     rqst: ActionRqst,
     relayed: Rqst,
-    source: Source,
+    served: Served,
   ): Promise<void> {
     const { node, clock } = this.#options;
     const startedAt = clock.now();
@@ -257,14 +264,20 @@ export class RequestServer {
         begun === "refused"
           ? errorRply(rqst, node, "EAGAIN", "the action log cannot be written: nothing was changed")
           : errorRply(rqst, node, "EEXIST", `action ${rqst.action} is already in the log: name a new one`);
-      this.#answer(msg, encoding, refusal);
+      this.#answer(msg, encoding, refusal, served);
       return;
     }
-    const resolved = await this.#resolve(relayed, source);
+    const resolved = await this.#resolve(relayed, served.source);
     // The reply names its action only once the whole action (request, replies, outcome) is in the log.
     if (begun === "logged" && (await recorder.end(rqst, resolved.rply, startedAt))) {
-      this.#send(msg, encoding, rqst, { ...resolved, rply: { ...resolved.rply, action: rqst.action } });
-    } else this.#send(msg, encoding, rqst, resolved);
+      this.#send(
+        msg,
+        encoding,
+        rqst,
+        { ...resolved, rply: { ...resolved.rply, action: rqst.action } },
+        served,
+      );
+    } else this.#send(msg, encoding, rqst, resolved, served);
   }
 
   /** Works out the reply: refused, gathered from every member, forwarded, or served here. */
@@ -366,9 +379,10 @@ export class RequestServer {
     return handler(rqst);
   }
 
-  #answer(msg: Message, encoding: Encoding, rply: Rply): void {
+  #answer(msg: Message, encoding: Encoding, rply: Rply, served: Served): void {
+    const { transport, node, metrics, clock } = this.#options;
+    if (metrics) metrics.requestAnswered(rply.type, rply.rcode, served.source, clock.now() - served.at);
     if (!msg.reply) return;
-    const { transport, node } = this.#options;
     const headers = headersFor(encoding);
     try {
       let bytes: Uint8Array;
@@ -418,7 +432,13 @@ function afterReplyOf(outcome: Outcome): (() => void) | undefined {
 }
 
 /** Where a request came in: a public subject (full or read-only), or passed on by another node. */
-type Source = "public" | "readonly" | "multicast" | "forward";
+type Source = RequestSource;
+
+/** Where and when a request came in: its answer is counted with its latency. */
+interface Served {
+  readonly source: Source;
+  readonly at: number;
+}
 
 /**
  * The requester's role. The subject decides for requests from outside; a role

@@ -8,7 +8,7 @@ import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
-import { judge, type Verdict } from "./report.js";
+import { columns, judge, type Verdict } from "./report.js";
 import type { Target } from "./row.js";
 
 /**
@@ -138,6 +138,15 @@ export function resultCells(r: ResultRow): string[] {
   const ratio = r.ratio === undefined ? "" : Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : "n/a";
   const verdict = r.error ? `ERROR ${r.error.name}: ${r.error.message}` : (r.verdict ?? "");
   return [r.name, number(r.value), r.unit, target, ratio, verdict];
+}
+
+/** A judged run as the commands print it: one aligned line per row, then the notes. */
+export function renderResultTable(rows: readonly ResultRow[], notes: readonly string[]): string {
+  const lines = columns(
+    [["row", "value", "unit", "target", "of target", "verdict"], ...rows.map(resultCells)],
+    [false, true, false, false, true, false],
+  );
+  return [...lines, "", ...notes.map((n) => `· ${n}`)].join("\n");
 }
 
 function number(value: number): string {

@@ -15,8 +15,7 @@ import { abortError, type LastResort, runLastResort, Scope, within } from "./con
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
-import { columns } from "./report.js";
-import { judgeResultRow, type ResultRow, resultCells, writeResults } from "./results.js";
+import { judgeResultRow, type ResultRow, renderResultTable, writeResults } from "./results.js";
 import { type FloorResult, runFloor } from "./scaleFloor.js";
 import { floorRows } from "./scaleFloorRows.js";
 import { type ProcessScaleResult, runProcessScale } from "./scaleProcesses.js";
@@ -404,11 +403,7 @@ const describe = (error: unknown) =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 export function renderScaleTable(report: ScaleReport): string {
-  const lines = columns(
-    [["row", "value", "unit", "target", "of target", "verdict"], ...report.rows.map(resultCells)],
-    [false, true, false, false, true, false],
-  );
-  return [...lines, "", ...report.notes.map((n) => `· ${n}`)].join("\n");
+  return renderResultTable(report.rows, report.notes);
 }
 
 // ---- command line ----

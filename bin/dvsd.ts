@@ -16,6 +16,7 @@ import {
   renderAccounts,
   renderNatsConfig,
 } from "../daemon/natsAccounts.js";
+import { addConsoleCommand, CONSOLE_PORT } from "./dvsd/console.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -75,6 +76,11 @@ program
   .option("--config <file>", "config file, YAML or JSON (see docs/config.md)")
   .option("--state <dir>", "state directory (default: ./data/node-<id>)")
   .addOption(new Option("--log-level <level>", "log level").choices(logLevels))
+  .option(
+    "--metrics-port <port>",
+    "serve Prometheus metrics at http://<metrics.host>:<port>/metrics (metrics.port; 0: off, the default)",
+    integer(0, 65_535),
+  )
   .addHelpText(
     "after",
     "\nFlags override the config file; DVS_NATS_USER, DVS_NATS_PASS and DVS_ADMIN_KEYS stand for --user, --pass and --admin-keys.\nLogs are JSON lines (pino) on stdout.\nExample (node 1 of the shipped nats.conf): DVS_NATS_USER=node-1 DVS_NATS_PASS=dvs-node-1-dev dvsd run --node 1 --nats nats://127.0.0.1:4222",
@@ -90,6 +96,7 @@ program
       config?: string;
       state?: string;
       logLevel?: string;
+      metricsPort?: number;
     }) => {
       const config = loadConfig(opts.config, {
         node: opts.node,
@@ -105,6 +112,7 @@ program
           ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
         },
         log: opts.logLevel ? { level: opts.logLevel } : undefined,
+        metrics: opts.metricsPort !== undefined ? { port: opts.metricsPort } : undefined,
       });
       process.exitCode = await runDaemon(config);
     },
@@ -139,6 +147,12 @@ program
     6222,
   )
   .option("--data <dir>", "data directory: NATS store, node state, logs", "data")
+  .option(
+    "--metrics-port <port>",
+    "Prometheus metrics port of node 1 on 127.0.0.1; node i takes <port>+i-1 (0: no metrics)",
+    integer(0, 65_535),
+    9464,
+  )
   .option("--cluster <name>", "cluster name", "dvs")
   .option(
     "--nats-config <file>",
@@ -147,6 +161,12 @@ program
   .addOption(new Option("--log-level <level>", "nodes' log level").choices(logLevels).default("info"))
   .option("--ready-timeout <ms>", "how long to wait for every node to answer", integer(100, 600_000), 15_000)
   .option("--no-init", "do not send DVSINIT to the nodes once they agree on one view")
+  .option(
+    "--console-port <port>",
+    "port of the web console it starts (viewer, on 127.0.0.1; 0: no console)",
+    integer(0, 65_535),
+    CONSOLE_PORT,
+  )
   .action(
     async (opts: {
       nodes: number;
@@ -157,8 +177,10 @@ program
       cluster: string;
       natsConfig?: string;
       logLevel: string;
+      metricsPort: number;
       readyTimeout: number;
       init: boolean;
+      consolePort: number;
     }) => {
       process.exitCode = await launchCluster({
         nodes: opts.nodes,
@@ -169,8 +191,10 @@ program
         cluster: opts.cluster,
         ...(opts.natsConfig !== undefined ? { natsConfig: resolve(opts.natsConfig) } : {}),
         logLevel: opts.logLevel,
+        metricsPort: opts.metricsPort,
         init: opts.init,
         readyTimeoutMs: opts.readyTimeout,
+        consolePort: opts.consolePort,
       });
     },
   );
@@ -263,6 +287,8 @@ program
       );
     },
   );
+
+addConsoleCommand(program);
 
 try {
   await program.parseAsync();

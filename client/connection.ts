@@ -4,3 +4,4 @@
 export type { Clock, TimerHandle } from "../transport/clock.js";
 export { systemClock, systemRandom } from "../transport/clock.js";
 export { connectNats, type NatsTransport } from "../transport/nats.js";
+export type { Transport } from "../transport/transport.js";

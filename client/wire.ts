@@ -7,15 +7,28 @@ export { ADMIN_SIGNATURE_WINDOW_MS } from "../protocol/adminSignature.js";
 export type { Encoding } from "../protocol/codec.js";
 export type { FileListing } from "../protocol/files.js";
 export { commitIdSchema, FileStoreError, fileNameSchema } from "../protocol/files.js";
-export type { ClusterEvent, NodeId, RequestType, Role, Rply } from "../protocol/messages.js";
+export type {
+  ClusterEvent,
+  ErrorName,
+  NodeId,
+  NodeStatus,
+  RequestType,
+  Role,
+  Rply,
+} from "../protocol/messages.js";
 export {
   ALL,
   actionIdSchema,
+  ERRORS,
   errorName,
   isRequestType,
   MUTATING_TYPES,
   NODE_FLAGS,
+  nodeIdSchema,
+  PARAMS,
+  REQUEST_GROUPS,
   REQUEST_TYPES,
+  UNICAST_ONLY_TYPES,
 } from "../protocol/messages.js";
 export { ANY_ENDPOINT, ANY_RQST, PROC_FLAGS } from "../protocol/processes.js";
 export { VERSION } from "../protocol/version.js";

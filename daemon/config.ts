@@ -152,6 +152,15 @@ export const configSchema = z.strictObject({
       repairEveryMs: z.number().int().min(100).max(3_600_000).default(5_000),
     })
     .prefault({}),
+  /** Prometheus metrics over HTTP (docs/operations.md, "Metrics"); off unless a port is given. */
+  metrics: z
+    .strictObject({
+      /** TCP port of `GET /metrics`; 0: no metrics server. */
+      port: z.number().int().min(0).max(65_535).default(0),
+      /** Address it listens on: loopback, or the host's private address when Prometheus runs elsewhere. */
+      host: z.string().min(1).default("127.0.0.1"),
+    })
+    .prefault({}),
   shutdown: z
     .strictObject({
       /** Longest a graceful shutdown may take before the daemon exits anyway. */

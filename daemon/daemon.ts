@@ -1,6 +1,7 @@
 // `dvsd run`: one node daemon on a real NATS deployment. Wires the node runtime
-// to the NATS transport, pino and the system clock, and turns SIGINT/SIGTERM
-// into a graceful stop bounded by `shutdown.graceMs`.
+// to the NATS transport, pino, the system clock and, when configured, its
+// Prometheus metrics, and turns SIGINT/SIGTERM into a graceful stop bounded by
+// `shutdown.graceMs`.
 import { join } from "node:path";
 import { registerService } from "../actors/discovery.js";
 import { DiskReplicas } from "../actors/files/diskReplicas.js";
@@ -17,13 +18,17 @@ import { coordinatorBucketName, JetStreamCasStore } from "../transport/kvJetStre
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { nodeUserName } from "./credentials.js";
+import { MetricsListenError } from "./errors.js";
 import { createHostHandlers, protectedPidsFromEnv } from "./hostRequests.js";
+import { PrometheusMetrics } from "./metrics.js";
+import { type MetricsServer, serveMetrics } from "./metricsServer.js";
 import { ScriptRunner } from "./scripts.js";
 
 export function createNatsNode(
   config: NodeConfig,
   logger: Logger,
   scripts?: ScriptRunner,
+  metrics?: PrometheusMetrics,
 ): NodeRuntime<NatsTransport> {
   const incarnation = nextIncarnation(config.stateDir);
   const refusedReply = throttledWarn(logger, systemClock);
@@ -53,6 +58,7 @@ export function createNatsNode(
       logger,
       pid: process.pid,
       stateDir: config.stateDir,
+      ...(metrics ? { metrics } : {}),
       nextIncarnation: () => nextIncarnation(config.stateDir),
       ...(scripts ? { onViewChange: (event) => scripts.enqueue(event) } : {}),
       connect: (identity) =>
@@ -114,14 +120,16 @@ export function createNatsNode(
               }),
           }
         : {}),
-      actionLog: (transport) =>
-        new JetStreamActionLog(transport.connection, {
+      actionLog: (transport) => {
+        const log = new JetStreamActionLog(transport.connection, {
           cluster: config.cluster,
           maxAgeMs: config.actions.maxAgeDays * 86_400_000,
           maxBytes: config.actions.maxMegabytes * 1024 * 1024,
           replicas: config.actions.replicas,
           logger: logger.child({ role: "actions" }),
-        }),
+        });
+        return metrics ? metrics.timedActionLog(log) : log;
+      },
     },
   );
 }
@@ -130,7 +138,12 @@ export function createNatsNode(
 export async function runDaemon(config: NodeConfig): Promise<number> {
   const logger = createLogger({ level: config.log.level, node: config.node });
   const scripts = new ScriptRunner(config.scripts, { logger, clock: systemClock });
-  const node = createNatsNode(config, logger, scripts);
+  const metrics =
+    config.metrics.port > 0
+      ? new PrometheusMetrics({ node: config.node, cluster: config.cluster, processMetrics: true })
+      : undefined;
+  const node = createNatsNode(config, logger, scripts, metrics);
+  metrics?.observe(node);
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -160,14 +173,17 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
     },
     "node starting",
   );
+  const metricsServer = metrics ? await startMetrics(metrics, config, logger) : undefined;
   try {
     await node.running();
   } catch (error) {
+    await metricsServer?.close();
     logger.flush();
     process.stderr.write(`dvsd: ${(error as Error).message}${causeOf(error)}\n`);
     return 1;
   }
   const reason = await node.ended();
+  await metricsServer?.close();
   // Let the scripts of the last events finish, within what is left of the grace period.
   await scripts.drain(config.shutdown.graceMs / 2).catch((error: unknown) => {
     logger.warn({ err: error }, "event scripts still running at shutdown; stopping them");
@@ -176,6 +192,28 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
   logger.flush();
   // Ended without being asked to: the connection closed under it.
   return !stopping && endedByClosedLink(reason) ? 1 : 0;
+}
+
+/**
+ * Serves the node's metrics. An address it cannot have is logged as an error
+ * and the node runs on without them: exiting would only have a supervisor
+ * restart it into the same error, and Prometheus reports the target down.
+ */
+async function startMetrics(
+  metrics: PrometheusMetrics,
+  config: NodeConfig,
+  logger: Logger,
+): Promise<MetricsServer | undefined> {
+  const { host, port } = config.metrics;
+  try {
+    const server = await serveMetrics(metrics, host, port);
+    logger.info({ url: server.url }, "serving metrics");
+    return server;
+  } catch (error) {
+    if (!(error instanceof MetricsListenError)) throw error;
+    logger.error({ err: error, host, port }, `${error.message}; running without metrics`);
+    return undefined;
+  }
 }
 
 /**

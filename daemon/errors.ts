@@ -1,4 +1,4 @@
-// Named failures of the daemon layer: its config and the nats-server it starts.
+// Named failures of the daemon layer: its config, the nats-server it starts and its metrics endpoint.
 
 /** A config file or flag is missing, unreadable or invalid; `issues` lists every problem with its path. */
 export class ConfigError extends Error {
@@ -34,5 +34,29 @@ export class NatsServerStartError extends Error {
     options?: ErrorOptions,
   ) {
     super(output ? `${message}\n${output}` : message, options);
+  }
+}
+
+/** The metrics endpoint could not listen on its address (the port is taken, the address is not this host's). */
+export class MetricsListenError extends Error {
+  override name = "MetricsListenError";
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly code: string | undefined,
+    options?: ErrorOptions,
+  ) {
+    const why =
+      code === "EADDRINUSE"
+        ? "the port is already in use (another dvsd node or program on this host?)"
+        : code === "EADDRNOTAVAIL"
+          ? "the address is not one of this host's"
+          : code === "EACCES"
+            ? "permission denied"
+            : `error ${code ?? "unknown"}`;
+    super(
+      `cannot serve metrics on ${host}:${port}: ${why}; set metrics.port (or --metrics-port) to a free port`,
+      options,
+    );
   }
 }

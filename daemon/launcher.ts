@@ -19,6 +19,7 @@ import type { NodeStatus } from "../protocol/messages.js";
 import { type Rply, rcode } from "../protocol/messages.js";
 import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { generateAdminKey } from "./adminKey.js";
+import { startConsoleProcess } from "./consoleProcess.js";
 import { devNodeCredentials, newPassword, nodeUserName, writeSecretFile } from "./credentials.js";
 import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
@@ -46,6 +47,10 @@ export interface LaunchOptions {
   readonly readyTimeoutMs: number;
   /** Send DVSINIT to ALL once the view holds every node (nodes already initialised keep their DVS). */
   readonly init: boolean;
+  /** Prometheus metrics port of node 1 on 127.0.0.1; node i serves on this + i - 1. 0 or absent: none. */
+  readonly metricsPort?: number;
+  /** Port of the web console (`dvsd console`, viewer) started once the cluster is up; absent or 0: none. */
+  readonly consolePort?: number;
 }
 
 interface Child {
@@ -158,11 +163,15 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   );
 
   const children: Child[] = [];
+  let consoleChild: ChildProcess | undefined;
   let stopping = false;
   const stopAll = async (code: number): Promise<number> => {
     stopping = true;
     out("stopping nodes…");
-    await Promise.all(children.map((c) => stopChild(c.process, 10_000)));
+    await Promise.all([
+      ...children.map((c) => stopChild(c.process, 10_000)),
+      ...(consoleChild ? [stopChild(consoleChild, 5_000)] : []),
+    ]);
     if (server) {
       out("stopping nats-server…");
       await server.stop();
@@ -172,9 +181,18 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
   };
   // On a cluster, the registry's bucket and the action log are replicated like the servers allow.
   const replicas = options.servers >= 5 ? 5 : options.servers >= 3 ? 3 : 1;
+  const metricsBase = options.metricsPort ?? 0;
+  if (metricsBase > 0 && metricsBase + options.nodes - 1 > 65_535) {
+    out(
+      `error: metrics ports ${metricsBase}…${metricsBase + options.nodes - 1} go past 65535; pick a lower --metrics-port`,
+    );
+    return stopAll(2);
+  }
   mkdirSync(join(dataDir, "config"), { recursive: true });
   for (let node = 1; node <= options.nodes; node++) {
     const log = join(dataDir, "logs", `node-${node}.log`);
+    // Checked before the node starts, which would then hold the port itself.
+    const metricsLine = await metricsNote(metricsBase, node);
     // Each node starts on "its" server (round robin) and knows the others for failover.
     const home = (node - 1) % urls.length;
     const servers = [...urls.slice(home), ...urls.slice(0, home)];
@@ -191,6 +209,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
         adminKeys: [adminKey.publicKey],
         election: { replicas },
         actions: { replicas },
+        ...(metricsBase > 0 ? { metrics: { port: metricsBase + node - 1 } } : {}),
       })}`,
       { mode: 0o600 },
     );
@@ -223,7 +242,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
       if (!stopping) out(`node ${node} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); see ${log}`);
     });
     children.push({ node, process: child, log });
-    out(`node ${node}: pid ${child.pid}, log ${log}`);
+    out(`node ${node}: pid ${child.pid}, log ${log}${metricsLine}`);
   }
 
   const done = new Promise<number>((resolveDone) => {
@@ -299,6 +318,19 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     ...(adminKey.seedFile === resolve("data", "admin.nk") ? [] : [`DVS_ADMIN_KEY_FILE=${adminKey.seedFile}`]),
   ];
   const exports = env.length > 0 ? `export ${env.join(" ")}; ` : "";
+  if (options.consolePort !== undefined && options.consolePort > 0) {
+    const started = await startConsoleProcess({
+      bin: dvsdBin,
+      nats: url,
+      cluster: options.cluster,
+      port: options.consolePort,
+      log: join(dataDir, "logs", "console.log"),
+      env: process.env,
+    });
+    consoleChild = started.process;
+    out(started.ok ? `console: ${started.url} (viewer)` : `the console did not start: ${started.reason}`);
+    if (stopping) return done;
+  }
   out(
     `cluster "${options.cluster}" is up at ${url}; try: ${exports}npx dvsctl members, npx dvsctl watch   (Ctrl-C stops everything)`,
   );
@@ -367,6 +399,14 @@ async function initialize(client: DvsClient, cluster: string, ids: readonly numb
       line: `error: could not initialise the DVS on node ${ids.join(", ")}: ${(error as Error).message}`,
     };
   }
+}
+
+/** Where node `node` serves its metrics, for its line; a port something else holds is said so. */
+async function metricsNote(base: number, node: number): Promise<string> {
+  if (base <= 0) return "";
+  const port = base + node - 1;
+  if (await canConnect(port)) return `, no metrics: port ${port} is in use (another program? --metrics-port)`;
+  return `, metrics http://127.0.0.1:${port}/metrics`;
 }
 
 /** A node's environment: ours, without what would override the credentials and keys of its config file. */

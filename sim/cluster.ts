@@ -8,6 +8,7 @@ import type { FileSettings } from "../actors/files/fileService.js";
 import { MemoryReplicas, SimDisk } from "../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../actors/files/replicaStore.js";
 import { silentLogger } from "../actors/logger.js";
+import type { NodeMetrics } from "../actors/metrics.js";
 import { NodeRuntime } from "../actors/node.js";
 import { DvsClient, type DvsClientOptions } from "../client/dvsClient.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/electionTimings.js";
@@ -41,6 +42,8 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly adminKeys?: readonly string[];
   /** How the simulated store behaves (e.g. nats-server 2.9's compare-and-set, `casRaftMs`). */
   readonly kv?: SimKvOptions;
+  /** Where each node counts what it does (default: nowhere). */
+  readonly metrics?: (id: number) => NodeMetrics;
 }
 
 /** The simulated admin's nkey seed: the tests' key, fixed so runs repeat, public. */
@@ -156,6 +159,7 @@ export class SimCluster {
         ...(this.kv ? { coordinatorStore: () => (this.kv as SimKv).client(name) } : {}),
         ...(this.options.files ? { replicas: () => this.#replicaStore(id) } : {}),
         ...(this.options.catalogWrites ? { catalogWrites: this.options.catalogWrites } : {}),
+        ...(this.options.metrics ? { metrics: this.options.metrics(id) } : {}),
       },
     ).start();
     this.nodes.set(id, node);

@@ -40,6 +40,7 @@ import { type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
 import { QUEUE_GROUP } from "../../protocol/subjects.js";
 import { CasConflictError } from "../../transport/errors.js";
 import type { Message, Subscription } from "../../transport/transport.js";
+import { fileOutcome } from "../metrics.js";
 import { BusyFiles } from "./busyFiles.js";
 import type { Catalog } from "./catalog.js";
 import { CatalogWrites } from "./catalogWrites.js";
@@ -47,6 +48,7 @@ import { type FilePeers, fileError } from "./peers.js";
 import { RepairSweep } from "./repair.js";
 
 type ClientRequest = "COMMIT" | "UPDATE" | "LS";
+const OPERATION = { COMMIT: "commit", UPDATE: "update", LS: "ls" } as const;
 
 export class Coordinator {
   readonly actor: Actor<FileCoordinatorMachine>;
@@ -125,7 +127,10 @@ export class Coordinator {
 
   async #onClient(msg: Message, kind: ClientRequest): Promise<void> {
     const encoding = encodingOf(msg);
-    const reply = (answer: FileAnswer) => this.peers.reply(msg, answer, encoding);
+    const reply = (answer: FileAnswer) => {
+      this.peers.options.metrics?.fileOperation(OPERATION[kind], fileOutcome(answer));
+      this.peers.reply(msg, answer, encoding);
+    };
     const decoded = decode(msg.data, encoding);
     if (!decoded.ok) return reply(fileError("EINVAL", decoded.message));
     const schema =

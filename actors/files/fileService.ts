@@ -10,6 +10,7 @@ import { decode } from "../../protocol/codec.js";
 import { type FileAnswer, type PeerFileAnswer, peerFileMessageSchema } from "../../protocol/files.js";
 import type { HeldFile, NodeId } from "../../protocol/messages.js";
 import type { Message, Subscription } from "../../transport/transport.js";
+import { type FileOperation, fileOutcome } from "../metrics.js";
 import { ActiveServer } from "./activeServer.js";
 import { Catalog } from "./catalog.js";
 import { Coordinator } from "./coordinator.js";
@@ -25,7 +26,11 @@ export {
   type FileSettings,
 } from "./settings.js";
 
-type Session = { readonly reply: Reply; readonly run: () => Promise<FileAnswer | PeerFileAnswer> };
+type Session = {
+  readonly operation: FileOperation;
+  readonly reply: Reply;
+  readonly run: () => Promise<FileAnswer | PeerFileAnswer>;
+};
 
 export class FileService {
   readonly name = "files";
@@ -52,6 +57,7 @@ export class FileService {
         refuseSession: (_, { ref }) => {
           const session = this.#offers.get(ref);
           this.#offers.delete(ref);
+          if (session) this.#o.metrics?.fileOperation(session.operation, "busy");
           session?.reply(BUSY);
         },
       },
@@ -79,6 +85,13 @@ export class FileService {
   /** The versions this server holds, for ALIVE. */
   held(): HeldFile[] {
     return this.#peers.held();
+  }
+
+  /** The bytes of the versions this server holds (finished replicas only). */
+  bytesHeld(): number {
+    let bytes = 0;
+    for (const replica of this.#o.replicas.held()) bytes += replica.size;
+    return bytes;
   }
 
   /** This node won a term or lost it: take (or stop taking) the clients' COMMIT, UPDATE and LS. */
@@ -128,16 +141,16 @@ export class FileService {
     }
     switch (m.type) {
       case "COMMIT":
-        this.#session(reply, () => this.#active.place(m, m.source, m.rf, new Set()));
+        this.#session("place", reply, () => this.#active.place(m, m.source, m.rf, new Set()));
         return;
       case "REPAIR":
-        this.#session(reply, () => this.#active.repairCopies(m));
+        this.#session("repair", reply, () => this.#active.repairCopies(m));
         return;
       case "REPLICA":
-        this.#session(reply, () => this.#holder.hold(m, m.source));
+        this.#session("replica", reply, () => this.#holder.hold(m, m.source));
         return;
       case "UPDATE":
-        this.#session(reply, () => this.#active.find(m));
+        this.#session("find", reply, () => this.#active.find(m));
         return;
       case "DISCARD":
         void this.#holder.discard(m);
@@ -146,9 +159,9 @@ export class FileService {
   }
 
   /** Runs `run` as one session, or answers BUSY when this server runs as many as it allows. */
-  #session(reply: Reply, run: Session["run"]): void {
+  #session(operation: FileOperation, reply: Reply, run: Session["run"]): void {
     const ref = `${this.#nextRef++}`;
-    this.#offers.set(ref, { reply, run });
+    this.#offers.set(ref, { operation, reply, run });
     this.#server.send({ type: "session.offered", ref });
   }
 
@@ -156,10 +169,14 @@ export class FileService {
     const session = this.#offers.get(ref);
     this.#offers.delete(ref);
     if (session === undefined) return;
+    const reply = (answer: FileAnswer | PeerFileAnswer) => {
+      this.#o.metrics?.fileOperation(session.operation, fileOutcome(answer));
+      session.reply(answer);
+    };
     try {
-      session.reply(await session.run());
+      reply(await session.run());
     } catch (e) {
-      session.reply(this.#peers.failure(e));
+      reply(this.#peers.failure(e));
     } finally {
       this.#server.send({ type: "session.ended" });
     }

@@ -8,6 +8,7 @@ import type { Clock } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { Transport } from "../../transport/transport.js";
 import type { Logger } from "../logger.js";
+import type { FileMetrics } from "../metrics.js";
 import type { CatalogWrites } from "./catalogWrites.js";
 import type { ReplicaStore } from "./replicaStore.js";
 
@@ -64,4 +65,6 @@ export interface FileServiceOptions {
   readonly settings?: Partial<FileSettings>;
   /** How the coordinator orders its writes of one file's record (default: one at a time per file). */
   readonly catalogWrites?: CatalogWrites;
+  /** Where each operation's outcome is counted (default: nowhere). */
+  readonly metrics?: FileMetrics;
 }

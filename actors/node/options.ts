@@ -15,6 +15,7 @@ import type { FileSettings } from "../files/fileService.js";
 import type { ReplicaStore } from "../files/replicaStore.js";
 import type { Logger } from "../logger.js";
 import type { MachineRegistry } from "../machineRegistry.js";
+import type { NodeMetrics } from "../metrics.js";
 import type { ProcessTimings } from "../processes/timings.js";
 import type { RequestHandlers } from "../requestServer.js";
 
@@ -47,6 +48,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly replicas?: () => ReplicaStore;
   /** How the file coordinator orders its writes of one file's record (default CatalogWrites; tests plant bugs with it). */
   readonly catalogWrites?: () => CatalogWrites;
+  /** Where the node's parts count what they do (the daemon's Prometheus metrics); nowhere when absent. */
+  readonly metrics?: NodeMetrics;
 }
 
 export interface NodeOptions {

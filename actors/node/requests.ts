@@ -11,6 +11,7 @@ import type { Clock, Random } from "../../transport/clock.js";
 import type { Transport } from "../../transport/transport.js";
 import { ActionRecorder } from "../actionRecorder.js";
 import type { Logger } from "../logger.js";
+import type { RequestMetrics } from "../metrics.js";
 import type { ReplicationServer } from "../replication.js";
 import { type Outcome, type RequestHandlers, RequestServer } from "../requestServer.js";
 import type { Subsystem } from "../subsystem.js";
@@ -34,6 +35,8 @@ export interface NodeRequestsOptions {
   readonly actionLog?: ActionLog;
   /** Randomness for action ids. */
   readonly random: Random;
+  /** Where every answer is counted (default: nowhere). */
+  readonly metrics?: RequestMetrics;
 }
 
 /** Longest a stopping node waits for the answers under way to go out. */
@@ -60,6 +63,7 @@ export class NodeRequests implements Subsystem {
       gate: options.gate,
       replication: options.replication,
       relayAuth: relayAuth(options),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(actionLog
         ? {
             actions: new ActionRecorder({

@@ -281,6 +281,22 @@ export class ProcessRuntime {
     return [...this.#table.hosted.values()].map((h) => procUsrOf(h, this.#self));
   }
 
+  /**
+   * The processes hosted here and what waits in their mailboxes: messages
+   * accepted and not yet handed to the actor, held for an earlier one, or
+   * stashed during a move; in all and in the fullest one.
+   */
+  mailboxes(): { readonly hosted: number; readonly total: number; readonly max: number } {
+    let total = 0;
+    let max = 0;
+    for (const h of this.#table.hosted.values()) {
+      const waiting = h.queue.length + h.stash.length + h.mailbox.pendingCount;
+      total += waiting;
+      if (waiting > max) max = waiting;
+    }
+    return { hosted: this.#table.hosted.size, total, max };
+  }
+
   /** Where this node believes process `(dcid, endpoint)` runs. */
   locate(dcid: number, endpoint: number): Location | undefined {
     return this.#table.locations.get(dcid, endpoint);

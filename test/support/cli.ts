@@ -136,6 +136,12 @@ export function upArgs(nodes: number, port: number, data: string, extra: readonl
     data,
     "--log-level",
     "warn",
+    // Tests run side by side: no node takes the default metrics ports, and no console the
+    // default console port (a test that wants them says so; a later flag wins).
+    "--metrics-port",
+    "0",
+    "--console-port",
+    "0",
     ...extra,
   ];
 }

@@ -8,7 +8,18 @@ import { dirname, join, normalize } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const PRODUCT = ["actors", "bench", "bin", "client", "daemon", "machines", "protocol", "sim", "transport"];
+const PRODUCT = [
+  "actors",
+  "bench",
+  "bin",
+  "client",
+  "console",
+  "daemon",
+  "machines",
+  "protocol",
+  "sim",
+  "transport",
+];
 const MAX_LINES = 600;
 
 interface Source {
@@ -49,6 +60,16 @@ const MAY_IMPORT: readonly { readonly from: RegExp; readonly to: readonly string
       why: "the CLI parses arguments over the client library",
     },
     { from: /^bin\/dvsd\.ts$/, to: ["daemon", "client"], why: "the daemon's entry parses arguments" },
+    {
+      from: /^bin\/dvsd\//,
+      to: ["console", "client"],
+      why: "a dvsd subcommand parses its flags over the console and the client library",
+    },
+    {
+      from: /^console\//,
+      to: ["client"],
+      why: "the console is a client with a user's rights: it reaches the cluster only through the client library",
+    },
     {
       from: /^client\//,
       to: ["protocol", "transport", "machines"],
