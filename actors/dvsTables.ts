@@ -1,6 +1,7 @@
 // The DVS and DC tables of one node as a subsystem (SPEC 5): the handlers of
 // the DVS, DC and node request groups, the gate that answers ENOTINIT before
-// DVSINIT, and the DC-table sync that teaches a node joining the view the DCs it belongs to.
+// DVSINIT (to all but DVSINIT, GETNODEINFO and host requests), and the DC-table
+// sync that teaches a node joining the view the DCs it belongs to.
 
 import type { ViewChange } from "../machines/membership.js";
 import { decode, encode } from "../protocol/codec.js";
@@ -29,6 +30,8 @@ export interface NodeControl {
   status(): NodeStatus;
   /** The members of the node's current view. */
   viewMembers(): readonly NodeId[];
+  /** The coordinator this node's registry names now (WHO), or null: none, or no election on this node. */
+  coordinator(): { readonly nodeid: NodeId; readonly epoch: number } | null;
   /** True while the node takes part in the view (false after DVSEND). */
   readonly attached: boolean;
   /** Joins the view again after a DVSEND (called once DVSINIT is answered). */
@@ -51,9 +54,14 @@ export interface DvsTablesOptions {
   readonly traffic: { traffic(): NodeTraffic };
 }
 
-const UNGATED: ReadonlySet<RequestType> = new Set<RequestType>(["DVSINIT", ...REQUEST_GROUPS.host]);
+/** GETNODEINFO is how anyone reads a fresh node's view (node id, state, view, coordinator) before DVSINIT. */
+const UNGATED: ReadonlySet<RequestType> = new Set<RequestType>([
+  "DVSINIT",
+  "GETNODEINFO",
+  ...REQUEST_GROUPS.host,
+]);
 
-/** ENOTINIT for everything but DVSINIT and host requests while the node is not initialised. */
+/** ENOTINIT for everything but DVSINIT, GETNODEINFO and host requests while the node is not initialised. */
 export function notInitializedGate(store: DvsStore) {
   return (rqst: Rqst): Outcome | undefined =>
     store.initialized || UNGATED.has(rqst.type)
@@ -146,6 +154,7 @@ export class DvsTables implements Subsystem {
       incarnation: status.incarnation,
       state: status.state,
       view: [...view],
+      coordinator: control.coordinator(),
       dcs: store
         .dcs()
         .filter((dc) => dc.nodes.includes(node))

@@ -36,7 +36,6 @@ import {
   type CoordinatorEvent,
   type CoordinatorRecord,
   coordinatorRecordSchema,
-  failedSchema,
   type HeldFile,
   type NodeId,
   PROTOCOL_VERSION,
@@ -44,7 +43,6 @@ import {
   type ServerType,
   serverMessageSchema,
   type RegistryAnswer as WireAnswer,
-  whoSchema,
 } from "../protocol/messages.js";
 import { ReplyGuard, refusalLog } from "../protocol/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
@@ -54,10 +52,8 @@ import { CasConflictError } from "../transport/errors.js";
 import type { CasStore, KvEntry } from "../transport/kv.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import { MALFORMED_QUESTION, readRegistryQuestion } from "./registryQuestions.js";
 import type { Subsystem } from "./subsystem.js";
-
-/** The answer to a WHO or FAILED that cannot be read. */
-const INVALID: WireAnswer = { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL" };
 
 /** The store key of the coordinator record. */
 export const COORDINATOR_KEY = "coordinator";
@@ -450,32 +446,24 @@ export class Election implements Subsystem {
     const reply = this.#replyOf(msg);
     if (!reply) return;
     const encoding = encodingOf(msg);
-    if (msg.data.byteLength > 0) {
-      const decoded = decode(msg.data, encoding);
-      if (!decoded.ok || !whoSchema.safeParse(decoded.value).success) {
-        this.#publish(reply, INVALID, encoding);
-        return;
-      }
+    if (!readRegistryQuestion(msg.data, encoding, "WHO")) {
+      this.#publish(reply, MALFORMED_QUESTION, encoding);
+      return;
     }
-    this.#toRegistry({
-      type: "WHO",
-      ref: this.#ref({ kind: "reply", reply, encoding }),
-      at: this.#now(),
-    });
+    this.#toRegistry({ type: "WHO", ref: this.#ref({ kind: "reply", reply, encoding }), at: this.#now() });
   }
 
   #onFailed(msg: Message): void {
     const reply = this.#replyOf(msg);
     if (!reply) return;
     const encoding = encodingOf(msg);
-    const decoded = decode(msg.data, encoding);
-    const parsed = decoded.ok ? failedSchema.safeParse(decoded.value) : undefined;
-    if (!parsed?.success) {
-      this.#publish(reply, INVALID, encoding);
+    const question = readRegistryQuestion(msg.data, encoding, "FAILED");
+    if (question?.type !== "FAILED") {
+      this.#publish(reply, MALFORMED_QUESTION, encoding);
       return;
     }
     const ref = this.#ref({ kind: "reply", reply, encoding });
-    const { coordinator, epoch } = parsed.data;
+    const { coordinator, epoch } = question;
     this.#toRegistry({ type: "FAILED", coordinator, epoch, ref, at: this.#now() });
   }
 

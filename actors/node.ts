@@ -186,6 +186,12 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
     return this.#membership?.context.view.members ?? [this.#identity.node];
   }
 
+  /** The coordinator this node's registry names now, for GETNODEINFO. */
+  coordinator(): { readonly nodeid: NodeId; readonly epoch: number } | null {
+    const who = this.election?.state().who;
+    return who?.type === "OK" ? { nodeid: who.coordinator, epoch: who.epoch } : null;
+  }
+
   /** True while the node takes part in the view (false before it joins and after DVSEND). */
   get attached(): boolean {
     return this.#membership !== undefined;

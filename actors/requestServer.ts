@@ -287,8 +287,13 @@ export class RequestServer {
     const passedOn = source === "multicast" || source === "forward";
     try {
       if (rqst.dst === ALL && UNICAST_ONLY_TYPES.has(rqst.type)) {
-        const message = `${rqst.type} acts on one process: send it to one node, not ALL`;
-        return { rply: errorRply(rqst, node, "EINVAL", message) };
+        // One refusal for the whole request, not an entry per member (docs/requests.md section 3):
+        // a viewer is told it may not send the type at all, an admin where to send it.
+        const refused = viewerRefusal(rqst) ?? {
+          error: "EINVAL",
+          message: `${rqst.type} acts on ${rqst.type === "KILL" ? "one pid of one host" : "one process"}: send it to one node, not ALL`,
+        };
+        return { rply: toRply(rqst, node, refused) };
       }
       if (!passedOn && rqst.dst === ALL && replication) {
         if (this.#clusterSubscriptions.length > 0)
@@ -367,11 +372,8 @@ export class RequestServer {
 
   /** Serves a request on this node: the role check, the gate, then the handler of its type. */
   serveLocal(rqst: Rqst): Outcome | Promise<Outcome> {
-    if (rqst.role === "viewer" && MUTATING_TYPES.has(rqst.type))
-      return {
-        error: "EPERM",
-        message: `${rqst.type} changes the node or its host: viewers may not send it`,
-      };
+    const forbidden = viewerRefusal(rqst);
+    if (forbidden) return forbidden;
     const refused = this.#options.gate?.(rqst);
     if (refused) return refused;
     const handler = this.#options.handlers[rqst.type];
@@ -449,6 +451,12 @@ function roleFor(source: Source, claimed: Role | undefined): Role {
   if (source === "readonly") return "viewer";
   if (source === "public") return "admin";
   return claimed ?? "admin";
+}
+
+/** EPERM for a viewer's mutating request, wherever it is addressed. */
+function viewerRefusal(rqst: Rqst): Outcome | undefined {
+  if (rqst.role !== "viewer" || !MUTATING_TYPES.has(rqst.type)) return undefined;
+  return { error: "EPERM", message: `${rqst.type} changes the node or its host: viewers may not send it` };
 }
 
 function toRply(rqst: Rqst, node: NodeId, outcome: Outcome): Rply {

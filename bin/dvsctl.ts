@@ -41,6 +41,23 @@ const program = new Command()
   .addOption(new Option("--pass-file <file>", "read the NATS password from a file (first line)"))
   .addOption(new Option("--nkey-seed-file <file>", "authenticate with the nkey seed in this file"))
   .addOption(
+    new Option("--tls-ca <file>", "TLS: the CA (PEM) that signed the NATS servers' certificates").env(
+      "DVS_TLS_CA",
+    ),
+  )
+  .addOption(
+    new Option("--tls-cert <file>", "TLS: a client certificate (PEM), for servers that verify clients").env(
+      "DVS_TLS_CERT",
+    ),
+  )
+  .addOption(new Option("--tls-key <file>", "TLS: the client certificate's key (PEM)").env("DVS_TLS_KEY"))
+  .addOption(
+    new Option(
+      "--context <file>",
+      "a context file (YAML or JSON): servers, cluster, user, passFile or nkeySeedFile, tls, adminKey, role; flags and their environment variables win over it",
+    ).env("DVS_CONTEXT"),
+  )
+  .addOption(
     new Option(
       "--role <role>",
       "send requests as admin (full subjects) or viewer (read-only subjects); default: viewer for user viewer, else admin",
@@ -73,7 +90,8 @@ const program = new Command()
       "4 the NATS server refused the credentials or this user may not send that request.",
       "",
       "Against `dvsd up` no credentials are needed: dvsctl uses the development user admin.",
-      "Use --user viewer for read-only access, and real credentials in production (docs/operations.md).",
+      "Use --user viewer for read-only access, and real credentials in production: a context file",
+      "(--context or DVS_CONTEXT) keeps the servers, login and TLS files (docs/operations.md).",
       "Requests that change nodes (init, dc, proc, kill, command, …) are signed with the admin key",
       "(--admin-key; `dvsd up` writes data/admin.nk), so a node's stolen credentials cannot make another node act.",
       "",
@@ -82,6 +100,7 @@ const program = new Command()
       "  $ dvsctl init",
       "  $ dvsctl dc init 1 --nodes 1,2,3 && dvsctl dc info 1",
       "  $ dvsctl --json node info 2",
+      "  $ dvsctl --context ~/.config/dvs/prod.yaml members",
     ].join("\n"),
   );
 
@@ -108,7 +127,12 @@ try {
   } else if (["AuthorizationError", "PermissionDeniedError"].includes(e.name)) {
     process.stderr.write(`dvsctl: EPERM: ${e.message}\n`);
     process.exitCode = EXIT.denied;
-  } else if (["ConnectError", "TimeoutError", "NoRespondersError", "TransportClosedError"].includes(e.name)) {
+  } else if (e.name === "ConnectError") {
+    // Why it failed (a refused port, an untrusted certificate) is in the cause.
+    const why = e.cause instanceof Error ? `: ${e.cause.message}` : "";
+    process.stderr.write(`dvsctl: ${e.message}${why}\n`);
+    process.exitCode = EXIT.unreachable;
+  } else if (["TimeoutError", "NoRespondersError", "TransportClosedError"].includes(e.name)) {
     process.stderr.write(`dvsctl: ${e.message}\n`);
     process.exitCode = EXIT.unreachable;
   } else {

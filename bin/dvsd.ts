@@ -16,6 +16,7 @@ import {
   renderAccounts,
   renderNatsConfig,
 } from "../daemon/natsAccounts.js";
+import { loadSharedNodeConfig } from "../daemon/upConfig.js";
 import { addConsoleCommand, CONSOLE_PORT } from "./dvsd/console.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -162,6 +163,10 @@ program
   .option("--ready-timeout <ms>", "how long to wait for every node to answer", integer(100, 600_000), 15_000)
   .option("--no-init", "do not send DVSINIT to the nodes once they agree on one view")
   .option(
+    "--config <file>",
+    "node config (YAML or JSON, as for dvsd run) given to every node: commands, scripts, timings, … (dvsd up sets node, cluster, nats, stateDir)",
+  )
+  .option(
     "--console-port <port>",
     "port of the web console it starts (viewer, on 127.0.0.1; 0: no console)",
     integer(0, 65_535),
@@ -181,7 +186,10 @@ program
       readyTimeout: number;
       init: boolean;
       consolePort: number;
+      config?: string;
     }) => {
+      // Checked before anything starts: a bad file is exit 2 with every bad key named.
+      const nodeConfig = opts.config === undefined ? undefined : loadSharedNodeConfig(resolve(opts.config));
       process.exitCode = await launchCluster({
         nodes: opts.nodes,
         servers: opts.servers,
@@ -195,6 +203,7 @@ program
         init: opts.init,
         readyTimeoutMs: opts.readyTimeout,
         consolePort: opts.consolePort,
+        ...(nodeConfig !== undefined ? { nodeConfig } : {}),
       });
     },
   );

@@ -1,4 +1,5 @@
 // Named failures of the daemon layer: its config, the nats-server it starts and its metrics endpoint.
+import { withIssues } from "../protocol/messages.js";
 
 /** A config file or flag is missing, unreadable or invalid; `issues` lists every problem with its path. */
 export class ConfigError extends Error {
@@ -8,10 +9,7 @@ export class ConfigError extends Error {
     readonly issues: readonly { path: string; message: string }[] = [],
     options?: ErrorOptions,
   ) {
-    super(
-      issues.length ? `${message}\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join("\n")}` : message,
-      options,
-    );
+    super(withIssues(message, issues), options);
   }
 }
 

@@ -25,6 +25,7 @@ import { DEV_SYS_PASSWORD, renderNatsConfig } from "./natsAccounts.js";
 import { type NatsCluster, startNatsCluster } from "./natsCluster.js";
 import { canConnect, checkClusterServer, freePort, type NatsServer, startNatsServer } from "./natsServer.js";
 import { dvsdRunArgs } from "./nodeFlags.js";
+import { nodeConfigValues, type SharedNodeConfig } from "./upConfig.js";
 
 export interface LaunchOptions {
   readonly nodes: number;
@@ -51,6 +52,8 @@ export interface LaunchOptions {
   readonly metricsPort?: number;
   /** Port of the web console (`dvsd console`, viewer) started once the cluster is up; absent or 0: none. */
   readonly consolePort?: number;
+  /** A node config (`dvsd up --config`) under every node's own settings: allow-list, scripts, timings. */
+  readonly nodeConfig?: SharedNodeConfig;
 }
 
 interface Child {
@@ -189,6 +192,7 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     return stopAll(2);
   }
   mkdirSync(join(dataDir, "config"), { recursive: true });
+  if (options.nodeConfig) out(`node config ${options.nodeConfig.file} applied to every node`);
   for (let node = 1; node <= options.nodes; node++) {
     const log = join(dataDir, "logs", `node-${node}.log`);
     // Checked before the node starts, which would then hold the port itself.
@@ -202,15 +206,17 @@ export async function launchCluster(options: LaunchOptions): Promise<number> {
     const own = credentials.get(node) as Credentials;
     const passFile = join(secretsDir, `${own.user}.pass`);
     writeSecretFile(passFile, own.pass);
+    const nodeSettings = {
+      nats: { randomize: false, user: own.user, passFile },
+      adminKeys: [adminKey.publicKey],
+      election: { replicas },
+      actions: { replicas },
+      ...(metricsBase > 0 ? { metrics: { port: metricsBase + node - 1 } } : {}),
+    };
+    const from = options.nodeConfig ? ` over ${options.nodeConfig.file}` : "";
     writeFileSync(
       configFile,
-      `# written by dvsd up\n${toYaml({
-        nats: { randomize: false, user: own.user, passFile },
-        adminKeys: [adminKey.publicKey],
-        election: { replicas },
-        actions: { replicas },
-        ...(metricsBase > 0 ? { metrics: { port: metricsBase + node - 1 } } : {}),
-      })}`,
+      `# written by dvsd up${from}\n${toYaml(nodeConfigValues(options.nodeConfig?.values ?? {}, nodeSettings))}`,
       { mode: 0o600 },
     );
     // The node writes its log file itself (not through a pipe to us), so its

@@ -24,6 +24,7 @@ import {
   rplySchema,
   rqstEnvelopeSchema,
 } from "./messages.js";
+import { cborBeyondPlainData } from "./plainCbor.js";
 
 export type Encoding = "cbor" | "json";
 
@@ -71,6 +72,28 @@ export function decode(data: Uint8Array, encoding: Encoding, limit = MAX_MESSAGE
   }
 }
 
+/**
+ * What in a decoded message is beyond plain data: in its CBOR bytes (a tag, a
+ * map key that is not a text string, protocol/plainCbor.ts), then in the value
+ * itself, CBOR or JSON (notPlainData); undefined when it is all plain.
+ */
+export function beyondPlainData(data: Uint8Array, encoding: Encoding, value: unknown): string | undefined {
+  return (encoding === "cbor" ? cborBeyondPlainData(data) : undefined) ?? notPlainData(value);
+}
+
+/**
+ * `decode` for what a public subject takes (dns.*, file.*): a message that is
+ * not plain data is EBADMSG like an undecodable one.
+ */
+export function decodePlain(data: Uint8Array, encoding: Encoding, limit = MAX_MESSAGE_BYTES): DecodeResult {
+  const decoded = decode(data, encoding, limit);
+  if (!decoded.ok) return decoded;
+  const impure = beyondPlainData(data, encoding, decoded.value);
+  return impure === undefined
+    ? decoded
+    : { ok: false, error: "EBADMSG", message: `message is not plain data (${impure})` };
+}
+
 /** Binary fields travel as base64 strings in JSON. */
 function jsonReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
@@ -93,8 +116,9 @@ export type ParsedRqst =
     };
 
 /**
- * Decodes and validates a RQST: undecodable or ill-shaped → EBADMSG, too large →
- * EMSGSIZE, an unknown type → ENOSYS, params not of the type's shape → EBADMSG.
+ * Decodes and validates a RQST: undecodable, not plain data (a CBOR tag, a
+ * map key that is not a string) or ill-shaped → EBADMSG, too large → EMSGSIZE,
+ * an unknown type → ENOSYS, params not of the type's shape (`null` included) → EBADMSG.
  */
 export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
   const encoding = encodingOf(msg);
@@ -109,7 +133,7 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
     };
   }
   const partial = partialOf(decoded.value);
-  const impure = notPlainData(decoded.value);
+  const impure = beyondPlainData(msg.data, encoding, decoded.value);
   if (impure !== undefined) {
     return {
       ok: false,
@@ -128,7 +152,8 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
     return { ok: false, encoding, error: "ENOSYS", message: `unknown request type ${type}`, partial };
   }
   const schema: z.ZodType = PARAMS[type];
-  const checked = schema.safeParse(params ?? {});
+  // Only an absent params means `{}`: null, like any other non-object, is not of the type's shape.
+  const checked = schema.safeParse(params === undefined ? {} : params);
   if (!checked.success) {
     return fail(encoding, "EBADMSG", `params are not valid for ${type}`, partial, checked.error, "params");
   }

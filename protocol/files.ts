@@ -51,8 +51,9 @@ export const fileIdentitySchema = z.strictObject({
 });
 export type FileIdentity = z.infer<typeof fileIdentitySchema>;
 
-/** A file error's name: EINVAL, ENOENT, EBUSY, EAGAIN, ENOSPC, EIO, ESTALE, ETIMEDOUT. */
+/** A file error's name: EBADMSG, EINVAL, ENOENT, EBUSY, EAGAIN, ENOSPC, EIO, ESTALE, ETIMEDOUT. */
 export const FILE_ERRORS = [
+  "EBADMSG",
   "EINVAL",
   "ENOENT",
   "EBUSY",

@@ -417,8 +417,15 @@ export const registryAnswerSchema = z.discriminatedUnion("type", [
     epoch: epochSchema,
   }),
   z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal("NOTHING") }),
-  /** The question could not be read (not WHO, not FAILED, or malformed). */
-  z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal("ERROR"), error: z.literal("EINVAL") }),
+  /**
+   * The question could not be read (undecodable, not plain data, not WHO or FAILED, or not of its
+   * shape): EBADMSG. Nodes before strict decoding answered EINVAL, which is still read.
+   */
+  z.strictObject({
+    v: z.literal(PROTOCOL_VERSION),
+    type: z.literal("ERROR"),
+    error: z.enum(["EBADMSG", "EINVAL"]),
+  }),
 ]);
 export type RegistryAnswer = z.infer<typeof registryAnswerSchema>;
 
@@ -509,6 +516,13 @@ export function describeIssues(error: z.ZodError): { path: string; message: stri
     path: i.path.length ? i.path.map(String).join(".") : "(root)",
     message: i.message,
   }));
+}
+
+/** A message followed by its issues, one `  - path: message` line each (errors that list every bad key). */
+export function withIssues(message: string, issues: readonly { path: string; message: string }[]): string {
+  return issues.length
+    ? `${message}\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join("\n")}`
+    : message;
 }
 
 /** `node_usr` flags. */

@@ -22,7 +22,7 @@ import {
   successOf,
   transferTimeoutMs,
 } from "../../machines/filePlacement.js";
-import { decode, encodingOf } from "../../protocol/codec.js";
+import { decodePlain, encodingOf } from "../../protocol/codec.js";
 import {
   type CatalogRecord,
   type CommitRequest,
@@ -131,15 +131,19 @@ export class Coordinator {
       this.peers.options.metrics?.fileOperation(OPERATION[kind], fileOutcome(answer));
       this.peers.reply(msg, answer, encoding);
     };
-    const decoded = decode(msg.data, encoding);
-    if (!decoded.ok) return reply(fileError("EINVAL", decoded.message));
+    // Malformed (undecodable, not plain data, not of the shape) is EBADMSG; EINVAL is for a value the store refuses.
+    const decoded = decodePlain(msg.data, encoding);
+    if (!decoded.ok) return reply(fileError("EBADMSG", decoded.message));
     const schema =
       kind === "COMMIT" ? commitRequestSchema : kind === "UPDATE" ? updateRequestSchema : lsRequestSchema;
     const parsed = schema.safeParse(decoded.value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       return reply(
-        fileError("EINVAL", `${kind}: ${issue?.path.join(".") || "message"}: ${issue?.message ?? "invalid"}`),
+        fileError(
+          "EBADMSG",
+          `${kind}: ${issue?.path.join(".") || "message"}: ${issue?.message ?? "invalid"}`,
+        ),
       );
     }
     const epoch = this.peers.term();

@@ -7,7 +7,7 @@
 import type { Actor } from "xstate";
 import { obsoleteBy } from "../../machines/filePlacement.js";
 import { checkDue, type FileServerMachine } from "../../machines/fileServer.js";
-import { decode, encodingOf } from "../../protocol/codec.js";
+import { decode, decodePlain, encodingOf } from "../../protocol/codec.js";
 import {
   type CatalogRecord,
   committedSchema,
@@ -83,9 +83,10 @@ export class Holder {
 
   async onRead(msg: Message): Promise<void> {
     const encoding = encodingOf(msg);
-    const decoded = decode(msg.data, encoding);
-    const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
-    if (!parsed?.success) return this.peers.reply(msg, fileError("EINVAL", "malformed READ"), encoding);
+    const decoded = decodePlain(msg.data, encoding);
+    if (!decoded.ok) return this.peers.reply(msg, fileError("EBADMSG", `READ: ${decoded.message}`), encoding);
+    const parsed = readRequestSchema.safeParse(decoded.value);
+    if (!parsed.success) return this.peers.reply(msg, fileError("EBADMSG", "malformed READ"), encoding);
     const { offset, length, ...ref } = parsed.data;
     try {
       const data = await this.peers.options.replicas.read(ref, offset, length);

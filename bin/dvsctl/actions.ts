@@ -9,6 +9,7 @@ import { JetStreamActionLog } from "../../client/actions.js";
 import { formatTable } from "../../client/table.js";
 import { actionIdSchema } from "../../client/wire.js";
 import { count, nodeId } from "./args.js";
+import { elapsed } from "./durations.js";
 import { CommandError } from "./errors.js";
 import { EXIT, withConnection } from "./session.js";
 
@@ -16,7 +17,7 @@ const time = (at: number) => new Date(at).toISOString();
 
 function listTable(actions: readonly ActionSummary[]): string {
   return formatTable(
-    ["action", "at", "via", "role", "src", "type", "dst", "result", "ok", "failed", "ms"],
+    ["action", "at", "via", "role", "src", "type", "dst", "result", "ok", "failed", "took"],
     actions.map(({ request: r, outcome: o }) => [
       r.action,
       time(r.at),
@@ -28,7 +29,7 @@ function listTable(actions: readonly ActionSummary[]): string {
       o ? (o.error ?? o.rcode) : "(no outcome)",
       o?.ok,
       o?.failed,
-      o?.durationMs,
+      elapsed(o?.durationMs),
     ]),
   );
 }
@@ -68,7 +69,7 @@ function showTable(records: readonly ActionRecord[]): string {
         time(r.at),
         r.node,
         r.error ?? r.rcode,
-        `${r.ok} ok, ${r.failed} failed, ${r.durationMs} ms`,
+        `${r.ok} ok, ${r.failed} failed, took ${elapsed(r.durationMs) ?? "?"}`,
       ];
     }),
   );

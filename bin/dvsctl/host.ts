@@ -7,6 +7,7 @@ import { type Command, Option } from "commander";
 import { formatTable } from "../../client/table.js";
 import { ALL, type NodeId, type Rply } from "../../client/wire.js";
 import { nodeId, nodeTarget, positive } from "./args.js";
+import { elapsed } from "./durations.js";
 import {
   cell,
   computedView,
@@ -261,7 +262,7 @@ export function commandOutput(entries: readonly Rply[]): string {
           : r.signal
             ? `killed by ${String(r.signal)}`
             : `exit ${String(r.exitCode)}`;
-      const lines = [`--- node ${e.src}: ${how} in ${String(r.durationMs)} ms`];
+      const lines = [`--- node ${e.src}: ${how} in ${elapsed(r.durationMs) ?? "?"}`];
       const stream = (text: unknown, truncated: unknown, label: string) => {
         if (typeof text === "string" && text.length > 0) {
           lines.push(label ? `${label}:\n${text.replace(/\n$/, "")}` : text.replace(/\n$/, ""));

@@ -1,13 +1,14 @@
 // What every dvsctl command shares: the global options, one NATS connection
 // per run, the exit statuses, and sending one request and showing its reply
 // (a table, or the RPLY as JSON with --json) with the exit status it implies.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { actionIds } from "../../client/actions.js";
 import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../client/adminKey.js";
 import { connectNats, type NatsTransport, systemClock, systemRandom } from "../../client/connection.js";
+import { ContextError, loadContext } from "../../client/context.js";
 import { DEV_USERS, devPassword, readSecretFile } from "../../client/credentials.js";
 import { DvsClient, type SendOptions } from "../../client/dvsClient.js";
 import type { Encoding } from "../../client/wire.js";
@@ -39,11 +40,51 @@ export interface GlobalOptions {
   pass?: string;
   passFile?: string;
   nkeySeedFile?: string;
+  /** TLS to the servers: the CA that signed them, and a client certificate and key if they ask for one. */
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   role?: Role;
   /** The admin's nkey seed file (`--admin-key`, DVS_ADMIN_KEY_FILE); `none` signs nothing. */
   adminKey?: string;
+  /** The context file (`--context`, DVS_CONTEXT) the other options were completed from. */
+  context?: string;
+  /** For an option taken from the context file, how an error names it (`tls.caFile in context file …`). */
+  origins?: Partial<Record<ContextOption, string>>;
   json: boolean;
   timeout: number;
+}
+
+/** The options a context file can give. */
+type ContextOption =
+  | "nats"
+  | "cluster"
+  | "user"
+  | "passFile"
+  | "nkeySeedFile"
+  | "tlsCa"
+  | "tlsCert"
+  | "tlsKey"
+  | "role"
+  | "adminKey";
+
+/** The flag that sets each option, for errors about a value given on the command line. */
+const FLAGS: Record<ContextOption, string> = {
+  nats: "--nats",
+  cluster: "--cluster",
+  user: "--user",
+  passFile: "--pass-file",
+  nkeySeedFile: "--nkey-seed-file",
+  tlsCa: "--tls-ca",
+  tlsCert: "--tls-cert",
+  tlsKey: "--tls-key",
+  role: "--role",
+  adminKey: "--admin-key",
+};
+
+/** How an error names where option `o` came from: its flag, or its key in the context file. */
+export function originOf(g: GlobalOptions, o: ContextOption): string {
+  return g.origins?.[o] ?? FLAGS[o];
 }
 
 /** Where `dvsd up` (run from the same directory, default --data) writes the admin key. */
@@ -63,7 +104,7 @@ function passwordOf(g: GlobalOptions): string | undefined {
       return readSecretFile(g.passFile);
     } catch (error) {
       throw new CommandError(
-        `cannot read --pass-file ${g.passFile}: ${(error as Error).message}`,
+        `cannot read ${originOf(g, "passFile")} ${g.passFile}: ${(error as Error).message}`,
         EXIT.usage,
       );
     }
@@ -92,7 +133,7 @@ export function adminSignerOf(g: GlobalOptions): AdminSigner | undefined {
     return loadAdminSigner(file);
   } catch (error) {
     if (error instanceof AdminKeyError) {
-      throw new CommandError(`--admin-key: ${error.message}`, EXIT.usage, { cause: error });
+      throw new CommandError(`${originOf(g, "adminKey")}: ${error.message}`, EXIT.usage, { cause: error });
     }
     throw error;
   }
@@ -133,9 +174,98 @@ function messageOf(rply: Rply): string {
   return typeof data?.message === "string" ? data.message : "";
 }
 
-/** The program's options as seen from any (sub)command. */
+/**
+ * The program's options as seen from any (sub)command, completed from the
+ * context file: a flag or its environment variable wins over the file, the
+ * file over the defaults. The login is taken as a whole: a user, password,
+ * password file or nkey seed file given as a flag (or DVS_USER, DVS_PASS)
+ * replaces the file's user, passFile and nkeySeedFile.
+ */
 export function globalsOf(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  if (g.context === undefined) return g;
+  let ctx: ReturnType<typeof loadContext>;
+  try {
+    ctx = loadContext(g.context);
+  } catch (error) {
+    if (error instanceof ContextError) throw new CommandError(error.message, EXIT.usage, { cause: error });
+    throw error;
+  }
+  const given = (name: string) => {
+    const source = cmd.getOptionValueSourceWithGlobals(name);
+    return source !== undefined && source !== "default" && source !== "implied";
+  };
+  const out: GlobalOptions = { ...g, origins: {} };
+  const take = <K extends ContextOption>(o: K, key: string, value: GlobalOptions[K] | undefined) => {
+    if (value === undefined || given(o)) return;
+    out[o] = value as GlobalOptions[K];
+    (out.origins as Record<string, string>)[o] = `${key} in context file ${g.context}`;
+  };
+  take("nats", "servers", ctx.servers?.join(","));
+  take("cluster", "cluster", ctx.cluster);
+  take("role", "role", ctx.role);
+  take("adminKey", "adminKey", ctx.adminKey);
+  take("tlsCa", "tls.caFile", ctx.tls?.caFile);
+  take("tlsCert", "tls.certFile", ctx.tls?.certFile);
+  take("tlsKey", "tls.keyFile", ctx.tls?.keyFile);
+  if (!["user", "pass", "passFile", "nkeySeedFile"].some(given)) {
+    take("user", "user", ctx.user);
+    take("passFile", "passFile", ctx.passFile);
+    take("nkeySeedFile", "nkeySeedFile", ctx.nkeySeedFile);
+  }
+  return out;
+}
+
+/** Fails with bad usage (exit 2), naming the option, when a file dvsctl needs cannot be read. */
+function readableFile(g: GlobalOptions, o: ContextOption, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new CommandError(`cannot read ${originOf(g, o)} ${file}: ${why}`, EXIT.usage, { cause: error });
+  }
+}
+
+/**
+ * The TLS files, checked before connecting: a missing or unreadable one is bad
+ * usage naming the option, not a connection that fails for no stated reason.
+ */
+function tlsOf(g: GlobalOptions): { caFile?: string; certFile?: string; keyFile?: string } | undefined {
+  if (g.tlsCa === undefined && g.tlsCert === undefined && g.tlsKey === undefined) return undefined;
+  if ((g.tlsCert === undefined) !== (g.tlsKey === undefined)) {
+    const missing: ContextOption = g.tlsCert === undefined ? "tlsCert" : "tlsKey";
+    const present: ContextOption = missing === "tlsCert" ? "tlsKey" : "tlsCert";
+    throw new CommandError(
+      `${originOf(g, present)} needs ${FLAGS[missing]} too (a client certificate and its key go together)`,
+      EXIT.usage,
+    );
+  }
+  const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
+  for (const [o, key] of [
+    ["tlsCa", "caFile"],
+    ["tlsCert", "certFile"],
+    ["tlsKey", "keyFile"],
+  ] as const) {
+    const file = g[o];
+    if (file === undefined) continue;
+    if (!/-----BEGIN [A-Z ]+-----/.test(readableFile(g, o, file)))
+      throw new CommandError(`${originOf(g, o)} ${file} is not a PEM file`, EXIT.usage);
+    tls[key] = file;
+  }
+  return tls;
+}
+
+/** The nkey seed file, checked like the node checks nats.nkeySeedFile: readable, one user seed (SU…). */
+function nkeySeedFileOf(g: GlobalOptions): string | undefined {
+  if (g.nkeySeedFile === undefined) return undefined;
+  const seed = readableFile(g, "nkeySeedFile", g.nkeySeedFile).split("\n")[0]?.trim() ?? "";
+  if (!/^SU[A-Z2-7]{56}$/.test(seed))
+    throw new CommandError(
+      `${originOf(g, "nkeySeedFile")} ${g.nkeySeedFile} does not hold an nkey user seed (SU…)`,
+      EXIT.usage,
+    );
+  return g.nkeySeedFile;
 }
 
 export async function withConnection<T>(
@@ -144,12 +274,15 @@ export async function withConnection<T>(
 ): Promise<T> {
   const g = globalsOf(cmd);
   const pass = passwordOf(g);
+  const nkeySeedFile = nkeySeedFileOf(g);
+  const tls = tlsOf(g);
   const transport = await connectNats({
-    servers: g.nats.split(","),
+    servers: g.nats.split(",").map((s) => s.trim()),
     name: `dvsctl@${hostname()}`,
     connectTimeoutMs: Math.min(g.timeout, 5_000),
-    ...(g.nkeySeedFile === undefined ? { user: g.user } : { nkeySeedFile: g.nkeySeedFile }),
+    ...(nkeySeedFile === undefined ? { user: g.user } : { nkeySeedFile }),
     ...(pass !== undefined ? { pass } : {}),
+    ...(tls !== undefined ? { tls } : {}),
   });
   try {
     return await fn(transport, g);

@@ -7,7 +7,7 @@
 // with the RPLY the codec makes of the bytes, keep its memory bounded, and
 // leave an action log whose every record still validates. Being the only
 // server, the node is also the file store's coordinator: every message on the
-// file subjects gets one file store answer (EINVAL for a malformed one).
+// file subjects gets one file store answer (EBADMSG for a malformed one).
 //
 // DVS_FUZZ_MESSAGES sets the count (default 100,000), DVS_FUZZ_SEED the seed;
 // a failure names the seed and the case index, which reproduce it.
@@ -317,7 +317,7 @@ async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
     check(p, msg);
   };
 
-  /** One file store answer, in the encoding asked; EINVAL for what the node cannot read as its message. */
+  /** One file store answer, in the encoding asked; EBADMSG for what the node cannot read as its message. */
   const checkFileAnswer = (c: FuzzCase, sentAt: number, msg: Msg, noResponders: boolean) => {
     if (noResponders) {
       if (c.subject === dvs.fileRead(NODE))
@@ -344,10 +344,10 @@ async function runFuzz(pidMax: number, knownAction: string): Promise<Run> {
     const kind = answer.type === "ERROR" ? answer.error : answer.type;
     run.files.answers[kind] = (run.files.answers[kind] ?? 0) + 1;
     if (answeredIn !== asked) fail(c, "files-encoding", `asked in ${asked}, answered in ${answeredIn}`);
-    if (c.fileMessage === "malformed" && kind !== "EINVAL")
+    if (c.fileMessage === "malformed" && kind !== "EBADMSG")
       fail(
         c,
-        "files-not-einval",
+        "files-not-ebadmsg",
         `a malformed file store message was answered ${kind}: ${JSON.stringify(answer).slice(0, 300)}`,
       );
   };

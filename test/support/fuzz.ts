@@ -5,7 +5,14 @@
 // the machine: `harmless` vets every case before it is sent (no DVSEND on a
 // subject that would honour it, no KILL of a pid that could exist).
 
-import { decode, encode, encodingOf, JSON_CONTENT_TYPE, parseRqst } from "../../protocol/codec.js";
+import {
+  decode,
+  decodePlain,
+  encode,
+  encodingOf,
+  JSON_CONTENT_TYPE,
+  parseRqst,
+} from "../../protocol/codec.js";
 import {
   CHUNK_BYTES,
   commitRequestSchema,
@@ -68,7 +75,7 @@ export const FAMILY_WEIGHTS: Readonly<Record<FuzzFamily, number>> = {
  * - `migration` (`_migr.<N>`, an offer is a request): one `{ ok: false, error }`;
  * - `registry` (`dns.who`, `dns.node.<N>.who`, `dns.failed`): one registry answer (OK, NOTHING or ERROR);
  * - `files` (`file.commit`, `file.update`, `file.ls`: the coordinator, here the node itself;
- *   `file.read.<N>`: the node as a holder): one file store answer (fileAnswerSchema), ERROR EINVAL
+ *   `file.read.<N>`: the node as a holder): one file store answer (fileAnswerSchema), ERROR EBADMSG
  *   when the message is malformed; on the coordinator's subjects, "no responders" (or a message
  *   dropped with the subscription) only while the node holds no coordinator term, or as it changes;
  * - `file-peer` (`_file.<N>`, garbage only): one peer answer (peerFileAnswerSchema), ERROR EINVAL;
@@ -106,7 +113,7 @@ export interface FuzzCase {
   readonly mustBe?: ErrorName;
   /** For the subjects that read RQSTs (request, read-only, passed-on): what the codec makes of the bytes. */
   readonly verdict?: Verdict;
-  /** For the file store's public subjects: whether the node reads the bytes as its message (else EINVAL). */
+  /** For the file store's public subjects: whether the node reads the bytes as its message (else EBADMSG). */
   readonly fileMessage?: "well-formed" | "malformed";
 }
 
@@ -168,7 +175,7 @@ export function fileVerdictOf(
   c: Pick<FuzzCase, "payload" | "headers" | "subject">,
   s: ReturnType<typeof subjects>,
 ): "well-formed" | "malformed" {
-  const decoded = decode(c.payload, encodingOf({ headers: c.headers ? { ...c.headers } : undefined }));
+  const decoded = decodePlain(c.payload, encodingOf({ headers: c.headers ? { ...c.headers } : undefined }));
   return decoded.ok && fileSchemaOf(c.subject, s).safeParse(decoded.value).success
     ? "well-formed"
     : "malformed";

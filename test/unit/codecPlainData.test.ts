@@ -2,8 +2,10 @@
 // shared references, Sets, Maps, typed arrays, Dates, RegExps, Errors) is
 // answered EBADMSG, at once and without throwing.
 import { Encoder } from "cbor-x";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MAX_PLAIN_DEPTH, notPlainData, parseRqst } from "../../protocol/codec.js";
+import { cborBeyondPlainData } from "../../protocol/plainCbor.js";
 
 // structuredClone makes cbor-x write tags 28/29 for repeated and cyclic references.
 const tagged = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: true });
@@ -109,5 +111,59 @@ describe("plain data in requests", () => {
     const loop: unknown[] = [];
     loop.push(loop);
     expect(notPlainData({ loop })).toBe("shared or cyclic reference");
+  });
+});
+
+describe("plain CBOR bytes", () => {
+  const hex = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
+
+  it("names any tag but a bignum, and any map key that is not a text string", () => {
+    expect(cborBeyondPlainData(hex("d90102820102"))).toBe("CBOR tag 258");
+    expect(cborBeyondPlainData(hex("d90103a10102"))).toBe("CBOR tag 259");
+    expect(cborBeyondPlainData(hex("c11a5f5e1000"))).toBe("CBOR tag 1");
+    expect(cborBeyondPlainData(hex("d9d9f7a0"))).toBe("CBOR tag 55799");
+    for (const key of ["a10102", "a1800102", "a1a0a0", "a1f600", "a1c2410100"])
+      expect(cborBeyondPlainData(hex(key)), key).toBe("a CBOR map key that is not a text string");
+    expect(cborBeyondPlainData(hex("a2616101c24101"))).toBe("a CBOR map key that is not a text string");
+  });
+
+  it("passes what this codec writes, bignums and indefinite-length arrays and maps", () => {
+    const value = spawn({
+      a: [1, "x", null, true, { b: -2.5 }],
+      big: 2n ** 70n,
+      neg: -(2n ** 70n),
+      u: undefined,
+    });
+    expect(cborBeyondPlainData(plain.encode(value) as Uint8Array)).toBeUndefined();
+    expect(cborBeyondPlainData(hex("9f01bf6161f6ff80ff"))).toBeUndefined();
+  });
+
+  it("names simple values, indefinite strings, stray breaks, truncation and trailing bytes", () => {
+    expect(cborBeyondPlainData(hex("f0"))).toBe("the CBOR simple value 16");
+    expect(cborBeyondPlainData(hex("7f6161ff"))).toMatch(/indefinite-length/);
+    expect(cborBeyondPlainData(hex("bf6161ff"))).toBe("a stray CBOR break");
+    expect(cborBeyondPlainData(hex("9bffffffffffffffff"))).toBe("a CBOR item cut short");
+    expect(cborBeyondPlainData(hex("0101"))).toBe("bytes after the CBOR item");
+  });
+
+  it("never throws, whatever bytes it is given", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const found = cborBeyondPlainData(bytes);
+        return found === undefined || typeof found === "string";
+      }),
+    );
+  });
+
+  it("a tagged Set anywhere in a request, JSON null params and a CBOR map with integer keys are EBADMSG", () => {
+    const withSet = asCbor({ ...spawn(1), params: new Set([1]) }, plain);
+    expect(refusal(parseRqst(withSet))).toMatchObject({ error: "EBADMSG", partial: { type: "SPAWN" } });
+    expect(refusal(parseRqst(asJson(JSON.stringify({ ...spawn(1), params: null }))))).toMatchObject({
+      error: "EBADMSG",
+    });
+    const intKeys = plain.encode(spawn({ x: 1 })) as Uint8Array;
+    // {"x": 1} is a1 61 78 01 at the end: make its key the integer 7.
+    const bytes = Uint8Array.from([...intKeys.slice(0, -3), 0x07, 0x01]);
+    expect(refusal(parseRqst({ data: bytes, headers: undefined }))).toMatchObject({ error: "EBADMSG" });
   });
 });

@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { loadContext } from "../../client/context.js";
 import { type NodeConfig, parseConfig } from "../../daemon/config.js";
 import { NatsServerNotFoundError } from "../../daemon/errors.js";
 import { renderAccounts } from "../../daemon/natsAccounts.js";
@@ -23,6 +24,7 @@ const DVSD_CONFIG = "# /etc/dvsd/dvsd.yaml";
 const DVSD_UNIT = "# /etc/systemd/system/dvsd.service";
 const NATS_UNIT = "# /etc/systemd/system/nats-server.service";
 const NATS_CONFIG = "# /etc/nats-server.conf";
+const DVSCTL_CONTEXT = "# ~/.config/dvs/prod.yaml";
 
 const dir = mkdtempSync(join(tmpdir(), "dvs-deploy-docs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -160,6 +162,20 @@ describe("docs/deploy.md", () => {
     expect(() => blockStartingWith(deployDoc, "ini", DVSD_UNIT)).not.toThrow();
     expect(() => blockStartingWith(deployDoc, "ini", NATS_UNIT)).not.toThrow();
     expect(() => blockStartingWith(deployDoc, "conf", NATS_CONFIG)).not.toThrow();
+  });
+
+  it("gives a dvsctl context file that dvsctl accepts: the three servers over TLS, a password file, the CA, the admin key", () => {
+    const file = join(dir, "prod.yaml");
+    writeFileSync(file, blockStartingWith(deployDoc, "yaml", DVSCTL_CONTEXT));
+    const context = loadContext(file);
+    expect(context.servers).toEqual([1, 2, 3].map((i) => `tls://dvs${i}.example.net:4222`));
+    expect(context).toMatchObject({
+      cluster: "dvs",
+      user: "admin",
+      passFile: join(dir, "admin.pass"),
+      tls: { caFile: join(dir, "ca.pem") },
+      adminKey: join(dir, "admin.nk"),
+    });
   });
 
   it("gives a dvsd config that parseConfig accepts, with three servers and three replicas", () => {
