@@ -44,6 +44,7 @@ import {
   serverMessageSchema,
   type RegistryAnswer as WireAnswer,
 } from "../protocol/messages.js";
+import { publishNodeEvent } from "../protocol/nodeEvents.js";
 import { ReplyGuard, refusalLog } from "../protocol/responder.js";
 import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
@@ -562,7 +563,8 @@ export class Election implements Subsystem {
     };
     if (coordinator === self) logger.info({ epoch }, "this node is the coordinator");
     else logger.warn({ epoch, cause }, "this node stepped down as coordinator");
-    this.#publish(subjects.nodeEvents(self), event);
+    const sent = publishNodeEvent(this.#o.transport, subjects, event);
+    if (!sent.ok) this.#warn("event", { err: sent.error }, "could not publish a COORDINATOR event");
     this.#files?.coordinatorChanged(coordinator);
   }
 

@@ -32,6 +32,7 @@ import {
   probeReplySchema,
 } from "../protocol/membershipMessages.js";
 import { type EventMessage, PROTOCOL_VERSION } from "../protocol/messages.js";
+import { publishNodeEvent } from "../protocol/nodeEvents.js";
 import { Responder, refusalLog } from "../protocol/responder.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { Clock, TimerHandle } from "../transport/clock.js";
@@ -112,7 +113,7 @@ export class Membership {
    * swallows what was published just before; those are published again when
    * the link is back, so delivery is at least once (dedupe by node, incarnation, view id).
    */
-  #outbox: Uint8Array[] = [];
+  #outbox: EventMessage[] = [];
   /** Bumped at every link loss: a flush that completes across a loss confirms nothing. */
   #linkEpoch = 0;
   #rejoining = false;
@@ -167,7 +168,7 @@ export class Membership {
     this.#send({ type: up ? "link.up" : "link.down", at: this.#o.clock.now() });
     if (!up) return;
     // What the link swallowed goes out first, so the wire keeps the events' order.
-    for (const bytes of [...this.#outbox]) this.#sendEvent(bytes);
+    for (const event of [...this.#outbox]) this.#sendEvent(event);
     this.#nextHeartbeatAt = this.#o.clock.now();
     this.#wake();
   }
@@ -511,11 +512,11 @@ export class Membership {
       { event: event.event, view: event.view, changed: event.changed, cause: event.cause },
       `membership ${event.event}`,
     );
-    this.#publishEvent(encode(event));
+    this.#publishEvent(event);
     this.#o.onChange?.(change, event);
   }
 
-  #publishEvent(bytes: Uint8Array): void {
+  #publishEvent(event: EventMessage): void {
     if (this.#outbox.length >= 1_000) {
       this.#outbox.shift();
       this.#warn(
@@ -524,24 +525,24 @@ export class Membership {
         "dropped the oldest unconfirmed membership event: too many while the link is down",
       );
     }
-    this.#outbox.push(bytes);
-    this.#sendEvent(bytes);
+    this.#outbox.push(event);
+    this.#sendEvent(event);
   }
 
-  #sendEvent(bytes: Uint8Array): void {
+  /** On its CBOR subject and its JSON twin; kept for a retry unless both went out. */
+  #sendEvent(event: EventMessage): void {
     const { transport, subjects } = this.#o;
     if (transport.status !== "connected") return;
-    try {
-      transport.publish(subjects.nodeEvents(this.#o.self.node), bytes);
-    } catch (error) {
-      this.#warn("event", { err: error }, "could not publish a membership event");
+    const sent = publishNodeEvent(transport, subjects, event);
+    if (!sent.ok) {
+      this.#warn("event", { err: sent.error, subject: sent.subject }, "could not publish a membership event");
       return;
     }
     const epoch = this.#linkEpoch;
     transport.flush().then(
       () => {
         if (epoch !== this.#linkEpoch) return;
-        const i = this.#outbox.indexOf(bytes);
+        const i = this.#outbox.indexOf(event);
         if (i >= 0) this.#outbox.splice(i, 1);
       },
       () => {},

@@ -117,6 +117,7 @@ export function nodePermissions(cluster: string, node: NodeId): Permissions {
     `${c}._hb.${node}`,
     `${c}._ms.${node}`,
     `${c}.events.${node}`,
+    `${c}.events.json.${node}`,
     `${c}.actions.${node}.>`,
     // To its peers.
     `${c}._probe.*`,
@@ -190,7 +191,7 @@ export function nodePermissions(cluster: string, node: NodeId): Permissions {
   return { publish, subscribe };
 }
 
-/** The viewer: read-only requests, its own inbox and the events of every cluster. */
+/** The viewer: read-only requests, its own inbox and the events (CBOR and their JSON twins) of every cluster. */
 export function viewerPermissions(): Permissions {
   return {
     publish: [
@@ -209,7 +210,7 @@ export function viewerPermissions(): Permissions {
       "$SRV.STATS",
       "$SRV.STATS.>",
     ],
-    subscribe: [`${inboxPrefixFor(DEV_USERS.viewer.user)}.>`, "dvs.*.events.*"],
+    subscribe: [`${inboxPrefixFor(DEV_USERS.viewer.user)}.>`, "dvs.*.events.*", "dvs.*.events.json.*"],
   };
 }
 

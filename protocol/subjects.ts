@@ -31,6 +31,13 @@ export function subjects(cluster: string) {
     events: `${base}.events.*`,
     /** The events node `node` observed. */
     nodeEvents: (node: NodeId) => `${base}.events.${node}`,
+    /**
+     * The same events as JSON (Content-Type application/json), for clients
+     * without CBOR. One token longer, so `events` does not match the twins.
+     */
+    eventsJson: `${base}.events.json.*`,
+    /** The JSON twin of `nodeEvents(node)`: the same events, published by node `node` only. */
+    nodeEventsJson: (node: NodeId) => `${base}.events.json.${node}`,
     /** Registry: who is the coordinator (any node's registry answers, queue group `QUEUE_GROUP`). */
     dnsWho: `${base}.dns.who`,
     /** Registry: who node `node` takes for the coordinator. */

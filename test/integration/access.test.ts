@@ -27,12 +27,27 @@ let server: TestNatsServer;
 let admin: NatsTransport;
 let viewer: NatsTransport;
 const nodes: NodeRuntime<NatsTransport>[] = [];
+/** A JSON-only client (plain nats.js, JSON.parse, no CBOR) on the events' twins, from before the nodes start. */
+let jsonWatcher: NatsConnection;
+const jsonEvents: { subject: string; body: { node?: unknown; event?: unknown } }[] = [];
 const stateDir = mkdtempSync(join(tmpdir(), "dvs-access-"));
 const adminKey = generateAdminKey(stateDir);
 const signer = loadAdminSigner(adminKey.seedFile);
 
 beforeAll(async () => {
   server = await startTestNatsServer();
+  jsonWatcher = await connectAs(DEV_USERS.viewer);
+  jsonWatcher.subscribe("dvs.dvs.events.json.*", {
+    callback: (error, msg) => {
+      if (error !== null) return;
+      try {
+        jsonEvents.push({ subject: msg.subject, body: JSON.parse(msg.string()) });
+      } catch {
+        // Not JSON: the forged bodies of the publish checks below.
+      }
+    },
+  });
+  await jsonWatcher.flush();
   for (const id of [1, 2]) {
     const config = parseConfig({
       node: id,
@@ -63,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin?.close();
   await viewer?.close();
+  await jsonWatcher?.close();
   await Promise.all(nodes.map((n) => n.stop()));
   await server?.stop();
 });
@@ -172,6 +188,19 @@ describe("an admin", () => {
   });
 });
 
+describe("a JSON-only client", () => {
+  it("sees the nodes' membership and COORDINATOR events on the JSON twins, with the viewer's credentials", async () => {
+    const has = (event: string, node?: number) =>
+      jsonEvents.some((e) => e.body.event === event && (node === undefined || e.body.node === node));
+    const deadline = Date.now() + 10_000;
+    while (!(has("JOIN", 1) && has("JOIN", 2) && has("COORDINATOR")) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect([has("JOIN", 1), has("JOIN", 2), has("COORDINATOR")]).toEqual([true, true, true]);
+    for (const e of jsonEvents) expect(e.subject).toBe(`dvs.dvs.events.json.${e.body.node}`);
+  });
+});
+
 /** A raw connection as `credentials`, with that user's own inbox prefix. */
 function connectAs(credentials: Credentials): Promise<NatsConnection> {
   return connect({
@@ -221,8 +250,10 @@ describe("a node's credentials", () => {
     try {
       expect(await delivered(nc, "dvs.dvs._hb.1")).toBe(true);
       expect(await delivered(nc, "dvs.dvs.events.1")).toBe(true);
+      expect(await delivered(nc, "dvs.dvs.events.json.1")).toBe(true);
       expect(await delivered(nc, "dvs.dvs._hb.2")).toBe(false);
       expect(await delivered(nc, "dvs.dvs.events.2")).toBe(false);
+      expect(await delivered(nc, "dvs.dvs.events.json.2")).toBe(false);
       expect(await delivered(nc, "dvs.dvs.actions.2.01ABC.request")).toBe(false);
     } finally {
       await nc.close();
@@ -310,6 +341,7 @@ describe("a viewer's inbox", () => {
       });
       expect(await subscriptionRefusal(nc, "_INBOX.viewer.x")).toBeUndefined();
       expect(await subscriptionRefusal(nc, "dvs.dvs.events.*")).toBeUndefined();
+      expect(await subscriptionRefusal(nc, "dvs.dvs.events.json.*")).toBeUndefined();
     } finally {
       await nc.close();
     }

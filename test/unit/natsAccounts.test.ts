@@ -91,6 +91,7 @@ describe("a node's permissions", () => {
     const own = [
       s.heartbeat(3),
       s.nodeEvents(3),
+      s.nodeEventsJson(3),
       `dvs.${c}.actions.3.01JABCDEF.request`,
       `dvs.${c}.actions.3.01JABCDEF.reply.5`,
       s.probe(5),
@@ -122,6 +123,7 @@ describe("a node's permissions", () => {
     for (const subject of [
       s.heartbeat(4),
       s.nodeEvents(4),
+      s.nodeEventsJson(4),
       `dvs.${c}.actions.4.01JABCDEF.request`,
       `dvs.${c}.actions.01JABCDEF.request`,
     ]) {
@@ -208,6 +210,16 @@ describe("a node's permissions", () => {
   });
 });
 
+describe("the events' subjects", () => {
+  it("keep the JSON twins apart from the CBOR events: a subscriber to events.* never gets JSON", () => {
+    const s = subjects("dvs");
+    expect(permits([s.events], s.nodeEvents(3))).toBe(true);
+    expect(permits([s.events], s.nodeEventsJson(3))).toBe(false);
+    expect(permits([s.eventsJson], s.nodeEventsJson(3))).toBe(true);
+    expect(permits([s.eventsJson], s.nodeEvents(3))).toBe(false);
+  });
+});
+
 describe("the viewer's permissions", () => {
   it("let it read through the read-only subjects into its own inbox, and watch events", () => {
     const v = viewerPermissions();
@@ -217,6 +229,9 @@ describe("the viewer's permissions", () => {
     expect(permits(v.subscribe, "_INBOX.viewer.x")).toBe(true);
     expect(permits(v.subscribe, "_INBOX.admin.x")).toBe(false);
     expect(permits(v.subscribe, "dvs.dvs.events.3")).toBe(true);
+    expect(permits(v.subscribe, subjects("dvs").eventsJson)).toBe(true);
+    expect(permits(v.subscribe, subjects("dvs").nodeEventsJson(3))).toBe(true);
+    expect(permits(v.publish, subjects("dvs").nodeEventsJson(3))).toBe(false);
     expect(permits(v.subscribe, "dvs.dvs._hb.3")).toBe(false);
     expect(permits(v.subscribe, DISCONNECT_ADVISORIES)).toBe(false);
     expect(permits(v.publish, disconnectAdvisorySubject("DVS"))).toBe(false);

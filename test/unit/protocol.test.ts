@@ -27,6 +27,8 @@ describe("protocol", () => {
     expect(s.anyRqst).toBe("dvs.dvs.rqst");
     expect(s.events).toBe("dvs.dvs.events.*");
     expect(s.nodeEvents(3)).toBe("dvs.dvs.events.3");
+    expect(s.eventsJson).toBe("dvs.dvs.events.json.*");
+    expect(s.nodeEventsJson(3)).toBe("dvs.dvs.events.json.3");
     expect(s.dnsWho).toBe("dvs.dvs.dns.who");
     expect(() => subjects("a.b")).toThrow(RangeError);
   });
