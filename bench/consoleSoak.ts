@@ -34,18 +34,24 @@ import {
   consoleProcessRss,
   describe,
   EventCounter,
-  errorRow,
-  sleep,
   startCluster,
   WAIT_MS,
 } from "./consoleSoakCluster.js";
 import { installProbe, PageMetrics } from "./consoleSoakPage.js";
 import { FLAT_TARGET, runSoak } from "./consoleSoakRun.js";
-import { abortError, type LastResort, runLastResort, Scope, within } from "./context.js";
+import {
+  abortError,
+  abortOnSignals,
+  type LastResort,
+  runLastResort,
+  Scope,
+  sleep,
+  within,
+} from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
-import { judgeResultRow, type ResultRow, renderResultTable, writeResults } from "./results.js";
+import { errorRow, judgeResultRow, type ResultRow, renderResultTable, writeResults } from "./results.js";
 
 const DEFAULTS = {
   nodes: 16,
@@ -413,22 +419,14 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${usage()}`);
     return 2;
   }
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++interrupts > 1) process.exit(130); // the `exit` hook still kills every child
-    process.stderr.write(`[console-soak] ${sig}: stopping and cleaning up (again to force)\n`);
-    controller.abort(new BenchAbortedError(sig));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interrupt = abortOnSignals("console-soak");
   try {
     const started = performance.now();
     const { out, ...options } = parsed;
     const report = await runConsoleSoak({
       ...options,
       chromium: chromiumPath(),
-      signal: controller.signal,
+      signal: interrupt.signal,
       progress: (m) => process.stderr.write(`[console-soak] ${m}\n`),
     });
     const written = writeResults(
@@ -449,15 +447,14 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`[console-soak] ${error.message}\n`);
       return 2;
     }
-    if (error instanceof BenchAbortedError || controller.signal.aborted) {
+    if (error instanceof BenchAbortedError || interrupt.signal.aborted) {
       process.stderr.write(`[console-soak] ${describe(error)}\n`);
       return 130;
     }
     process.stderr.write(`[console-soak] ${describe(error)}\n`);
     return 1;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupt.dispose();
   }
 }
 

@@ -6,9 +6,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import type { NatsTransport } from "../client/connection.js";
 import { watchEvents } from "../client/events.js";
-import { abortError, type Scope } from "./context.js";
+import type { Scope } from "./context.js";
 import { BenchError } from "./errors.js";
-import type { ResultRow } from "./results.js";
 
 /** The cluster's name (`dvsd up`'s default). */
 export const CLUSTER = "dvs";
@@ -228,27 +227,6 @@ export class EventCounter {
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Sleeps `ms`, or rejects with the abort reason when `signal` fires. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-export function errorRow(group: string, error: unknown): ResultRow {
-  const e = error instanceof Error ? error : new Error(String(error));
-  return { name: group, group, value: Number.NaN, unit: "", error: { name: e.name, message: e.message } };
 }
 
 export const describe = (error: unknown) =>

@@ -2,8 +2,9 @@
 // leaves the DVS (DVSEND) and comes back (DVSINIT) while the Cluster page's
 // heap, DOM nodes and CPU are sampled; and the rows made of those samples.
 import type { DvsClient } from "../client/dvsClient.js";
-import { CLUSTER, describe, type EventCounter, rendererCpuMs, sleep, WAIT_MS } from "./consoleSoakCluster.js";
+import { CLUSTER, describe, type EventCounter, rendererCpuMs, WAIT_MS } from "./consoleSoakCluster.js";
 import type { PageMetrics, PageSample, Probe } from "./consoleSoakPage.js";
+import { sleep } from "./context.js";
 import { BenchError } from "./errors.js";
 import type { ResultRow } from "./results.js";
 

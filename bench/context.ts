@@ -189,3 +189,43 @@ export function abortError(signal: AbortSignal): BenchAbortedError {
   const text = reason instanceof Error ? reason.message : String(reason ?? "aborted");
   return new BenchAbortedError(text, { cause: reason });
 }
+
+/**
+ * SIGINT and SIGTERM abort the returned signal (a command then stops and cleans
+ * up); a second one exits at once with 130, the `exit` hook still killing every
+ * child. `dispose` takes the handlers off again.
+ */
+export function abortOnSignals(tag: string): { readonly signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(130);
+    process.stderr.write(`[${tag}] ${signal}: stopping and cleaning up (again to force)\n`);
+    controller.abort(new BenchAbortedError(signal));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+/** Sleeps `ms`, or rejects with the abort reason when `signal` fires. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

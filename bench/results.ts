@@ -156,3 +156,9 @@ function number(value: number): string {
 }
 
 const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
+
+/** The row of a part that could not be measured: its error, no value. */
+export function errorRow(group: string, error: unknown): ResultRow {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return { name: group, group, value: Number.NaN, unit: "", error: { name: e.name, message: e.message } };
+}

@@ -10,7 +10,14 @@ import { arch, cpus, platform } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ANY_CLUSTER, DEV_NODE_COUNT, devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
-import { abortError, createContext, type LastResort, runLastResort, Scope } from "./context.js";
+import {
+  abortError,
+  abortOnSignals,
+  createContext,
+  type LastResort,
+  runLastResort,
+  Scope,
+} from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, UnknownRowError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
@@ -195,15 +202,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(usage());
     return 0;
   }
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (++interrupts > 1) process.exit(130); // the `exit` hook still kills nats-server and removes its store
-    process.stderr.write(`[bench] ${signal}: stopping and cleaning up (again to force)\n`);
-    controller.abort(new BenchAbortedError(signal));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interrupt = abortOnSignals("bench");
   try {
     const rows = values.row
       ?.flatMap((r) => r.split(","))
@@ -211,7 +210,7 @@ async function main(argv: readonly string[]): Promise<number> {
       .filter(Boolean);
     const report = await runBench({
       quick: values.quick ?? false,
-      signal: controller.signal,
+      signal: interrupt.signal,
       ...(rows ? { rows } : {}),
     });
     const written = writeResults(
@@ -232,8 +231,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[bench] ${e.name}: ${e.message}\n`);
     return 1;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupt.dispose();
   }
 }
 

@@ -11,11 +11,11 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultTimings } from "../machines/membershipContext.js";
-import { abortError, type LastResort, runLastResort, Scope, within } from "./context.js";
+import { abortError, abortOnSignals, type LastResort, runLastResort, Scope, within } from "./context.js";
 import { runIfMain } from "./entry.js";
 import { BenchAbortedError, BenchError } from "./errors.js";
 import { findRepoRoot } from "./repoRoot.js";
-import { judgeResultRow, type ResultRow, renderResultTable, writeResults } from "./results.js";
+import { errorRow, judgeResultRow, type ResultRow, renderResultTable, writeResults } from "./results.js";
 import { type FloorResult, runFloor } from "./scaleFloor.js";
 import { floorRows } from "./scaleFloorRows.js";
 import { type ProcessScaleResult, runProcessScale } from "./scaleProcesses.js";
@@ -394,11 +394,6 @@ function simNotes(
 
 // ---- shared ----
 
-function errorRow(group: string, error: unknown): ResultRow {
-  const e = error instanceof Error ? error : new Error(String(error));
-  return { name: group, group, value: Number.NaN, unit: "", error: { name: e.name, message: e.message } };
-}
-
 const describe = (error: unknown) =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
@@ -537,21 +532,13 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${usage()}`);
     return 2;
   }
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (++interrupts > 1) process.exit(130); // the `exit` hook still kills every child
-    process.stderr.write(`[scale] ${signal}: stopping and cleaning up (again to force)\n`);
-    controller.abort(new BenchAbortedError(signal));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interrupt = abortOnSignals("scale");
   try {
     const started = performance.now();
     const { out, ...options } = parsed;
     const report = await runScale({
       ...options,
-      signal: controller.signal,
+      signal: interrupt.signal,
       progress: (m) => process.stderr.write(`[scale] ${m}\n`),
     });
     const written = writeResults(
@@ -575,8 +562,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[scale] ${describe(error)}\n`);
     return 1;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupt.dispose();
   }
 }
 

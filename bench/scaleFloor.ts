@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { DEV_USERS } from "../client/credentials.js";
 import { devServerConfig, renderNatsConfig } from "../daemon/natsAccounts.js";
 import { DVSD_NODE_FLAGS } from "../daemon/nodeFlags.js";
-import { type Scope, within } from "./context.js";
+import { type Scope, sleep } from "./context.js";
 import { readVarz, startMonitoredNatsServer, varzRates } from "./natsMonitor.js";
 import { readCpuSeconds, stopAll } from "./scaleProcesses.js";
 
@@ -120,14 +120,4 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult[]> {
     }
   }
   return results;
-}
-
-/** Waits `ms`, or rejects at once when the run is aborted. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return within(
-    signal,
-    ms + 5_000,
-    "the floor's wait",
-    new Promise<void>((resolve) => setTimeout(resolve, ms)),
-  );
 }
