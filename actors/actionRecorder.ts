@@ -4,14 +4,21 @@
 // requester was told is in the log. Requests passed on between nodes are not
 // logged again. The recorder decides what a record may hold: a request refused
 // before it runs is logged without its params (whoever is refused cannot fill
-// the log with them), and reply summaries share one budget per action.
+// the log with them), and each reply keeps its data up to 64 KiB, the replies
+// of one action 1 MiB in all (transport/actionLog.ts). A reply names the
+// responder's address as the responder stated it in its RPLY (`addr`), checked
+// for plausibility: it is another node's word, never trusted further.
 
 import { encode } from "../protocol/codec.js";
+import { plausibleAddress } from "../protocol/hostAddress.js";
 import { errorName, MUTATING_TYPES, type NodeId, type Rply, type Rqst } from "../protocol/messages.js";
 import {
   type ActionLog,
+  capData,
+  REPLY_DATA_BYTES,
   type ReplyRecord,
   type RequestRecord,
+  replyDataBytes,
   summarize,
   summaryChars,
 } from "../transport/actionLog.js";
@@ -40,6 +47,8 @@ export interface ActionRecorderOptions {
   readonly refusal?: (rqst: ActionRqst) => string | undefined;
   /** Largest params (CBOR bytes) a request record keeps; larger ones are left out, their size kept. Default 64 KiB. */
   readonly maxParamsBytes?: number;
+  /** This node's host address: the `addr` of its own replies (others state theirs in their RPLY). */
+  readonly addr?: string;
 }
 
 /** The default refusal: a viewer may not send a mutating type (the node answers EPERM). */
@@ -113,8 +122,12 @@ export class ActionRecorder {
       ...(refused !== undefined ? { refused: refused.slice(0, 32) } : {}),
     };
     const bytes = encodedBytes(rqst.params);
-    if (refused === undefined && bytes <= (this.#o.maxParamsBytes ?? MAX_PARAMS_BYTES))
-      return { ...record, params: recordable(rqst.params) };
+    const max = this.#o.maxParamsBytes ?? MAX_PARAMS_BYTES;
+    if (refused === undefined && bytes <= max) {
+      const params = recordable(rqst.params);
+      // Their JSON can be larger than their CBOR (byte strings): the record must still fit the log.
+      if (Buffer.byteLength(JSON.stringify(params) ?? "") <= max) return { ...record, params };
+    }
     return { ...record, paramsBytes: bytes };
   }
 
@@ -129,22 +142,29 @@ export class ActionRecorder {
     const at = clock.now();
     // An ALL reply holds one entry per member; anything else is one node's answer.
     const entries = rqst.dst === "ALL" && Array.isArray(rply.data) ? (rply.data as Rply[]) : [rply];
-    // However many replies, their summaries together stay within one budget.
+    // However many replies, their summaries and their data together stay within one budget each.
     const chars = summaryChars(entries.length);
-    const replies = entries.map(
-      (e): ReplyRecord => ({
+    const dataBytes = Math.min(REPLY_DATA_BYTES, replyDataBytes(entries.length));
+    const replies = entries.map((e): ReplyRecord => {
+      const responder = typeof e.src === "number" ? e.src : node;
+      const addr = responder === node ? this.#o.addr : plausibleAddress((e as { addr?: unknown }).addr);
+      const capped = capData(e.data, dataBytes);
+      return {
         v: 1,
         kind: "reply",
         action: rqst.action,
         at,
-        node: typeof e.src === "number" ? e.src : node,
+        node: responder,
         via: node,
+        ...(addr !== undefined ? { addr } : {}),
         rcode: e.rcode,
         ...(e.rcode < 0 ? { error: errorName(e.rcode) ?? "EUNKNOWN" } : {}),
+        ok: e.rcode < 0 ? 0 : 1,
         count: e.count,
         summary: summarize(e.data, chars),
-      }),
-    );
+        ...capped,
+      };
+    });
     const failed = entries.filter((e) => e.rcode < 0).length;
     const write = async () => {
       await Promise.all(replies.map((r) => this.#o.log.append(r)));

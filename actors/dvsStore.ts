@@ -3,12 +3,21 @@
 // DC it knows of. Mutations answer as the request server expects (an Outcome
 // with the seed's error names) and are persisted under the state dir before the
 // answer, so the tables survive a restart. DC versions carry Lamport revisions;
-// `merge` takes the newer version of each DC offered by another node.
+// `merge` takes the newer version of each DC offered by another node. The
+// limits of `dvs_usr` bound the tables (nr_dcs, nr_nodes: ENOSPC); a member
+// leaving or rejoining the view moves it out of and back into its DCs.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Actor, createActor } from "xstate";
 import { z } from "zod";
-import { type DcInfo, type DcMachine, type DcRecord, dcMachine, isNewer } from "../machines/dc.js";
+import {
+  type DcInfo,
+  type DcMachine,
+  type DcRecord,
+  type Departure,
+  dcMachine,
+  isNewer,
+} from "../machines/dc.js";
 import type { NodeId, Params } from "../protocol/messages.js";
 import { VERSION } from "../protocol/version.js";
 import type { Logger } from "./logger.js";
@@ -43,12 +52,26 @@ const dcInfoSchema = z.strictObject({
   name: z.string(),
 });
 
+const departureSchema = z.strictObject({
+  nodeid: z.number().int().min(0).max(65_535),
+  cause: z.string().max(200),
+  at: z.number(),
+});
+
 export const dcRecordSchema = z.strictObject({
   dc: dcInfoSchema,
   ended: z.boolean(),
   rev: z.number().int().min(0),
   origin: z.number().int().min(0),
+  // Tables written (or offered) before departures were recorded have none.
+  departed: z.array(departureSchema).max(65_536).default([]),
 });
+
+/** What GETDCINFO answers: `dc_usr` and the nodes out of it because they left the view. */
+export type DcView = DcInfo & { readonly departed: readonly Departure[] };
+
+/** DCs whose node lists a view change altered, with the nodes it moved. */
+export type DcMembershipChange = { readonly dcid: number; readonly nodeids: readonly number[] };
 
 const stateFileSchema = z.strictObject({
   v: z.literal(1),
@@ -132,17 +155,37 @@ export class DvsStore {
     return record && !record.ended ? record.dc : undefined;
   }
 
+  /** DC `dcid` with its departures (GETDCINFO); undefined when not active here. */
+  dcView(dcid: number): DcView | undefined {
+    const record = this.#active(dcid)?.getSnapshot().context;
+    return record ? { ...record.dc, departed: record.departed } : undefined;
+  }
+
   /** The nodes of DC `dcid`; undefined when this node knows no such (active) DC. */
   nodesOf(dcid: number): readonly NodeId[] | undefined {
     return this.dc(dcid)?.nodes;
+  }
+
+  /** The process limits of DC `dcid` (SPAWN); undefined when not active here. */
+  limitsOf(dcid: number): { readonly nr_procs: number; readonly nr_tasks: number } | undefined {
+    const dc = this.dc(dcid);
+    return dc ? { nr_procs: dc.nr_procs, nr_tasks: dc.nr_tasks } : undefined;
+  }
+
+  /** Whether this node knows DC `dcid` as ended (a tombstone, not merely unknown). */
+  ended(dcid: number): boolean {
+    return this.#dcs.get(dcid)?.getSnapshot().context.ended ?? false;
   }
 
   dcInit(params: Params<"DCINIT">): Outcome {
     if (this.dc(params.dcid)) return { error: "EEXIST", message: `DC ${params.dcid} exists` };
     const limit = this.#dvs?.nr_dcs ?? DVS_DEFAULTS.nr_dcs;
     if (this.dcs().length >= limit)
-      return { error: "EINVAL", message: `the DVS allows at most ${limit} DCs (nr_dcs)` };
+      return { error: "ENOSPC", message: `the DVS allows at most ${limit} DCs (nr_dcs)` };
     const nodes = [...new Set(params.nodes ?? [])].sort((a, b) => a - b);
+    const most = this.#nodeLimit();
+    if (nodes.length > most)
+      return { error: "ENOSPC", message: `a DC has at most ${most} nodes (nr_nodes); ${nodes.length} given` };
     const dc: DcInfo = {
       dcid: params.dcid,
       flags: params.flags ?? 0,
@@ -158,7 +201,7 @@ export class DvsStore {
     const rev = this.#tick();
     const existing = this.#dcs.get(params.dcid);
     if (existing) existing.send({ type: "dc.init", dc, ...rev });
-    else this.#spawn({ dc, ended: false, ...rev });
+    else this.#spawn({ dc, ended: false, departed: [], ...rev });
     this.#save();
     return { rcode: params.dcid, data: dc };
   }
@@ -174,8 +217,13 @@ export class DvsStore {
   addNode(dcid: number, nodeid: NodeId): Outcome {
     const actor = this.#active(dcid);
     if (!actor) return { error: "ENOENT", message: `no DC ${dcid}` };
-    const dc = actor.getSnapshot().context.dc;
+    const { dc, departed } = actor.getSnapshot().context;
     if (dc.nodes.includes(nodeid)) return { error: "EEXIST", message: `node ${nodeid} is in DC ${dcid}` };
+    // A departed node keeps its place: adding it back does not take another.
+    const most = this.#nodeLimit();
+    const held = dc.nodes.length + departed.filter((d) => d.nodeid !== nodeid).length;
+    if (held >= most)
+      return { error: "ENOSPC", message: `DC ${dcid} has ${held} nodes, the most a DC may have (nr_nodes)` };
     actor.send({ type: "dc.addNode", nodeid, ...this.#tick() });
     this.#save();
     return { rcode: 0, data: actor.getSnapshot().context.dc };
@@ -184,12 +232,31 @@ export class DvsStore {
   delNode(dcid: number, nodeid: NodeId): Outcome {
     const actor = this.#active(dcid);
     if (!actor) return { error: "ENOENT", message: `no DC ${dcid}` };
-    const dc = actor.getSnapshot().context.dc;
-    if (!dc.nodes.includes(nodeid))
+    const { dc, departed } = actor.getSnapshot().context;
+    // A departed node can be removed too: it then does not come back when it rejoins.
+    if (!dc.nodes.includes(nodeid) && !departed.some((d) => d.nodeid === nodeid))
       return { error: "ENOENT", message: `node ${nodeid} is not in DC ${dcid}` };
     actor.send({ type: "dc.delNode", nodeid, ...this.#tick() });
     this.#save();
     return { rcode: 0, data: actor.getSnapshot().context.dc };
+  }
+
+  // ---- view changes ----
+
+  /** Members declared gone from the view (DISCONNECT, for `cause`, at `at`) leave every active DC they are in. */
+  depart(nodeids: readonly NodeId[], cause: string, at: number): DcMembershipChange[] {
+    return this.#moveNodes(
+      (r) => r.dc.nodes.filter((n) => nodeids.includes(n)),
+      (actor) => actor.send({ type: "dc.depart", nodeids, cause: cause.slice(0, 200), at }),
+    );
+  }
+
+  /** Members in the view come back into every active DC they departed from. */
+  rejoin(nodeids: readonly NodeId[]): DcMembershipChange[] {
+    return this.#moveNodes(
+      (r) => r.departed.filter((d) => nodeids.includes(d.nodeid)).map((d) => d.nodeid),
+      (actor) => actor.send({ type: "dc.return", nodeids }),
+    );
   }
 
   // ---- synchronisation ----
@@ -218,6 +285,27 @@ export class DvsStore {
   }
 
   // ---- internals ----
+
+  /** Sends `move` to each active DC where `moved` names nodes; saves once. */
+  #moveNodes(
+    moved: (record: DcRecord) => readonly NodeId[],
+    move: (actor: Actor<DcMachine>) => void,
+  ): DcMembershipChange[] {
+    const changes: DcMembershipChange[] = [];
+    for (const actor of this.#dcs.values()) {
+      const record = actor.getSnapshot().context;
+      const nodeids = record.ended ? [] : moved(record);
+      if (nodeids.length === 0) continue;
+      move(actor);
+      changes.push({ dcid: record.dc.dcid, nodeids });
+    }
+    if (changes.length > 0) this.#save();
+    return changes.sort((a, b) => a.dcid - b.dcid);
+  }
+
+  #nodeLimit(): number {
+    return this.#dvs?.nr_nodes ?? DVS_DEFAULTS.nr_nodes;
+  }
 
   #active(dcid: number): Actor<DcMachine> | undefined {
     const actor = this.#dcs.get(dcid);
@@ -261,7 +349,11 @@ export class DvsStore {
       v: 1,
       dvs: this.#dvs,
       lamport: this.#lamport,
-      dcs: this.records().map((r) => ({ ...r, dc: { ...r.dc, nodes: [...r.dc.nodes] } })),
+      dcs: this.records().map((r) => ({
+        ...r,
+        dc: { ...r.dc, nodes: [...r.dc.nodes] },
+        departed: r.departed.map((d) => ({ ...d })),
+      })),
     };
     writeFileDurable(file, `${JSON.stringify(state, null, 2)}\n`);
   }

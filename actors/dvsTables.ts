@@ -1,7 +1,10 @@
 // The DVS and DC tables of one node as a subsystem (SPEC 5): the handlers of
 // the DVS, DC and node request groups, the gate that answers ENOTINIT before
 // DVSINIT (to all but DVSINIT, GETNODEINFO and host requests), and the DC-table
-// sync that teaches a node joining the view the DCs it belongs to.
+// sync that teaches a node joining the view the DCs it belongs to. The tables
+// govern the processes: DCEND ends a DC's processes (EBUSY without `force`),
+// DELNODE moves the removed node's, and a member that leaves the view leaves
+// every DC until it rejoins (actors/dvsMembers.ts).
 
 import type { ViewChange } from "../machines/membership.js";
 import { decode, encode } from "../protocol/codec.js";
@@ -18,8 +21,10 @@ import {
 import type { Subjects } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
 import type { Subscription, Transport } from "../transport/transport.js";
+import { DcMembers } from "./dvsMembers.js";
 import { type DvsStore, dcRecordSchema } from "./dvsStore.js";
 import { type Logger, throttledWarn } from "./logger.js";
+import type { DcProcessPort } from "./processes/dcProcesses.js";
 import type { NodeTraffic } from "./processes/proxy.js";
 import type { Outcome, RequestHandlers } from "./requestServer.js";
 import type { Subsystem } from "./subsystem.js";
@@ -52,6 +57,8 @@ export interface DvsTablesOptions {
   readonly forwarder: { forward(rqst: Rqst, dst: NodeId): Promise<Rply> };
   /** Process traffic through this node's proxies, for `node_usr`. */
   readonly traffic: { traffic(): NodeTraffic };
+  /** What DC changes do to the processes (the process runtime's `dcProcesses`). */
+  readonly processes: DcProcessPort;
 }
 
 /** GETNODEINFO is how anyone reads a fresh node's view (node id, state, view, coordinator) before DVSINIT. */
@@ -74,11 +81,13 @@ export class DvsTables implements Subsystem {
   readonly #o: DvsTablesOptions;
   /** Warnings about what other nodes send, at most one per kind per period. */
   readonly #warn: ReturnType<typeof throttledWarn>;
+  readonly #members: DcMembers;
   #dcSync: Subscription | undefined;
 
   constructor(options: DvsTablesOptions) {
     this.#o = options;
     this.#warn = throttledWarn(options.logger, options.clock);
+    this.#members = new DcMembers(options);
   }
 
   /** Listens for the DC tables other nodes offer this one. */
@@ -92,9 +101,15 @@ export class DvsTables implements Subsystem {
     this.#dcSync = undefined;
   }
 
-  /** Nodes that joined (JOIN, MERGE) are offered this node's DC tables, so a late node learns its DCs. */
+  /**
+   * Members that left the view leave every DC; nodes that joined (JOIN, MERGE)
+   * come back into the DCs they left, and are offered this node's DC tables,
+   * so a late node learns its DCs.
+   */
   onView(_members: readonly NodeId[], change?: ViewChange, _event?: EventMessage): void {
-    if (change?.event === "JOIN" || change?.event === "MERGE")
+    if (change === undefined) return;
+    this.#members.onView(change);
+    if (change.event === "JOIN" || change.event === "MERGE")
       this.#offerDcs(change.changed.map((m) => m.node));
   }
 
@@ -115,17 +130,17 @@ export class DvsTables implements Subsystem {
       DCINIT: (rqst) => store.dcInit(rqst.params as Rqst<"DCINIT">["params"]),
       GETDCINFO: (rqst) => {
         const { dcid } = rqst.params as Rqst<"GETDCINFO">["params"];
-        const dc = store.dc(dcid);
+        const dc = store.dcView(dcid);
         return dc ? { rcode: 0, data: dc } : { error: "ENOENT", message: `no DC ${dcid}` };
       },
-      DCEND: (rqst) => store.dcEnd((rqst.params as Rqst<"DCEND">["params"]).dcid),
+      DCEND: (rqst) => this.#members.dcEnd(rqst.params as Rqst<"DCEND">["params"]),
       ADDNODE: (rqst) => {
         const { dcid, nodeid } = rqst.params as Rqst<"ADDNODE">["params"];
         return store.addNode(dcid, nodeid);
       },
       DELNODE: (rqst) => {
         const { dcid, nodeid } = rqst.params as Rqst<"DELNODE">["params"];
-        return store.delNode(dcid, nodeid);
+        return this.#members.delNode(dcid, nodeid);
       },
       GETNODEINFO: (rqst) => {
         const { nodeid } = rqst.params as Rqst<"GETNODEINFO">["params"];
@@ -195,6 +210,9 @@ export class DvsTables implements Subsystem {
       this.#warn("dcsync", {}, "dropped malformed DC tables from another node");
       return;
     }
-    if (this.#o.store.merge(parsed.data)) this.#o.logger.info("learnt DC tables from another node");
+    if (this.#o.store.merge(parsed.data)) {
+      this.#o.logger.info("learnt DC tables from another node");
+      this.#members.afterMerge();
+    }
   }
 }

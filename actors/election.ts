@@ -46,12 +46,13 @@ import {
 } from "../protocol/messages.js";
 import { publishNodeEvent } from "../protocol/nodeEvents.js";
 import { ReplyGuard, refusalLog } from "../protocol/responder.js";
-import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
+import type { Subjects } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
 import { DeadlineTimer } from "../transport/deadline.js";
 import { CasConflictError } from "../transport/errors.js";
 import type { CasStore, KvEntry } from "../transport/kv.js";
 import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { type Endpoints, publicEndpoints, serveEndpoint } from "./endpoints.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import { MALFORMED_QUESTION, readRegistryQuestion } from "./registryQuestions.js";
 import type { Subsystem } from "./subsystem.js";
@@ -69,6 +70,8 @@ export interface ElectionOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly timings: ElectionTimings;
+  /** The node's public endpoints (`$SRV`): the `dns.*` subjects are served and counted there. */
+  readonly endpoints?: Endpoints;
   /** The machines to run (tests plant bugs in them). */
   readonly registryMachine?: RegistryMachine;
   readonly serverMachine?: ServerMachine;
@@ -193,11 +196,15 @@ export class Election implements Subsystem {
     const { transport, subjects, store, self } = this.#o;
     this.registry.start();
     this.server.start();
-    const sub = (subject: string, handler: (msg: Message) => void, queue?: string) =>
-      this.#subscriptions.push(transport.subscribe(subject, handler, queue ? { queue } : undefined));
-    sub(subjects.dnsWho, (msg) => this.#onWho(msg), QUEUE_GROUP);
-    sub(subjects.nodeDnsWho(self), (msg) => this.#onWho(msg));
-    sub(subjects.dnsFailed, (msg) => this.#onFailed(msg), QUEUE_GROUP);
+    const sub = (subject: string, handler: (msg: Message) => void) =>
+      this.#subscriptions.push(transport.subscribe(subject, handler));
+    const specs = publicEndpoints(subjects, self);
+    for (const [spec, handler] of [
+      [specs.dnsWho, (msg: Message) => this.#onWho(msg)],
+      [specs.dnsNodeWho, (msg: Message) => this.#onWho(msg)],
+      [specs.dnsFailed, (msg: Message) => this.#onFailed(msg)],
+    ] as const)
+      this.#subscriptions.push(serveEndpoint(transport, this.#o.endpoints, spec, handler));
     sub(subjects.servers, (msg) => this.#onServerMessage(msg));
     sub(subjects.serverPing(self), (msg) => this.#onServerMessage(msg));
     this.#stopWatch = store.watch(COORDINATOR_KEY, (entry) => this.#onEntry(entry));
@@ -575,6 +582,7 @@ export class Election implements Subsystem {
     } catch (error) {
       this.#warn("publish", { err: error, subject }, "could not publish an election message");
     }
+    this.#o.endpoints?.answered(subject, value === MALFORMED_QUESTION ? "EBADMSG" : undefined);
   }
 }
 

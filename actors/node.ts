@@ -15,10 +15,12 @@ import { type EventMessage, type NodeId, type NodeStatus, PROTOCOL_VERSION } fro
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
 import { systemRandom } from "../transport/clock.js";
 import type { Transport, TransportStatus } from "../transport/transport.js";
+import { type ActionEvents, actionEventsFor } from "./actionEvents.js";
 import type { NodeIdentity } from "./discovery.js";
 import { DvsStore } from "./dvsStore.js";
 import { DvsTables, type NodeControl, notInitializedGate } from "./dvsTables.js";
 import { Election } from "./election.js";
+import { Endpoints } from "./endpoints.js";
 import { FileService } from "./files/fileService.js";
 import { defaultRegistry } from "./machineRegistry.js";
 import { Membership } from "./membership.js";
@@ -30,6 +32,7 @@ import { NodeRequests } from "./node/requests.js";
 import { StatusResponder } from "./node/status.js";
 import { FileSnapshotStore, MemorySnapshotStore } from "./processes/processStore.js";
 import { ProcessRuntime } from "./processes/runtime.js";
+import { composeGates, QuorumGate } from "./quorumGate.js";
 import { ReplicationServer } from "./replication.js";
 import type { RequestHandlers } from "./requestServer.js";
 import { type Subsystem, servingOnly } from "./subsystem.js";
@@ -80,6 +83,7 @@ interface NodeParts<T extends Transport> {
   readonly registration: ServiceRegistration<T>;
   readonly election: Election | undefined;
   readonly files: FileService | undefined;
+  readonly endpoints: Endpoints;
 }
 
 export class NodeRuntime<T extends Transport = Transport> implements NodeControl {
@@ -101,6 +105,8 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
    */
   #membership: Membership | undefined;
   #lastViewId = 0;
+  /** Records this node's COMMITs, coordinator terms and view changes in the action log (SPEC 6.4). */
+  #actionEvents: ActionEvents | undefined;
   #stopLink: (() => void) | undefined;
   #startError: unknown;
   readonly #timings: MembershipTimings;
@@ -179,6 +185,11 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
   /** The file store of this node, once started, when it runs one. */
   get files(): FileService | undefined {
     return this.#running(this.#parts?.files);
+  }
+
+  /** The public subjects this node serves now, with their counters (`$SRV.INFO`, `$SRV.STATS`). */
+  get endpoints(): Endpoints | undefined {
+    return this.#parts?.endpoints;
   }
 
   /** The members of this node's view; just itself while out of the DVS (after DVSEND). */
@@ -291,6 +302,8 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
     const node = this.#identity.node;
     const floor = { subjects: this.subjects, transport, clock, logger };
     const measured = metrics ? { metrics } : {};
+    // The public subjects this node serves, counted for `$SRV` (actors/discovery.ts).
+    const endpoints = new Endpoints({ transport, clock });
     const replication = new ReplicationServer({
       node,
       ...floor,
@@ -318,15 +331,22 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       control: this,
       forwarder: replication,
       traffic: processes,
+      processes: processes.dcProcesses,
     });
-    const { election, files } = this.#serverRoles(transport);
+    const actionLog = this.components.actionLog?.(transport);
+    const random = this.components.random ?? systemRandom;
+    this.#actionEvents = actionEventsFor(actionLog, { node, clock, logger, random, addr: this.options.addr });
+    const quorum = this.#quorumGate();
+    const { election, files } = this.#serverRoles(transport, quorum, endpoints);
     const registration = new ServiceRegistration<T>({
       transport,
       identity: this.#identity,
+      endpoints,
       logger,
       ...(this.components.register ? { register: this.components.register } : {}),
     });
     const served: Subsystem[] = [
+      ...(this.#actionEvents ? [this.#actionEvents] : []),
       servingOnly("host", this.components.hostHandlers ?? {}),
       dvs,
       processes,
@@ -360,25 +380,41 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
     // One request type, one handler: a later part's wins, and the options' own win over all.
     const handlers: RequestHandlers = {};
     for (const part of served) Object.assign(handlers, part.handlers?.());
-    const actionLog = this.components.actionLog?.(transport);
     const requests = new NodeRequests({
       node,
       cluster: this.options.cluster,
       ...floor,
       handlers: { ...handlers, ...this.options.handlers },
-      gate: notInitializedGate(this.store),
+      gate: composeGates(notInitializedGate(this.store), quorum.request),
+      refuseFirst: quorum.request,
       replication,
       adminKeys: this.options.adminKeys ?? [],
       random: this.components.random ?? systemRandom,
       ...(actionLog ? { actionLog } : {}),
+      ...(this.options.addr ? { addr: this.options.addr } : {}),
       ...measured,
+      endpoints,
     });
     // The requests start first: the others forward through its replication server.
-    return { all: [requests, ...served], requests, processes, registration, election, files };
+    return { all: [requests, ...served], requests, processes, registration, election, files, endpoints };
+  }
+
+  /** Acts on the minority mark of whichever incarnation's membership runs (none after DVSEND: no mark). */
+  #quorumGate(): QuorumGate {
+    const { minorityRefuses } = this.options;
+    const options = {
+      minority: () => this.#membership?.context.minority ?? false,
+      ...(minorityRefuses ? { refuses: minorityRefuses } : {}),
+    };
+    return this.components.quorumGate?.(options) ?? new QuorumGate(options);
   }
 
   /** The election, when the node has a coordinator store, and the file store, when it also has replicas. */
-  #serverRoles(transport: T): { election?: Election; files?: FileService } {
+  #serverRoles(
+    transport: T,
+    quorum: QuorumGate,
+    endpoints: Endpoints,
+  ): { election?: Election; files?: FileService } {
     const { coordinatorStore, replicas, clock, logger, metrics } = this.components;
     if (!coordinatorStore) return {};
     const store = coordinatorStore(transport);
@@ -393,8 +429,10 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       clock,
       logger: logger.child({ role: "election" }),
       timings: this.options.election?.timings ?? defaultElectionTimings(),
+      endpoints,
     });
     if (metrics) countTerms(election, metrics);
+    this.#actionEvents?.watchElection(election);
     if (!replicas) return { election };
     const files = new FileService({
       self: this.#identity.node,
@@ -407,8 +445,11 @@ export class NodeRuntime<T extends Transport = Transport> implements NodeControl
       election,
       clock,
       logger: logger.child({ role: "files" }),
+      endpoints,
       ...(this.options.files ? { settings: this.options.files } : {}),
       ...(metrics ? { metrics } : {}),
+      readOnly: () => quorum.readOnly(),
+      ...(this.#actionEvents ? { actions: this.#actionEvents } : {}),
     });
     election.carryFiles(files);
     return { election, files };

@@ -3,9 +3,12 @@
 // answers with one gather actor per request, and answers one aggregated RPLY
 // the moment the last member of the view has answered; members that are gone
 // from the view get EHOSTDOWN, silent ones ETIMEDOUT at the request's timeout.
-// It also forwards a request whose `dst` is another node.
+// Nobody the node knows is silently missing: a node that was in one of its
+// views and did not leave on purpose, but is out of the view now, has an
+// EHOSTDOWN entry too. It also forwards a request whose `dst` is another node.
 import { type Actor, createActor } from "xstate";
 import { createGatherMachine, type GatherOutput } from "../machines/gather.js";
+import { LEFT_CAUSE, type ViewChange } from "../machines/membership.js";
 import { encode, errorRply, makeRply, parseRply } from "../protocol/codec.js";
 import { ALL, type NodeId, type Rply, type Rqst } from "../protocol/messages.js";
 import type { Subjects } from "../protocol/subjects.js";
@@ -50,6 +53,8 @@ export class ReplicationServer {
   #stopped = false;
   /** Multicast sequence numbers start at the clock, so a restarted node never reuses a recent one. */
   #seq: number;
+  /** Every node of this node's views since it started, but those that left on purpose (see `knownNodes`). */
+  readonly #known = new Set<NodeId>();
 
   constructor(options: ReplicationServerOptions) {
     this.#o = options;
@@ -75,9 +80,25 @@ export class ReplicationServer {
     this.#subscription = undefined;
   }
 
-  /** The view changed: members that left no longer hold up a gather. */
-  view(members: readonly NodeId[]): void {
+  /**
+   * The view changed: members that left no longer hold up a gather. Its
+   * members are known from now on; a member that left on purpose (DVSEND, a
+   * graceful stop) is forgotten, one that failed is not.
+   */
+  view(members: readonly NodeId[], change?: Pick<ViewChange, "event" | "cause" | "changed">): void {
+    for (const m of members) this.#known.add(m);
+    if (change?.event === "DISCONNECT" && change.cause === LEFT_CAUSE)
+      for (const m of change.changed) if (!members.includes(m.node)) this.#known.delete(m.node);
     for (const actor of [...this.#gathers.values()]) actor.send({ type: "view.changed", members });
+  }
+
+  /**
+   * The nodes an ALL reply names, ascending: every member of a view of this
+   * node since it started, but those that left on purpose. A node that crashed
+   * or was cut off stays named (EHOSTDOWN) until it is back or leaves.
+   */
+  knownNodes(): NodeId[] {
+    return [...this.#known].sort((a, b) => a - b);
   }
 
   /** How many gathers are running. */
@@ -90,6 +111,8 @@ export class ReplicationServer {
     const { transport, subjects, node, clock, view } = this.#o;
     const seq = ++this.#seq;
     const expected = [...view.viewMembers()].sort((a, b) => a - b);
+    // Known nodes out of the view are named at once: nobody waits for them.
+    const absent = this.knownNodes().filter((n) => !expected.includes(n));
     const timeoutMs = rqst.timeout ?? this.#o.timeoutMs;
     const actor = createActor(gatherMachine, { input: { expected, timeoutMs }, clock });
     this.#gathers.set(seq, actor);
@@ -100,8 +123,8 @@ export class ReplicationServer {
           this.#gathers.delete(seq);
           const output = actor.getSnapshot().output as GatherOutput<Rply>;
           this.stats.dropped += output.dropped;
-          if (this.#o.metrics) countGather(this.#o.metrics, output);
-          resolve(aggregate(rqst, node, output, timeoutMs));
+          if (this.#o.metrics) countGather(this.#o.metrics, output, absent.length);
+          resolve(aggregate(rqst, node, output, absent, timeoutMs));
         },
       });
       actor.start();
@@ -170,19 +193,28 @@ export class ReplicationServer {
   }
 }
 
-function countGather(metrics: GatherMetrics, output: GatherOutput<Rply>): void {
+function countGather(metrics: GatherMetrics, output: GatherOutput<Rply>, absent: number): void {
   let timedOut = 0;
-  let left = 0;
+  let left = absent;
   for (const entry of output.entries) {
     if (entry.outcome === "timeout") timedOut++;
     else if (entry.outcome === "down") left++;
   }
-  metrics.gathered(output.entries.length, timedOut, left);
+  metrics.gathered(output.entries.length + absent, timedOut, left);
 }
 
-/** One RPLY for the requester: an entry per expected member; rcode 0, or the first entry's error. */
-function aggregate(rqst: Rqst, node: NodeId, output: GatherOutput<Rply>, timeoutMs: number): Rply {
-  const entries = output.entries.map((entry): Rply => {
+/**
+ * One RPLY for the requester: an entry per expected member and per known node
+ * out of the view, in node order; rcode 0, or the first entry's error.
+ */
+function aggregate(
+  rqst: Rqst,
+  node: NodeId,
+  output: GatherOutput<Rply>,
+  absent: readonly NodeId[],
+  timeoutMs: number,
+): Rply {
+  const gathered = output.entries.map((entry): Rply => {
     if (entry.outcome === "answered") return { ...entry.reply, seq: rqst.seq, dst: rqst.src };
     if (entry.outcome === "timeout")
       return errorRply(
@@ -193,6 +225,10 @@ function aggregate(rqst: Rqst, node: NodeId, output: GatherOutput<Rply>, timeout
       );
     return errorRply(rqst, entry.node, "EHOSTDOWN", `node ${entry.node} left the view before answering`);
   });
+  const outOfView = absent.map((n) =>
+    errorRply(rqst, n, "EHOSTDOWN", `node ${n} is not in node ${node}'s view: unreachable or down`),
+  );
+  const entries = [...gathered, ...outOfView].sort((a, b) => (a.src as number) - (b.src as number));
   const failed = entries.find((e) => e.rcode < 0);
   return makeRply(rqst, node, failed ? failed.rcode : 0, entries);
 }

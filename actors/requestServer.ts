@@ -6,7 +6,16 @@
 // answered with an error code and logged with a throttle; nothing a requester
 // sends can throw out of here.
 
-import { type Encoding, encode, errorRply, headersFor, makeRply, parseRqst } from "../protocol/codec.js";
+import {
+  type Encoding,
+  encode,
+  errorRply,
+  headersFor,
+  makeRply,
+  parseRqst,
+  rplyError,
+} from "../protocol/codec.js";
+import { ACK_NODE_HEADER, ACK_REQUEST_HEADER, ACK_STATUS, ACK_STATUS_HEADER } from "../protocol/hedging.js";
 import {
   ALL,
   type ErrorName,
@@ -19,10 +28,11 @@ import {
   UNICAST_ONLY_TYPES,
 } from "../protocol/messages.js";
 import { Responder } from "../protocol/responder.js";
-import { QUEUE_GROUP, type Subjects } from "../protocol/subjects.js";
+import type { Subjects } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
-import type { Message, Subscription, Transport } from "../transport/transport.js";
+import { header, type Message, type Subscription, type Transport } from "../transport/transport.js";
 import type { ActionRecorder, ActionRqst } from "./actionRecorder.js";
+import { type EndpointSpec, type Endpoints, publicEndpoints, serveEndpoint } from "./endpoints.js";
 import { type Logger, throttledWarn } from "./logger.js";
 import type { RequestMetrics, RequestSource } from "./metrics.js";
 import type { ReplicationServer } from "./replication.js";
@@ -50,6 +60,8 @@ export interface RequestServerOptions {
   readonly handlers: RequestHandlers;
   /** Refuses a request before its handler runs (ENOTINIT before DVSINIT); undefined lets it through. */
   readonly gate?: (rqst: Rqst) => Outcome | undefined;
+  /** Refuses an admin's request that came in here before it is logged, gathered or passed on (quorum mode's EROFS). */
+  readonly refuseFirst?: (rqst: Rqst) => Outcome | undefined;
   /** Multicasts `dst: ALL` and forwards requests for other nodes; without it those are EINVAL. */
   readonly replication?: ReplicationServer;
   /** Logs the actions that come in on this node (SPEC 6.4); without it nothing is logged. */
@@ -67,6 +79,10 @@ export interface RequestServerOptions {
   readonly relayAuth?: (rqst: Rqst) => RelayVerdict;
   /** Where every answer is counted, with its latency (default: nowhere). */
   readonly metrics?: RequestMetrics;
+  /** The node's public endpoints (`$SRV`): the public subjects are served and counted there. */
+  readonly endpoints?: Endpoints;
+  /** This node's host address, put on its answers to other nodes (the action log's `addr`). */
+  readonly addr?: string;
 }
 
 /** Whether a relayed mutating request carries a valid admin proof. */
@@ -102,9 +118,10 @@ export class RequestServer {
 
   start(): void {
     const { transport, subjects, node } = this.#options;
+    const specs = publicEndpoints(subjects, node);
     this.#subscriptions = [
-      transport.subscribe(subjects.nodeRqst(node), (msg) => this.#serve(msg, "public")),
-      transport.subscribe(subjects.roNodeRqst(node), (msg) => this.#serve(msg, "readonly")),
+      this.#endpoint(specs.nodeRqst, (msg) => this.#serve(msg, "public")),
+      this.#endpoint(specs.roNodeRqst, (msg) => this.#serve(msg, "readonly")),
       transport.subscribe(subjects.forward(node), (msg) => this.#serve(msg, "forward")),
     ];
     this.joinCluster();
@@ -113,10 +130,11 @@ export class RequestServer {
   /** Takes requests sent to any node and other nodes' multicasts (while the node is in the DVS). */
   joinCluster(): void {
     if (this.#clusterSubscriptions.length > 0) return;
-    const { transport, subjects } = this.#options;
+    const { transport, subjects, node } = this.#options;
+    const specs = publicEndpoints(subjects, node);
     this.#clusterSubscriptions = [
-      transport.subscribe(subjects.anyRqst, (msg) => this.#serve(msg, "public"), { queue: QUEUE_GROUP }),
-      transport.subscribe(subjects.roAnyRqst, (msg) => this.#serve(msg, "readonly"), { queue: QUEUE_GROUP }),
+      this.#endpoint(specs.rqst, (msg) => this.#serve(msg, "public")),
+      this.#endpoint(specs.roRqst, (msg) => this.#serve(msg, "readonly")),
       // Another node's replication server asks every node: serve it here, whatever its dst.
       transport.subscribe(subjects.multicast, (msg) => this.#serve(msg, "multicast")),
     ];
@@ -135,6 +153,10 @@ export class RequestServer {
     this.leaveCluster();
     for (const sub of this.#subscriptions) sub.unsubscribe();
     this.#subscriptions = [];
+  }
+
+  #endpoint(spec: EndpointSpec, handler: (msg: Message) => void): Subscription {
+    return serveEndpoint(this.#options.transport, this.#options.endpoints, spec, handler);
   }
 
   /** The gather subject of some node: where multicast answers go (replication.ts). */
@@ -159,6 +181,8 @@ export class RequestServer {
       );
       return;
     }
+    // A hedging client asks to hear at once that a live node has its request (client/hedge.ts).
+    if (msg.reply !== undefined && (source === "public" || source === "readonly")) this.#acknowledge(msg);
     const parsed = parseRqst(msg);
     if (!parsed.ok) {
       this.stats.rejected++;
@@ -176,7 +200,9 @@ export class RequestServer {
       return;
     }
     const { encoding } = parsed;
-    let rqst: Rqst = { ...parsed.rqst, role: roleFor(source, parsed.rqst.role) };
+    // Object.assign, not `{ ...parsed.rqst, role }`: V8 makes the spread with an added key a slow
+    // object, and this path ran about 5 µs a request faster without it (bench/README.md, rqst-latency).
+    let rqst: Rqst = Object.assign({}, parsed.rqst, { role: roleFor(source, parsed.rqst.role) });
     // Only the node a request comes in on logs it; requests passed on between nodes are not actions again.
     const fromOutside = source === "public" || source === "readonly";
     let release = () => {};
@@ -219,6 +245,12 @@ export class RequestServer {
         return;
       }
     }
+    const first = fromOutside && rqst.role === "admin" ? this.#options.refuseFirst?.(rqst) : undefined;
+    if (first) {
+      this.#answer(msg, encoding, toRply(rqst, node, first), served);
+      release();
+      return;
+    }
     const recorder = fromOutside ? this.#options.actions : undefined;
     const action = recorder?.actionOf(rqst);
     if (recorder && action) {
@@ -235,6 +267,17 @@ export class RequestServer {
     else {
       this.#send(msg, encoding, request, resolved, served);
       release();
+    }
+  }
+
+  #acknowledge(msg: Message): void {
+    if (header(msg, ACK_REQUEST_HEADER) !== "1") return;
+    try {
+      this.#responder.answer(msg, EMPTY, {
+        headers: { [ACK_STATUS_HEADER]: ACK_STATUS, [ACK_NODE_HEADER]: String(this.#options.node) },
+      });
+    } catch (error) {
+      this.#warn("ack", { err: error }, "could not acknowledge a request");
     }
   }
 
@@ -381,8 +424,10 @@ export class RequestServer {
     return handler(rqst);
   }
 
-  #answer(msg: Message, encoding: Encoding, rply: Rply, served: Served): void {
-    const { transport, node, metrics, clock } = this.#options;
+  #answer(msg: Message, encoding: Encoding, own: Rply, served: Served): void {
+    const { transport, node, metrics, clock, addr } = this.#options;
+    const passedOn = served.source === "multicast" || served.source === "forward";
+    const rply = addr !== undefined && passedOn && own.src === node ? { ...own, addr } : own;
     if (metrics) metrics.requestAnswered(rply.type, rply.rcode, served.source, clock.now() - served.at);
     if (!msg.reply) return;
     const headers = headersFor(encoding);
@@ -420,8 +465,11 @@ export class RequestServer {
     } catch (error) {
       this.#warn("reply", { err: error, reply: msg.reply }, "could not send a reply");
     }
+    this.#options.endpoints?.answered(msg.reply, rply.rcode < 0 ? rplyError(rply) : undefined);
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** A request's reply, and what runs once it is on its way. */
 interface Resolved {

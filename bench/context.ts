@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { DEV_USERS } from "../client/credentials.js";
 import { type NatsServer, startNatsServer } from "../daemon/natsServer.js";
+import { DVSD_NODE_FLAGS } from "../daemon/nodeFlags.js";
 import { connectNats } from "../transport/nats.js";
 import { BenchAbortedError, BenchTimeoutError } from "./errors.js";
 import type { BenchContext, StartNatsServerOptions } from "./row.js";
@@ -101,6 +102,8 @@ export interface ContextOptions {
   readonly signal: AbortSignal;
   readonly repoRoot: string;
   readonly natsConf: string;
+  /** DVSD_NODE_FLAGS when absent. */
+  readonly nodeFlags?: readonly string[];
   readonly scope: Scope;
   readonly progress: (message: string) => void;
 }
@@ -113,6 +116,7 @@ export function createContext(options: ContextOptions): BenchContext {
     signal,
     repoRoot: options.repoRoot,
     natsConf: options.natsConf,
+    nodeFlags: options.nodeFlags ?? DVSD_NODE_FLAGS,
     async connect(name, url = options.url) {
       const transport = await connectNats({
         servers: [url],

@@ -1,7 +1,9 @@
-// The two request/reply paths the RQST rows compare, on the same nats-server:
-// a bare nats.js echo (a responder doing `msg.respond(msg.data)`) and our own
-// stack (DvsClient → NatsTransport → RequestServer with a GETDVSINFO handler,
-// CBOR and zod validation on both ends). Each runs on its own pair of connections.
+// The two request/reply paths of `rqst-latency-in-process`, both inside the
+// bench process, beside the client: a bare nats.js echo (a responder doing
+// `msg.respond(msg.data)`) and our own stack (DvsClient → NatsTransport →
+// RequestServer with a GETDVSINFO handler, CBOR and zod validation on both
+// ends), each on its own pair of connections. Not what a user meets (no node
+// process, no node flags): `rqst-latency` measures that (bench/nodeEcho.ts).
 
 import { silentLogger } from "../actors/logger.js";
 import { DEFAULT_BUDGETS, RequestBudget } from "../actors/requestBudget.js";

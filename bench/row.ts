@@ -61,6 +61,8 @@ export interface BenchContext {
   readonly repoRoot: string;
   /** nats.conf at the repository root. */
   readonly natsConf: string;
+  /** The V8 flags of the node processes a row starts (`dvsd run`, the echo responder): DVSD_NODE_FLAGS unless `--node-flags`. */
+  readonly nodeFlags: readonly string[];
   /** A dvsd Transport on `url` (or the given server). */
   connect(name: string, url?: string): Promise<NatsTransport>;
   /** A bare nats.js connection, for baselines that must not go through our code. */

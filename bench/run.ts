@@ -44,6 +44,8 @@ export interface BenchOptions {
   readonly signal?: AbortSignal;
   /** Where progress lines go; stderr by default. */
   readonly progress?: (message: string) => void;
+  /** V8 flags of the node processes instead of DVSD_NODE_FLAGS (to measure another setting). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /**
@@ -81,6 +83,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         signal,
         repoRoot,
         natsConf,
+        ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
         scope,
         progress: (message) => progress(`${row.name}: ${message}`),
       });
@@ -173,6 +176,9 @@ Options:
   --quick         short smoke run (small sample sizes)
   --row <name>    run only this row (repeatable, or comma-separated)
   --out <dir>     write the results files there instead of results/
+  --node-flags <flags>
+                  V8 flags of the node processes (\`dvsd run\`, the echo responder) instead
+                  of daemon/nodeFlags.ts's, space-separated ("" for none): to measure another setting
   -h, --help      show this help
 
 Rows:
@@ -181,7 +187,14 @@ ${rows}
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: { json?: boolean; quick?: boolean; help?: boolean; row?: string[]; out?: string };
+  let values: {
+    json?: boolean;
+    quick?: boolean;
+    help?: boolean;
+    row?: string[];
+    out?: string;
+    "node-flags"?: string;
+  };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -191,6 +204,7 @@ async function main(argv: readonly string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
         row: { type: "string", multiple: true },
         out: { type: "string" },
+        "node-flags": { type: "string" },
       },
       strict: true,
     }));
@@ -208,10 +222,12 @@ async function main(argv: readonly string[]): Promise<number> {
       ?.flatMap((r) => r.split(","))
       .map((r) => r.trim())
       .filter(Boolean);
+    const nodeFlags = values["node-flags"]?.split(/\s+/).filter(Boolean);
     const report = await runBench({
       quick: values.quick ?? false,
       signal: interrupt.signal,
       ...(rows ? { rows } : {}),
+      ...(nodeFlags ? { nodeFlags } : {}),
     });
     const written = writeResults(
       { name: "bench", rows: toResultRows(report), meta: resultsMeta(report) },

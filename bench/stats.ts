@@ -38,3 +38,30 @@ export function summarize(samples: ArrayLike<number>): Summary {
 export function ratio(ours: number, raw: number): number {
   return raw > 0 && Number.isFinite(raw) ? ours / raw : Number.NaN;
 }
+
+/** The middle value (the mean of the two middle ones for an even count); NaN when there are none. */
+export function median(values: ArrayLike<number>): number {
+  const sorted = Float64Array.from(values).sort();
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Each block's p50 and p99, and their medians over the blocks: one slow block moves neither. */
+export interface BlockSummary {
+  readonly p50s: readonly number[];
+  readonly p99s: readonly number[];
+  readonly p50: number;
+  readonly p99: number;
+  /** All samples pooled. */
+  readonly pooled: Summary;
+}
+
+export function summarizeBlocks(blocks: readonly (readonly number[])[]): BlockSummary {
+  const each = blocks.map((b) => summarize(b));
+  const p50s = each.map((s) => s.p50);
+  const p99s = each.map((s) => s.p99);
+  return { p50s, p99s, p50: median(p50s), p99: median(p99s), pooled: summarize(blocks.flat()) };
+}

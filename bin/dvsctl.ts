@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { ParamError } from "../client/params.js";
 import { VERSION } from "../client/wire.js";
 import { addActionCommands } from "./dvsctl/actions.js";
-import { positive } from "./dvsctl/args.js";
+import { positive, unsigned } from "./dvsctl/args.js";
 import { addClusterCommands } from "./dvsctl/cluster.js";
 import { addDcCommands } from "./dvsctl/dc.js";
 import { addDvsCommands } from "./dvsctl/dvs.js";
@@ -73,6 +73,12 @@ const program = new Command()
   )
   .option("--json", "print the raw reply (RPLY) as one JSON line, for scripts", false)
   .option("--timeout <ms>", "how long to wait for answers", positive, 5_000)
+  .option(
+    "--accept-timeout <ms>",
+    "a request to any node that no node acknowledges within this long is sent again to one live node (a frozen member may hold the first); 0 never resends",
+    unsigned,
+    300,
+  )
   .showHelpAfterError()
   // Set before the subcommands are added, so they inherit it: usage errors exit 2, help exits 0.
   .exitOverride((err) => {
@@ -84,7 +90,8 @@ const program = new Command()
     [
       "",
       "Requests to all nodes (--node all) are answered by one node with one row per member of its view;",
-      "a member that does not answer within --timeout (less a margin) is a row with ETIMEDOUT.",
+      "a member that does not answer within --timeout (less a margin) is a row with ETIMEDOUT, and every",
+      "node it knows that is out of its view (crashed, frozen, cut off) a row with EHOSTDOWN.",
       "",
       "Exit status: 0 every answer OK, 1 a node answered an error, 2 bad usage, 3 cluster or node unreachable,",
       "4 the NATS server refused the credentials or this user may not send that request.",

@@ -1,13 +1,22 @@
 // The action log as a client reads it (SPEC 6.4): the records of each action
-// (request, each node's reply, outcome) in the cluster's JetStream stream, and
+// (request, each node's reply, outcome; the cluster's own events) in the
+// cluster's JetStream stream, and
 // the ids requests carry so that their records can be found.
 import { decode } from "../protocol/codec.js";
 import { type ActionRecord, recordOnKey } from "../transport/actionLog.js";
 import type { Subscription, Transport } from "../transport/transport.js";
 
-export type { ActionRecord, ActionSummary, RequestRecord } from "../transport/actionLog.js";
-export { actionIds } from "../transport/actionLog.js";
+export type {
+  ActionRecord,
+  ActionSummary,
+  EventRecord,
+  LogReach,
+  ReplyRecord,
+  RequestRecord,
+} from "../transport/actionLog.js";
+export { ACTION_DATA_BUDGET_BYTES, actionIds, REPLY_DATA_BYTES } from "../transport/actionLog.js";
 export { JetStreamActionLog } from "../transport/actionLogJetStream.js";
+export { ActionLogError, ActionLogReadError } from "../transport/errors.js";
 
 /**
  * Calls `onRecord` for each action record as the nodes write it (core NATS on

@@ -14,11 +14,19 @@ import {
   type Role,
   type Rply,
   type RqstAuth,
+  rcode,
 } from "../protocol/messages.js";
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
 import { type Clock, type Random, randomToken, systemClock, systemRandom } from "../transport/clock.js";
 import { BadReplyError } from "../transport/errors.js";
-import type { Transport } from "../transport/transport.js";
+import type { Message, Transport } from "../transport/transport.js";
+import { type HedgeOptions, hedgedRequest } from "./hedge.js";
+
+const EEXIST = rcode("EEXIST");
+const EHOSTDOWN = rcode("EHOSTDOWN");
+const ETIMEDOUT = rcode("ETIMEDOUT");
+/** Nodes remembered from replies, for hedges. */
+const MAX_REMEMBERED_NODES = 256;
 
 export interface DvsClientOptions {
   readonly cluster: string;
@@ -41,6 +49,24 @@ export interface DvsClientOptions {
   readonly clock?: Pick<Clock, "now">;
   /** The signatures' nonces and action ids (default: crypto.randomBytes). */
   readonly random?: Random;
+  /**
+   * Hedges requests sent to the cluster's queue subject (client/hedge.ts):
+   * unacknowledged after `acceptMs`, the same request goes to one live node.
+   * Off when absent.
+   */
+  readonly hedge?: ClientHedging;
+}
+
+export interface ClientHedging {
+  /** Default 300 ms. */
+  readonly acceptMs?: number;
+  /**
+   * The nodes believed alive (e.g. discovery), asked when a hedge is due;
+   * the nodes of the last replies are tried after them.
+   */
+  readonly nodes?: () => readonly NodeId[] | Promise<readonly NodeId[]>;
+  /** The accept deadlines' timers (default: the system clock). */
+  readonly clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
 /** Nonce length: 22 base-36 characters, about 113 bits. */
@@ -64,6 +90,8 @@ export class DvsClient {
   readonly #random: Random;
   /** ULIDs, as nodes make them: a signed request names its action itself (see #signed). */
   readonly #actionId: (time: number) => string;
+  /** Nodes that answered lately, newest last: where a hedge may go when nobody names better ones. */
+  readonly #answered = new Set<NodeId>();
 
   constructor(
     readonly transport: Transport,
@@ -80,26 +108,82 @@ export class DvsClient {
   async request(type: RequestType | string, params: unknown = {}, send: SendOptions = {}): Promise<Rply> {
     const encoding = this.options.encoding ?? "cbor";
     const dst = send.dst ?? ALL;
+    const anyNode = dst === ALL || send.viaAnyNode === true;
+    const hedged = anyNode && this.options.hedge !== undefined;
+    // A hedged change names its action, so the node that gets the second copy finds it in the log.
+    const action =
+      send.action ??
+      (hedged && isRequestType(type) && MUTATING_TYPES.has(type)
+        ? this.#actionId(Math.floor(this.#clock.now()))
+        : undefined);
     const unsigned = {
       v: PROTOCOL_VERSION,
       type,
       src: this.options.clientId,
       dst,
       seq: ++this.#seq,
-      ...(send.action !== undefined ? { action: send.action } : {}),
+      ...(action !== undefined ? { action } : {}),
       ...(send.gatherTimeoutMs !== undefined ? { timeout: send.gatherTimeoutMs } : {}),
       params,
     };
     const rqst = this.#signed(unsigned);
     const subject = this.#subjectFor(dst, send.viaAnyNode === true);
     const headers = headersFor(encoding);
-    const msg = await this.transport.request(subject, encode(rqst, encoding), {
-      timeoutMs: send.timeoutMs ?? this.options.timeoutMs ?? 5_000,
-      ...(headers ? { headers } : {}),
-    });
+    const timeoutMs = send.timeoutMs ?? this.options.timeoutMs ?? 5_000;
+    const data = encode(rqst, encoding);
+    const msg = hedged
+      ? await hedgedRequest(
+          this.transport,
+          { subject, data, headers, timeoutMs },
+          this.#hedging(),
+          (m) => this.#parse(subject, m).rcode === EEXIST,
+        )
+      : await this.transport.request(subject, data, { timeoutMs, ...(headers ? { headers } : {}) });
+    const rply = this.#parse(subject, msg);
+    this.#learn(rply);
+    return rply;
+  }
+
+  #parse(subject: string, msg: Message): Rply {
     const parsed = parseRply(msg.data, encodingOf(msg), this.transport.maxPayload);
     if (!parsed.ok) throw new BadReplyError(subject, parsed.message);
     return parsed.rply;
+  }
+
+  /** Notes the nodes a reply shows alive: its sender and, for ALL, each entry that answered. */
+  #learn(rply: Rply): void {
+    const alive: NodeId[] = typeof rply.src === "number" ? [rply.src] : [];
+    if (Array.isArray(rply.data))
+      for (const e of rply.data as Partial<Rply>[])
+        if (
+          typeof e?.src === "number" &&
+          typeof e.rcode === "number" &&
+          e.rcode !== EHOSTDOWN &&
+          e.rcode !== ETIMEDOUT
+        )
+          alive.push(e.src);
+    for (const node of alive) {
+      this.#answered.delete(node);
+      this.#answered.add(node);
+      if (this.#answered.size > MAX_REMEMBERED_NODES)
+        this.#answered.delete(this.#answered.values().next().value as NodeId);
+    }
+  }
+
+  #hedging(): HedgeOptions {
+    const hedge = this.options.hedge as ClientHedging;
+    return {
+      ...(hedge.acceptMs !== undefined ? { acceptMs: hedge.acceptMs } : {}),
+      clock: hedge.clock ?? systemClock,
+      random: this.#random,
+      targets: async () => {
+        const named = hedge.nodes ? await hedge.nodes() : [];
+        const nodes = [...new Set([...named, ...[...this.#answered].reverse()])];
+        return nodes.map((n) =>
+          this.options.role === "viewer" ? this.subjects.roNodeRqst(n) : this.subjects.nodeRqst(n),
+        );
+      },
+    };
   }
 
   /**

@@ -6,7 +6,7 @@
 // deadline, so a commit that was recorded before the coordinator died is
 // answered SUCCESS by the next one.
 import { createHash } from "node:crypto";
-import { decode, encode } from "../protocol/codec.js";
+import { decode, decodePlain, encode, encodingOf, headersFor } from "../protocol/codec.js";
 import { readChunks } from "../protocol/fileRead.js";
 import {
   CHUNK_BYTES,
@@ -111,10 +111,20 @@ export class FileClient {
       // Only a reader's inbox: never a subject a holder (or anyone) names, with this client's rights.
       if (!responder.accepts(msg)) return;
       activity.last = this.#o.clock.now();
-      const decoded = decode(msg.data, "cbor");
+      // Answered in the READ's own encoding: a holder asks in JSON when a COMMIT came in JSON.
+      const encoding = encodingOf(msg);
+      const decoded = decodePlain(msg.data, encoding);
       const parsed = decoded.ok ? readRequestSchema.safeParse(decoded.value) : undefined;
       let answer: FileAnswer;
-      if (!parsed?.success || parsed.data.name !== name || parsed.data.sha256 !== source.sha256) {
+      if (!parsed?.success) {
+        // Malformed is EBADMSG, as on every file store subject; EINVAL is a READ of other bytes.
+        answer = {
+          v: PROTOCOL_VERSION,
+          type: "ERROR",
+          error: "EBADMSG",
+          message: decoded.ok ? "malformed READ" : `READ: ${decoded.message}`,
+        };
+      } else if (parsed.data.name !== name || parsed.data.sha256 !== source.sha256) {
         answer = { v: PROTOCOL_VERSION, type: "ERROR", error: "EINVAL", message: "not this commit's bytes" };
       } else {
         const { offset, length } = parsed.data;
@@ -131,7 +141,8 @@ export class FileClient {
         }
       }
       try {
-        responder.answer(msg, encode(answer));
+        const headers = headersFor(encoding);
+        responder.answer(msg, encode(answer, encoding), headers ? { headers } : {});
       } catch {
         // The reader times out and its holder fails the REPLICA: the commit reports it.
       }

@@ -14,15 +14,21 @@ import {
 import { type Subjects, subjects as subjectsOf } from "../protocol/subjects.js";
 import type { Clock } from "../transport/clock.js";
 import { DeadlineTimer } from "../transport/deadline.js";
-import { BadReplyError } from "../transport/errors.js";
+import { BadReplyError, TimeoutError } from "../transport/errors.js";
 import type { Transport } from "../transport/transport.js";
 
 export interface RegistryClientOptions {
   readonly cluster: string;
   readonly transport: Transport;
   readonly clock: Clock;
-  /** How long one WHO or FAILED waits for its answer. */
+  /** How long one WHO or FAILED waits for its answer, retries included. Default 2000 ms. */
   readonly timeoutMs?: number;
+  /**
+   * How long one attempt of a WHO waits before it is asked again (default
+   * 500 ms, at most `timeoutMs`): a WHO the queue handed a registry that died
+   * at that moment is never answered, and the next one reaches a live registry.
+   */
+  readonly attemptMs?: number;
   readonly retryMs?: number;
   readonly retryMaxMs?: number;
 }
@@ -68,10 +74,31 @@ export class RegistryClient {
     this.subjects = subjectsOf(options.cluster);
   }
 
-  /** One WHO: to any node's registry, or to node `node`'s. Rejects with the transport's named errors. */
+  /**
+   * One WHO: to any node's registry, or to node `node`'s. An attempt not
+   * answered within `attemptMs` is asked again, until `timeoutMs`; every
+   * registry answers at once (OK or NOTHING), so only a lost question goes
+   * unanswered. Rejects with the transport's named errors (the last
+   * TimeoutError once the time is up).
+   */
   async who(node?: NodeId): Promise<Answer> {
     const subject = node === undefined ? this.subjects.dnsWho : this.subjects.nodeDnsWho(node);
-    return this.#ask(subject, { v: PROTOCOL_VERSION, type: "WHO" });
+    const { clock } = this.#o;
+    const timeoutMs = this.#o.timeoutMs ?? 2_000;
+    const attemptMs = Math.min(timeoutMs, this.#o.attemptMs ?? 500);
+    const deadline = clock.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - clock.now();
+      try {
+        return await this.#ask(
+          subject,
+          { v: PROTOCOL_VERSION, type: "WHO" },
+          Math.max(1, Math.min(attemptMs, left)),
+        );
+      } catch (error) {
+        if (!(error instanceof TimeoutError) || deadline - clock.now() <= 0) throw error;
+      }
+    }
   }
 
   /** FAILED: the coordinator of `epoch` did not answer; resolves with the registry's answer. */
@@ -140,10 +167,8 @@ export class RegistryClient {
     }
   }
 
-  async #ask(subject: string, body: unknown): Promise<Answer> {
-    const msg = await this.#o.transport.request(subject, encode(body), {
-      timeoutMs: this.#o.timeoutMs ?? 2_000,
-    });
+  async #ask(subject: string, body: unknown, timeoutMs = this.#o.timeoutMs ?? 2_000): Promise<Answer> {
+    const msg = await this.#o.transport.request(subject, encode(body), { timeoutMs });
     const decoded = decode(msg.data, encodingOf(msg), this.#o.transport.maxPayload);
     const parsed = decoded.ok ? registryAnswerSchema.safeParse(decoded.value) : undefined;
     if (!parsed?.success)

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { actionIds, JetStreamActionLog } from "../client/actions.js";
 import { connectNats, type NatsTransport, systemClock, systemRandom } from "../client/connection.js";
+import { discoverNodes } from "../client/discovery.js";
 import { DvsClient } from "../client/dvsClient.js";
 import { FileClient } from "../client/fileClient.js";
 import { RegistryClient } from "../client/registryClient.js";
@@ -78,6 +79,10 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     role: o.role,
     timeoutMs: 5_000,
     ...(o.role === "admin" && o.signer ? { signer: o.signer } : {}),
+    // A request the queue hands a frozen node is resent to one the $SRV ping finds alive (client/hedge.ts).
+    hedge: {
+      nodes: async () => (await discoverNodes(transport.connection, o.cluster, 1_000, 50)).map((n) => n.node),
+    },
   });
   const registry = new RegistryClient({ cluster: o.cluster, transport, clock, timeoutMs: 1_000 });
   const feed = new ClusterFeed({

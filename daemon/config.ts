@@ -6,10 +6,12 @@ import { readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { DEFAULT_MINORITY_REFUSES, MINORITY_REFUSABLE } from "../actors/quorumGate.js";
 import { readSecretFile } from "../client/credentials.js";
 import { defaultTimings, type MembershipTimings } from "../machines/membership.js";
 import { isAdminPublicKey } from "../protocol/adminSignature.js";
-import { describeIssues, nodeIdSchema, SERVER_TYPES } from "../protocol/messages.js";
+import { hostAddressSchema } from "../protocol/hostAddress.js";
+import { describeIssues, nodeIdSchema, type RequestType, SERVER_TYPES } from "../protocol/messages.js";
 import { isClusterName } from "../protocol/subjects.js";
 import { ConfigError } from "./errors.js";
 import { commandsConfigSchema } from "./host/command.js";
@@ -31,6 +33,8 @@ export const configSchema = z.strictObject({
   node: nodeIdSchema,
   /** Cluster name, the `<c>` of every subject. */
   cluster: z.string().refine(isClusterName, "letters, digits, - and _, at most 32").default("dvs"),
+  /** This node's host address in its answers and the action log (seed 001 `ipaddr`); found on the host when absent. */
+  address: hostAddressSchema.optional(),
   nats: z
     .strictObject({
       servers: z.array(natsUrl).min(1).default(["nats://127.0.0.1:4222"]),
@@ -96,6 +100,11 @@ export const configSchema = z.strictObject({
       beaconMs: z.number().int().min(10).max(600_000).optional(),
       /** A component without a majority of the last full view marks itself minority. */
       quorum: z.boolean().default(false),
+      /** With `quorum`, the requests a minority refuses with EROFS: mutating, not host requests (COMMIT always is). */
+      minorityRefuses: z
+        .array(z.enum(MINORITY_REFUSABLE as [RequestType, ...RequestType[]]))
+        .max(32)
+        .default([...DEFAULT_MINORITY_REFUSES]),
     })
     .refine((m) => m.unreachableAfterMissed >= m.suspectAfterMissed, {
       message: "unreachableAfterMissed must be at least suspectAfterMissed",

@@ -19,6 +19,7 @@ import { connectNats, type NatsTransport } from "../transport/nats.js";
 import { membershipTimings, type NodeConfig } from "./config.js";
 import { nodeUserName } from "./credentials.js";
 import { MetricsListenError } from "./errors.js";
+import { ownAddress } from "./hostAddress.js";
 import { createHostHandlers, protectedPidsFromEnv } from "./hostRequests.js";
 import { PrometheusMetrics } from "./metrics.js";
 import { type MetricsServer, serveMetrics } from "./metricsServer.js";
@@ -30,7 +31,7 @@ export function createNatsNode(
   scripts?: ScriptRunner,
   metrics?: PrometheusMetrics,
 ): NodeRuntime<NatsTransport> {
-  const incarnation = nextIncarnation(config.stateDir);
+  const incarnation = nextIncarnation(config.stateDir, systemClock.now());
   const refusedReply = throttledWarn(logger, systemClock);
   return new NodeRuntime<NatsTransport>(
     {
@@ -39,8 +40,10 @@ export function createNatsNode(
       incarnation,
       timings: membershipTimings(config),
       quorum: config.membership.quorum,
+      minorityRefuses: config.membership.minorityRefuses,
       requestTimeoutMs: config.requests.timeoutMs,
       adminKeys: config.adminKeys,
+      addr: ownAddress(config.address),
       election: {
         serverType: config.election.server,
         timings: defaultElectionTimings(config.election.leaseMs),
@@ -59,7 +62,7 @@ export function createNatsNode(
       pid: process.pid,
       stateDir: config.stateDir,
       ...(metrics ? { metrics } : {}),
-      nextIncarnation: () => nextIncarnation(config.stateDir),
+      nextIncarnation: () => nextIncarnation(config.stateDir, systemClock.now()),
       ...(scripts ? { onViewChange: (event) => scripts.enqueue(event) } : {}),
       connect: (identity) =>
         connectNats({
@@ -86,14 +89,16 @@ export function createNatsNode(
           ...(config.nats.nkeySeedFile !== undefined ? { nkeySeedFile: config.nats.nkeySeedFile } : {}),
           ...(config.nats.tls !== undefined ? { tls: config.nats.tls } : {}),
         }),
-      register: (transport, identity) =>
-        registerService(transport.connection, identity, (reply) =>
-          refusedReply(
-            "srv-reply",
-            { reply: reply.slice(0, 200) },
-            "refused to answer a $SRV ping outside the inbox namespace",
-          ),
-        ),
+      register: (transport, identity, endpoints) =>
+        registerService(transport.connection, identity, {
+          endpoints,
+          onRefused: (reply) =>
+            refusedReply(
+              "srv-reply",
+              { reply: reply.slice(0, 200) },
+              "refused to answer a $SRV ping outside the inbox namespace",
+            ),
+        }),
       hostHandlers: createHostHandlers({
         clock: systemClock,
         logger,
@@ -143,6 +148,7 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
       ? new PrometheusMetrics({ node: config.node, cluster: config.cluster, processMetrics: true })
       : undefined;
   const node = createNatsNode(config, logger, scripts, metrics);
+  logExit(logger);
   metrics?.observe(node);
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -189,9 +195,22 @@ export async function runDaemon(config: NodeConfig): Promise<number> {
     logger.warn({ err: error }, "event scripts still running at shutdown; stopping them");
   });
   await scripts.stop();
-  logger.flush();
   // Ended without being asked to: the connection closed under it.
-  return !stopping && endedByClosedLink(reason) ? 1 : 0;
+  const code = !stopping && endedByClosedLink(reason) ? 1 : 0;
+  // Every exit leaves its reason in the log (a supervisor or a chaos run reads it there).
+  if (stopping) logger.info({ reason, code }, "node stopped");
+  else logger.error({ reason, code }, `node ended by itself: ${reason}`);
+  logger.flush();
+  return code;
+}
+
+/**
+ * The last line of every daemon, whatever ends it (a return, process.exit, an
+ * uncaught error after Node printed it): its exit code. pino writes to stdout
+ * synchronously, so the line is out before the process is.
+ */
+export function logExit(logger: Logger): void {
+  process.once("exit", (code) => logger.info({ code }, "dvsd exiting"));
 }
 
 /**

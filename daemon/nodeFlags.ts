@@ -5,8 +5,13 @@
 // docs/operations.md "Memory" has the figures). The price is request
 // throughput under a flood: the fuzz test's 30,000 messages took a node 66 s
 // with both flags, 41 s with the semi-space flag alone (RSS 80-86 MiB with 32
-// busy nodes) and 33 s with none. `dvsd up`, the `dvsd` shebang, the systemd
-// unit of docs/deploy.md, the tests and the benchmarks all use these.
+// busy nodes) and 33 s with none. Request latency did not measurably change
+// with them: `rqst-latency` against a `dvsd run` process gave the same p50
+// ratio within noise with 1, 2 or 4 MiB semi-spaces, without either flag and
+// with --single-threaded-gc (bench/README.md, "Requests to one node"), while
+// without the semi-space flag the node's RSS after that run was 114-116 MiB.
+// `dvsd up`, the `dvsd` shebang, the systemd unit of docs/deploy.md, the
+// tests and the benchmarks all use these.
 export const DVSD_NODE_FLAGS: readonly string[] = [
   // A young generation of 1 MiB per semi-space instead of 16: scavenges are
   // more frequent but each is short, and little garbage lingers.
@@ -28,13 +33,15 @@ export interface DvsdRun {
   readonly logLevel?: string;
   /** Options added at the end (`--admin-keys …`). */
   readonly extra?: readonly string[];
+  /** V8 flags instead of DVSD_NODE_FLAGS (the bench's `--node-flags`, to measure another setting). */
+  readonly flags?: readonly string[];
 }
 
 /** The arguments after `node` for one `dvsd run` process: the V8 flags, the CLI, then its options. */
 export function dvsdRunArgs(run: DvsdRun): string[] {
   const option = (name: string, value: string | undefined) => (value === undefined ? [] : [name, value]);
   return [
-    ...DVSD_NODE_FLAGS,
+    ...(run.flags ?? DVSD_NODE_FLAGS),
     run.bin,
     "run",
     "--node",

@@ -2,8 +2,8 @@
 // coordinator delegates to, which servers an active server asks for replicas
 // (passive first, then itself, then other actives), who holds a version (from
 // ALIVE lists and the catalog), whether a version needs repair, and which old
-// copies a COMMITTED makes obsolete, how long a transfer may take, and what a
-// recorded commit answers. The roles in actors/files/ perform them.
+// copies a COMMITTED makes obsolete, what a holder does with a DISCARD, how
+// long a transfer may take, and what a recorded commit answers. The roles in actors/files/ perform them.
 import {
   type CatalogRecord,
   CHUNK_BYTES,
@@ -146,6 +146,27 @@ export function garbageOf(
     if (record !== undefined && f.version === record.version) return f.sha256 !== record.sha256;
     return !busy.has(f.name);
   });
+}
+
+/**
+ * What a holder does with a copy the coordinator sent DISCARD for, by the
+ * file's readable record ("absent": the key is confirmed absent) and whether
+ * the copy was ever recorded (its committed mark): "named" when the record
+ * names it (refused); "newer" when it was recorded but is past the record, or
+ * its file has no record: the catalog is older than the copy (restored from a
+ * backup), so it is kept; "discard" otherwise — an older version, other bytes
+ * under the recorded version, or a copy no catalog ever recorded.
+ */
+export type DiscardVerdict = "named" | "newer" | "discard";
+
+export function discardVerdict(
+  copy: Pick<HeldFile, "name" | "version" | "sha256">,
+  record: Pick<HeldFile, "name" | "version" | "sha256"> | "absent",
+  committed: boolean,
+): DiscardVerdict {
+  if (record !== "absent" && sameVersion(copy, record)) return "named";
+  if (committed && (record === "absent" || copy.version > record.version)) return "newer";
+  return "discard";
 }
 
 /** The settings a transfer's timeout depends on (a subset of the file store's settings). */

@@ -29,6 +29,8 @@ import { notProvided } from "./notProvided.js";
 import { observersOf } from "./observers.js";
 import { summarize, type ViewSummary } from "./view.js";
 
+/** The cause of the DISCONNECT of a member that left on purpose (DVSEND, a graceful stop). */
+export const LEFT_CAUSE = "left";
 export * from "./membershipContext.js";
 export { nextDeadline } from "./membershipTick.js";
 export { membersDigest, summarize, type View, type ViewSummary } from "./view.js";
@@ -140,7 +142,7 @@ function apply(next: NextContext, event: MembershipEvent): void {
       next.changePeer(event.from.node, peer, { state: "down", since: event.at });
       // A member that leaves on purpose no longer counts toward a majority.
       if (wasMember) ctx.fullViewSize = Math.max(1, ctx.fullViewSize - 1);
-      announce(next, "DISCONNECT", [event.from], "left");
+      announce(next, "DISCONNECT", [event.from], LEFT_CAUSE);
       break;
     }
 

@@ -21,7 +21,7 @@ export type Sender =
       readonly src: number | string;
     };
 
-/** A message, delivered in order per sender, exactly once while nothing is lost on the wire. */
+/** A message, delivered once and in order per sender (docs/processes.md, section 5). */
 export interface DvsMessageEvent {
   readonly type: "dvs.message";
   readonly from: Sender;

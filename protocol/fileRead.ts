@@ -3,8 +3,14 @@
 // or a holder), a few in flight at a time, each with its own timeout. A holder
 // pulls a REPLICA this way, and a client the FILE an UPDATE points it to.
 import type { Transport } from "../transport/transport.js";
-import { decode, encode } from "./codec.js";
-import { CHUNK_BYTES, type FileIdentity, FileStoreError, fileAnswerSchema } from "./files.js";
+import { decode, decodePlain, type Encoding, encode, headersFor } from "./codec.js";
+import {
+  CHUNK_BYTES,
+  type FileIdentity,
+  FileStoreError,
+  fileAnswerSchema,
+  jsonReadAnswerSchema,
+} from "./files.js";
 import { PROTOCOL_VERSION } from "./messages.js";
 
 export interface ReadOptions {
@@ -18,6 +24,30 @@ export interface ReadOptions {
   readonly timeoutMs: number;
   /** Bytes per READ (default CHUNK_BYTES). */
   readonly chunkBytes?: number;
+  /**
+   * How `source` is asked, and answers (default CBOR). JSON for a client that
+   * committed in JSON: its DATA carries base64 (protocol/files.ts jsonReadAnswerSchema).
+   */
+  readonly encoding?: Encoding;
+}
+
+type ReadAnswer =
+  | { readonly type: "DATA"; readonly offset: number; readonly data: Uint8Array }
+  | { readonly type: "ERROR"; readonly error: FileStoreError["code"]; readonly message: string }
+  | { readonly type: "OTHER" };
+
+/** A READ answer in `encoding`, strictly: undefined when it cannot be read. */
+function readAnswer(data: Uint8Array, encoding: Encoding, limit: number): ReadAnswer | undefined {
+  if (encoding === "json") {
+    const decoded = decodePlain(data, "json", limit);
+    const parsed = decoded.ok ? jsonReadAnswerSchema.safeParse(decoded.value) : undefined;
+    return parsed?.success ? parsed.data : undefined;
+  }
+  const decoded = decode(data, "cbor", limit);
+  const parsed = decoded.ok ? fileAnswerSchema.safeParse(decoded.value) : undefined;
+  if (!parsed?.success) return undefined;
+  const answer = parsed.data;
+  return answer.type === "DATA" || answer.type === "ERROR" ? answer : { type: "OTHER" };
 }
 
 /**
@@ -31,6 +61,8 @@ export async function readChunks(
 ): Promise<void> {
   const { transport, identity, source, timeoutMs } = options;
   const chunk = options.chunkBytes ?? CHUNK_BYTES;
+  const encoding = options.encoding ?? "cbor";
+  const headers = headersFor(encoding);
   const offsets: number[] = [];
   for (let offset = 0; offset < identity.size; offset += chunk) offsets.push(offset);
   let next = 0;
@@ -49,12 +81,13 @@ export async function readChunks(
       };
       let data: Uint8Array;
       try {
-        const msg = await transport.request(source, encode(request), { timeoutMs });
-        const decoded = decode(msg.data, "cbor", transport.maxPayload);
-        const parsed = decoded.ok ? fileAnswerSchema.safeParse(decoded.value) : undefined;
-        if (!parsed?.success)
+        const msg = await transport.request(source, encode(request, encoding), {
+          timeoutMs,
+          ...(headers ? { headers } : {}),
+        });
+        const answer = readAnswer(msg.data, encoding, transport.maxPayload);
+        if (answer === undefined)
           throw new FileStoreError("EIO", `${source} answered READ with a malformed message`);
-        const answer = parsed.data;
         if (answer.type === "ERROR") throw new FileStoreError(answer.error, `${source}: ${answer.message}`);
         if (answer.type !== "DATA" || answer.offset !== offset || answer.data.byteLength !== length)
           throw new FileStoreError("EIO", `${source} answered READ at ${offset} with the wrong bytes`);

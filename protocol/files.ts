@@ -51,7 +51,7 @@ export const fileIdentitySchema = z.strictObject({
 });
 export type FileIdentity = z.infer<typeof fileIdentitySchema>;
 
-/** A file error's name: EBADMSG, EINVAL, ENOENT, EBUSY, EAGAIN, ENOSPC, EIO, ESTALE, ETIMEDOUT. */
+/** A file error's name: EBADMSG, EINVAL, ENOENT, EBUSY, EAGAIN, ENOSPC, EROFS, EIO, ESTALE, ETIMEDOUT. */
 export const FILE_ERRORS = [
   "EBADMSG",
   "EINVAL",
@@ -59,6 +59,7 @@ export const FILE_ERRORS = [
   "EBUSY",
   "EAGAIN",
   "ENOSPC",
+  "EROFS",
   "EIO",
   "ESTALE",
   "ETIMEDOUT",
@@ -142,11 +143,46 @@ export const fileAnswerSchema = z.discriminatedUnion("type", [
 ]);
 export type FileAnswer = z.infer<typeof fileAnswerSchema>;
 
+/** Longest base64 text of one chunk: CHUNK_BYTES bytes, padded. */
+export const MAX_CHUNK_BASE64 = 4 * Math.ceil(CHUNK_BYTES / 3);
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The bytes of a chunk in JSON: standard base64, padded, canonical (no stray
+ * bits in the last character), at most one chunk's worth; read as bytes.
+ */
+export const base64ChunkSchema = z
+  .string()
+  .max(MAX_CHUNK_BASE64)
+  .regex(BASE64, "standard padded base64")
+  .transform((text, ctx) => {
+    const bytes = Buffer.from(text, "base64");
+    if (bytes.toString("base64") === text)
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    ctx.addIssue({ code: "custom", message: "base64 with bits set past the end of the data" });
+    return z.NEVER;
+  });
+
+/**
+ * A READ answer in JSON, as a committing client without CBOR sends it on
+ * `file.src.<commit>` (and a holder answers a JSON READ): DATA with base64
+ * `data`, or ERROR. Anything else is malformed.
+ */
+export const jsonReadAnswerSchema = z.discriminatedUnion("type", [
+  z.strictObject({ v, type: z.literal("DATA"), offset: sizeSchema, data: base64ChunkSchema }),
+  z.strictObject({ v, type: z.literal("ERROR"), error: z.enum(FILE_ERRORS), message: z.string().max(1024) }),
+]);
+
 // ---- internal: server <-> server on `dvs.<c>._file.<node>`, CBOR ----
 
 const from = { v, from: nodeIdSchema, epoch: epochSchema };
 /** Where a holder READs the bytes: a client's source subject or another holder's read subject. */
 const sourceSchema = z.string().min(1).max(256);
+/**
+ * How the holder asks `source`: absent is CBOR; "json" when the committing
+ * client sent its COMMIT in JSON, so a client without CBOR can serve its bytes.
+ */
+const sourceEncodingSchema = z.literal("json").optional();
 
 export const peerFileMessageSchema = z.discriminatedUnion("type", [
   /** Coordinator → active: store this new version on `rf` servers. */
@@ -157,6 +193,7 @@ export const peerFileMessageSchema = z.discriminatedUnion("type", [
     commit: commitIdSchema,
     rf: z.number().int().min(1).max(64),
     source: sourceSchema,
+    sourceEncoding: sourceEncodingSchema,
   }),
   /** Active → holder: write this version to disk (fsync) from `source`, then DONE. */
   z.strictObject({
@@ -164,6 +201,7 @@ export const peerFileMessageSchema = z.discriminatedUnion("type", [
     type: z.literal("REPLICA"),
     ...fileIdentitySchema.shape,
     source: sourceSchema,
+    sourceEncoding: sourceEncodingSchema,
   }),
   /** Coordinator → active, active → holder: who can serve this version. */
   z.strictObject({

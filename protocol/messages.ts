@@ -3,6 +3,7 @@
 // named error codes. Validation is by zod schemas, so the types and the checks
 // cannot drift apart.
 import { z } from "zod";
+import { hostAddressSchema } from "./hostAddress.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -95,6 +96,8 @@ export const ERRORS = {
   EBUSY: { code: -16, meaning: "resource busy" },
   EEXIST: { code: -17, meaning: "already exists" },
   EINVAL: { code: -22, meaning: "a parameter has a bad value" },
+  ENOSPC: { code: -28, meaning: "a DVS or DC limit is reached (nr_dcs, nr_nodes, nr_procs, nr_tasks)" },
+  EROFS: { code: -30, meaning: "read-only: this node's component holds no majority (quorum mode)" },
   ENOSYS: { code: -38, meaning: "unknown or unimplemented request type" },
   EBADMSG: { code: -74, meaning: "malformed message: undecodable, or not of the documented shape" },
   EMSGSIZE: { code: -90, meaning: "message larger than the protocol limit" },
@@ -184,7 +187,8 @@ export const PARAMS = {
   DVSEND: empty,
   DCINIT: dcUsrSchema,
   GETDCINFO: dcRef,
-  DCEND: dcRef,
+  /** `force`: end the DC's processes too (without it, DCEND refuses with EBUSY while any runs). */
+  DCEND: z.strictObject({ dcid: dcidSchema, force: z.boolean().optional() }),
   ADDNODE: dcNode,
   DELNODE: dcNode,
   GETNODEINFO: z.strictObject({ nodeid: nodeIdSchema.optional() }),
@@ -327,6 +331,8 @@ export const rplySchema = z.strictObject({
   count: z.number().int().min(0),
   /** The action id the request was logged under (6.4), when it was. */
   action: actionIdSchema.optional(),
+  /** The answering node's host address (seed 001 `ipaddr`), on answers passed between nodes. */
+  addr: hostAddressSchema.optional(),
   data: z.unknown(),
 });
 export type Rply = z.infer<typeof rplySchema>;

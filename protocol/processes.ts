@@ -43,16 +43,45 @@ export type Envelope = z.infer<typeof envelopeSchema>;
 
 export const MAX_HOPS = 8;
 
-/** A frame of the proxy pair `from` → `to`: `pseq` numbers the pair's frames within `epoch`. */
+/**
+ * A frame of the proxy pair `from` → `to`: `pseq` numbers the pair's frames
+ * within `epoch` (the sending runtime's incarnation); `base` is the oldest frame
+ * the sender has not settled (everything below it was acknowledged or given up).
+ * A frame without `base` (an older node, which never resends) counts as `base = pseq`.
+ */
 export const proxyFrameSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   from: nodeIdSchema,
   to: nodeIdSchema,
   epoch: z.number().int().min(0),
   pseq: seqSchema,
+  base: seqSchema.optional(),
   msg: envelopeSchema,
 });
 export type ProxyFrame = z.infer<typeof proxyFrameSchema>;
+
+/** Most acknowledgements in one ack message. */
+export const MAX_ACKS = 1_024;
+
+/**
+ * Acknowledgements of frames `to` sent `from` in `to`'s epoch `epoch`: each
+ * frame delivered (no `error`) or refused for good (`error`, e.g. ENOENT).
+ */
+export const proxyAckSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  kind: z.literal("ack"),
+  from: nodeIdSchema,
+  to: nodeIdSchema,
+  epoch: z.number().int().min(0),
+  acks: z
+    .array(z.strictObject({ pseq: seqSchema, error: errorNameSchema.optional() }))
+    .min(1)
+    .max(MAX_ACKS),
+});
+export type ProxyAckMessage = z.infer<typeof proxyAckSchema>;
+
+/** What arrives on `dvs.<c>._px.<node>`: a frame, or acknowledgements (which carry `kind`). */
+export const proxyMessageSchema = z.union([proxyFrameSchema, proxyAckSchema]);
 
 /** Where a process runs: the higher `epoch` wins; `ended` marks a process that is gone. */
 export const locationSchema = z.strictObject({
@@ -110,6 +139,11 @@ export const processRecordSchema = z.strictObject({
   sendSeq: z.record(z.string(), z.number().int().min(0)),
   delivered: z.number().int().min(0),
   spawnedAt: z.number(),
+  /**
+   * Set on a copy that arrived by migration and that its old host has not
+   * confirmed yet: the old host's node. It holds new messages until confirmed.
+   */
+  provisional: nodeIdSchema.optional(),
 });
 export type ProcessRecord = z.infer<typeof processRecordSchema>;
 
@@ -124,7 +158,10 @@ export const migrationOfferSchema = z.strictObject({
 });
 export type MigrationOffer = z.infer<typeof migrationOfferSchema>;
 
-/** Published by the old host when the offer timed out: the target drops the copy it may have started. */
+/**
+ * Sent by the old host when the offer timed out (request/reply, retried until
+ * answered `{ok: true}`): the target drops the copy it may have started.
+ */
 export const migrationAbortSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   kind: z.literal("abort"),
@@ -134,10 +171,30 @@ export const migrationAbortSchema = z.strictObject({
   epoch: z.number().int().min(1),
 });
 
+/**
+ * Sent by a node holding a provisional copy to the old host (request/reply,
+ * resent until it gets a final answer): did the move at `epoch` happen?
+ */
+export const migrationQuerySchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  kind: z.literal("query"),
+  from: nodeIdSchema,
+  dcid: dcidSchema,
+  endpoint: endpointSchema,
+  epoch: z.number().int().min(1),
+});
+
 export const migrationMessageSchema = z.discriminatedUnion("kind", [
   migrationOfferSchema,
   migrationAbortSchema,
+  migrationQuerySchema,
 ]);
+
+/** The old host's answer to a query: the move happened, did not (its copy runs), or is still under way. */
+export const migrationQueryReplySchema = z.strictObject({
+  outcome: z.enum(["committed", "aborted", "pending"]),
+});
+export type MigrationQueryReply = z.infer<typeof migrationQueryReplySchema>;
 
 export const migrationReplySchema = z.discriminatedUnion("ok", [
   z.strictObject({ ok: z.literal(true), proc: z.unknown() }),
@@ -155,6 +212,8 @@ export const PROC_FLAGS = {
   RESTRICTED: 4,
   /** Its machine failed (an action threw); messages to it are dropped. */
   FAILED: 8,
+  /** Arrived by migration, not yet confirmed by its old host: new messages are held. */
+  PROVISIONAL: 16,
 } as const;
 
 /** In `priv.endpoints`: any endpoint. The largest endpoint the protocol accepts, reserved (SPAWN refuses it). */

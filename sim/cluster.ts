@@ -7,9 +7,10 @@ import type { CatalogWrites } from "../actors/files/catalogWrites.js";
 import type { FileSettings } from "../actors/files/fileService.js";
 import { MemoryReplicas, SimDisk } from "../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../actors/files/replicaStore.js";
-import { silentLogger } from "../actors/logger.js";
+import { type Logger, silentLogger } from "../actors/logger.js";
 import type { NodeMetrics } from "../actors/metrics.js";
 import { NodeRuntime } from "../actors/node.js";
+import type { QuorumGate, QuorumGateOptions } from "../actors/quorumGate.js";
 import { DvsClient, type DvsClientOptions } from "../client/dvsClient.js";
 import { defaultElectionTimings, type ElectionTimings } from "../machines/electionTimings.js";
 import { defaultTimings, type MembershipMachine, type MembershipTimings } from "../machines/membership.js";
@@ -44,6 +45,10 @@ export interface SimClusterOptions extends Partial<SimNetworkOptions> {
   readonly kv?: SimKvOptions;
   /** Where each node counts what it does (default: nowhere). */
   readonly metrics?: (id: number) => NodeMetrics;
+  /** Where each node logs (default: nowhere). */
+  readonly logger?: (id: number) => Logger;
+  /** The gate each node acts on its minority mark with (tests plant bugs with it). */
+  readonly quorumGate?: (options: QuorumGateOptions) => QuorumGate;
 }
 
 /** The simulated admin's nkey seed: the tests' key, fixed so runs repeat, public. */
@@ -149,7 +154,7 @@ export class SimCluster {
       },
       {
         clock: this.network.hostClock(name),
-        logger: silentLogger,
+        logger: this.options.logger?.(id) ?? silentLogger,
         connect: async (identity) =>
           this.network.connect(name, { server, clientName: nodeClientName(identity.cluster, identity.node) }),
         nextIncarnation,
@@ -160,6 +165,7 @@ export class SimCluster {
         ...(this.options.files ? { replicas: () => this.#replicaStore(id) } : {}),
         ...(this.options.catalogWrites ? { catalogWrites: this.options.catalogWrites } : {}),
         ...(this.options.metrics ? { metrics: this.options.metrics(id) } : {}),
+        ...(this.options.quorumGate ? { quorumGate: this.options.quorumGate } : {}),
       },
     ).start();
     this.nodes.set(id, node);
@@ -208,6 +214,17 @@ export class SimCluster {
 
   advance(ms: number): Promise<void> {
     return this.clock.advance(ms);
+  }
+
+  /** Runs simulated time until `promise` settles (at most `maxMs`), then resolves or rejects as it did. */
+  async settle<T>(promise: Promise<T>, maxMs = 30_000): Promise<T> {
+    let done = false;
+    const tracked = promise.finally(() => {
+      done = true;
+    });
+    tracked.catch(() => {});
+    await this.clock.runUntil(() => done, maxMs);
+    return tracked;
   }
 
   /** The current view of every running node that has joined. */

@@ -141,3 +141,29 @@ export class ActionExistsError extends ActionLogError {
     super(`action ${action} is already in the log`);
   }
 }
+
+/** A record larger than the log takes in one message (the stream's max_msg_size): the writer caps its data first. */
+export class ActionRecordTooLargeError extends ActionLogError {
+  override name = "ActionRecordTooLargeError";
+  constructor(
+    readonly key: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`action record ${key} is ${bytes} bytes, over the log's limit of ${limit}`);
+  }
+}
+
+/** A read of the log that stalled on every retry: it names where it stopped, so a caller can resume there. */
+export class ActionLogReadError extends ActionLogError {
+  override name = "ActionLogReadError";
+  constructor(
+    message: string,
+    readonly filter: string,
+    readonly atSeq: number,
+    readonly attempts: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

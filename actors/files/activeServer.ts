@@ -17,7 +17,7 @@ export class ActiveServer {
 
   /** Asks holders, `rf - existing.size` at a time, until that many answered DONE (seed 002: REPLICA, DONE, SUCCESS). */
   async place(
-    identity: FileIdentity & { readonly epoch: number },
+    identity: FileIdentity & { readonly epoch: number; readonly sourceEncoding?: "json" | undefined },
     source: string | ((holder: NodeId) => string),
     rf: number,
     existing: ReadonlySet<NodeId>,
@@ -37,6 +37,8 @@ export class ActiveServer {
       sha256: identity.sha256,
       size: identity.size,
       source: typeof source === "string" ? source : source(holder),
+      // A client's JSON COMMIT: every holder asks its source in JSON too.
+      ...(identity.sourceEncoding === "json" ? { sourceEncoding: "json" } : {}),
     });
     const timeoutMs = transferTimeoutMs(peers.settings, identity.size);
     // One slot per replica wanted: a slot asks candidates in turn until one answers DONE.

@@ -22,7 +22,7 @@ import {
   successOf,
   transferTimeoutMs,
 } from "../../machines/filePlacement.js";
-import { decodePlain, encodingOf } from "../../protocol/codec.js";
+import { decodePlain, type Encoding, encodingOf } from "../../protocol/codec.js";
 import {
   type CatalogRecord,
   type CommitRequest,
@@ -37,13 +37,14 @@ import {
   updateRequestSchema,
 } from "../../protocol/files.js";
 import { type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
-import { QUEUE_GROUP } from "../../protocol/subjects.js";
 import { CasConflictError } from "../../transport/errors.js";
 import type { Message, Subscription } from "../../transport/transport.js";
+import { type EndpointSpec, publicEndpoints, serveEndpoint } from "../endpoints.js";
 import { fileOutcome } from "../metrics.js";
 import { BusyFiles } from "./busyFiles.js";
 import type { Catalog } from "./catalog.js";
 import { CatalogWrites } from "./catalogWrites.js";
+import { minorityRefusal } from "./minorityRefusal.js";
 import { type FilePeers, fileError } from "./peers.js";
 import { RepairSweep } from "./repair.js";
 
@@ -110,14 +111,15 @@ export class Coordinator {
   #takeClients(): void {
     // A new term: what the last one wrote is judged from the term's start.
     this.#recordedAt.clear();
-    const { transport, subjects } = this.peers.options;
-    const sub = (subject: string, kind: ClientRequest) =>
+    const { transport, subjects, self, endpoints } = this.peers.options;
+    const specs = publicEndpoints(subjects, self);
+    const sub = (spec: EndpointSpec, kind: ClientRequest) =>
       this.#subscriptions.push(
-        transport.subscribe(subject, (msg) => void this.#onClient(msg, kind), { queue: QUEUE_GROUP }),
+        serveEndpoint(transport, endpoints, spec, (msg) => void this.#onClient(msg, kind)),
       );
-    sub(subjects.fileCommit, "COMMIT");
-    sub(subjects.fileUpdate, "UPDATE");
-    sub(subjects.fileLs, "LS");
+    sub(specs.fileCommit, "COMMIT");
+    sub(specs.fileUpdate, "UPDATE");
+    sub(specs.fileLs, "LS");
   }
 
   #leaveClients(): void {
@@ -146,12 +148,17 @@ export class Coordinator {
         ),
       );
     }
+    // Quorum mode: a minority takes no COMMIT (reads are still served).
+    if (kind === "COMMIT" && this.peers.options.readOnly?.()) return reply(minorityRefusal(this.peers.self));
     const epoch = this.peers.term();
     if (epoch === undefined)
       return reply(fileError("EAGAIN", `node ${this.peers.self} is not the coordinator now`));
     try {
-      if (kind === "COMMIT") reply(await this.#commit(parsed.data as CommitRequest, epoch));
-      else if (kind === "UPDATE") reply(await this.#update(parsed.data as UpdateRequest, epoch));
+      if (kind === "COMMIT") {
+        const answer = await this.#commit(parsed.data as CommitRequest, epoch, encoding);
+        this.peers.options.actions?.commit((parsed.data as CommitRequest).name, answer);
+        reply(answer);
+      } else if (kind === "UPDATE") reply(await this.#update(parsed.data as UpdateRequest, epoch));
       else reply(await this.#ls((parsed.data as { prefix?: string }).prefix ?? ""));
     } catch (e) {
       reply(this.peers.failure(e));
@@ -159,7 +166,7 @@ export class Coordinator {
   }
 
   /** Admits the commit to its file's queue (the machine counts them) and runs it after the ones before it. */
-  #commit(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+  #commit(request: CommitRequest, epoch: number, encoding: Encoding): Promise<FileAnswer> {
     const { settings } = this.peers;
     if (request.size > settings.maxFileBytes)
       return Promise.resolve(
@@ -171,7 +178,9 @@ export class Coordinator {
       const admit = () => {
         this.#offers.delete(ref);
         this.busy.hold(name, size, this.peers.now());
-        const run = (this.#tails.get(name) ?? Promise.resolve()).then(() => this.#commitNow(request, epoch));
+        const run = (this.#tails.get(name) ?? Promise.resolve()).then(() =>
+          this.#commitNow(request, epoch, encoding),
+        );
         this.#tails.set(
           name,
           run.then(
@@ -198,12 +207,12 @@ export class Coordinator {
     });
   }
 
-  #commitNow(request: CommitRequest, epoch: number): Promise<FileAnswer> {
-    return this.writes.run(request.name, () => this.#commitExclusive(request, epoch));
+  #commitNow(request: CommitRequest, epoch: number, encoding: Encoding): Promise<FileAnswer> {
+    return this.writes.run(request.name, () => this.#commitExclusive(request, epoch, encoding));
   }
 
   /** A commit from reading the file's record to writing the next one; no other write of that record runs meanwhile. */
-  async #commitExclusive(request: CommitRequest, epoch: number): Promise<FileAnswer> {
+  async #commitExclusive(request: CommitRequest, epoch: number, encoding: Encoding): Promise<FileAnswer> {
     const { peers } = this;
     if (peers.term() !== epoch) return fileError("EAGAIN", "this node's term ended");
     const existing = await this.catalog.get(request.name);
@@ -231,6 +240,8 @@ export class Coordinator {
       commit: request.commit,
       rf: peers.settings.replicationFactor,
       source: peers.options.subjects.fileSource(request.commit),
+      // The holders ask the client's source in the encoding of its COMMIT.
+      ...(encoding === "json" ? { sourceEncoding: "json" } : {}),
     };
     const answer = await this.delegate(
       message,

@@ -3,10 +3,12 @@
 // `<version>.<sha256>`. A write goes to a `.part-<hex>` file beside it that
 // `finish` checks, fsyncs and renames into place, so after a crash there is
 // either the whole replica or a `.part-` file that the next `open()` removes.
+// A replica some catalog recorded carries a mark beside it,
+// `<version>.<sha256>.committed`, a small JSON restating its identity.
 import { createHash } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type FileErrorName,
   type FileIdentity,
@@ -15,6 +17,7 @@ import {
 } from "../../protocol/files.js";
 import { type Random, randomInt, systemRandom } from "../../transport/clock.js";
 import type { Logger } from "../logger.js";
+import { MARK_SUFFIX, MAX_MARK_BYTES, markBytes, markedBy, restates } from "./committedMark.js";
 import { ReplicaIntegrityError, ReplicaNotFoundError } from "./errors.js";
 import {
   checkRange,
@@ -36,6 +39,8 @@ interface Entry {
   readonly identity: FileIdentity;
   readonly path: string;
 }
+
+const noop = (): void => undefined;
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
@@ -96,6 +101,21 @@ async function syncDirectory(path: string): Promise<void> {
     throw diskError("flush the directory", path, err);
   } finally {
     await dir?.close().catch(() => undefined);
+  }
+}
+
+/** Whether the mark at `path` restates `ref` (committedMark.ts); anything else is no mark. */
+async function readMark(path: string, ref: ReplicaRef): Promise<boolean> {
+  let file: FileHandle | undefined;
+  try {
+    file = await open(path, "r");
+    const buffer = new Uint8Array(MAX_MARK_BYTES + 1);
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    return restates(buffer.subarray(0, bytesRead), ref);
+  } catch (err) {
+    throw diskError("read", path, err);
+  } finally {
+    await file?.close().catch(noop);
   }
 }
 
@@ -229,13 +249,13 @@ class DiskWriter extends ReplicaWriterBase {
   }
 }
 
-const noop = (): void => undefined;
-
 export class DiskReplicas implements ReplicaStore {
   readonly #dir: string;
   readonly #logger: Logger;
   readonly #random: Random;
   #index = new Map<string, Entry>();
+  /** The keys of the held replicas whose committed mark is on disk. */
+  #marked = new Set<string>();
   /** Name directories whose own entry in `dir` is known to be durable. */
   #durableDirs = new Set<string>();
   readonly #writers = new Set<DiskWriter>();
@@ -269,6 +289,7 @@ export class DiskReplicas implements ReplicaStore {
     }
     const ownTemps = new Set([...this.#writers].map((w) => w.tempPath));
     const index = new Map<string, Entry>();
+    const marks: { path: string; ref: ReplicaRef }[] = [];
     const dirs = new Set<string>();
     let removed = 0;
     for (const entry of await listDirectory(this.#dir)) {
@@ -292,6 +313,11 @@ export class DiskReplicas implements ReplicaStore {
           }
           continue;
         }
+        const marked = markedBy(name, file.name);
+        if (marked && file.isFile()) {
+          marks.push({ path, ref: marked });
+          continue;
+        }
         const match = FINISHED.exec(file.name);
         if (!match || !file.isFile()) continue;
         const size = await this.#sizeOf(path);
@@ -310,13 +336,43 @@ export class DiskReplicas implements ReplicaStore {
         index.set(keyOf(identity), { identity, path });
       }
     }
+    const marked = await this.#readMarks(marks, index);
     this.#index = index;
+    this.#marked = marked;
     this.#durableDirs = dirs;
     this.#closed = false;
     this.#logger.info(
-      { dir: this.#dir, replicas: index.size, removedUnfinished: removed },
+      { dir: this.#dir, replicas: index.size, committed: marked.size, removedUnfinished: removed },
       "replicas opened",
     );
+  }
+
+  /**
+   * The keys of the replicas whose mark checks out. A mark whose replica is
+   * gone (a removal cut short) is removed; one that does not restate its
+   * replica is logged and left for the operator, and counts for nothing.
+   */
+  async #readMarks(
+    marks: readonly { path: string; ref: ReplicaRef }[],
+    index: ReadonlyMap<string, Entry>,
+  ): Promise<Set<string>> {
+    const marked = new Set<string>();
+    for (const { path, ref } of marks) {
+      const key = keyOf(ref);
+      if (!index.has(key)) {
+        await rm(path, { force: true }).catch((err: unknown) =>
+          this.#logger.warn({ err, path }, "could not remove the committed mark of a replica no longer held"),
+        );
+        continue;
+      }
+      const valid = await readMark(path, ref).catch((err: unknown) => {
+        this.#logger.warn({ err, path }, "could not read a committed mark");
+        return undefined;
+      });
+      if (valid) marked.add(key);
+      else if (valid === false) this.#logger.warn({ path }, "ignoring a committed mark that is not valid");
+    }
+    return marked;
   }
 
   held(): FileIdentity[] {
@@ -399,6 +455,7 @@ export class DiskReplicas implements ReplicaStore {
     }
     if (actual.size === entry.identity.size && actual.sha256 === entry.identity.sha256) return true;
     this.#index.delete(keyOf(ref));
+    await this.#unmark(ref, entry);
     const keptAs = `${entry.path}${CORRUPT_SUFFIX}`;
     try {
       await rename(entry.path, keptAs);
@@ -427,11 +484,59 @@ export class DiskReplicas implements ReplicaStore {
       throw diskError("remove", entry.path, err);
     }
     this.#index.delete(keyOf(ref));
+    await this.#unmark(ref, entry);
+  }
+
+  async markCommitted(ref: ReplicaRef): Promise<boolean> {
+    const key = keyOf(ref);
+    const entry = this.#index.get(key);
+    if (!entry) return false;
+    if (this.#marked.has(key)) return true;
+    const path = `${entry.path}${MARK_SUFFIX}`;
+    const temp = `${path}.part-${randomHex(this.#random, 16)}`;
+    const body = markBytes(entry.identity);
+    let file: FileHandle | undefined;
+    try {
+      file = await open(temp, "wx");
+      await file.writeFile(body);
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await rename(temp, path);
+    } catch (err) {
+      await file?.close().catch(noop);
+      await rm(temp, { force: true }).catch(noop);
+      throw diskError("write the committed mark", path, err);
+    }
+    await syncDirectory(dirname(path));
+    // Removed while the mark was written: the mark goes too.
+    if (this.#index.get(key) !== entry) {
+      await rm(path, { force: true }).catch(noop);
+      return false;
+    }
+    this.#marked.add(key);
+    return true;
+  }
+
+  committed(ref: ReplicaRef): boolean {
+    const key = keyOf(ref);
+    return this.#index.has(key) && this.#marked.has(key);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#writers].map((w) => w.abort()));
+  }
+
+  /** Drops the mark of a replica that is no longer held; one left behind is removed by the next `open()`. */
+  async #unmark(ref: ReplicaRef, entry: Entry): Promise<void> {
+    this.#marked.delete(keyOf(ref));
+    const path = `${entry.path}${MARK_SUFFIX}`;
+    try {
+      await rm(path, { force: true });
+    } catch (err) {
+      this.#logger.warn({ err, path }, "could not remove a committed mark; the next open removes it");
+    }
   }
 
   #checkOpen(): void {

@@ -10,11 +10,13 @@ import { decode } from "../../protocol/codec.js";
 import { type FileAnswer, type PeerFileAnswer, peerFileMessageSchema } from "../../protocol/files.js";
 import type { HeldFile, NodeId } from "../../protocol/messages.js";
 import type { Message, Subscription } from "../../transport/transport.js";
+import { publicEndpoints, serveEndpoint } from "../endpoints.js";
 import { type FileOperation, fileOutcome } from "../metrics.js";
 import { ActiveServer } from "./activeServer.js";
 import { Catalog } from "./catalog.js";
 import { Coordinator } from "./coordinator.js";
 import { Holder } from "./holder.js";
+import { MinorityRefusal } from "./minorityRefusal.js";
 import { BUSY, FilePeers, fileError, type Reply } from "./peers.js";
 import { defaultFileSettings, type FileServiceOptions, type FileSettings } from "./settings.js";
 
@@ -41,6 +43,8 @@ export class FileService {
   readonly #coordinator: Coordinator;
   readonly #holder: Holder;
   readonly #active: ActiveServer;
+  /** Answers the clients' COMMIT with EROFS while this node is in a minority. */
+  readonly #minority: MinorityRefusal;
   #subscriptions: Subscription[] = [];
   /** Sessions offered to the machine and not yet run or refused, by ref. */
   readonly #offers = new Map<string, Session>();
@@ -69,6 +73,7 @@ export class FileService {
     this.#coordinator = new Coordinator(this.#peers, catalog, options.catalogWrites);
     this.#holder = new Holder(this.#peers, catalog, this.#server);
     this.#active = new ActiveServer(this.#peers, this.#holder);
+    this.#minority = new MinorityRefusal(this.#peers);
   }
 
   async start(): Promise<this> {
@@ -78,7 +83,12 @@ export class FileService {
       this.#subscriptions.push(transport.subscribe(subject, handler));
     sub(subjects.filePeer(self), (msg) => this.#onPeer(msg));
     sub(subjects.fileCommitted, (msg) => void this.#holder.onCommitted(msg));
-    sub(subjects.fileRead(self), (msg) => void this.#holder.onRead(msg));
+    this.#subscriptions.push(
+      serveEndpoint(transport, this.#o.endpoints, publicEndpoints(subjects, self).fileRead, (msg) => {
+        void this.#holder.onRead(msg);
+      }),
+    );
+    this.#minority.update(this.#readOnly());
     return this;
   }
 
@@ -111,12 +121,15 @@ export class FileService {
 
   /** The membership view changed: the servers that crashed, were cut off or left are let go. */
   onView(_members: readonly NodeId[], change?: ViewChange): void {
+    // The minority mark is recomputed at every announced change (and gone after DVSEND).
+    this.#minority.update(this.#readOnly());
     if (change?.event !== "DISCONNECT" && change?.event !== "PARTITION") return;
     for (const m of change.changed) this.serverLeft(m.node);
   }
 
   async stop(): Promise<void> {
     this.#coordinator.stop();
+    this.#minority.stop();
     this.#server.send({ type: "files.stop" });
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#subscriptions = [];
@@ -141,6 +154,11 @@ export class FileService {
     }
     switch (m.type) {
       case "COMMIT":
+        // A minority places no new version: EAGAIN sends the coordinator to another active server.
+        if (this.#readOnly()) {
+          reply(fileError("EAGAIN", `server ${this.#o.self} is in a minority (quorum mode)`));
+          return;
+        }
         this.#session("place", reply, () => this.#active.place(m, m.source, m.rf, new Set()));
         return;
       case "REPAIR":
@@ -156,6 +174,10 @@ export class FileService {
         void this.#holder.discard(m);
         return;
     }
+  }
+
+  #readOnly(): boolean {
+    return this.#o.readOnly?.() ?? false;
   }
 
   /** Runs `run` as one session, or answers BUSY when this server runs as many as it allows. */

@@ -1,11 +1,14 @@
 // The holder role of the file store (SPEC 8, seed 002), on every server: it
 // pulls a REPLICA's bytes with READ, checks the hash and writes them to disk
 // with fsync before DONE, serves READ, and drops copies the catalog no longer
-// names (COMMITTED, DISCARD). Whether the server has stopped lives in the file
-// server machine (machines/fileServer.ts); when each replica was last checked is
-// this holder's cache.
+// names (COMMITTED, DISCARD) — but never a copy some catalog recorded that is
+// newer than the catalog it reads now (restored from a backup): it marks a copy
+// committed when it learns it was recorded, and keeps and reports it. Whether
+// the server has stopped lives in the file server machine
+// (machines/fileServer.ts); when each replica was last checked is this
+// holder's cache.
 import type { Actor } from "xstate";
-import { obsoleteBy } from "../../machines/filePlacement.js";
+import { discardVerdict, obsoleteBy } from "../../machines/filePlacement.js";
 import { checkDue, type FileServerMachine } from "../../machines/fileServer.js";
 import { decode, decodePlain, encodingOf } from "../../protocol/codec.js";
 import {
@@ -37,12 +40,24 @@ export class Holder {
     return this.server.getSnapshot().matches("stopped");
   }
 
-  /** REPLICA: pull the bytes from `source`, check them, write them to disk with fsync, answer DONE. */
-  async hold(m: FileIdentity & { readonly epoch: number }, source: string): Promise<PeerFileAnswer> {
+  /**
+   * REPLICA: pull the bytes from `source` (in JSON when the committing client
+   * asked in JSON), check them, write them to disk with fsync, answer DONE.
+   * A copy read from another holder is a repair's, of a recorded version: it
+   * is marked committed.
+   */
+  async hold(
+    m: FileIdentity & { readonly epoch: number; readonly sourceEncoding?: "json" | undefined },
+    source: string,
+  ): Promise<PeerFileAnswer> {
     const { options, settings } = this.peers;
     const identity: FileIdentity = { name: m.name, version: m.version, sha256: m.sha256, size: m.size };
     const done = { v: PROTOCOL_VERSION, type: "DONE", holder: options.self } as const;
-    if (options.replicas.get(identity) !== undefined) return done;
+    const repair = source.startsWith(this.#readPrefix);
+    if (options.replicas.get(identity) !== undefined) {
+      if (repair) await this.#markCommitted(identity);
+      return done;
+    }
     if (!this.#isSource(source)) return fileError("EINVAL", `${source} is not a file source subject`);
     await pullReplica({
       transport: options.transport,
@@ -51,17 +66,40 @@ export class Holder {
       source,
       window: settings.readWindow,
       timeoutMs: settings.readTimeoutMs,
+      ...(m.sourceEncoding === "json" ? { encoding: "json" as const } : {}),
     });
     this.#verifiedAt.set(keyOf(identity), this.peers.now());
+    if (repair) await this.#markCommitted(identity);
     return done;
   }
 
+  /** What every holder's READ subject starts with. */
+  get #readPrefix(): string {
+    return this.peers.options.subjects.fileRead(0).replace(/0$/, "");
+  }
+
   #isSource(subject: string): boolean {
-    const { subjects } = this.peers.options;
     return (
-      subject.startsWith(subjects.fileSource("")) ||
-      subject.startsWith(subjects.fileRead(0).replace(/0$/, ""))
+      subject.startsWith(this.peers.options.subjects.fileSource("")) || subject.startsWith(this.#readPrefix)
     );
+  }
+
+  /**
+   * Marks a held copy committed: a catalog recorded it. A failure is logged;
+   * the copy is then only as protected as a copy never recorded.
+   */
+  async #markCommitted(ref: ReplicaRef): Promise<void> {
+    const { replicas } = this.peers.options;
+    if (replicas.get(ref) === undefined || replicas.committed(ref)) return;
+    try {
+      await replicas.markCommitted(ref);
+    } catch (e) {
+      this.peers.warn(
+        `mark:${ref.name}`,
+        { err: e, name: ref.name, version: ref.version },
+        "could not mark a copy committed",
+      );
+    }
   }
 
   /** Whether this server holds the version with good bytes (the hash is re-checked when it was not lately). */
@@ -130,26 +168,42 @@ export class Holder {
   /**
    * DISCARD: the coordinator judged the copy garbage. It goes only when the
    * catalog agrees: the key is absent, or its readable record names another
-   * version or other bytes. Never the copy the record names.
+   * version or other bytes. Never the copy the record names, nor a copy marked
+   * committed that is newer than the record, or whose file has none: that
+   * catalog is older than the copy (restored from a backup), and the copy is
+   * kept and reported.
    */
   async discard(copy: Extract<PeerFileMessage, { type: "DISCARD" }>): Promise<void> {
     const record = await this.#catalogSays(copy.name);
     if (record === undefined || this.#stopped) return;
-    if (record !== "absent" && record.version === copy.version && record.sha256 === copy.sha256) {
+    if (record !== "absent") await this.#markCommitted(record);
+    const committed = this.peers.options.replicas.committed(copy);
+    const verdict = discardVerdict(copy, record, committed);
+    if (verdict === "named")
       this.peers.warn(
         "discard-named",
         { name: copy.name, version: copy.version, from: copy.from },
         "refused to discard the copy the catalog names",
       );
-      return;
-    }
-    this.#remove(copy, "discarded a copy no record names");
+    else if (verdict === "newer")
+      this.peers.warn(
+        `newer:${keyOf(copy)}`,
+        {
+          name: copy.name,
+          version: copy.version,
+          sha256: copy.sha256,
+          recorded: record === "absent" ? null : record.version,
+          from: copy.from,
+        },
+        "kept a committed copy the catalog does not name: the catalog is older than this copy (restored from a backup?)",
+      );
+    else this.#remove(copy, "discarded a copy no record names");
   }
 
   /**
-   * COMMITTED: drop older versions of that file and losing bytes under the
-   * same version, as the file's readable record says (the message only says
-   * when to look).
+   * COMMITTED: mark the copy it names committed, then drop older versions of
+   * that file and losing bytes under the same version, as the file's readable
+   * record says (the message only says when to look).
    */
   async onCommitted(msg: Message): Promise<void> {
     const { replicas, election } = this.peers.options;
@@ -160,9 +214,12 @@ export class Holder {
       return;
     }
     if (parsed.data.epoch < election.state().highestEpoch) return;
+    await this.#markCommitted(parsed.data);
     if (obsoleteBy(replicas.held(), parsed.data).length === 0) return;
     const record = await this.#catalogSays(parsed.data.name);
     if (record === undefined || record === "absent" || this.#stopped) return;
+    await this.#markCommitted(record);
+    // Older versions and other bytes under the recorded one only: never a copy newer than the record.
     for (const old of obsoleteBy(replicas.held(), record)) this.#remove(old, "removed an old version");
   }
 }

@@ -30,6 +30,8 @@ const sha256Of = (bytes: Uint8Array): string => createHash("sha256").update(byte
 export class SimDisk {
   readonly #replicas = new Map<string, SimReplica>();
   readonly #corrupted: SimReplica[] = [];
+  /** The replicas marked committed, by key: durable like the replicas, and gone with them. */
+  readonly #marks = new Set<string>();
   #syncs = 0;
 
   /** How many finishes made a replica durable (a finish of a replica already held makes none). */
@@ -61,6 +63,19 @@ export class SimDisk {
 
   delete(ref: ReplicaRef): void {
     this.#replicas.delete(keyOf(ref));
+    this.#marks.delete(keyOf(ref));
+  }
+
+  /** Marks a stored replica committed; false when it is not stored. */
+  mark(ref: ReplicaRef): boolean {
+    if (!this.#replicas.has(keyOf(ref))) return false;
+    this.#marks.add(keyOf(ref));
+    return true;
+  }
+
+  /** Whether a stored replica is marked committed. */
+  marked(ref: ReplicaRef): boolean {
+    return this.#marks.has(keyOf(ref));
   }
 
   /** Moves a replica to `corrupted`. */
@@ -68,6 +83,7 @@ export class SimDisk {
     const replica = this.#replicas.get(keyOf(ref));
     if (!replica) return;
     this.#replicas.delete(keyOf(ref));
+    this.#marks.delete(keyOf(ref));
     this.#corrupted.push(replica);
   }
 
@@ -197,6 +213,14 @@ export class MemoryReplicas implements ReplicaStore {
   async remove(ref: ReplicaRef): Promise<void> {
     if (!this.#index.delete(keyOf(ref))) return;
     this.disk.delete(ref);
+  }
+
+  async markCommitted(ref: ReplicaRef): Promise<boolean> {
+    return this.#index.has(keyOf(ref)) && this.disk.mark(ref);
+  }
+
+  committed(ref: ReplicaRef): boolean {
+    return this.#index.has(keyOf(ref)) && this.disk.marked(ref);
   }
 
   async close(): Promise<void> {

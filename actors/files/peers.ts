@@ -79,6 +79,7 @@ export class FilePeers {
     } catch (e) {
       this.warn("reply", { err: e }, "could not answer a file store message");
     }
+    this.options.endpoints?.answered(msg.reply, answer.type === "ERROR" ? answer.error : undefined);
   }
 
   /** Publishes `message` on `subject`; a failure is logged (throttled under `what`), not thrown. */

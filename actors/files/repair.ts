@@ -62,7 +62,9 @@ export class RepairSweep {
    * Tells each server to delete the copies no record will ever name. Nothing
    * is judged early in a term (the last coordinator's writes may still land),
    * nor for a file whose commit here is under way or ended lately, nor for a
-   * file whose record cannot be read (unreadable is not absent).
+   * file whose record cannot be read (unreadable is not absent). A holder
+   * still refuses to drop a copy it knows was recorded that is newer than the
+   * record (a catalog restored from a backup): the ALIVE lists cannot tell.
    */
   #collectGarbage(listing: CatalogListing, epoch: number, sweepStart: number): void {
     const { peers } = this;

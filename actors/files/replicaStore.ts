@@ -44,8 +44,20 @@ export interface ReplicaStore {
    * removed from `held()` (kept aside for the operator) and false is returned.
    */
   verify(ref: ReplicaRef): Promise<boolean>;
-  /** Forgets a replica and frees its space; no-op when not held. */
+  /** Forgets a replica, and its committed mark, and frees its space; no-op when not held. */
   remove(ref: ReplicaRef): Promise<void>;
+  /**
+   * Marks a held replica as committed: some catalog recorded exactly this
+   * version and hash. The mark is durable (it survives `open`), idempotent,
+   * and goes with the replica (`remove`, a failed `verify`). It is what tells a
+   * committed copy that a catalog older than it no longer names (restored from
+   * a backup) from the leftover of a commit that was never recorded: the holder
+   * keeps the first (holder.ts). Resolves false, marking nothing, when the
+   * replica is not held.
+   */
+  markCommitted(ref: ReplicaRef): Promise<boolean>;
+  /** Whether a held replica carries the committed mark (false when not held). */
+  committed(ref: ReplicaRef): boolean;
   /** Aborts the writes under way. */
   close(): Promise<void>;
 }

@@ -2,11 +2,13 @@
 // on the election it needs, and the node's transport, store and replicas. The
 // roles (coordinator, active server, holder) and the FileService facade share it.
 import type { ServerRecord } from "../../machines/server.js";
+import type { FileAnswer } from "../../protocol/files.js";
 import type { NodeId, ServerType } from "../../protocol/messages.js";
 import type { Subjects } from "../../protocol/subjects.js";
 import type { Clock } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { Transport } from "../../transport/transport.js";
+import type { Endpoints } from "../endpoints.js";
 import type { Logger } from "../logger.js";
 import type { FileMetrics } from "../metrics.js";
 import type { CatalogWrites } from "./catalogWrites.js";
@@ -67,4 +69,10 @@ export interface FileServiceOptions {
   readonly catalogWrites?: CatalogWrites;
   /** Where each operation's outcome is counted (default: nowhere). */
   readonly metrics?: FileMetrics;
+  /** Where each COMMIT this coordinator answers is recorded (the action log, SPEC 6.4; default: nowhere). */
+  readonly actions?: { commit(name: string, answer: FileAnswer): void };
+  /** The node's public endpoints (`$SRV`): the `file.*` subjects are served and counted there. */
+  readonly endpoints?: Endpoints;
+  /** True while this node is in a minority (quorum mode): COMMIT is refused with EROFS (default: never). */
+  readonly readOnly?: () => boolean;
 }

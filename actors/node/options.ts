@@ -4,12 +4,13 @@
 
 import type { ElectionTimings } from "../../machines/electionTimings.js";
 import type { MembershipMachine, MembershipTimings } from "../../machines/membership.js";
-import type { EventMessage, NodeId, ServerType } from "../../protocol/messages.js";
+import type { EventMessage, NodeId, RequestType, ServerType } from "../../protocol/messages.js";
 import type { ActionLog } from "../../transport/actionLog.js";
 import type { Clock, Random } from "../../transport/clock.js";
 import type { CasStore } from "../../transport/kv.js";
 import type { Transport } from "../../transport/transport.js";
 import type { NodeIdentity, Registration } from "../discovery.js";
+import type { Endpoints } from "../endpoints.js";
 import type { CatalogWrites } from "../files/catalogWrites.js";
 import type { FileSettings } from "../files/fileService.js";
 import type { ReplicaStore } from "../files/replicaStore.js";
@@ -17,6 +18,7 @@ import type { Logger } from "../logger.js";
 import type { MachineRegistry } from "../machineRegistry.js";
 import type { NodeMetrics } from "../metrics.js";
 import type { ProcessTimings } from "../processes/timings.js";
+import type { QuorumGate, QuorumGateOptions } from "../quorumGate.js";
 import type { RequestHandlers } from "../requestServer.js";
 
 export interface NodeComponents<T extends Transport = Transport> {
@@ -24,8 +26,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly logger: Logger;
   /** Opens this node's connection. */
   readonly connect: (identity: NodeIdentity) => Promise<T>;
-  /** Announces the node for discovery (NATS micro service); optional. */
-  readonly register?: (transport: T, identity: NodeIdentity) => Promise<Registration>;
+  /** Announces the node for discovery (NATS micro service), with the public endpoints it serves; optional. */
+  readonly register?: (transport: T, identity: NodeIdentity, endpoints: Endpoints) => Promise<Registration>;
   /** The next incarnation of this node, persisted; used when the cluster declared this one down. */
   readonly nextIncarnation?: () => number;
   /** Receives every view change this node observes, in order (the event scripts). */
@@ -50,6 +52,8 @@ export interface NodeComponents<T extends Transport = Transport> {
   readonly catalogWrites?: () => CatalogWrites;
   /** Where the node's parts count what they do (the daemon's Prometheus metrics); nowhere when absent. */
   readonly metrics?: NodeMetrics;
+  /** Makes the gate that acts on the minority mark (default `new QuorumGate(options)`; tests plant bugs with it). */
+  readonly quorumGate?: (options: QuorumGateOptions) => QuorumGate;
 }
 
 export interface NodeOptions {
@@ -63,6 +67,8 @@ export interface NodeOptions {
   readonly timings?: MembershipTimings;
   readonly processTimings?: Partial<ProcessTimings>;
   readonly quorum?: boolean;
+  /** In quorum mode, the request types a minority refuses with EROFS (default DEFAULT_MINORITY_REFUSES). */
+  readonly minorityRefuses?: readonly RequestType[];
   /** The membership machine to run (tests pass mutated ones). */
   readonly membershipMachine?: MembershipMachine;
   /** This node's server role and the election's timings (defaults: active, a 400 ms lease). */
@@ -71,4 +77,6 @@ export interface NodeOptions {
   readonly files?: Partial<FileSettings>;
   /** Admin public nkeys (`U…`) whose signature a mutating request passed on between nodes must carry. */
   readonly adminKeys?: readonly string[];
+  /** This node's host address (seed 001 `ipaddr`): on its answers to other nodes and its action records. */
+  readonly addr?: string;
 }

@@ -3,6 +3,7 @@
 // incarnation (its metadata names the incarnation), withdrawn at stop.
 import type { Transport } from "../../transport/transport.js";
 import type { NodeIdentity, Registration } from "../discovery.js";
+import type { Endpoints } from "../endpoints.js";
 import type { Logger } from "../logger.js";
 import type { Subsystem } from "../subsystem.js";
 
@@ -10,8 +11,10 @@ export interface ServiceRegistrationOptions<T extends Transport> {
   readonly transport: T;
   readonly identity: NodeIdentity;
   readonly logger: Logger;
+  /** The public subjects the node serves: the announcement lists them, with their counters. */
+  readonly endpoints: Endpoints;
   /** Announces the node (NodeComponents.register); nothing is announced when absent. */
-  readonly register?: (transport: T, identity: NodeIdentity) => Promise<Registration>;
+  readonly register?: (transport: T, identity: NodeIdentity, endpoints: Endpoints) => Promise<Registration>;
 }
 
 export class ServiceRegistration<T extends Transport = Transport> implements Subsystem {
@@ -24,16 +27,16 @@ export class ServiceRegistration<T extends Transport = Transport> implements Sub
   }
 
   async start(): Promise<void> {
-    const { register, transport, identity } = this.#o;
-    if (register) this.#registration = await register(transport, identity);
+    const { register, transport, identity, endpoints } = this.#o;
+    if (register) this.#registration = await register(transport, identity, endpoints);
   }
 
   /** The node came back as a new incarnation: the announcement says so (a failure leaves it unannounced). */
   async renew(identity: NodeIdentity): Promise<void> {
-    const { register, transport, logger } = this.#o;
+    const { register, transport, logger, endpoints } = this.#o;
     if (!register || !this.#registration) return;
     await this.#registration.stop().catch(() => {});
-    this.#registration = await register(transport, identity).catch((error: unknown) => {
+    this.#registration = await register(transport, identity, endpoints).catch((error: unknown) => {
       logger.warn({ err: error }, "could not re-register the service");
       return undefined;
     });

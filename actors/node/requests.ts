@@ -10,6 +10,7 @@ import { type ActionLog, actionIds } from "../../transport/actionLog.js";
 import type { Clock, Random } from "../../transport/clock.js";
 import type { Transport } from "../../transport/transport.js";
 import { ActionRecorder } from "../actionRecorder.js";
+import type { Endpoints } from "../endpoints.js";
 import type { Logger } from "../logger.js";
 import type { RequestMetrics } from "../metrics.js";
 import type { ReplicationServer } from "../replication.js";
@@ -27,6 +28,8 @@ export interface NodeRequestsOptions {
   readonly handlers: RequestHandlers;
   /** Refuses a request before its handler runs (ENOTINIT before DVSINIT). */
   readonly gate: (rqst: Rqst) => Outcome | undefined;
+  /** Refuses a request that came in here before it is logged or passed on (a minority's EROFS in quorum mode). */
+  readonly refuseFirst?: (rqst: Rqst) => Outcome | undefined;
   /** Built before this subsystem, since the others forward through it; started and stopped here. */
   readonly replication: ReplicationServer;
   /** Admin public nkeys (`U…`) whose signature a mutating request passed on between nodes must carry. */
@@ -37,6 +40,10 @@ export interface NodeRequestsOptions {
   readonly random: Random;
   /** Where every answer is counted (default: nowhere). */
   readonly metrics?: RequestMetrics;
+  /** This node's host address (seed 001 `ipaddr`), on its answers to other nodes and in its reply records. */
+  readonly addr?: string;
+  /** The node's public endpoints (`$SRV`), where the request subjects are served and counted. */
+  readonly endpoints?: Endpoints;
 }
 
 /** Longest a stopping node waits for the answers under way to go out. */
@@ -61,9 +68,12 @@ export class NodeRequests implements Subsystem {
       logger,
       handlers: options.handlers,
       gate: options.gate,
+      ...(options.refuseFirst ? { refuseFirst: options.refuseFirst } : {}),
       replication: options.replication,
       relayAuth: relayAuth(options),
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.addr ? { addr: options.addr } : {}),
+      ...(options.endpoints ? { endpoints: options.endpoints } : {}),
       ...(actionLog
         ? {
             actions: new ActionRecorder({
@@ -72,6 +82,7 @@ export class NodeRequests implements Subsystem {
               clock,
               logger,
               newId: actionIds(clock, options.random),
+              ...(options.addr ? { addr: options.addr } : {}),
             }),
           }
         : {}),
@@ -96,7 +107,7 @@ export class NodeRequests implements Subsystem {
    * to ALL still hears from everyone.
    */
   onView(members: readonly NodeId[], change?: ViewChange): void {
-    if (change) this.replication.view(members);
+    if (change) this.replication.view(members, change);
   }
 
   /** Takes requests sent to any node and other nodes' multicasts again (DVSINIT after DVSEND). */

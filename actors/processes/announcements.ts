@@ -23,6 +23,8 @@ export interface AnnouncementsOptions {
   readonly stats: ProcessRuntimeStats;
   /** Another node runs a newer (or winning) copy of `h`: the copy here goes. */
   readonly onStale: (h: Hosted) => void;
+  /** Another node says this node hosts `h` at its epoch (the old host of a provisional copy confirming the move). */
+  readonly onConfirmed: (h: Hosted) => void;
 }
 
 export class Announcements {
@@ -65,7 +67,11 @@ export class Announcements {
       }
       if (parsed.data.from === self) return;
       for (const entry of parsed.data.entries) {
-        if (entry.node === self && !entry.ended) continue;
+        if (entry.node === self && !entry.ended) {
+          const mine = table.hosted.get(procKey(entry.dcid, entry.endpoint));
+          if (mine?.provisional === parsed.data.from && mine.epoch === entry.epoch) this.#o.onConfirmed(mine);
+          continue;
+        }
         const h = table.hosted.get(procKey(entry.dcid, entry.endpoint));
         const newer = table.locations.apply(entry);
         if (h !== undefined && newer && h.actor !== undefined) {

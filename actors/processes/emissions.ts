@@ -81,6 +81,17 @@ export class Emissions {
     }
     h.sendto = { dcid, endpoint };
     this.#o.persistence.markDirty(h);
+    // A message its proxies gave up on (or a hop refused) is reported to the same run of the process.
+    const actor = h.actor;
+    void sent.settled.then((error) => {
+      if (error === undefined || h.actor !== actor || !this.#o.table.isCurrent(h)) return;
+      tell(h, {
+        type: "dvs.error",
+        op: "dvs.send",
+        error,
+        message: `message ${sent.seq} to ${dcid}:${endpoint} was not delivered`,
+      });
+    });
   }
 
   /** `dvs.rqst`: a request to node `dst` (default: this one), answered to the process by `id`. */

@@ -4,7 +4,7 @@
 import type { Actor, AnyStateMachine } from "xstate";
 import type { ProcessLifecycleMachine } from "../../machines/process.js";
 import type { DvsEvent } from "../../machines/processEvents.js";
-import type { NodeId } from "../../protocol/messages.js";
+import type { ErrorName, NodeId } from "../../protocol/messages.js";
 import type { Envelope, Location, Privileges, ProcessRecord } from "../../protocol/processes.js";
 import type { TimerHandle } from "../../transport/clock.js";
 import type { throttledWarn } from "../logger.js";
@@ -27,6 +27,11 @@ export interface Hosted {
   readonly restored: boolean;
   /** The node it came from, when it arrived by migration. */
   readonly cameFrom: NodeId | undefined;
+  /**
+   * While its old host has not confirmed the move: that node. New messages are
+   * held in `stash` (unacknowledged) and nothing is handed to the actor.
+   */
+  provisional: NodeId | undefined;
   readonly gen: number;
   epoch: number;
   priv: Privileges;
@@ -39,6 +44,8 @@ export interface Hosted {
   draining: boolean;
   /** While migrating: what arrived meanwhile, in arrival order. */
   stash: Envelope[];
+  /** Who waits for the fate of each stashed message (same order as `stash`): its proxy acknowledgement. */
+  stashWaiters: ((settled: ErrorName | undefined) => void)[];
   /** While migrating: the record shipped (what persists if the node stops meanwhile). */
   shipped: ProcessRecord | undefined;
   sendSeq: Record<string, number>;
@@ -113,6 +120,14 @@ export function entryOf(h: Hosted, node: NodeId, ended: boolean): Location {
 
 /** The key a process sends under: a new generation (restart) numbers afresh. */
 export const senderKey = (h: Hosted): string => `p:${h.dcid}:${h.endpoint}.${h.gen}`;
+
+/** Settles the stashed messages' waiters with `settled` and empties the stash. */
+export function settleStash(h: Hosted, settled: ErrorName | undefined): void {
+  const waiters = h.stashWaiters;
+  h.stash = [];
+  h.stashWaiters = [];
+  for (const resolve of waiters) resolve(settled);
+}
 
 /** Sends a runtime event to a process (queued by XState when it is busy). */
 export function tell(h: Hosted, event: DvsEvent): void {

@@ -4,13 +4,13 @@
 import { type AnyStateMachine, createActor, type Snapshot } from "xstate";
 import { processLifecycleMachine } from "../../machines/process.js";
 import type { NodeId } from "../../protocol/messages.js";
-import type { Privileges, ProcessRecord } from "../../protocol/processes.js";
+import type { MailboxState, Privileges, ProcessRecord } from "../../protocol/processes.js";
 import type { Clock } from "../../transport/clock.js";
 import type { Logger } from "../logger.js";
 import type { MachineRegistry } from "../machineRegistry.js";
 import type { Announcements } from "./announcements.js";
 import type { Emissions } from "./emissions.js";
-import { entryOf, type Hosted, type HostedTable, tell, type Warn } from "./hosted.js";
+import { entryOf, type Hosted, type HostedTable, settleStash, tell, type Warn } from "./hosted.js";
 import { procKey } from "./locations.js";
 import { Mailbox } from "./mailbox.js";
 import type { Persistence } from "./persistence.js";
@@ -27,7 +27,11 @@ export interface HostingOptions {
   readonly emissions: Emissions;
   readonly announcements: Announcements;
   readonly persistence: Persistence;
+  /** Makes a process's mailbox, empty or restored (default: `new Mailbox`); tests swap in a faulty one. */
+  readonly mailboxes?: MailboxFactory;
 }
+
+export type MailboxFactory = (state?: MailboxState, now?: number) => Mailbox;
 
 /** What a hosted process is made from (a SPAWN, a record restored or arrived). */
 export interface HostedSpec {
@@ -69,15 +73,17 @@ export class Hosting {
       spawnedAt: r.spawnedAt,
       restored: r.restored,
       cameFrom: r.cameFrom,
+      provisional: undefined,
       gen: r.gen,
       epoch: r.epoch,
       priv: { rqsts: [...r.priv.rqsts], endpoints: [...r.priv.endpoints] },
       actor: undefined,
       lifecycle,
-      mailbox: new Mailbox(),
+      mailbox: this.newMailbox(),
       queue: [],
       draining: false,
       stash: [],
+      stashWaiters: [],
       shipped: undefined,
       sendSeq: {},
       delivered: 0,
@@ -89,6 +95,11 @@ export class Hosting {
       sendto: null,
       gapTimer: undefined,
     };
+  }
+
+  /** A mailbox, empty or restored from `state` (its waiting messages restamped `now`). */
+  newMailbox(state?: MailboxState, now?: number): Mailbox {
+    return this.#o.mailboxes?.(state, now) ?? new Mailbox(state, now);
   }
 
   /** Creates and starts the process's actor, fresh (`input`) or from a persisted snapshot. */
@@ -144,6 +155,9 @@ export class Hosting {
     this.#o.router.disarmGapTimer(h);
     table.hosted.delete(h.key);
     persistence.forget(h.key);
+    // What it accepted counts as delivered; what waited for the end of a move never will be.
+    persistence.settle(h.key, undefined);
+    settleStash(h, "ENOENT");
     const actor = h.actor;
     h.actor = undefined;
     if (actor !== undefined && actor.getSnapshot().status === "active") {
@@ -167,6 +181,9 @@ export class Hosting {
     this.#o.router.disarmGapTimer(h);
     table.hosted.delete(h.key);
     persistence.forget(h.key);
+    // What this copy took is lost with it: its senders are told, not acknowledged.
+    persistence.settle(h.key, "EAGAIN");
+    settleStash(h, "EAGAIN");
     if (backTo !== undefined) {
       table.moved.set(h.key, { to: backTo, epoch: h.epoch - 1 });
       table.locations.set({ ...entryOf(h, backTo, false), epoch: h.epoch - 1 });
@@ -186,9 +203,11 @@ export class Hosting {
       }
       // A new generation: what it sent before the restart may be lost, so it numbers afresh as a new sender.
       const h = this.create({ ...r, gen: r.gen + 1, logic, restored: true, cameFrom: undefined });
-      h.mailbox = new Mailbox(r.mailbox, clock.now());
+      h.mailbox = this.newMailbox(r.mailbox, clock.now());
       h.delivered = r.delivered;
       h.queue = [...r.ready];
+      // A copy whose move was not confirmed before the crash waits for its old host's word (Migrations.watch).
+      h.provisional = r.provisional;
       table.hosted.set(key, h);
       try {
         this.startActor(h, { snapshot: r.snapshot });
@@ -199,8 +218,10 @@ export class Hosting {
         continue;
       }
       table.locations.set(entryOf(h, self, false));
-      tell(h, { type: "dvs.restored", cause: "restarted" });
-      router.drain(h);
+      if (h.provisional === undefined) {
+        tell(h, { type: "dvs.restored", cause: "restarted" });
+        router.drain(h);
+      }
       router.armGapTimer(h);
       persistence.markDirty(h);
     }

@@ -34,6 +34,13 @@ export class LocationTable {
     return entry !== undefined && !entry.ended;
   }
 
+  /** Live entries of DC `dcid`, by ascending endpoint. */
+  liveIn(dcid: number): Location[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.dcid === dcid && !e.ended)
+      .sort((a, b) => a.endpoint - b.endpoint);
+  }
+
   /** Entries whose last known node is `node` (what `node` re-announces). */
   of(node: number): Location[] {
     return [...this.#entries.values()].filter((e) => e.node === node);

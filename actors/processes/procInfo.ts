@@ -54,7 +54,8 @@ export function procUsrOf(h: Hosted, self: NodeId): ProcUsr {
     (migrating ? PROC_FLAGS.MIGRATING : 0) |
     (h.restored ? PROC_FLAGS.RESTORED : 0) |
     (isUnrestricted(h.priv) ? 0 : PROC_FLAGS.RESTRICTED) |
-    (h.failed ? PROC_FLAGS.FAILED : 0);
+    (h.failed ? PROC_FLAGS.FAILED : 0) |
+    (h.provisional !== undefined ? PROC_FLAGS.PROVISIONAL : 0);
   return {
     nr: h.nr,
     endpoint: h.endpoint,

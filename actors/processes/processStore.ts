@@ -2,11 +2,11 @@
 // on (ProcessRuntime.start). One record per process, CBOR: a directory of
 // durable files in production, a map in tests; both go through the codec so
 // tests see what the disk sees.
-import { mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../../protocol/codec.js";
 import { type ProcessRecord, processRecordSchema } from "../../protocol/processes.js";
-import { writeFileDurable } from "../stateDir.js";
 
 export interface LoadedProcesses {
   readonly processes: ProcessRecord[];
@@ -34,13 +34,34 @@ function read(name: string, bytes: Uint8Array, into: LoadedProcesses): void {
   else into.processes.push(parsed.data);
 }
 
-/** Files `<dcid>.<endpoint>.cbor` under `dir`, each written with writeFileDurable. */
+/**
+ * Files `<dcid>.<endpoint>.cbor` under `dir`, each written durably (temp
+ * file, fsync, rename, fsync of the directory) without blocking the event
+ * loop: a message is acknowledged only after its process's record is saved,
+ * so saves are frequent. One save at a time per store (Persistence flushes
+ * one record after another).
+ */
 export class FileSnapshotStore implements ProcessSnapshotStore {
   constructor(readonly dir: string) {}
 
   async save(record: ProcessRecord): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    writeFileDurable(join(this.dir, fileName(record.dcid, record.endpoint)), encode(record));
+    await mkdir(this.dir, { recursive: true });
+    const path = join(this.dir, fileName(record.dcid, record.endpoint));
+    const tmp = `${path}.tmp`;
+    const file = await open(tmp, "w");
+    try {
+      await file.writeFile(encode(record));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+    const dir = await open(this.dir, "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 
   async remove(dcid: number, endpoint: number): Promise<void> {

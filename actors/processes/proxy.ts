@@ -1,29 +1,43 @@
 // The proxies of a node: one pair per peer (sender + receiver), carrying
 // process messages between nodes on `dvs.<c>._px.<to>` as CBOR frames that
-// name the sending node and number the pair's frames, so the receiver can
-// count gaps. Each pair's state and statistics live in a proxy machine actor
-// (machines/proxy.ts), started when the pair first carries a frame; nothing a
-// peer sends can throw out of here.
+// name the sending node and number the pair's frames. The peer acknowledges
+// each frame once its delivery is settled; unacknowledged frames are resent
+// with backoff and given up after `giveUpMs` (docs/processes.md, section 5).
+// Each pair's state lives in a pure proxy machine actor (machines/proxy.ts),
+// started when the pair first carries a frame: it says what to publish, hand
+// on, acknowledge and report, and this module does it. Nothing a peer sends
+// can throw out of here.
 import { type Actor, createActor } from "xstate";
 import {
+  baseOf,
+  defaultProxyLimits,
+  hasRoom,
   initialProxyContext,
   linkAfter,
-  nextSendSeq,
+  nextDue,
+  type ProxyAck,
   type ProxyContext,
+  type ProxyEmitted,
+  type ProxyLimits,
   type ProxyLink,
   type ProxyMachine,
   proxyMachine,
 } from "../../machines/proxy.js";
 import { decode, encode } from "../../protocol/codec.js";
 import { type ErrorName, type NodeId, PROTOCOL_VERSION } from "../../protocol/messages.js";
-import { type Envelope, type ProxyFrame, proxyFrameSchema } from "../../protocol/processes.js";
+import {
+  type Envelope,
+  MAX_ACKS,
+  type ProxyAckMessage,
+  type ProxyFrame,
+  proxyMessageSchema,
+} from "../../protocol/processes.js";
 import type { Subjects } from "../../protocol/subjects.js";
-import type { Clock } from "../../transport/clock.js";
+import type { Clock, TimerHandle } from "../../transport/clock.js";
 import { PayloadTooLargeError } from "../../transport/errors.js";
 import type { Message, Subscription, Transport } from "../../transport/transport.js";
 import { type Logger, throttledWarn } from "../logger.js";
 
-/** One direction's counters, as GETPROXYSTS reports them. */
 /** Process traffic through a node's proxies, for GETNODEINFO. */
 export interface NodeTraffic {
   readonly proxies: NodeId[];
@@ -33,6 +47,7 @@ export interface NodeTraffic {
   readonly lastReceived: number | null;
 }
 
+/** One direction's counters, as GETPROXYSTS reports them. */
 export interface ProxyCounters {
   readonly msgs: number;
   readonly bytes: number;
@@ -49,7 +64,13 @@ export interface ProxyStats {
   readonly state: "up" | "down";
   readonly since: number;
   readonly downs: number;
-  readonly sent: ProxyCounters;
+  readonly sent: ProxyCounters & {
+    readonly resent: number;
+    readonly acked: number;
+    readonly gaveUp: number;
+    /** Frames awaiting their acknowledgement now. */
+    readonly unacked: number;
+  };
   readonly received: ProxyCounters & {
     readonly missing: number;
     readonly duplicates: number;
@@ -66,11 +87,14 @@ export interface ProxyInfo {
   readonly since: number;
   /** The subject this end publishes to (sender) or listens on (receiver). */
   readonly subject: string;
-  /** Sender: last frame number sent. Receiver: last frame number received. */
+  /** Sender: last frame number sent. Receiver: highest frame number received. */
   readonly seq: number;
   /** The epoch the frame numbers belong to (sender: ours; receiver: the peer's, null before any frame). */
   readonly epoch: number | null;
 }
+
+/** How a delivery ended: undefined when the message was delivered, else why it never will be. */
+export type Settlement = ErrorName | undefined;
 
 export interface ProxiesOptions {
   readonly node: NodeId;
@@ -80,8 +104,17 @@ export interface ProxiesOptions {
   readonly logger: Logger;
   /** This runtime's epoch: frame numbers restart at 1 in each. */
   readonly epoch: number;
-  /** Every message a peer's proxy carried here, after its pair counted it. */
-  readonly deliver: (msg: Envelope, from: NodeId) => void;
+  /** Window, resend and give-up (default: defaultProxyLimits). */
+  readonly limits?: ProxyLimits;
+  /** The pair machine (default: proxyMachine); tests swap in a faulty one. */
+  readonly machine?: ProxyMachine;
+  /**
+   * Every message a peer's proxy carried here, once: resolves when its delivery
+   * is settled (durably in its process's mailbox, or acknowledged by the next
+   * hop), with the error that refuses it for good otherwise. The frame is
+   * acknowledged then.
+   */
+  readonly deliver: (msg: Envelope, from: NodeId) => Promise<Settlement>;
 }
 
 /**
@@ -92,15 +125,28 @@ export interface ProxiesOptions {
  */
 export const MAX_PEERS_OUTSIDE_VIEW = 256;
 
-/** The pair toward one peer: its machine actor, fed with what was sent and received. */
+/** The pair toward one peer: its machine actor, and what cannot live in its context. */
 class ProxyPair {
   readonly actor: Actor<ProxyMachine>;
+  /** Frame number → whoever waits for that frame's fate. */
+  readonly waiters = new Map<number, (settled: Settlement) => void>();
+  /** Acknowledgements to publish, by the peer's epoch (flushed together, once per microtask). */
+  readonly acks = new Map<number, ProxyAck[]>();
+  timer: TimerHandle | undefined;
+  timerDue: number | undefined;
 
-  constructor(peer: NodeId, self: NodeId, link: ProxyLink, clock: Clock) {
-    this.actor = createActor(proxyMachine, {
-      input: { self, peer, up: link.up, at: link.since, downs: link.downs },
+  constructor(
+    readonly peer: NodeId,
+    self: NodeId,
+    link: ProxyLink,
+    limits: ProxyLimits,
+    clock: Clock,
+    machine: ProxyMachine,
+  ) {
+    this.actor = createActor(machine, {
+      input: { self, peer, up: link.up, at: link.since, downs: link.downs, limits },
       clock,
-    }).start();
+    });
   }
 
   get context(): ProxyContext {
@@ -112,14 +158,14 @@ const stateOf = (c: ProxyContext): "up" | "down" => (c.up ? "up" : "down");
 
 /** GETPROXYSTS of a pair's context. */
 function statsOf(c: ProxyContext): ProxyStats {
-  const { epoch: _epoch, ...received } = c.received;
+  const { epoch: _epoch, floor: _floor, seen: _seen, ...received } = c.received;
   return {
     nodeid: c.self,
     peer: c.peer,
     state: stateOf(c),
     since: c.since,
     downs: c.downs,
-    sent: { ...c.sent },
+    sent: { ...c.sent, unacked: c.out.length },
     received,
   };
 }
@@ -140,8 +186,11 @@ export class Proxies {
   /** Frames that named no readable sender. */
   unattributed = 0;
 
+  readonly #limits: ProxyLimits;
+
   constructor(options: ProxiesOptions) {
     this.#o = options;
+    this.#limits = options.limits ?? defaultProxyLimits;
     this.#warn = throttledWarn(options.logger, options.clock);
   }
 
@@ -151,10 +200,12 @@ export class Proxies {
     this.#subscription = transport.subscribe(subjects.proxy(node), (msg) => this.#receive(msg));
   }
 
+  /** Stops every pair; frames still awaiting an acknowledgement settle with EAGAIN. */
   stop(): void {
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
-    for (const pair of this.#pairs.values()) pair.actor.stop();
+    for (const pair of this.#pairs.values()) this.#drop(pair, "EAGAIN");
+    this.#pairs.clear();
   }
 
   /** Peers in the view get a pair that is up; pairs of peers out of it go down. */
@@ -166,29 +217,31 @@ export class Proxies {
       if (!this.#members.has(peer)) this.#viewChange(peer, false, at);
   }
 
-  /** Sends one message to `peer`'s proxy receiver; an error name when it could not be published. */
-  send(peer: NodeId, msg: Envelope): ErrorName | undefined {
-    const { transport, subjects, node, epoch, clock } = this.#o;
+  /**
+   * Sends one message to `peer`'s proxy receiver. An error name when it cannot
+   * leave (too large, window full); else a promise of its fate: undefined once
+   * the peer acknowledged it, the peer's refusal, or ETIMEDOUT when given up.
+   */
+  send(peer: NodeId, msg: Envelope): { error: ErrorName } | { settled: Promise<Settlement> } {
+    const { transport, clock } = this.#o;
     const pair = this.#ensure(peer);
-    const frame: ProxyFrame = {
-      v: PROTOCOL_VERSION,
-      from: node,
-      to: peer,
-      epoch,
-      pseq: nextSendSeq(pair.context),
-      msg,
-    };
-    let bytes: Uint8Array;
+    let bytes: number;
     try {
-      bytes = encode(frame);
-      transport.publish(subjects.proxy(peer), bytes);
+      bytes = encode(this.#frame(peer, pair.context.sent.seq + 1, baseOf(pair.context), msg)).byteLength;
     } catch (error) {
-      pair.actor.send({ type: "frame.failed", at: clock.now() });
-      this.#warn(`send:${peer}`, { err: error, peer }, "a proxy could not send a frame");
-      return error instanceof PayloadTooLargeError ? "EMSGSIZE" : "EHOSTDOWN";
+      this.#warn(`encode:${peer}`, { err: error, peer }, "a proxy could not encode a frame");
+      return { error: "EINVAL" };
     }
-    pair.actor.send({ type: "frame.sent", seq: frame.pseq, bytes: bytes.byteLength, at: clock.now() });
-    return undefined;
+    if (bytes > transport.maxPayload) return { error: "EMSGSIZE" };
+    if (!hasRoom(pair.context, bytes)) {
+      this.#warn(`window:${peer}`, { peer }, "a proxy's window is full; refusing a message");
+      return { error: "EAGAIN" };
+    }
+    const pseq = pair.context.sent.seq + 1;
+    const settled = new Promise<Settlement>((resolve) => pair.waiters.set(pseq, resolve));
+    pair.actor.send({ type: "frame.queue", msg, bytes, at: clock.now() });
+    this.#arm(pair);
+    return { settled };
   }
 
   /** How many pairs run an actor; the others have carried nothing yet. */
@@ -259,7 +312,14 @@ export class Proxies {
   }
 
   #idleContext(peer: NodeId, link: ProxyLink): ProxyContext {
-    return initialProxyContext({ self: this.#o.node, peer, up: link.up, at: link.since, downs: link.downs });
+    return initialProxyContext({
+      self: this.#o.node,
+      peer,
+      up: link.up,
+      at: link.since,
+      downs: link.downs,
+      limits: this.#limits,
+    });
   }
 
   /** A view change for one peer: to its actor if it has one, else to its idle link. */
@@ -285,10 +345,157 @@ export class Proxies {
         downs: 0,
       };
       this.#idle.delete(peer);
-      pair = new ProxyPair(peer, this.#o.node, link, this.#o.clock);
+      pair = new ProxyPair(
+        peer,
+        this.#o.node,
+        link,
+        this.#limits,
+        this.#o.clock,
+        this.#o.machine ?? proxyMachine,
+      );
+      this.#wire(pair);
+      pair.actor.start();
       this.#pairs.set(peer, pair);
     }
     return pair;
+  }
+
+  /** Carries out what a pair's machine asks for. */
+  #wire(pair: ProxyPair): void {
+    const { actor } = pair;
+    actor.on("proxy.publish", (e) => this.#publish(pair, e));
+    actor.on("proxy.settled", (e) => {
+      const waiter = pair.waiters.get(e.pseq);
+      pair.waiters.delete(e.pseq);
+      if (e.error === "ETIMEDOUT") {
+        this.#warn(
+          `gave-up:${pair.peer}`,
+          {
+            peer: pair.peer,
+            pseq: e.pseq,
+            giveUpMs: this.#limits.giveUpMs,
+            gaveUp: pair.context.sent.gaveUp,
+          },
+          "a proxy gave up a frame its peer never acknowledged; its sender is told ETIMEDOUT",
+        );
+      }
+      waiter?.(e.error as Settlement);
+    });
+    // Handed on outside the machine's transition: a delivery may send through this very pair.
+    actor.on("proxy.deliver", (e) => queueMicrotask(() => this.#deliver(pair, e)));
+    actor.on("proxy.ack", (e) => this.#queueAck(pair, e));
+  }
+
+  #frame(peer: NodeId, pseq: number, base: number, msg: Envelope): ProxyFrame {
+    const { node, epoch } = this.#o;
+    return { v: PROTOCOL_VERSION, from: node, to: peer, epoch, pseq, base, msg };
+  }
+
+  #publish(pair: ProxyPair, e: Extract<ProxyEmitted, { type: "proxy.publish" }>): void {
+    const { transport, subjects, clock } = this.#o;
+    if (e.resend) {
+      this.#warn(
+        `resend:${pair.peer}`,
+        { peer: pair.peer, unacked: pair.context.out.length, resent: pair.context.sent.resent },
+        "a proxy is resending frames its peer has not acknowledged",
+      );
+    }
+    try {
+      transport.publish(
+        subjects.proxy(pair.peer),
+        encode(this.#frame(pair.peer, e.pseq, e.base, e.msg as Envelope)),
+      );
+    } catch (error) {
+      // Kept and resent: the link may come back before the frame is given up.
+      queueMicrotask(() => pair.actor.send({ type: "frame.failed", at: clock.now() }));
+      if (!(error instanceof PayloadTooLargeError)) {
+        this.#warn(`send:${pair.peer}`, { err: error, peer: pair.peer }, "a proxy could not send a frame");
+      }
+    }
+  }
+
+  #deliver(pair: ProxyPair, e: Extract<ProxyEmitted, { type: "proxy.deliver" }>): void {
+    const settle = (error: Settlement): void => {
+      if (this.#pairs.get(pair.peer) !== pair) return;
+      pair.actor.send({ type: "frame.settled", epoch: e.epoch, pseq: e.pseq, ...(error ? { error } : {}) });
+    };
+    let settled: Promise<Settlement>;
+    try {
+      settled = this.#o.deliver(e.msg as Envelope, pair.peer);
+    } catch (error) {
+      this.#warn("frame-handler", { err: error }, "a proxy frame handler failed");
+      return;
+    }
+    settled.then(settle, (error: unknown) => {
+      this.#warn("frame-settle", { err: error }, "the delivery of a proxy frame failed");
+    });
+  }
+
+  #queueAck(pair: ProxyPair, e: Extract<ProxyEmitted, { type: "proxy.ack" }>): void {
+    const first = pair.acks.size === 0;
+    const list = pair.acks.get(e.epoch) ?? [];
+    pair.acks.set(e.epoch, list);
+    list.push({ pseq: e.pseq, ...(e.error !== undefined ? { error: e.error } : {}) });
+    if (first) queueMicrotask(() => this.#flushAcks(pair));
+  }
+
+  #flushAcks(pair: ProxyPair): void {
+    const { transport, subjects, node } = this.#o;
+    for (const [epoch, acks] of pair.acks) {
+      for (let i = 0; i < acks.length; i += MAX_ACKS) {
+        const message = {
+          v: PROTOCOL_VERSION,
+          kind: "ack",
+          from: node,
+          to: pair.peer,
+          epoch,
+          acks: acks.slice(i, i + MAX_ACKS),
+        } as ProxyAckMessage;
+        try {
+          transport.publish(subjects.proxy(pair.peer), encode(message));
+        } catch (error) {
+          // The peer resends, and the frame is acknowledged again.
+          this.#warn(
+            `ack:${pair.peer}`,
+            { err: error, peer: pair.peer },
+            "a proxy could not send an acknowledgement",
+          );
+        }
+      }
+    }
+    pair.acks.clear();
+  }
+
+  /** Arms the pair's timer for its next resend or give-up, unless one is armed as early. */
+  #arm(pair: ProxyPair): void {
+    const { clock } = this.#o;
+    const due = nextDue(pair.context);
+    if (due === undefined || (pair.timerDue !== undefined && pair.timerDue <= due)) return;
+    clock.clearTimeout(pair.timer);
+    pair.timerDue = due;
+    pair.timer = clock.setTimeout(
+      () => {
+        pair.timer = undefined;
+        pair.timerDue = undefined;
+        if (this.#pairs.get(pair.peer) !== pair) return;
+        try {
+          pair.actor.send({ type: "resend.tick", at: clock.now() });
+          this.#arm(pair);
+        } catch (error) {
+          this.#warn("resend-timer", { err: error }, "a proxy's resend timer failed");
+        }
+      },
+      Math.max(0, due - clock.now()),
+    );
+  }
+
+  /** Stops a pair: its timer, its actor, and every frame it still carries settles with `error`. */
+  #drop(pair: ProxyPair, error: ErrorName): void {
+    this.#o.clock.clearTimeout(pair.timer);
+    pair.timer = undefined;
+    pair.actor.stop();
+    for (const waiter of pair.waiters.values()) waiter(error);
+    pair.waiters.clear();
   }
 
   /** Forgets the oldest pairs of peers outside the view (idle links first) until one more fits the cap. */
@@ -304,8 +511,9 @@ export class Proxies {
     }
     for (const peer of active) {
       if (excess <= 0) return;
-      this.#pairs.get(peer)?.actor.stop();
+      const pair = this.#pairs.get(peer);
       this.#pairs.delete(peer);
+      if (pair !== undefined) this.#drop(pair, "EHOSTDOWN");
       excess--;
     }
   }
@@ -316,11 +524,11 @@ export class Proxies {
   }
 
   #receive(msg: Message): void {
-    const { node, clock, transport } = this.#o;
+    const { node, clock, transport, epoch } = this.#o;
     try {
       const decoded = decode(msg.data, "cbor", transport.maxPayload);
-      const parsed = decoded.ok ? proxyFrameSchema.safeParse(decoded.value) : undefined;
-      if (parsed === undefined || !parsed.success || parsed.data.to !== node) {
+      const parsed = decoded.ok ? proxyMessageSchema.safeParse(decoded.value) : undefined;
+      if (parsed === undefined || !parsed.success || parsed.data.to !== node || parsed.data.from === node) {
         const from = decoded.ok ? fromOf(decoded.value) : undefined;
         if (from !== undefined && from !== node)
           this.#ensure(from).actor.send({ type: "frame.rejected", at: clock.now() });
@@ -328,15 +536,23 @@ export class Proxies {
         this.#warn("bad-frame", { from, bytes: msg.data.byteLength }, "dropped an unreadable proxy frame");
         return;
       }
-      const frame = parsed.data;
-      this.#ensure(frame.from).actor.send({
-        type: "frame.received",
-        seq: frame.pseq,
-        epoch: frame.epoch,
-        bytes: msg.data.byteLength,
-        at: clock.now(),
-      });
-      this.#o.deliver(frame.msg, frame.from);
+      const m = parsed.data;
+      const pair = this.#ensure(m.from);
+      if ("kind" in m) {
+        // Acknowledgements of an earlier run of this node are for frames it no longer has.
+        if (m.epoch === epoch) pair.actor.send({ type: "ack.received", acks: m.acks, at: clock.now() });
+      } else {
+        pair.actor.send({
+          type: "frame.arrived",
+          epoch: m.epoch,
+          pseq: m.pseq,
+          base: Math.min(m.base ?? m.pseq, m.pseq),
+          msg: m.msg,
+          bytes: msg.data.byteLength,
+          at: clock.now(),
+        });
+      }
+      this.#arm(pair);
     } catch (error) {
       this.#warn("frame-handler", { err: error }, "a proxy frame handler failed");
     }

@@ -9,7 +9,7 @@ import type { MachineRegistry } from "../machineRegistry.js";
 import type { Outcome, RequestHandlers } from "../requestServer.js";
 import type { Announcements } from "./announcements.js";
 import type { ClientSenders } from "./clientSenders.js";
-import { checkPlacement, type DcDirectory } from "./dcDirectory.js";
+import { checkPlacement, checkRoom, type DcDirectory } from "./dcDirectory.js";
 import { describe, fail } from "./failures.js";
 import type { Forwarding } from "./forwarding.js";
 import { entryOf, type Hosted, type HostedTable } from "./hosted.js";
@@ -85,6 +85,8 @@ export class ProcessRequests {
     if (table.hosted.has(key) || table.locations.taken(dcid, endpoint)) {
       return fail("EEXIST", `endpoint ${endpoint} of DC ${dcid} is taken`);
     }
+    const full = checkRoom(this.#o.dcs, dcid, endpoint, table.locations.liveIn(dcid));
+    if (full) return full;
     const epoch = (table.locations.get(dcid, endpoint)?.epoch ?? 0) + 1;
     const h = hosting.create({
       dcid,
@@ -117,12 +119,20 @@ export class ProcessRequests {
     return { rcode: Math.max(endpoint, 0), data: procUsrOf(h, self) };
   }
 
-  /** SEND from a requester: numbered per (this node's run, requester, destination). */
-  #send(rqst: Rqst<"SEND">): Outcome {
+  /**
+   * SEND from a requester: numbered per (this node's run, requester,
+   * destination), answered once the message is durably in its process's
+   * mailbox (or refused for good, ETIMEDOUT when the proxies gave up).
+   */
+  async #send(rqst: Rqst<"SEND">): Promise<Outcome> {
     const { dcid, endpoint, body } = rqst.params;
     const { sender, seqs } = this.#o.clientSenders.of(rqst.src);
     const sent = this.#o.router.sendFrom(sender, seqs, dcid, endpoint, body);
     if ("error" in sent) return sent;
+    const error = await sent.settled;
+    if (error !== undefined) {
+      return fail(error, `message ${sent.seq} to ${dcid}:${endpoint} on node ${sent.node} was not delivered`);
+    }
     return { rcode: 0, data: { seq: sent.seq, nodeid: sent.node } };
   }
 
@@ -135,7 +145,7 @@ export class ProcessRequests {
   }
 
   #procEnd(h: Hosted): Outcome {
-    if (h.lifecycle.getSnapshot().matches("migrating")) {
+    if (h.lifecycle.getSnapshot().matches("migrating") || h.provisional !== undefined) {
       return fail("EBUSY", `process ${h.key} is migrating`);
     }
     const info = procUsrOf(h, this.#o.self);

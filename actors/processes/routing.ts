@@ -1,7 +1,11 @@
 // How a message reaches its process: numbered per sender, delivered here or
 // passed on through the proxies toward the next hop, accepted in per-sender
-// order by the process's mailbox, and handed to its actor one at a time; a gap
-// that stays open past `gapTimeoutMs` is skipped.
+// order by the process's mailbox, and handed to its actor one at a time. Every
+// route ends in a settlement: the message is durably in its process's mailbox
+// (or acknowledged by the next hop), or refused for good; that is what the
+// proxies acknowledge and what a SEND answers. The proxies resend what is
+// lost, so a gap only stays open when its sender gave up: after
+// `gapTimeoutMs` (longer than the proxies' give-up) it is skipped.
 import type { DvsEvent, Sender } from "../../machines/processEvents.js";
 import { decode, encode } from "../../protocol/codec.js";
 import type { ErrorName, NodeId } from "../../protocol/messages.js";
@@ -12,7 +16,10 @@ import { describe, type Failure } from "./failures.js";
 import type { Hosted, HostedTable, ProcessRuntimeStats, Warn } from "./hosted.js";
 import { procKey } from "./locations.js";
 import type { Persistence } from "./persistence.js";
-import type { Proxies } from "./proxy.js";
+import type { Proxies, Settlement } from "./proxy.js";
+
+/** A message on its way: refused at once, or a promise of its settlement. */
+export type Routed = { readonly error: ErrorName } | { readonly settled: Promise<Settlement> };
 
 export interface RouterOptions {
   readonly self: NodeId;
@@ -27,6 +34,8 @@ export interface RouterOptions {
   readonly gapTimeoutMs: number;
   /** Whether `node` is this node or a member of its view. */
   readonly inView: (node: NodeId) => boolean;
+  /** Whether DC `dcid` is known to have ended: nothing is sent to it. */
+  readonly dcEnded: (dcid: number) => boolean;
 }
 
 export class Router {
@@ -46,9 +55,10 @@ export class Router {
     dcid: number,
     endpoint: number,
     body: unknown,
-  ): Failure | { seq: number; node: NodeId } {
+  ): Failure | { seq: number; node: NodeId; settled: Promise<Settlement> } {
     const { self, table, transport } = this.#o;
     const dest = procKey(dcid, endpoint);
+    if (this.#o.dcEnded(dcid)) return { error: "ENOENT", message: `DC ${dcid} has ended` };
     const host = table.hosted.has(dest) ? self : table.nextHop(dest);
     if (host === undefined)
       return { error: "ENOENT", message: `no process at endpoint ${endpoint} of DC ${dcid}` };
@@ -72,23 +82,24 @@ export class Router {
     const previous = seqs[dest] ?? 0;
     const seq = previous + 1;
     seqs[dest] = seq;
-    const error = this.route({ sender, seq, dcid, endpoint, body: carried, hops: 0 });
-    if (error !== undefined) {
+    const routed = this.route({ sender, seq, dcid, endpoint, body: carried, hops: 0 });
+    if ("error" in routed) {
       if (seqs[dest] === seq) seqs[dest] = previous;
-      return { error, message: `could not send to ${dest} on node ${host}` };
+      return { error: routed.error, message: `could not send to ${dest} on node ${host}` };
     }
-    return { seq, node: host };
+    return { seq, node: host, settled: routed.settled };
   }
 
-  /** Delivers a message to a process hosted here, or passes it on toward its host. */
-  route(msg: Envelope): ErrorName | undefined {
+  /**
+   * Delivers a message to a process hosted here, or passes it on toward its
+   * host; settled once it is durably in the mailbox, or once the next hop
+   * acknowledged it (which it does on the same terms).
+   */
+  route(msg: Envelope): Routed {
     const { self, table } = this.#o;
     const key = procKey(msg.dcid, msg.endpoint);
     const h = table.hosted.get(key);
-    if (h !== undefined) {
-      this.take(h, msg);
-      return undefined;
-    }
+    if (h !== undefined) return { settled: this.take(h, msg) };
     const next = table.nextHop(key);
     if (next === undefined || next === self || msg.hops >= MAX_HOPS) {
       this.#o.stats.undeliverable++;
@@ -97,26 +108,32 @@ export class Router {
         { dcid: msg.dcid, endpoint: msg.endpoint, sender: msg.sender.key, hops: msg.hops },
         "dropped a message for a process that is not here and has no known host",
       );
-      return "ENOENT";
+      return { error: "ENOENT" };
     }
     return this.#o.proxies.send(next, { ...msg, hops: msg.hops + 1 });
   }
 
-  /** Takes one message for `h`: held while it moves, else through its mailbox to its actor. */
-  take(h: Hosted, msg: Envelope): void {
-    if (h.actor === undefined) {
+  /**
+   * Takes one message for `h`: held while it moves (settled when the move
+   * ends), else through its mailbox to its actor (settled once saved). A
+   * duplicate settles as its first copy does: it is in the mailbox already.
+   */
+  take(h: Hosted, msg: Envelope): Promise<Settlement> {
+    if (h.actor === undefined || h.provisional !== undefined) {
       // Stopped for a move: held, and shipped with it or delivered here if the move fails.
+      // Provisional: held until its old host confirms the move (or dropped with the copy).
       h.stash.push(msg);
-      return;
+      return new Promise((resolve) => h.stashWaiters.push(resolve));
     }
     const accepted = h.mailbox.accept(msg, this.#o.clock.now());
     if (accepted.duplicate) {
       h.duplicates++;
-      return;
+      return this.#o.persistence.durable(h);
     }
     h.queue.push(...accepted.ready);
     this.drain(h);
     this.armGapTimer(h);
+    return this.#o.persistence.durable(h);
   }
 
   /** Hands the queued messages to the actor, one at a time, in order; re-entry only queues. */
@@ -125,7 +142,12 @@ export class Router {
     h.draining = true;
     let delivered = 0;
     try {
-      while (h.queue.length > 0 && h.actor !== undefined && this.#o.table.isCurrent(h)) {
+      while (
+        h.queue.length > 0 &&
+        h.actor !== undefined &&
+        h.provisional === undefined &&
+        this.#o.table.isCurrent(h)
+      ) {
         const msg = h.queue.shift()!;
         h.delivered++;
         delivered++;

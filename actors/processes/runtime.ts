@@ -16,6 +16,7 @@
 // - out (XState `emit`): `{type: "dvs.send", dcid?, endpoint, body}` sends a
 //   message; `{type: "dvs.rqst", id, request, dst?, params?}` makes a request.
 import type { ViewChange } from "../../machines/membership.js";
+import type { ProxyMachine } from "../../machines/proxy.js";
 import type { NodeId } from "../../protocol/messages.js";
 import type { Location } from "../../protocol/processes.js";
 import { Responder, refusalLog } from "../../protocol/responder.js";
@@ -28,18 +29,20 @@ import type { RequestHandlers } from "../requestServer.js";
 import { Announcements } from "./announcements.js";
 import { ClientSenders } from "./clientSenders.js";
 import type { DcDirectory } from "./dcDirectory.js";
+import { DcProcesses, type DcProcessPort } from "./dcProcesses.js";
 import { Emissions } from "./emissions.js";
 import { type Forwarder, Forwarding } from "./forwarding.js";
 import { HostedTable, type ProcessRuntimeStats, type Warn } from "./hosted.js";
-import { Hosting } from "./hosting.js";
+import { Hosting, type MailboxFactory } from "./hosting.js";
+import { procKey } from "./locations.js";
 import { Migrations } from "./migration.js";
 import { Persistence } from "./persistence.js";
 import type { ProcessSnapshotStore } from "./processStore.js";
 import { type ProcUsr, procUsrOf } from "./procInfo.js";
-import { type NodeTraffic, Proxies } from "./proxy.js";
+import { type NodeTraffic, Proxies, type ProxyStats, type Settlement } from "./proxy.js";
 import { ProcessRequests } from "./requests.js";
 import { Router } from "./routing.js";
-import { defaultProcessTimings, type ProcessTimings } from "./timings.js";
+import { type ProcessTimings, processTimings } from "./timings.js";
 
 export interface ProcessRuntimeOptions {
   readonly node: NodeId;
@@ -61,6 +64,10 @@ export interface ProcessRuntimeOptions {
    * previous one's. Default: the clock's time at construction.
    */
   readonly incarnation?: number;
+  /** The proxy pair machine (default: machines/proxy.ts); the model swaps in faulty ones. */
+  readonly proxyMachine?: ProxyMachine;
+  /** Makes processes' mailboxes (default: `new Mailbox`); the model swaps in faulty ones. */
+  readonly mailboxes?: MailboxFactory;
 }
 
 export class ProcessRuntime {
@@ -85,6 +92,7 @@ export class ProcessRuntime {
   readonly #migrations: Migrations;
   readonly #clientSenders: ClientSenders;
   readonly #requests: ProcessRequests;
+  readonly #dcProcesses: DcProcesses;
   #subscriptions: Subscription[] = [];
   /** The members of this node's current view; this node alone until the first view. */
   #members: readonly NodeId[];
@@ -92,7 +100,7 @@ export class ProcessRuntime {
 
   constructor(options: ProcessRuntimeOptions) {
     this.#o = options;
-    this.#t = { ...defaultProcessTimings, ...options.timings };
+    this.#t = processTimings(options.timings);
     const self = options.node;
     this.#self = self;
     this.#members = [self];
@@ -113,7 +121,12 @@ export class ProcessRuntime {
       clock,
       logger,
       epoch: incarnation,
-      deliver: (msg) => router.route(msg),
+      limits: this.#t,
+      ...(options.proxyMachine ? { machine: options.proxyMachine } : {}),
+      deliver: (msg): Promise<Settlement> => {
+        const routed = router.route(msg);
+        return "error" in routed ? Promise.resolve(routed.error) : routed.settled;
+      },
     });
     const persistence = new Persistence({
       table,
@@ -122,6 +135,7 @@ export class ProcessRuntime {
       logger,
       warn,
       debounceMs: this.#t.persistDebounceMs,
+      durableDelayMs: this.#t.durableDelayMs,
       running,
     });
     const router = new Router({
@@ -135,6 +149,7 @@ export class ProcessRuntime {
       persistence,
       gapTimeoutMs: this.#t.gapTimeoutMs,
       inView,
+      dcEnded: (dcid) => dcs.ended?.(dcid) ?? false,
     });
     const forwarding = new Forwarding(self, options.forwarder);
     const emissions = new Emissions({ self, table, router, forwarding, persistence, warn, stats, inView });
@@ -147,6 +162,7 @@ export class ProcessRuntime {
       warn,
       stats,
       onStale: (h) => hosting.dropCopy(h, undefined),
+      onConfirmed: (h) => migrations.confirm(h),
     });
     const hosting = new Hosting({
       self,
@@ -159,6 +175,7 @@ export class ProcessRuntime {
       emissions,
       announcements,
       persistence,
+      ...(options.mailboxes ? { mailboxes: options.mailboxes } : {}),
     });
     const migrations = new Migrations({
       self,
@@ -178,10 +195,12 @@ export class ProcessRuntime {
       announcements,
       persistence,
       timeoutMs: this.#t.migrationTimeoutMs,
+      abortGiveUpMs: this.#t.abortGiveUpMs,
       inView,
       running,
     });
     const clientSenders = new ClientSenders(self, incarnation);
+    this.#dcProcesses = new DcProcesses({ self, table, dcs, hosting, migrations, logger, inView });
     this.#proxies = proxies;
     this.#persistence = persistence;
     this.#router = router;
@@ -219,7 +238,8 @@ export class ProcessRuntime {
     ];
     this.#running = true;
     this.#hosting.restore(await this.#persistence.load());
-    this.#announcements.publish(this.#table.locations.of(this.#self));
+    for (const h of this.#table.hosted.values()) this.#migrations.watch(h);
+    this.#announcements.publish(this.#announceable());
   }
 
   /** Saves every hosted process's snapshot (bounded by `stopTimeoutMs`), stops the actors, unsubscribes. */
@@ -244,9 +264,19 @@ export class ProcessRuntime {
     return this.#requests.handlers();
   }
 
+  /** What DCEND, DELNODE and DC tables learnt from other nodes do to the processes (actors/dvsTables.ts). */
+  get dcProcesses(): DcProcessPort {
+    return this.#dcProcesses;
+  }
+
   /** Traffic totals for GETNODEINFO. */
   traffic(): NodeTraffic {
     return this.#proxies.traffic();
+  }
+
+  /** GETPROXYSTS of every pair (for the node's own status pages and tests). */
+  proxyStats(): ProxyStats[] {
+    return this.#proxies.allStats();
   }
 
   /** How many proxy pairs run an actor (a pair gets one when it first carries a frame). */
@@ -272,8 +302,15 @@ export class ProcessRuntime {
     const joined = members.some((m) => m !== this.#self && !before.has(m));
     queueMicrotask(() => {
       this.#proxies.onView(members);
-      if (joined && this.#running) this.#announcements.publish(this.#table.locations.of(this.#self));
+      if (joined && this.#running) this.#announcements.publish(this.#announceable());
     });
+  }
+
+  /** Where the processes hosted here run, but for provisional copies (their old host announces them). */
+  #announceable(): Location[] {
+    return this.#table.locations
+      .of(this.#self)
+      .filter((e) => this.#table.hosted.get(procKey(e.dcid, e.endpoint))?.provisional === undefined);
   }
 
   /** The processes hosted here, as GETPROCINFO shows them (for the node's own status pages and tests). */

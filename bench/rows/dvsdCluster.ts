@@ -7,6 +7,7 @@
 // sign mutating requests with `cluster.signer`, as dvsctl does, so a relayed
 // one (ALL, a forward) is served.
 import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { loadAdminSigner } from "../../client/adminKey.js";
@@ -26,6 +27,13 @@ import { subjects } from "../../protocol/subjects.js";
 import { NatsTransport } from "../../transport/nats.js";
 import type { BenchContext } from "../row.js";
 
+/**
+ * The config every bench node starts with: the defaults but a 64 MiB action
+ * log. Its stream reserves its whole size of the server's JetStream store
+ * (1 GiB by default), and the rows' clusters share one server of 2 GB.
+ */
+export const BENCH_NODE_CONFIG = "actions:\n  maxMegabytes: 64\n";
+
 export interface TimedEvent extends EventMessage {
   /** `performance.now()` in the bench process when the event arrived. */
   readonly receivedAt: number;
@@ -38,6 +46,8 @@ export interface ClusterOptions {
   readonly cluster: string;
   /** Extra flags for every `dvsd run`. */
   readonly extraArgs?: readonly string[];
+  /** `--log-level` of every node: "warn" unless given (the rows that time requests run nodes at the default, "info"). */
+  readonly logLevel?: string;
 }
 
 export class DvsdCluster {
@@ -49,6 +59,7 @@ export class DvsdCluster {
   readonly #ctx: BenchContext;
   readonly #options: ClusterOptions;
   readonly #dir: string;
+  readonly #config: string;
   readonly #children = new Map<number, ChildProcess>();
   readonly #waiters = new Set<() => void>();
   readonly #subjects;
@@ -63,6 +74,8 @@ export class DvsdCluster {
     this.#options = options;
     this.#subjects = subjects(options.cluster);
     this.#dir = ctx.tempDir(`dvs-bench-${options.cluster}-`);
+    this.#config = join(this.#dir, "node.yaml");
+    writeFileSync(this.#config, BENCH_NODE_CONFIG);
     const adminKey = generateAdminKey(this.#dir);
     this.#adminPublicKey = adminKey.publicKey;
     this.signer = loadAdminSigner(adminKey.seedFile);
@@ -102,7 +115,9 @@ export class DvsdCluster {
         cluster: this.#options.cluster,
         nats: this.#ctx.url,
         state: join(this.#dir, `node-${node}`),
-        logLevel: "warn",
+        config: this.#config,
+        logLevel: this.#options.logLevel ?? "warn",
+        flags: this.#ctx.nodeFlags,
         // The node's adminKeys: this cluster's key only.
         extra: ["--admin-keys", this.#adminPublicKey, ...(this.#options.extraArgs ?? [])],
       }),
@@ -174,11 +189,12 @@ export class DvsdCluster {
 
   /**
    * The first event from each of `observers` (from index `from` on) that is
-   * about `node` (that incarnation) and one of `names`.
+   * about `node` (that incarnation, or with `above` one higher than it: a
+   * restart's, derived from the clock) and one of `names`.
    */
   async firstFromEach(
     observers: readonly number[],
-    about: { node: number; incarnation: number },
+    about: { node: number; incarnation: number; above?: boolean },
     names: readonly MembershipEventName[],
     options: { from: number; timeoutMs: number },
   ): Promise<Map<number, TimedEvent>> {
@@ -191,7 +207,11 @@ export class DvsdCluster {
           observers.includes(e.node) &&
           !first.has(e.node) &&
           names.includes(e.event) &&
-          e.changed.some((m) => m.node === about.node && m.incarnation === about.incarnation)
+          e.changed.some(
+            (m) =>
+              m.node === about.node &&
+              (about.above ? m.incarnation > about.incarnation : m.incarnation === about.incarnation),
+          )
         )
           first.set(e.node, e);
       }

@@ -17,7 +17,7 @@ import { subjects } from "../../protocol/subjects.js";
 import { sleep, systemClock } from "../../transport/clock.js";
 import { UnexpectedReplyError } from "../errors.js";
 import type { BenchContext } from "../row.js";
-import { DvsdCluster } from "./dvsdCluster.js";
+import { BENCH_NODE_CONFIG, DvsdCluster } from "./dvsdCluster.js";
 
 const ACTIVE = [1, 2, 3] as const;
 const PASSIVE = [4, 5] as const;
@@ -94,7 +94,7 @@ export async function startFileCluster(
 function startPassives(ctx: BenchContext, name: string): void {
   const dir = ctx.tempDir(`dvs-bench-${name}-passive-`);
   const config = join(dir, "passive.yaml");
-  writeFileSync(config, "election:\n  server: passive\n");
+  writeFileSync(config, `${BENCH_NODE_CONFIG}election:\n  server: passive\n`);
   for (const node of PASSIVE) {
     ctx.spawn(
       process.execPath,
@@ -106,6 +106,7 @@ function startPassives(ctx: BenchContext, name: string): void {
         config,
         state: join(dir, `node-${node}`),
         logLevel: "warn",
+        flags: ctx.nodeFlags,
       }),
       {
         env: {

@@ -53,7 +53,7 @@ export const membershipDetection: BenchRow = {
           .join(", ")} ms`,
       );
       cluster.start(victim);
-      await cluster.firstFromEach(survivors, { node: victim, incarnation: incarnation + 1 }, ["JOIN"], {
+      await cluster.firstFromEach(survivors, { node: victim, incarnation, above: true }, ["JOIN"], {
         from,
         timeoutMs: 30_000,
       });

@@ -86,10 +86,12 @@ export function addDcCommands(program: Command): void {
   dc.command("end")
     .description("end a DC (DCEND)")
     .argument("<dcid>", "the DC's id", dcid)
+    .option("--force", "end the DC's running processes too (without it, EBUSY while any runs)")
     .addOption(nodeOption())
-    .addHelpText("after", `\n${ALL_NOTE}\n\nExample:\n  $ dvsctl dc end 1`)
-    .action(async (id: number, opts: Target, cmd: Command) => {
-      await runRequest(cmd, { type: "DCEND", params: { dcid: id }, dst: opts.node, view: EMPTY_VIEW });
+    .addHelpText("after", `\n${ALL_NOTE}\n\nExamples:\n  $ dvsctl dc end 1\n  $ dvsctl dc end 1 --force`)
+    .action(async (id: number, opts: Target & { force?: boolean }, cmd: Command) => {
+      const params = { dcid: id, ...(opts.force === true ? { force: true } : {}) };
+      await runRequest(cmd, { type: "DCEND", params, dst: opts.node, view: EMPTY_VIEW });
     });
 
   dc.command("add-node")

@@ -10,7 +10,9 @@ import { ADMIN_KEY_FILE, AdminKeyError, loadAdminSigner } from "../../client/adm
 import { connectNats, type NatsTransport, systemClock, systemRandom } from "../../client/connection.js";
 import { ContextError, loadContext } from "../../client/context.js";
 import { DEV_USERS, devPassword, readSecretFile } from "../../client/credentials.js";
-import { DvsClient, type SendOptions } from "../../client/dvsClient.js";
+import { discoverNodes } from "../../client/discovery.js";
+import { type ClientHedging, DvsClient, type SendOptions } from "../../client/dvsClient.js";
+import { DEFAULT_ACCEPT_MS } from "../../client/hedge.js";
 import type { Encoding } from "../../client/wire.js";
 import {
   ADMIN_SIGNATURE_WINDOW_MS,
@@ -53,6 +55,8 @@ export interface GlobalOptions {
   origins?: Partial<Record<ContextOption, string>>;
   json: boolean;
   timeout: number;
+  /** `--accept-timeout`: how long a request to any node may go unacknowledged before it is resent (0: never). */
+  acceptTimeout?: number;
 }
 
 /** The options a context file can give. */
@@ -301,6 +305,19 @@ export function gatherTimeout(timeoutMs: number): number {
   return Math.min(600_000, Math.max(1, timeoutMs - margin));
 }
 
+/**
+ * Hedging for requests to any node (`--accept-timeout`, client/hedge.ts): when
+ * no node acknowledges in time, the nodes that answer a `$SRV` ping (a frozen
+ * one does not) are the ones the request is resent to.
+ */
+export function hedgingOf(t: NatsTransport, g: GlobalOptions): { hedge?: ClientHedging } {
+  const acceptMs = g.acceptTimeout ?? DEFAULT_ACCEPT_MS;
+  if (acceptMs === 0) return {};
+  const live = async () =>
+    (await discoverNodes(t.connection, g.cluster, Math.min(1_000, g.timeout), 50)).map((n) => n.node);
+  return { hedge: { acceptMs, nodes: live } };
+}
+
 /** Chooses the destination once connected (proc commands pick a node of the DC). */
 export type DstResolver = (client: DvsClient, g: GlobalOptions) => Promise<NodeId>;
 
@@ -331,6 +348,7 @@ export async function runRequest(cmd: Command, call: RequestCall): Promise<Rply>
       role: roleOf(g),
       ...(call.encoding ? { encoding: call.encoding } : {}),
       ...(signer ? { signer } : {}),
+      ...hedgingOf(t, g),
     });
     const dst = typeof call.dst === "function" ? await call.dst(client, g) : call.dst;
     // dvsctl is an administrative client: every request it sends is an action (SPEC 6.4).

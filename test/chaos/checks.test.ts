@@ -1,6 +1,7 @@
 // The chaos run's schedule and checks, without processes: the same seed plans
 // the same faults, and each check finds the violation planted in a history.
 import { describe, expect, it } from "vitest";
+import { rcode } from "../../protocol/messages.js";
 import {
   type AllOp,
   type CommitOp,
@@ -128,6 +129,21 @@ describe("the ALL reply check", () => {
   it("accepts entries that are a view the gatherer held while the request was in flight", () => {
     const ops = [all(1, 1, [1, 2, 3], 2_000), all(2, 1, [1, 2], 7_000), all(3, 1, [1, 2, 3], 12_000)];
     expect(checkAllReplies(ops, views, [1, 2, 3])).toEqual([]);
+  });
+
+  it("accepts a known node out of the view named EHOSTDOWN, and nothing else beyond the view", () => {
+    const withDown = (rcodeOf3: number): AllOp => {
+      const op = all(1, 1, [1, 2, 3], 7_000);
+      const value = op.outcome.ok ? op.outcome.value : undefined;
+      const entries = [
+        { src: 1, rcode: 0 },
+        { src: 2, rcode: 0 },
+        { src: 3, rcode: rcodeOf3 },
+      ];
+      return { ...op, outcome: { ok: true, value: { ...(value as NonNullable<typeof value>), entries } } };
+    };
+    expect(checkAllReplies([withDown(rcode("EHOSTDOWN"))], views, [1, 2, 3])).toEqual([]);
+    expect(checkAllReplies([withDown(0)], views, [1, 2, 3]).map((v) => v.check)).toEqual(["all-view"]);
   });
 
   it("finds entries that match no view of the gatherer", () => {

@@ -4,6 +4,8 @@
 // version lost or read back older, every ALL reply accounts for its view, every
 // acknowledged action in the action log, no daemon crashed.
 
+import { rcode } from "../../protocol/messages.js";
+
 /** ms since the run started (performance.now() based). */
 export type Ms = number;
 
@@ -78,6 +80,14 @@ export interface SettleCheck {
   readonly settledMs: number | undefined;
   /** From the heal to one view of every node (the coordinator may come later); undefined if never. */
   readonly viewMs: number | undefined;
+  /**
+   * From the heal to the registry's KV stream having a leader and every
+   * replica current (nats-server's part of the settle time); undefined if not
+   * seen before the settle ended.
+   */
+  readonly streamMs?: number | undefined;
+  /** The stream's leader and replicas as last sampled. */
+  readonly stream?: string;
   readonly boundMs: number;
   /** What was seen last when it did not settle. */
   readonly last: string;
@@ -96,6 +106,8 @@ export interface Violation {
     | "crash";
   readonly message: string;
 }
+
+const EHOSTDOWN = rcode("EHOSTDOWN");
 
 /** How far a watcher's receipt of a view may lag the gather that used it. */
 export const VIEW_SLACK_MS = 1_000;
@@ -234,19 +246,18 @@ export function checkAllReplies(
     if (!srcs.includes(src)) bad(`the gatherer is not among the entries [${srcs.join(", ")}]`);
     const got = [...srcs].map(Number).sort((a, b) => a - b);
     const candidates = viewsAround(views, src, op.issuedAt, op.settledAt, initial);
-    const matches = candidates.some((v) => sameMembers(v, got));
+    // One entry per member of a view, and any other entry a known node out of that view: EHOSTDOWN.
+    const down = new Set(entries.filter((e) => e.rcode === EHOSTDOWN).map((e) => Number(e.src)));
+    const matches = candidates.some(
+      (v) => v.every((m) => got.includes(m)) && got.every((n) => v.includes(n) || down.has(n)),
+    );
     if (!matches) {
       bad(
-        `entries [${got.join(", ")}] match none of its views while in flight: ${candidates.map((v) => `[${[...v].join(", ")}]`).join(" ")}`,
+        `entries [${entries.map((e) => `${e.src}:${e.rcode}`).join(", ")}] match none of its views while in flight: ${candidates.map((v) => `[${[...v].join(", ")}]`).join(" ")}`,
       );
     }
   }
   return violations;
-}
-
-function sameMembers(a: readonly number[], b: readonly number[]): boolean {
-  const x = [...a].sort((p, q) => p - q);
-  return x.length === b.length && x.every((m, i) => m === b[i]);
 }
 
 /** How many of the action log's replicas hold an action's request record, and its outcome. */

@@ -12,6 +12,15 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
   const views = result.settles
     .flatMap((s) => (s.viewMs === undefined ? [] : [s.viewMs]))
     .sort((a, b) => a - b);
+  const streams = result.settles
+    .flatMap((s) => (s.streamMs === undefined ? [] : [s.streamMs]))
+    .sort((a, b) => a - b);
+  // dvsd's part: what the coordinator took once the server's stream was back (0 when it was first).
+  const afterStream = result.settles
+    .flatMap((s) =>
+      s.streamMs === undefined || s.settledMs === undefined ? [] : [Math.max(0, s.settledMs - s.streamMs)],
+    )
+    .sort((a, b) => a - b);
   const rows: ResultRow[] = [
     {
       group: "chaos",
@@ -38,6 +47,22 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
     { group: "chaos", name: "settle.max", value: settled.at(-1) ?? Number.NaN, unit: "ms" },
     { group: "chaos", name: "view.p50", value: quantile(views, 0.5), unit: "ms", of: "heal → one view" },
     { group: "chaos", name: "view.max", value: views.at(-1) ?? Number.NaN, unit: "ms" },
+    {
+      group: "chaos",
+      name: "stream.p50",
+      value: quantile(streams, 0.5),
+      unit: "ms",
+      of: "heal → registry stream has a leader, replicas current (nats-server)",
+    },
+    { group: "chaos", name: "stream.max", value: streams.at(-1) ?? Number.NaN, unit: "ms" },
+    {
+      group: "chaos",
+      name: "after-stream.p50",
+      value: quantile(afterStream, 0.5),
+      unit: "ms",
+      of: "registry stream ready → one coordinator (dvsd)",
+    },
+    { group: "chaos", name: "after-stream.max", value: afterStream.at(-1) ?? Number.NaN, unit: "ms" },
     { group: "chaos", name: "elapsed", value: result.elapsedMs / 1000, unit: "s" },
   ];
   for (const [kind, c] of Object.entries(result.counts)) {
@@ -52,13 +77,14 @@ export function chaosRows(result: ChaosResult): { rows: ResultRow[]; table: stri
     byKind.set(kind, list);
   }
   const lines = [
-    `| fault | episodes | one view p50 / max (ms) | one coordinator p50 / max (ms) |`,
-    `|---|---:|---:|---:|`,
+    `| fault | episodes | one view p50 / max (ms) | one coordinator p50 / max (ms) | registry stream ready p50 / max (ms) |`,
+    `|---|---:|---:|---:|---:|`,
     ...[...byKind.entries()].map(([kind, list]) => {
       const sorted = [...list].sort((a, b) => a - b);
       const mine = result.settles.filter((s) => s.kind === kind);
       const v = mine.flatMap((s) => (s.viewMs === undefined ? [] : [s.viewMs])).sort((a, b) => a - b);
-      return `| ${kind} | ${mine.length} | ${quantile(v, 0.5)} / ${v.at(-1) ?? "-"} | ${quantile(sorted, 0.5)} / ${sorted.at(-1) ?? "-"} |`;
+      const st = mine.flatMap((s) => (s.streamMs === undefined ? [] : [s.streamMs])).sort((a, b) => a - b);
+      return `| ${kind} | ${mine.length} | ${quantile(v, 0.5)} / ${v.at(-1) ?? "-"} | ${quantile(sorted, 0.5)} / ${sorted.at(-1) ?? "-"} | ${quantile(st, 0.5)} / ${st.at(-1) ?? "-"} |`;
     }),
     "",
     `| operation | answered | failed |`,

@@ -20,6 +20,7 @@ import { ALL, type Rply } from "../../protocol/messages.js";
 import { subjects } from "../../protocol/subjects.js";
 import { actionStreamName, isNotFound } from "../../transport/actionLogJetStream.js";
 import { randomInt, seededRandom, systemClock } from "../../transport/clock.js";
+import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { EventWatch } from "../support/eventWatch.js";
@@ -44,6 +45,7 @@ import {
 } from "./history.js";
 import { startRouteProxies } from "./routes.js";
 import { describeFault, type Episode, type Fault, fingerprint, planSchedule } from "./schedule.js";
+import { watchStream } from "./streamWatch.js";
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -188,7 +190,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           );
           break;
         }
+        // The registry's stream, sampled from the same moment: the server's part of the settle time.
+        const stream = watchStream(
+          (clients[0] as NatsTransport).connection,
+          `KV_${coordinatorBucketName(CLUSTER)}`,
+        );
         const result = await settle(clients, ids, settleBoundMs);
+        const ready = await stream.stop();
+        // Both clocks start once the heal is done, as settle's own.
+        const streamMs = ready.readyMs;
         settles.push({
           episode: episode.index,
           kind: episode.fault.kind,
@@ -197,13 +207,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           healedAt,
           boundMs: settleBoundMs,
           ...result,
+          streamMs,
+          stream: ready.state,
         });
         log(
           `#${episode.index} ${label}, held ${episode.holdMs} ms: ${
             result.settledMs === undefined
               ? `NOT SETTLED (${result.last})`
               : `one view ${result.viewMs} ms and one coordinator ${result.settledMs} ms after the heal`
-          } [t=${Math.round(since / 1000)} s]`,
+          }; registry stream ready ${streamMs ?? "?"} ms (${ready.state}) [t=${Math.round(since / 1000)} s]`,
         );
         await sleepMs(episode.gapMs);
       }

@@ -1,7 +1,9 @@
 // The action log end to end (SPEC 6.4): real `dvsd run` nodes and dvsctl on a
 // nats-server of this file's own. Every action dvsctl was answered for is
 // still listed by `dvsctl actions` after a kill -9 of nats-server and its
-// restart on the same store.
+// restart on the same store; `dvsctl actions show` of an ALL request gives
+// each node's address (as that node states it), 0/1 result and whole data;
+// the cluster's own events are listed; the listing says how far back it reaches.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,13 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../daemon/natsServer.js";
 import { rcode } from "../../protocol/messages.js";
 import { testAdminKeyEnv } from "../../sim/testAdmin.js";
-import type { ActionSummary } from "../../transport/actionLog.js";
+import type { ActionSummary, EventRecord, ReplyRecord } from "../../transport/actionLog.js";
 import { requireBuild } from "../support/cli.js";
 import { dvsctlRunner } from "../support/dvsctl.js";
-import { type DvsdNode, startDvsdNodes } from "../support/dvsdProcess.js";
+import { DvsdNode } from "../support/dvsdProcess.js";
+import { EventWatch } from "../support/eventWatch.js";
 import { natsConf } from "../support/natsServer.js";
 
 const NODES = [1, 2];
+/** Each node states its own address (config `address`): one an IP, one a host name. */
+const ADDRESS: Record<number, string> = { 1: "192.0.2.1", 2: "node2.example.test" };
 const dir = mkdtempSync(join(tmpdir(), "dvs-actions-"));
 const storeDir = join(dir, "nats");
 const nodes: DvsdNode[] = [];
@@ -44,9 +49,22 @@ async function listed(): Promise<ActionSummary[]> {
 beforeAll(async () => {
   requireBuild();
   server = await startNatsServer({ config: natsConf, port: 0, storeDir });
-  nodes.push(
-    ...(await startDvsdNodes(NODES, { dir, natsUrl: server.url, config: { log: { level: "warn" } } })),
-  );
+  for (const node of NODES) {
+    const n = new DvsdNode({
+      dir,
+      natsUrl: server.url,
+      node,
+      config: { log: { level: "warn" }, address: ADDRESS[node] },
+    });
+    nodes.push(n);
+    n.start();
+  }
+  const watch = await EventWatch.start(server.url);
+  try {
+    await watch.converged(NODES, 20_000);
+  } finally {
+    await watch.close();
+  }
 }, 40_000);
 
 afterAll(async () => {
@@ -106,6 +124,49 @@ describe("the action log through dvsctl", () => {
     expect(latest.at(-1)?.request.action).toBe(again?.id);
     expect(latest).toHaveLength(answered.length + 1);
   }, 90_000);
+
+  it("shows each node's address, 0/1 result and whole data of an ALL request", async () => {
+    const ps = await action("ps", "--node", "all", "--limit", "50");
+    expect(ps.code).toBe(0);
+    const { code, output } = await dvsctl("--json", "actions", "show", ps.id);
+    expect(code, output).toBe(0);
+    const replies = output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as ReplyRecord)
+      .filter((r) => r.kind === "reply")
+      .sort((a, b) => a.node - b.node);
+    expect(replies.map((r) => [r.node, r.addr, r.ok, r.rcode >= 0])).toEqual([
+      [1, ADDRESS[1], 1, true],
+      [2, ADDRESS[2], 1, true],
+    ]);
+    for (const r of replies) {
+      // The whole PS table, far past the old 256-character summary.
+      expect(r.truncated).toBe(false);
+      expect(Array.isArray(r.data)).toBe(true);
+      expect(JSON.stringify(r.data).length).toBeGreaterThan(256);
+      expect(r.dataBytes).toBe(Buffer.byteLength(JSON.stringify(r.data)));
+    }
+    const human = await dvsctl("actions", "show", ps.id);
+    expect(human.code, human.output).toBe(0);
+    expect(human.output).toContain(`node 1 at ${ADDRESS[1]}: result 1`);
+    expect(human.output).toContain(`node 2 at ${ADDRESS[2]}: result 1`);
+  }, 30_000);
+
+  it("lists the cluster's own events and says how far back the log reaches", async () => {
+    const { code, output } = await dvsctl("--json", "actions", "--events", "--limit", "100");
+    expect(code, output).toBe(0);
+    const events = output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as EventRecord);
+    expect(events.map((e) => e.type)).toContain("COORDINATOR");
+    const joined = events.filter((e) => e.type === "JOIN" || e.type === "MERGE");
+    expect(joined.at(-1)).toMatchObject({ node: 1, addr: ADDRESS[1], view: { members: NODES } });
+    expect(output).toMatch(/the action log reaches back to \d{4}-\d\d-\d\dT.* \(sequence 1 of \d+/);
+    const human = await dvsctl("actions", "--limit", "3");
+    expect(human.output).toMatch(/the action log reaches back to .*keeps 90 days, 1024 MiB/);
+  }, 30_000);
 
   it("shows one action's records", async () => {
     const { id } = await action("info");

@@ -212,6 +212,57 @@ describe("the coordinator election across real dvsd processes", () => {
     expect(await rejoin(victim)).toMatchObject({ coordinator: next.coordinator, epoch: next.epoch });
   }, 60_000);
 
+  // `DVS_WHO_KILLS=20 npx vitest run test/e2e/election.test.ts -t "every WHO"` runs issue 21's twenty kills.
+  const kills = Number(process.env.DVS_WHO_KILLS ?? 3);
+  it(
+    `every WHO sent through the queue subject is answered across ${kills} coordinator kills`,
+    async () => {
+      // A client as dvsctl and the console use it: any node's registry, attempts retried within 2 s.
+      const anyRegistry = new RegistryClient({
+        cluster: "dvs",
+        transport: new NatsTransport(watch.connection, { name: "e2e-who" }),
+        clock: systemClock,
+      });
+      const counts = { ok: 0, nothing: 0, unanswered: 0 };
+      const failures: string[] = [];
+      for (let k = 1; k <= kills; k++) {
+        const term = await agreedTerm(ALL);
+        const asked: Promise<void>[] = [];
+        let asking = true;
+        const hammer = (async () => {
+          while (asking) {
+            asked.push(
+              anyRegistry.who().then(
+                (a) => {
+                  if (a.type === "OK") counts.ok++;
+                  else counts.nothing++;
+                },
+                (error: Error) => {
+                  counts.unanswered++;
+                  failures.push(`kill ${k}: ${error.name}: ${error.message}`);
+                },
+              ),
+            );
+            await sleep(systemClock, 10);
+          }
+        })();
+        await sleep(systemClock, 100);
+        await nodeOf(term.coordinator).kill();
+        await sleep(systemClock, 1_500);
+        asking = false;
+        await hammer;
+        await Promise.all(asked);
+        await rejoin(term.coordinator);
+      }
+      process.stderr.write(
+        `election.test.ts: ${kills} coordinator kills, WHO through the queue: ${counts.ok} OK, ${counts.nothing} NOTHING, ${counts.unanswered} unanswered\n`,
+      );
+      expect(failures).toEqual([]);
+      expect(counts.ok).toBeGreaterThan(0);
+    },
+    60_000 + kills * 20_000,
+  );
+
   it("a SIGSTOPped coordinator is replaced, steps down after SIGCONT and never acts on its old epoch", async () => {
     const old = await agreedTerm(ALL);
     const paused = old.coordinator;

@@ -808,7 +808,7 @@ async function expectActionLogIntact(
   const streamSubjects = Object.keys(stream.state.subjects ?? {});
   expect(streamSubjects.length).toBeGreaterThanOrEqual(listed.length);
   const shape = new RegExp(
-    `^dvs\\.${CLUSTER}\\.actions\\.${NODE}\\.[A-Za-z0-9_-]{1,64}\\.(request|outcome|reply\\.\\d+)$`,
+    `^dvs\\.${CLUSTER}\\.actions\\.${NODE}\\.[A-Za-z0-9_-]{1,64}\\.(request|outcome|event|reply\\.\\d+)$`,
   );
   expect(streamSubjects.filter((s) => !shape.test(s))).toEqual([]);
 }

@@ -183,6 +183,53 @@ describe("the JetStream action log", () => {
     expect((await log.show("U1")).map((r) => r.kind)).toEqual(["request"]);
   });
 
+  it("creates the stream with the configured retention and record size, and the admin applies changed limits", async () => {
+    const log = new JetStreamActionLog(nc, {
+      cluster: "retention",
+      maxAgeMs: 2 * 86_400_000,
+      maxBytes: MB16,
+    });
+    await log.append(request("R1", 1));
+    expect(await log.reach()).toMatchObject({
+      records: 1,
+      firstSeq: 1,
+      lastSeq: 1,
+      firstAt: expect.any(Number),
+      maxAgeMs: 2 * 86_400_000,
+      maxBytes: MB16,
+    });
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(actionStreamName("retention"))).config).toMatchObject({
+      max_msg_size: 128 * 1024,
+    });
+    // Changed in the config: nodes leave the stream as it is; the admin applies them.
+    const changed = new JetStreamActionLog(nc, {
+      cluster: "retention",
+      maxAgeMs: 86_400_000,
+      maxBytes: MB16 / 2,
+    });
+    const { before, after } = await changed.applyLimits();
+    expect(before).toMatchObject({ max_age: nanos(2 * 86_400_000), max_bytes: MB16 });
+    expect(after).toMatchObject({ max_age: nanos(86_400_000), max_bytes: MB16 / 2 });
+    expect(await changed.reach()).toMatchObject({ maxAgeMs: 86_400_000, maxBytes: MB16 / 2, records: 1 });
+  });
+
+  it("keeps to a smaller max_msg_size an operator gave the stream: a record over it is refused by name, before publishing", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({
+      name: actionStreamName("small"),
+      subjects: ["dvs.small.actions.>"],
+      storage: StorageType.File,
+      max_bytes: MB16,
+      max_msg_size: 2_048,
+    });
+    const log = new JetStreamActionLog(nc, { cluster: "small", maxBytes: MB16 });
+    await log.append(request("M1", 1));
+    const big: ActionRecord = { ...(reply("M1", 1, 1) as object), data: "z".repeat(4_000) } as ActionRecord;
+    await expect(log.append(big)).rejects.toMatchObject({ name: "ActionRecordTooLargeError", limit: 2_048 });
+    expect((await log.show("M1")).map((r) => r.kind)).toEqual(["request"]);
+  });
+
   it("keeps every acknowledged record across a kill -9 of nats-server and its restart", async () => {
     // A server of its own, so the kill does not disturb the other tests.
     const { mkdtempSync, rmSync } = await import("node:fs");

@@ -48,7 +48,7 @@ describe("node daemon over NATS", () => {
     await node.running();
 
     const found = await discoverNodes(nc, "dvs", 500);
-    expect(found.map((n) => [n.node, n.incarnation])).toEqual([[1, 1]]);
+    expect(found.map((n) => [n.node, n.incarnation])).toEqual([[1, node.identity.incarnation]]);
 
     // Garbage params in JSON get a JSON EBADMSG reply.
     const bad = await nc.request(
@@ -115,7 +115,7 @@ describe("node daemon over NATS", () => {
     await first.stop();
     const second = createNatsNode(config(2), silentLogger).start();
     await second.running();
-    expect(second.identity.incarnation).toBe(first.identity.incarnation + 1);
+    expect(second.identity.incarnation).toBeGreaterThan(first.identity.incarnation);
     expect(await ask("GETDVSINFO", {})).toMatchObject({ rcode: 0, data: { name: "kept" } });
     expect(await ask("GETDCINFO", { dcid: 4 })).toMatchObject({ rcode: 0, data: { nodes: [2, 5] } });
     await second.stop();

@@ -18,6 +18,7 @@ import {
   commandArbitraries,
   type FilesCommand,
   initialModel,
+  minorityArbitraries,
   repairArbitraries,
 } from "./filesCommands.js";
 import {
@@ -28,6 +29,7 @@ import {
   NODE_IDS,
   type StoreMutation,
 } from "./filesHarness.js";
+import { ignoresTheMinorityMark, threeOnOneServer } from "./filesQuorum.js";
 
 export interface FilesPropertyOptions {
   /** Planted bugs (default: none). */
@@ -198,6 +200,8 @@ function replicaStoreWith(inner: ReplicaStore, over: Partial<ReplicaStore>): Rep
     read: (ref, offset, length) => inner.read(ref, offset, length),
     verify: (ref) => inner.verify(ref),
     remove: (ref) => inner.remove(ref),
+    markCommitted: (ref) => inner.markCommitted(ref),
+    committed: (ref) => inner.committed(ref),
     close: () => inner.close(),
     ...over,
   };
@@ -282,4 +286,13 @@ export const plantedBugs: ReadonlyMap<string, PlantedBug> = new Map<string, Plan
   ["no-fsync", { mutation: { replicas: replicasWithoutFsync } }],
   ["corrupt-read", { mutation: { replicas: readsFlipAByte } }],
   ["remove-all", { mutation: { replicas: removeDropsTheWholeFile } }],
+  [
+    "ignore-minority",
+    {
+      // Quorum mode, three nodes on one server: isolating it leaves a minority holding the store.
+      mutation: ignoresTheMinorityMark,
+      config: threeOnOneServer(filesConfigArbitrary),
+      commands: minorityArbitraries,
+    },
+  ],
 ]);

@@ -253,6 +253,24 @@ class Heal implements FilesCommand {
   toString = () => `heal(${this.ms})`;
 }
 
+/**
+ * Isolates the server holding the most running nodes. With three of five
+ * there, the other two servers keep the store's majority (and so a
+ * coordinator) while their nodes hold a minority of the view: the case where
+ * only the minority mark stops a COMMIT. Otherwise a plain isolated server.
+ */
+class IsolateMostNodes implements FilesCommand {
+  check = () => true;
+  async run(m: FilesModel, h: FilesHarness) {
+    const count = [0, 1, 2].map((s) => [...m.running].filter((id) => h.serverOf(id) === s).length);
+    const server = count.indexOf(Math.max(...count));
+    for (const r of ["0-1", "0-2", "1-2"]) if (r.includes(String(server))) m.routeCut.add(r);
+    h.note(`isolate the server with the most nodes: s${server} (${count[server]} of ${m.running.size})`);
+    await h.isolate(server);
+  }
+  toString = () => "isolateMostNodes()";
+}
+
 const node = fc.constantFrom(...NODE_IDS);
 const route = fc.constantFrom(...ROUTES);
 const server = fc.integer({ min: 0, max: SERVERS - 1 });
@@ -353,4 +371,23 @@ export const failoverArbitraries: fc.Arbitrary<FilesCommand>[] = [
   fc.integer({ min: 10, max: 300 }).map((ms) => new Advance(ms)),
   fc.integer({ min: 10, max: 300 }).map((ms) => new Advance(ms)),
   fc.integer({ min: 500, max: 3_000 }).map((ms) => new Advance(ms)),
+];
+
+/** The commands of the quorum model: all of the above, and the split that leaves a minority holding the store. */
+export const quorumArbitraries: fc.Arbitrary<FilesCommand>[] = [
+  ...commandArbitraries,
+  fc.constant(new IsolateMostNodes()),
+  fc.constant(new IsolateMostNodes()),
+];
+
+/** Calls across a split that leaves a minority holding the store, and its heal: what a node ignoring its minority mark gets wrong. */
+export const minorityArbitraries: fc.Arbitrary<FilesCommand>[] = [
+  ...Array.from({ length: 3 }, () => commit),
+  update,
+  fc.constant(new IsolateMostNodes()),
+  node.map((n) => new Crash(n)),
+  node.map((n) => new Restart(n)),
+  fc.integer({ min: 10, max: 500 }).map((ms) => new Advance(ms)),
+  fc.integer({ min: 1_000, max: 4_000 }).map((ms) => new Advance(ms)),
+  fc.integer({ min: 1_000, max: 5_000 }).map((ms) => new Heal(ms)),
 ];

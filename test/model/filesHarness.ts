@@ -14,6 +14,7 @@ import type { CatalogWrites } from "../../actors/files/catalogWrites.js";
 import type { FileSettings } from "../../actors/files/fileService.js";
 import { SimDisk } from "../../actors/files/memoryReplicas.js";
 import type { ReplicaStore } from "../../actors/files/replicaStore.js";
+import type { QuorumGate, QuorumGateOptions } from "../../actors/quorumGate.js";
 import { bytesSource, FileClient, memorySink } from "../../client/fileClient.js";
 import { decode } from "../../protocol/codec.js";
 import { catalogRecordSchema } from "../../protocol/files.js";
@@ -34,6 +35,7 @@ import {
   sha256Of,
   short,
 } from "./filesInvariants.js";
+import { MinorityWatch } from "./filesMinority.js";
 
 export const NODE_IDS = [1, 2, 3, 4, 5] as const;
 export const SERVERS = 3;
@@ -81,6 +83,10 @@ export interface FilesConfig {
   readonly clientServer: readonly number[];
   /** The slowest a message or store hop is (the fastest is 1 ms). */
   readonly latencyMaxMs: number;
+  /** Quorum mode (membership.quorum): a minority's file store is read-only (default off). */
+  readonly quorum?: boolean;
+  /** Default REPLICATION_FACTOR; 2 lets a minority of two commit when nothing stops it (quorum model). */
+  readonly replicationFactor?: number;
 }
 
 /** Wraps the store client every node gets (election and catalog share it), to plant a bug. */
@@ -97,6 +103,8 @@ export interface FilesMutation {
   readonly replicas?: ReplicaMutation;
   /** The coordinator's order of catalog writes. */
   readonly catalogWrites?: () => CatalogWrites;
+  /** The gate each node acts on its minority mark with (quorum mode). */
+  readonly quorumGate?: (options: QuorumGateOptions) => QuorumGate;
 }
 
 /** How much of the model a run exercised, for the CLI's summary. */
@@ -127,6 +135,9 @@ export interface FilesCoverage {
   /** Copies of older versions (or of a commit that lost) still on disks after the final repair wait. */
   obsoleteCopies: number;
   largest: number;
+  /** Quorum mode: commits refused with EROFS, and times a node marked itself minority. */
+  minorityRefused: number;
+  minorityMarked: number;
 }
 
 export function emptyFilesCoverage(): FilesCoverage {
@@ -149,6 +160,8 @@ export function emptyFilesCoverage(): FilesCoverage {
     underReplicated: 0,
     obsoleteCopies: 0,
     largest: 0,
+    minorityRefused: 0,
+    minorityMarked: 0,
   };
 }
 
@@ -186,6 +199,7 @@ export class FilesHarness {
   #failure: unknown;
   readonly #log: TraceLog;
   readonly #coverage: FilesCoverage = emptyFilesCoverage();
+  readonly #minority = new MinorityWatch();
 
   /** `commitOnce`: enforce the invariant of that name (see FILES_INVARIANTS), else count its breaches. */
   constructor(
@@ -201,7 +215,9 @@ export class FilesHarness {
       servers: SERVERS,
       latencyMs: { min: 1, max: config.latencyMaxMs },
       election: { passive: config.passive },
-      files: FILE_SETTINGS,
+      files: { ...FILE_SETTINGS, replicationFactor: config.replicationFactor ?? REPLICATION_FACTOR },
+      quorum: config.quorum ?? false,
+      ...(mutation.quorumGate ? { quorumGate: mutation.quorumGate } : {}),
       // The store as nats-server 2.9.10 is: two compare-and-sets of one key within a Raft round may both succeed.
       kv: { casRaftMs: CAS_RAFT_MS },
       ...(plantReplicas ? { replicaStore: plantReplicas } : {}),
@@ -305,6 +321,7 @@ export class FilesHarness {
         (error: unknown) =>
           this.#end(call, `failed: ${describeError(error)}`, () => {
             this.#coverage.commitErrors++;
+            if ((error as { code?: unknown }).code === "EROFS") this.#coverage.minorityRefused++;
           }),
       );
     await this.#run(0);
@@ -445,7 +462,7 @@ export class FilesHarness {
         );
         this.#coverage.obsoleteCopies += obsolete.length;
         if (obsolete.length > 0) this.note(`${name}: obsolete copies left [${obsolete.join(" ")}]`);
-        if (copies.length < REPLICATION_FACTOR) {
+        if (copies.length < (this.#config.replicationFactor ?? REPLICATION_FACTOR)) {
           this.#coverage.underReplicated++;
           this.note(`${name} v${current.version} is on ${copies.length} disks only: [${copies.join(",")}]`);
         }
@@ -495,6 +512,7 @@ export class FilesHarness {
           const why = describeError(error);
           this.#end(call, `failed: ${why}`, () => {
             this.#coverage.updateErrors++;
+            this.#minority.checkRead(seq, name, error);
           });
           return { error: why };
         },
@@ -550,6 +568,10 @@ export class FilesHarness {
       } else this.#log.add("  no coordinator");
       this.#coordinator = coordinator;
     }
+    for (const change of this.#minority.observe(this.now, this.cluster.nodes)) {
+      if (change.includes("marks itself")) this.#coverage.minorityMarked++;
+      this.#log.add(`  ${change}`);
+    }
     const writes = this.kv.writes;
     for (; this.#absorbed < writes.length; this.#absorbed++) {
       const w = writes[this.#absorbed];
@@ -569,7 +591,7 @@ export class FilesHarness {
         w.at,
       );
       const again = this.history.recordedAgain.length;
-      this.history.recorded({
+      const write = {
         name: r.name,
         version: r.version,
         sha256: r.sha256,
@@ -578,7 +600,9 @@ export class FilesHarness {
         holders: r.holders,
         at: w.at,
         host: w.host,
-      });
+      };
+      this.#minority.checkRecorded(write, this.history.sent.get(r.name)?.get(r.sha256)?.startedAt);
+      this.history.recorded(write);
       const recordedAgain = this.history.recordedAgain[again];
       if (recordedAgain !== undefined) this.#log.add(`  note: ${recordedAgain}`, w.at);
     }
@@ -607,7 +631,8 @@ export class FilesHarness {
       (id) => `n${id}@s${this.serverOf(id)}${this.#config.passive.includes(id) ? "(passive)" : ""}`,
     );
     const clients = this.#config.clientServer.map((s, i) => `c${i}@s${s}`);
-    return `latency 1..${this.#config.latencyMaxMs} ms; ${[...nodes, ...clients].join(" ")}`;
+    const quorum = this.#config.quorum ? "; quorum mode" : "";
+    return `latency 1..${this.#config.latencyMaxMs} ms${quorum}; ${[...nodes, ...clients].join(" ")}`;
   }
 
   /** What happened, for a counterexample. */

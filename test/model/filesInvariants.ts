@@ -23,6 +23,9 @@ export const FILES_INVARIANTS = {
   noLoss:
     "after a heal and repair, UPDATE returns the newest recorded version while one of its holders survives",
   callsEnd: "every client call ends by its deadline",
+  /** Quorum mode (docs/protocol.md 9.5): a node marked minority records no new version. */
+  minorityCommit: "a COMMIT accepted while the committing node was in a minority never happens",
+  minorityReads: "a minority still answers reads: no UPDATE is refused as read-only",
 } as const;
 
 export const sha256Of = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");

@@ -74,6 +74,16 @@ describe("the file store property against planted bugs", () => {
     expect(found.invariant).toBe(FILES_INVARIANTS.noLoss);
   }, 120_000);
 
+  it("finds a node that ignores its minority mark and takes COMMITs in a minority (quorum mode)", async () => {
+    // From seed 6 it is found in 10 runs (seeds 3 to 5: within 20).
+    const { details, found } = await hunt("ignore-minority", 6);
+    expect(found.invariant).toBe(FILES_INVARIANTS.minorityCommit);
+    expect(found.detail).toMatch(/while marked minority since/);
+    expect(describeFilesFailure(details, { maxCommands, mutation: "ignore-minority" })).toMatch(
+      /--mutation ignore-minority/,
+    );
+  }, 120_000);
+
   it("finds holders that drop the newest version with the obsolete ones", async () => {
     const { found } = await hunt("remove-all");
     expect([FILES_INVARIANTS.noLoss, FILES_INVARIANTS.successDurable]).toContain(found.invariant);

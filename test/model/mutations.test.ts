@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { InvariantViolation } from "./invariants.js";
 import {
+  gatherThatForgetsKnownNodes,
   gatherThatIgnoresTheRequestTimeout,
   gatherThatTimesOutEarly,
   machineOfASilentObserver,
@@ -86,6 +87,18 @@ describe("the request invariants against planted bugs", () => {
       gather: gatherThatTimesOutEarly,
     });
     expect(violation(details).invariant).toBe("an ETIMEDOUT entry only after the timeout");
+  }, 60_000);
+
+  it("finds a replication server that leaves a crashed node out of an ALL reply", async () => {
+    const details = await checkMembership({
+      seed,
+      numRuns: 100,
+      maxCommands: 25,
+      gather: gatherThatForgetsKnownNodes,
+    });
+    expect(violation(details).invariant).toBe(
+      "an ALL reply has exactly one entry per member of the gathering node's view and per node it knows",
+    );
   }, 60_000);
 
   it("finds a replication server that gathers for its default timeout whatever the request asks", async () => {

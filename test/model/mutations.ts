@@ -3,8 +3,11 @@
 // wrong in one known way, to show that the model's invariants catch them.
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "../../actors/node.js";
 import { createMembershipMachine, type MembershipStep, step } from "../../machines/membership.js";
+import { type Rply, rcode } from "../../protocol/messages.js";
 import type { ModelMutation } from "./harness.js";
 import type { GatherMutation } from "./requests.js";
+
+const EHOSTDOWN = rcode("EHOSTDOWN");
 
 /** Merges a member back into the view but never tells anyone: the MERGE event is lost. */
 export const stepThatDropsMergeAnnouncements: MembershipStep = (ctx, event) => {
@@ -81,6 +84,27 @@ export const gatherThatIgnoresTheRequestTimeout: GatherMutation = (gather) => (r
 export const gatherThatTimesOutEarly: GatherMutation = (gather) => (rqst) =>
   gather({ ...rqst, timeout: Math.max(1, Math.floor((rqst.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS) / 2)) });
 
+/**
+ * Names only the view's members: the EHOSTDOWN entries of known nodes out of
+ * the view are dropped from the reply (a node gone is silently missing). The
+ * one planted bug that must change the result; it adds a promise hop, which
+ * simulated time does not see.
+ */
+export const gatherThatForgetsKnownNodes: GatherMutation = (gather) => async (rqst) => {
+  const rply = await gather(rqst);
+  if (!Array.isArray(rply.data)) return rply;
+  const outOfView = (e: Rply) =>
+    e.rcode === EHOSTDOWN &&
+    String((e.data as { message?: unknown } | null)?.message).includes("is not in node");
+  const entries = (rply.data as Rply[]).filter((e) => !outOfView(e));
+  return {
+    ...rply,
+    data: entries,
+    count: entries.length,
+    rcode: entries.find((e) => e.rcode < 0)?.rcode ?? 0,
+  };
+};
+
 /** By the name the CLI's `--mutation` takes. */
 export const mutations: ReadonlyMap<string, ModelMutation> = new Map<string, ModelMutation>([
   ["drop-merge", { machine: machineThatDropsMergeAnnouncements }],
@@ -90,4 +114,5 @@ export const mutations: ReadonlyMap<string, ModelMutation> = new Map<string, Mod
   ["stale-watch", { machine: machineWithAStaleWatchSet }],
   ["ignore-request-timeout", { gather: gatherThatIgnoresTheRequestTimeout }],
   ["early-gather-timeout", { gather: gatherThatTimesOutEarly }],
+  ["forget-known-nodes", { gather: gatherThatForgetsKnownNodes }],
 ]);

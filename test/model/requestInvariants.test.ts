@@ -12,10 +12,11 @@ const client = "model-tool-1";
 const rqst = { type: "GETDVSINFO", src: client, seq: 1 };
 const answer = (node: number): Rply => makeRply(rqst, node, 0, { name: "dvs" });
 const timedOut = (node: number): Rply => errorRply(rqst, node, "ETIMEDOUT", `node ${node} did not answer`);
+const down = (node: number): Rply => errorRply(rqst, node, "EHOSTDOWN", `node ${node} is not in the view`);
 const aggregate = (taker: number, entries: Rply[]): Rply =>
   makeRply(rqst, taker, entries.find((e) => e.rcode < 0)?.rcode ?? 0, entries);
 
-/** An ALL request gathered by node 1 at t=101 with view [1,2,3], answered at t=110. */
+/** An ALL request gathered by node 1 at t=101 with view [1,2,3] (and no other node known), answered at t=110. */
 function settled(rply: Rply, over: Partial<SettledRequest> = {}): SettledRequest {
   return {
     seq: 1,
@@ -24,7 +25,7 @@ function settled(rply: Rply, over: Partial<SettledRequest> = {}): SettledRequest
     issuedAt: 100,
     settledAt: 110,
     outcome: { kind: "reply", rply },
-    takes: [{ node: 1, at: 101, view: [1, 2, 3] }],
+    takes: [{ node: 1, at: 101, view: [1, 2, 3], known: [1, 2, 3] }],
     forwards: [],
     ran: new Set([1, 2, 3]),
     lostExcuse: undefined,
@@ -52,8 +53,39 @@ describe("request invariants", () => {
 
   it("blame an ALL reply that leaves out a member of the view", () => {
     expect(blamed(settled(aggregate(1, [answer(1), answer(3)])))).toBe(
-      "an ALL reply has exactly one entry per member of the gathering node's view when it multicast",
+      "an ALL reply has exactly one entry per member of the gathering node's view and per node it knows",
     );
+  });
+
+  it("blame an ALL reply that leaves out a known node out of the view, and accept it named EHOSTDOWN", () => {
+    const takes = [{ node: 1, at: 101, view: [1, 2], known: [1, 2, 3] }];
+    expect(blamed(settled(aggregate(1, [answer(1), answer(2)]), { takes }))).toBe(
+      "an ALL reply has exactly one entry per member of the gathering node's view and per node it knows",
+    );
+    expect(() =>
+      checkSettled(settled(aggregate(1, [answer(1), answer(2), down(3)]), { takes }), client),
+    ).not.toThrow();
+  });
+
+  it("blame an answer or a timeout for a known node out of the view", () => {
+    const takes = [{ node: 1, at: 101, view: [1, 2], known: [1, 2, 3] }];
+    expect(blamed(settled(aggregate(1, [answer(1), answer(2), answer(3)]), { takes }))).toBe(
+      "a known node out of the gathering node's view is named EHOSTDOWN",
+    );
+    expect(
+      blamed(settled(aggregate(1, [answer(1), answer(2), timedOut(3)]), { takes, settledAt: 603 })),
+    ).toBe("a known node out of the gathering node's view is named EHOSTDOWN");
+  });
+
+  it("accept a quiet cluster's reply that names a node of another component EHOSTDOWN at once", () => {
+    const takes = [{ node: 1, at: 101, view: [1, 2], known: [1, 2, 3] }];
+    const reply = aggregate(1, [answer(1), answer(2), down(3)]);
+    expect(() =>
+      checkSettled(settled(reply, { takes, quietComponents: [[1, 2], [3]] }), client),
+    ).not.toThrow();
+    expect(
+      blamed(settled(aggregate(1, [answer(1), down(2), down(3)]), { takes, quietComponents: [[1, 2], [3]] })),
+    ).toBe("in a quiet cluster no member leaves the view during a gather");
   });
 
   it("blame an ALL reply that names a member twice", () => {

@@ -31,11 +31,13 @@ export const REPLY_SLACK_MS = 100;
 /** In a quiet cluster every member answers at once: an answer takes a few hops, far below any timeout. */
 export const QUIET_REPLY_MS = 50;
 
-/** Where a node gathered an ALL request: when, and the members of its view at that moment. */
+/** Where a node gathered an ALL request: when, the members of its view and the nodes it knew at that moment. */
 export interface Take {
   readonly node: number;
   readonly at: number;
   readonly view: readonly number[];
+  /** Every node of the gatherer's views that had not left on purpose (ReplicationServer.knownNodes). */
+  readonly known: readonly number[];
 }
 
 export type Outcome =
@@ -196,11 +198,20 @@ function checkAllReply(
       `n${take.node} gathered with view [${view.join(",")}]`,
     );
   }
-  if (!sameList(nodes, view)) {
+  const named = sorted([...new Set([...view, ...take.known])]);
+  if (!sameList(nodes, named)) {
     fail(
-      "an ALL reply has exactly one entry per member of the gathering node's view when it multicast",
-      `entries [${nodes.join(",")}], n${take.node}'s view at t=${take.at} was [${view.join(",")}]`,
+      "an ALL reply has exactly one entry per member of the gathering node's view and per node it knows",
+      `entries [${nodes.join(",")}], n${take.node}'s view at t=${take.at} was [${view.join(",")}], known [${take.known.join(",")}]`,
     );
+  }
+  for (const e of parsed) {
+    if (!view.includes(e.src as number) && e.rcode !== EHOSTDOWN) {
+      fail(
+        "a known node out of the gathering node's view is named EHOSTDOWN",
+        `n${e.src} answered ${rcodeLabel(e.rcode)} though out of n${take.node}'s view [${view.join(",")}]`,
+      );
+    }
   }
   const firstError = parsed.find((e) => e.rcode < 0)?.rcode ?? 0;
   if (rply.rcode !== firstError) {
@@ -228,14 +239,20 @@ function checkAllReply(
   }
   if (r.quietComponents !== undefined) {
     const component = r.quietComponents.find((c) => c.includes(take.node)) ?? [];
-    if (!sameList(nodes, sorted(component))) {
+    const members = parsed.filter((e) => e.rcode !== EHOSTDOWN || view.includes(e.src as number));
+    if (
+      !sameList(
+        members.map((e) => e.src as number),
+        sorted(component),
+      )
+    ) {
       fail(
-        "in a quiet cluster an ALL reply covers exactly the gathering node's component",
-        `entries [${nodes.join(",")}], component [${sorted(component).join(",")}]`,
+        "in a quiet cluster an ALL reply covers exactly the gathering node's component, and names the rest EHOSTDOWN",
+        `entries [${describeEntries(parsed)}], component [${sorted(component).join(",")}]`,
       );
     }
     const forwarded = r.spec.type === "GETNODEINFO" && r.spec.params.nodeid !== undefined;
-    const down = parsed.filter((e) => e.rcode === EHOSTDOWN);
+    const down = members.filter((e) => e.rcode === EHOSTDOWN);
     if (!forwarded && down.length > 0) {
       fail(
         "in a quiet cluster no member leaves the view during a gather",

@@ -199,7 +199,12 @@ export class RequestLedger {
     // ours and the view it is about to multicast to (what the gather reads, in the same tick).
     replication.gather = (rqst: Rqst) => {
       if (typeof rqst.src === "string") {
-        push(this.#takes, rqst.src, { node: id, at: this.#world.now(), view: [...node.viewMembers()] });
+        push(this.#takes, rqst.src, {
+          node: id,
+          at: this.#world.now(),
+          view: [...node.viewMembers()],
+          known: replication.knownNodes(),
+        });
       }
       return gather(rqst);
     };

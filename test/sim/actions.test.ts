@@ -95,6 +95,22 @@ describe("the action log, as nodes write it", () => {
     expect(records.at(-1)).toMatchObject({ rcode: 0, ok: 3, failed: 0 });
   });
 
+  it("keeps each member's whole data and 0/1 result of an ALL request, as the requester was answered", async () => {
+    const log = new MemoryActionLog();
+    const { admin } = await cluster(67, log);
+    await admin.request("DVSINIT", { name: "lab" }, { action: "I1" });
+    const rply = await admin.request("GETNODEINFO", {}, { action: "G1" });
+    const entries = rply.data as Rply[];
+    const replies = (await log.show("G1")).filter((r) => r.kind === "reply");
+    expect(replies).toHaveLength(3);
+    for (const r of replies) {
+      const entry = entries.find((e) => e.src === r.node);
+      // The whole node_usr, not a 256-character summary of it.
+      expect(r).toMatchObject({ ok: 1, truncated: false, data: entry?.data });
+      expect(JSON.stringify(entry?.data).length).toBeGreaterThan(100);
+    }
+  });
+
   it("gives a mutating request without an action id one, and logs no read that names none", async () => {
     const log = new MemoryActionLog();
     const { admin } = await cluster(62, log);

@@ -3,6 +3,7 @@
 // an idle election that wakes only when something is due.
 import { describe, expect, it } from "vitest";
 import { COORDINATOR_KEY } from "../../actors/election.js";
+import { RegistryClient } from "../../client/registryClient.js";
 import { encode } from "../../protocol/codec.js";
 import { coordinatorRecordSchema } from "../../protocol/messages.js";
 import { SimCluster } from "../../sim/cluster.js";
@@ -43,6 +44,33 @@ describe("election over the simulated network", () => {
     expect(cluster.clock.now() - crashedAt).toBeLessThan(1_000);
     await cluster.advance(TERM_OPENS_MS);
     expect(coordinators(cluster)).toHaveLength(1);
+  });
+
+  it("a WHO lost on the way is asked again and answered within the client's timeout", async () => {
+    const cluster = new SimCluster({ seed: 9, election: {} });
+    for (const id of [1, 2, 3]) cluster.start(id);
+    await cluster.advance(2_000);
+    const registry = new RegistryClient({
+      cluster: "dvs",
+      transport: cluster.network.connect("tool"),
+      clock: cluster.clock,
+      timeoutMs: 2_000,
+      attemptMs: 400,
+    });
+    // The first WHO never arrives (as one the queue hands a registry that dies that instant).
+    cluster.network.setFaults({ dropRate: 1 }, "tool");
+    const asked = cluster.clock.now();
+    const answer = registry.who();
+    await cluster.advance(100);
+    cluster.network.setFaults({ dropRate: 0 }, "tool");
+    let settled: Awaited<typeof answer> | undefined;
+    void answer.then((a) => {
+      settled = a;
+    });
+    expect(await cluster.clock.runUntil(() => settled !== undefined, 2_000)).toBe(true);
+    expect(settled).toMatchObject({ type: "OK", coordinator: coordinators(cluster)[0] });
+    expect(cluster.clock.now() - asked).toBeGreaterThanOrEqual(400);
+    expect(cluster.clock.now() - asked).toBeLessThan(1_000);
   });
 
   it.each([

@@ -24,24 +24,13 @@ function setup(seed: number, ids: number[], passive: number[] = []) {
   return { cluster, client };
 }
 
-/** Runs `promise` to completion on simulated time. */
-async function settle<T>(cluster: SimCluster, promise: Promise<T>, maxMs = 30_000): Promise<T> {
-  let done = false;
-  const tracked = promise.finally(() => {
-    done = true;
-  });
-  tracked.catch(() => {});
-  await cluster.clock.runUntil(() => done, maxMs);
-  return tracked;
-}
-
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe("file store over the simulated network", () => {
   it("commits a file on three servers, passive ones first, and reads it back", async () => {
     const { cluster, client } = setup(1, [1, 2, 3, 4, 5], [4, 5]);
     await cluster.advance(2_000);
-    const committed = await settle(cluster, client.commit("notes/a.txt", bytesSource(text("hello"))));
+    const committed = await cluster.settle(client.commit("notes/a.txt", bytesSource(text("hello"))));
     expect(committed).toMatchObject({ type: "SUCCESS", name: "notes/a.txt", version: 1, size: 5 });
     expect(committed.holders).toHaveLength(3);
     expect(committed.holders).toEqual(expect.arrayContaining([4, 5]));
@@ -49,10 +38,7 @@ describe("file store over the simulated network", () => {
     const onDisk = [...cluster.disks].filter(([, d]) => d.list().some((f) => f.name === "notes/a.txt"));
     expect(onDisk.map(([id]) => id).sort()).toEqual([...committed.holders].sort());
     const sink = memorySink();
-    const read = await settle(
-      cluster,
-      client.update("notes/a.txt", () => sink),
-    );
+    const read = await cluster.settle(client.update("notes/a.txt", () => sink));
     expect(read.version).toBe(1);
     expect(new TextDecoder().decode(sink.bytes())).toBe("hello");
   });
@@ -61,19 +47,16 @@ describe("file store over the simulated network", () => {
     const { cluster, client } = setup(2, [1, 2, 3, 4]);
     await cluster.advance(2_000);
     for (const [i, body] of ["one", "two", "three"].entries()) {
-      const c = await settle(cluster, client.commit("f", bytesSource(text(body))));
+      const c = await cluster.settle(client.commit("f", bytesSource(text(body))));
       expect(c.version).toBe(i + 1);
     }
     const sink = memorySink();
-    await settle(
-      cluster,
-      client.update("f", () => sink),
-    );
+    await cluster.settle(client.update("f", () => sink));
     expect(new TextDecoder().decode(sink.bytes())).toBe("three");
     await cluster.advance(100);
     const versions = [...cluster.disks.values()].flatMap((d) => d.list().map((f) => f.version));
     expect(new Set(versions)).toEqual(new Set([3]));
-    const ls = await settle(cluster, client.ls());
+    const ls = await cluster.settle(client.ls());
     expect(ls).toEqual([expect.objectContaining({ name: "f", version: 3, size: 5 })]);
   });
 
@@ -81,26 +64,20 @@ describe("file store over the simulated network", () => {
     const { cluster, client } = setup(3, [1, 2, 3]);
     await cluster.advance(2_000);
     const big = new Uint8Array(700 * 1024).map((_, i) => (i * 7919) % 251);
-    const c = await settle(cluster, client.commit("big.bin", bytesSource(big)));
+    const c = await cluster.settle(client.commit("big.bin", bytesSource(big)));
     expect(c.size).toBe(big.byteLength);
     const sink = memorySink();
-    await settle(
-      cluster,
-      client.update("big.bin", () => sink),
-    );
+    await cluster.settle(client.update("big.bin", () => sink));
     expect(Buffer.compare(sink.bytes(), big)).toBe(0);
   });
 
   it("fails a commit clearly when fewer servers than the replication factor exist", async () => {
     const { cluster, client } = setup(4, [1, 2]);
     await cluster.advance(2_000);
-    const error = await settle(cluster, client.commit("x", bytesSource(text("x")))).catch((e: unknown) => e);
+    const error = await cluster.settle(client.commit("x", bytesSource(text("x")))).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FileStoreError);
     expect(error).toMatchObject({ code: "ENOSPC" });
-    const missing = await settle(
-      cluster,
-      client.update("x", () => memorySink()),
-    ).catch((e: unknown) => e);
+    const missing = await cluster.settle(client.update("x", () => memorySink())).catch((e: unknown) => e);
     expect(missing).toMatchObject({ code: "ENOENT" });
     // The copies the failed commit left are garbage: the coordinator has them discarded.
     const copies = () => [1, 2].filter((id) => cluster.disk(id).list().length > 0);
@@ -112,15 +89,12 @@ describe("file store over the simulated network", () => {
   it("reads a file after one holder crashes, and repairs it back to three holders", async () => {
     const { cluster, client } = setup(5, [1, 2, 3, 4, 5]);
     await cluster.advance(2_000);
-    const c = await settle(cluster, client.commit("r", bytesSource(text("repair me"))));
+    const c = await cluster.settle(client.commit("r", bytesSource(text("repair me"))));
     const coordinator = [...cluster.nodes].find(([, n]) => n.election?.state().term)?.[0];
     const victim = c.holders.find((h) => h !== coordinator) as number;
     cluster.crash(victim);
     const sink = memorySink();
-    await settle(
-      cluster,
-      client.update("r", () => sink),
-    );
+    await cluster.settle(client.update("r", () => sink));
     expect(new TextDecoder().decode(sink.bytes())).toBe("repair me");
     await cluster.advance(15_000);
     // Running nodes only: the crashed one's disk survives, but it is no holder while it is down.
@@ -149,7 +123,7 @@ describe("file store over the simulated network", () => {
     const victim = coordinator === 4 ? 5 : 4;
     await cluster.clock.runUntil(() => false, 8);
     cluster.crash(victim);
-    const committed = await settle(cluster, commit);
+    const committed = await cluster.settle(commit);
     expect(committed.holders).not.toContain(victim);
     expect(committed.holders).toHaveLength(3);
     expect(finished - started).toBeLessThan(2_000);
@@ -171,13 +145,13 @@ describe("file store copies judged by a catalog that cannot be trusted blindly",
     const kv = cluster.kv as NonNullable<SimCluster["kv"]>;
     cluster.network.connect("intruder");
     const revision = kv.peek(key)?.revision ?? 0;
-    await settle(cluster, kv.client("intruder").update(key, value, revision));
+    await cluster.settle(kv.client("intruder").update(key, value, revision));
   }
 
   it("holders keep every copy of a file whose catalog record was overwritten with junk", async () => {
     const { cluster, client } = setup(7, [1, 2, 3, 4]);
     await cluster.advance(2_000);
-    const c = await settle(cluster, client.commit("kept.txt", bytesSource(text("keep me"))));
+    const c = await cluster.settle(client.commit("kept.txt", bytesSource(text("keep me"))));
     expect(holdersOf(cluster, "kept.txt").sort()).toEqual([...c.holders].sort());
     const discards: string[] = [];
     cluster.network.connect("spy").subscribe(`${subjects("dvs").filePeer(0).replace(/0$/, "")}*`, (msg) => {
@@ -195,8 +169,8 @@ describe("file store copies judged by a catalog that cannot be trusted blindly",
   it("a holder refuses a DISCARD of the copy its readable record names, or of a copy whose record cannot be read", async () => {
     const { cluster, client } = setup(8, [1, 2, 3]);
     await cluster.advance(2_000);
-    const named = await settle(cluster, client.commit("named.txt", bytesSource(text("named"))));
-    const junked = await settle(cluster, client.commit("junked.txt", bytesSource(text("junked"))));
+    const named = await cluster.settle(client.commit("named.txt", bytesSource(text("named"))));
+    const junked = await cluster.settle(client.commit("junked.txt", bytesSource(text("junked"))));
     await overwrite(cluster, catalogKey("junked.txt"), new TextEncoder().encode('{"v":1}'));
     const forger = cluster.network.connect("forger");
     for (const copy of [named, junked]) {

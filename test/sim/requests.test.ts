@@ -3,7 +3,7 @@
 // same on every node, DVSEND as a graceful leave.
 import { afterEach, describe, expect, it } from "vitest";
 import { decode, encode } from "../../protocol/codec.js";
-import { type Rply, rcode } from "../../protocol/messages.js";
+import { type Rply, rcode, rplySchema } from "../../protocol/messages.js";
 import { SimCluster } from "../../sim/cluster.js";
 
 let stopClock: (() => void) | undefined;
@@ -61,6 +61,45 @@ describe("requests over the simulated network", () => {
     expect(byNode.get(1)).toBe(0);
     expect(byNode.get(2)).toBe(0);
     expect(elapsed).toBeLessThan(1_000);
+  });
+
+  it("an ALL reply names a crashed node EHOSTDOWN at once, and forgets a node that left on purpose", async () => {
+    const { c, client } = await cluster(44, [1, 2, 3, 4]);
+    await client.request("DVSINIT", {});
+    stopClock?.();
+    const viewIs = (members: string) => () =>
+      [1, 2].every((n) => c.views().get(n)?.members.join() === members);
+    c.crash(3);
+    expect(await c.clock.runUntil(viewIs("1,2,4"), 5_000)).toBe(true);
+    const stopping = c.stop(4);
+    expect(await c.clock.runUntil(viewIs("1,2"), 5_000)).toBe(true);
+    stopClock = c.clock.autoRun();
+    await stopping;
+    for (const dst of [1, 2]) {
+      const t0 = c.clock.now();
+      // ALL through node `dst`'s own subject, so each of the two gathers once.
+      const rqst = {
+        v: 1,
+        type: "GETDVSINFO",
+        src: "tool",
+        dst: "ALL",
+        seq: dst,
+        timeout: 8_000,
+        params: {},
+      };
+      const msg = await client.transport.request(client.subjects.nodeRqst(dst), encode(rqst), {
+        timeoutMs: 10_000,
+      });
+      const decoded = decode(msg.data, "cbor");
+      const all = rplySchema.parse(decoded.ok ? decoded.value : undefined);
+      expect(entries(all).map((e) => [e.src, e.rcode])).toEqual([
+        [1, 0],
+        [2, 0],
+        [3, rcode("EHOSTDOWN")],
+      ]);
+      expect(all).toMatchObject({ src: dst, rcode: rcode("EHOSTDOWN"), count: 3 });
+      expect(c.clock.now() - t0).toBeLessThan(500);
+    }
   });
 
   it("a member that leaves the view during the gather gets EHOSTDOWN without waiting for the timeout", async () => {

@@ -31,6 +31,12 @@ export const about =
   (e) =>
     e.changed.some((m) => m.node === node && (incarnation === undefined || m.incarnation === incarnation));
 
+/** Events whose change lists an incarnation of `node` higher than `than` (a restart's). */
+export const aboutLater =
+  (node: number, than: number): EventFilter =>
+  (e) =>
+    e.changed.some((m) => m.node === node && m.incarnation > than);
+
 export const named =
   (...names: MembershipEventName[]): EventFilter =>
   (e) =>

@@ -4,7 +4,7 @@
 import { silentLogger } from "../../actors/logger.js";
 import type { MachineRegistry } from "../../actors/machineRegistry.js";
 import type { ProcessSnapshotStore } from "../../actors/processes/processStore.js";
-import { ProcessRuntime } from "../../actors/processes/runtime.js";
+import { ProcessRuntime, type ProcessRuntimeOptions } from "../../actors/processes/runtime.js";
 import type { ProcessTimings } from "../../actors/processes/timings.js";
 import { RequestServer } from "../../actors/requestServer.js";
 import { DvsClient } from "../../client/dvsClient.js";
@@ -27,10 +27,16 @@ export interface ProcessClusterOptions {
   readonly registry?: (node: NodeId) => MachineRegistry;
   readonly snapshots?: (node: NodeId) => ProcessSnapshotStore | undefined;
   readonly trace?: boolean;
+  /** NATS servers (default 1); node n attaches to server (n - 1) mod servers, the tool to server 0. */
+  readonly servers?: number;
+  /** More runtime options (faulty machines for the model's planted bugs). */
+  readonly runtime?: Pick<ProcessRuntimeOptions, "proxyMachine" | "mailboxes">;
 }
 
 export interface ProcessNode {
   readonly node: NodeId;
+  /** Its host's name on the simulated network (a new one after each restart). */
+  readonly name: string;
   readonly transport: Transport;
   readonly runtime: ProcessRuntime;
   readonly server: RequestServer;
@@ -49,6 +55,7 @@ export class ProcessCluster {
     this.network = new SimNetwork({
       seed: options.seed,
       trace: options.trace ?? false,
+      ...(options.servers ? { servers: options.servers } : {}),
       ...(options.latencyMs ? { latencyMs: options.latencyMs } : {}),
     });
     for (const node of options.nodes) this.#create(node, `node-${node}`);
@@ -93,6 +100,21 @@ export class ProcessCluster {
     return fresh;
   }
 
+  /** Kills node `node`'s host silently (no save, no goodbye); `restartCrashed` brings it back. */
+  crash(node: NodeId): void {
+    const n = this.at(node);
+    this.network.crash(n.name);
+    n.server.stop();
+  }
+
+  /** Starts a fresh runtime for a crashed node, from what its snapshot store kept. */
+  async restartCrashed(node: NodeId): Promise<ProcessNode> {
+    const old = this.at(node);
+    const fresh = this.#create(node, `node-${node}-r${++this.#incarnation}`, old.view);
+    await this.#startRuntime(fresh);
+    return fresh;
+  }
+
   /** A runtime knows only its own node until told its view: it starts with the test's. */
   #startRuntime(n: ProcessNode): Promise<void> {
     n.runtime.onView(n.view);
@@ -105,7 +127,8 @@ export class ProcessCluster {
   }
 
   #create(node: NodeId, name: string, view: NodeId[] = [...this.options.nodes]): ProcessNode {
-    const transport = this.network.connect(name);
+    const servers = this.options.servers ?? 1;
+    const transport = this.network.connect(name, { server: (node - 1 + servers) % servers });
     const clock = this.network.hostClock(name);
     const forward = async (rqst: Rqst, dst: NodeId): Promise<Rply> => {
       const subject = sub.nodeRqst(dst);
@@ -115,7 +138,7 @@ export class ProcessCluster {
       return rplySchema.parse(decoded.value);
     };
     const snapshots = this.options.snapshots?.(node);
-    const entry: ProcessNode = { node, transport, view, runtime: undefined!, server: undefined! };
+    const entry: ProcessNode = { node, name, transport, view, runtime: undefined!, server: undefined! };
     const runtime = new ProcessRuntime({
       node,
       subjects: sub,
@@ -128,6 +151,7 @@ export class ProcessCluster {
       incarnation: ++this.#incarnation,
       ...(snapshots ? { snapshots } : {}),
       ...(this.options.timings ? { timings: this.options.timings } : {}),
+      ...this.options.runtime,
     });
     const server = new RequestServer({
       node,

@@ -7,6 +7,12 @@ export interface TcpProxy extends AsyncDisposable {
   readonly url: string;
   /** Closes every open connection and refuses new ones until restore(). */
   cut(): void;
+  /**
+   * A silent cut: open connections stay open but carry nothing (bytes both ways
+   * are dropped), as when a cable is pulled until the connections go stale; restore() closes them, and
+   * new ones are refused until then. Neither end learns of it but by timeouts.
+   */
+  blackhole(): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -49,7 +55,19 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
       for (const s of sockets) s.destroy();
       sockets.clear();
     },
+    blackhole() {
+      isCut = true;
+      for (const s of sockets) {
+        s.unpipe();
+        s.removeAllListeners("data");
+        s.on("data", () => {});
+      }
+    },
     restore() {
+      if (!isCut) return;
+      // Blackholed connections lost bytes both ways: their streams are out of step, so they go.
+      for (const s of sockets) s.destroy();
+      sockets.clear();
       isCut = false;
     },
     close,

@@ -8,21 +8,35 @@ import { silentLogger } from "../../actors/logger.js";
 import { encode } from "../../protocol/codec.js";
 import type { Rply } from "../../protocol/messages.js";
 import {
+  ACTION_DATA_BUDGET_BYTES,
   type ActionRecord,
+  MAX_RECORD_BYTES,
   MemoryActionLog,
+  REPLY_DATA_BYTES,
   type ReplyRecord,
+  recordBytes,
   recordKey,
   recordOnKey,
   SUMMARY_BUDGET_CHARS,
 } from "../../transport/actionLog.js";
 import { SimClock } from "../../transport/sim/clock.js";
 
-function recorder(log = new MemoryActionLog()) {
+function recorder(log = new MemoryActionLog(), addr?: string) {
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   let n = 0;
-  const r = new ActionRecorder({ log, node: 2, clock, logger: silentLogger, newId: () => `ID${++n}` });
+  const r = new ActionRecorder({
+    log,
+    node: 2,
+    clock,
+    logger: silentLogger,
+    newId: () => `ID${++n}`,
+    ...(addr ? { addr } : {}),
+  });
   return { r, log };
 }
+
+const repliesOf = async (log: MemoryActionLog, action = "A1") =>
+  (await log.show(action)).filter((x): x is ReplyRecord => x.kind === "reply");
 
 const rqst = (fields: Partial<ActionRqst> & Pick<ActionRqst, "type" | "params">): ActionRqst =>
   ({ v: 1, src: "tool", dst: 3, seq: 7, action: "A1", role: "admin", ...fields }) as ActionRqst;
@@ -107,6 +121,65 @@ describe("the action recorder", () => {
     // Each cut summary ends with one extra character, the ellipsis.
     expect(chars).toBeLessThanOrEqual(SUMMARY_BUDGET_CHARS + replies.length);
     expect(replies[0]?.summary.length).toBeLessThan(256);
+  });
+});
+
+describe("the reply records (seed 001: responder, ipaddr, 0/1 result, data)", () => {
+  it("names each responder's address as it stated it, its own for itself, and none that is not an address", async () => {
+    const { r, log } = recorder(new MemoryActionLog(), "10.1.1.2");
+    const all = rqst({ type: "GETDVSINFO", dst: "ALL", params: {} });
+    await r.begin(all);
+    const entries = [
+      { ...rply(1, { n: 1 }), addr: "10.1.1.1" },
+      rply(2, { n: 2 }),
+      { ...rply(3, { n: 3 }), addr: "evil; rm -rf / #" },
+      { ...rply(4, { n: 4 }), addr: "node4.example.org" },
+      rply(5, { error: "ETIMEDOUT", message: "node 5 did not answer" }, -110),
+    ];
+    expect(await r.end(all, { ...rply(2, entries), count: entries.length }, 1_700_000_000_000)).toBe(true);
+    const replies = await repliesOf(log);
+    expect(replies.map((x) => [x.node, x.addr, x.ok, x.rcode])).toEqual([
+      [1, "10.1.1.1", 1, 0],
+      [2, "10.1.1.2", 1, 0],
+      [3, undefined, 1, 0],
+      [4, "node4.example.org", 1, 0],
+      [5, undefined, 0, -110],
+    ]);
+    expect(replies[4]).toMatchObject({ error: "ETIMEDOUT", data: { error: "ETIMEDOUT" } });
+  });
+
+  it("keeps a reply's data whole up to 64 KiB, and cuts larger data to its start, flagged, with its size", async () => {
+    const { r, log } = recorder();
+    const small = { ps: "p".repeat(60_000) };
+    const one = rqst({ type: "PS", action: "S", params: {} });
+    await r.begin(one);
+    await r.end(one, rply(3, small), 0);
+    expect((await repliesOf(log, "S"))[0]).toMatchObject({ data: small, truncated: false });
+    const big = { ps: "q".repeat(200_000) };
+    const two = rqst({ type: "PS", action: "B", params: {} });
+    await r.begin(two);
+    await r.end(two, rply(3, big), 0);
+    const [cut] = await repliesOf(log, "B");
+    expect(cut).toMatchObject({ truncated: true, dataBytes: JSON.stringify(big).length });
+    expect(cut).not.toHaveProperty("data");
+    expect(JSON.stringify(big).startsWith(cut?.dataText ?? "x")).toBe(true);
+    expect(cut?.dataText?.length).toBeGreaterThan(REPLY_DATA_BYTES - 100);
+    expect(recordBytes(cut as ReplyRecord)).toBeLessThanOrEqual(MAX_RECORD_BYTES);
+  });
+
+  it("shares 1 MiB of data among the replies of one action, and every record fits the log", async () => {
+    const { r, log } = recorder();
+    const all = rqst({ type: "PS", dst: "ALL", params: {} });
+    await r.begin(all);
+    // Quotes double when cut data is stored as a string: the worst case for the record's size.
+    const members = Array.from({ length: 40 }, (_, i) => rply(i + 1, { rows: '"'.repeat(60_000) }));
+    expect(await r.end(all, { ...rply(2, members), count: members.length }, 0)).toBe(true);
+    const replies = await repliesOf(log);
+    expect(replies).toHaveLength(40);
+    expect(replies.every((x) => x.truncated)).toBe(true);
+    const stored = replies.reduce((sum, x) => sum + Buffer.byteLength(JSON.stringify(x.dataText)), 0);
+    expect(stored).toBeLessThanOrEqual(ACTION_DATA_BUDGET_BYTES);
+    expect(Math.max(...replies.map((x) => recordBytes(x)))).toBeLessThanOrEqual(MAX_RECORD_BYTES);
   });
 });
 

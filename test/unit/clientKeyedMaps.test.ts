@@ -53,7 +53,7 @@ describe("maps keyed by client input", () => {
       clock: network.clock,
       logger: silentLogger,
       epoch: 1,
-      deliver: () => {},
+      deliver: async () => undefined,
     });
     proxies.start([1, 2, 3]);
     const attacker = network.connect("attacker");

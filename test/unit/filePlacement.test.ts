@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import {
   activeOrder,
+  discardVerdict,
   garbageOf,
   holderCandidates,
   holdersOf,
@@ -118,5 +119,22 @@ describe("placement", () => {
     expect(garbage([])).toEqual(["x1a", "x2c", "x3d", "y1e", "z1f"]);
     // A commit of x or z under way may still record version 3 or a first version: those wait.
     expect(garbage(["x", "z"])).toEqual(["x1a", "x2c", "y1e"]);
+  });
+
+  it("keeps a DISCARDed copy some catalog recorded when it is newer than the record or its file has none", () => {
+    const record = { name: "x", version: 2, sha256: sha("b") };
+    const copy = (version: number, c: string) => ({ name: "x", version, sha256: sha(c) });
+    // The catalog is older than a recorded copy (restored from a backup): the copy stays.
+    expect(discardVerdict(copy(3, "d"), record, true)).toBe("newer");
+    expect(discardVerdict(copy(1, "a"), "absent", true)).toBe("newer");
+    // A copy never recorded past the record, or of a file without one, is a failed commit's leftover.
+    expect(discardVerdict(copy(3, "d"), record, false)).toBe("discard");
+    expect(discardVerdict(copy(1, "a"), "absent", false)).toBe("discard");
+    // Older versions and other bytes under the recorded version go, recorded once or not.
+    expect(discardVerdict(copy(1, "a"), record, true)).toBe("discard");
+    expect(discardVerdict(copy(2, "c"), record, true)).toBe("discard");
+    // The copy the record names never goes.
+    expect(discardVerdict(copy(2, "b"), record, false)).toBe("named");
+    expect(discardVerdict(copy(2, "b"), record, true)).toBe("named");
   });
 });

@@ -7,7 +7,15 @@ import { counterMachine } from "../../machines/examples/counter.js";
 import { kvCellMachine } from "../../machines/examples/kvCell.js";
 import { processLifecycleMachine } from "../../machines/process.js";
 import type { DvsEvent, Sender } from "../../machines/processEvents.js";
-import { nextSendSeq, type ProxyEvent, proxyMachine } from "../../machines/proxy.js";
+import {
+  backoff,
+  baseOf,
+  hasRoom,
+  nextDue,
+  type ProxyEvent,
+  type ProxyLimits,
+  proxyMachine,
+} from "../../machines/proxy.js";
 import { decode, encode } from "../../protocol/codec.js";
 
 const roundTrip = <T>(value: T): T => {
@@ -29,76 +37,170 @@ function run<M extends AnyStateMachine>(machine: M, input: unknown, events: read
   return { snapshot, emitted };
 }
 
+const limits: ProxyLimits = {
+  window: 4,
+  windowBytes: 1_000,
+  resendMs: 100,
+  maxResendMs: 400,
+  giveUpMs: 1_000,
+};
+
 const proxy = (up: boolean, events: ProxyEvent[]) =>
-  run(proxyMachine, { self: 1, peer: 2, up, at: 0 }, events).snapshot;
+  run(proxyMachine, { self: 1, peer: 2, up, at: 0, limits }, events);
+
+const queue = (msg: unknown, at = 0, bytes = 10): ProxyEvent => ({ type: "frame.queue", msg, bytes, at });
+const arrived = (pseq: number, base = 1, epoch = 1, at = pseq): ProxyEvent => ({
+  type: "frame.arrived",
+  epoch,
+  pseq,
+  base,
+  msg: `m${pseq}`,
+  bytes: 10,
+  at,
+});
+const ofType = (emitted: unknown[], type: string) =>
+  (emitted as { type: string; resend?: boolean; pseq?: number }[]).filter((e) => e.type === type);
 
 describe("proxy machine", () => {
   it("starts up or down as the peer is in the view, and follows it in and out", () => {
-    expect(proxy(true, []).value).toBe("up");
-    expect(proxy(false, []).value).toBe("down");
-    const s = proxy(true, [
+    expect(proxy(true, []).snapshot.value).toBe("up");
+    expect(proxy(false, []).snapshot.value).toBe("down");
+    const { snapshot } = proxy(true, [
       { type: "peer.down", at: 10 },
       { type: "peer.up", at: 20 },
       { type: "peer.down", at: 30 },
     ]);
-    expect(s.value).toBe("down");
-    expect(s.context).toMatchObject({ up: false, since: 30, downs: 2 });
+    expect(snapshot.value).toBe("down");
+    expect(snapshot.context).toMatchObject({ up: false, since: 30, downs: 2 });
   });
 
-  it("counts what the sender carried and numbers its frames", () => {
-    let s = proxy(true, []);
-    expect(nextSendSeq(s.context)).toBe(1);
-    s = proxy(true, [
-      { type: "frame.sent", seq: 1, bytes: 100, at: 5 },
-      { type: "frame.sent", seq: 2, bytes: 50, at: 7 },
-      { type: "frame.failed", at: 8 },
+  it("numbers, publishes and keeps each frame until the peer acknowledges it", () => {
+    const { snapshot, emitted } = proxy(true, [
+      queue("a", 5),
+      queue("b", 7),
+      { type: "ack.received", acks: [{ pseq: 1 }], at: 8 },
+      { type: "frame.failed", at: 9 },
     ]);
-    expect(s.context.sent).toEqual({ msgs: 2, bytes: 150, errors: 1, last: 7, seq: 2 });
-    expect(nextSendSeq(s.context)).toBe(3);
+    expect(emitted).toEqual([
+      { type: "proxy.publish", pseq: 1, base: 1, msg: "a", resend: false },
+      { type: "proxy.publish", pseq: 2, base: 1, msg: "b", resend: false },
+      { type: "proxy.settled", pseq: 1 },
+    ]);
+    expect(snapshot.context.sent).toMatchObject({ msgs: 2, bytes: 20, errors: 1, last: 7, seq: 2, acked: 1 });
+    expect(snapshot.context.out.map((f) => f.pseq)).toEqual([2]);
+    expect(baseOf(snapshot.context)).toBe(2);
   });
 
-  it("counts a jump in the receiver's frame numbers as a gap and a repeat as a duplicate", () => {
-    const rx = (seq: number, epoch = 1): ProxyEvent => ({
-      type: "frame.received",
-      seq,
-      epoch,
-      bytes: 10,
-      at: seq,
-    });
-    const s = proxy(true, [rx(1), rx(2), rx(5), rx(5), rx(3), { type: "frame.rejected", at: 9 }]);
-    expect(s.context.received).toMatchObject({
-      msgs: 5,
-      bytes: 50,
+  it("resends an unacknowledged frame with backoff, then gives it up with ETIMEDOUT", () => {
+    const tick = (at: number): ProxyEvent => ({ type: "resend.tick", at });
+    const { snapshot, emitted } = proxy(true, [
+      queue("a", 0),
+      tick(50),
+      tick(100),
+      tick(300),
+      tick(700),
+      tick(1_000),
+    ]);
+    expect(ofType(emitted, "proxy.publish").map((e) => e.resend)).toEqual([false, true, true, true]);
+    expect(ofType(emitted, "proxy.settled")).toEqual([
+      { type: "proxy.settled", pseq: 1, error: "ETIMEDOUT" },
+    ]);
+    expect(snapshot.context.sent).toMatchObject({ resent: 3, gaveUp: 1 });
+    expect(snapshot.context.out).toEqual([]);
+    expect(nextDue(snapshot.context)).toBeUndefined();
+    // Backoff: 100, 200, 400 (the cap), and the give-up deadline bounds the wait.
+    expect(backoff(limits, 1)).toBe(100);
+    expect(backoff(limits, 3)).toBe(400);
+    expect(backoff(limits, 9)).toBe(400);
+    expect(nextDue(proxy(true, [queue("a", 0), tick(100), tick(300), tick(700)]).snapshot.context)).toBe(
+      1_000,
+    );
+  });
+
+  it("holds at most a window of frames and of bytes in flight", () => {
+    let { snapshot } = proxy(true, [queue(1), queue(2), queue(3)]);
+    expect(hasRoom(snapshot.context, 10)).toBe(true);
+    expect(hasRoom(snapshot.context, 980)).toBe(false);
+    ({ snapshot } = proxy(true, [queue(1), queue(2), queue(3), queue(4)]));
+    expect(hasRoom(snapshot.context, 1)).toBe(false);
+    // The window counts from the oldest unacknowledged frame, acknowledged ones above it included.
+    ({ snapshot } = proxy(true, [
+      queue(1),
+      queue(2),
+      queue(3),
+      queue(4),
+      { type: "ack.received", acks: [{ pseq: 2 }], at: 1 },
+    ]));
+    expect(hasRoom(snapshot.context, 1)).toBe(false);
+    ({ snapshot } = proxy(true, [
+      queue(1),
+      queue(2),
+      queue(3),
+      queue(4),
+      { type: "ack.received", acks: [{ pseq: 1 }], at: 1 },
+    ]));
+    expect(hasRoom(snapshot.context, 1)).toBe(true);
+  });
+
+  it("hands each frame on once and acknowledges it when settled, a duplicate again", () => {
+    const { snapshot, emitted } = proxy(true, [
+      arrived(1),
+      arrived(1),
+      { type: "frame.settled", epoch: 1, pseq: 1 },
+      arrived(1),
+      arrived(2),
+      { type: "frame.settled", epoch: 1, pseq: 2, error: "ENOENT" },
+    ]);
+    expect(emitted).toEqual([
+      { type: "proxy.deliver", epoch: 1, pseq: 1, msg: "m1" },
+      { type: "proxy.ack", epoch: 1, pseq: 1 },
+      { type: "proxy.ack", epoch: 1, pseq: 1 },
+      { type: "proxy.deliver", epoch: 1, pseq: 2, msg: "m2" },
+      { type: "proxy.ack", epoch: 1, pseq: 2, error: "ENOENT" },
+    ]);
+    expect(snapshot.context.received).toMatchObject({ msgs: 2, duplicates: 2, seq: 2, errors: 2 });
+  });
+
+  it("forgets frames below the sender's base, counting those it never got as missing", () => {
+    const { snapshot, emitted } = proxy(true, [arrived(1), arrived(4, 3), arrived(2, 3), arrived(9, 3)]);
+    expect(ofType(emitted, "proxy.deliver").map((e) => e.pseq)).toEqual([1, 4]);
+    // 2 is below the floor (stale); 9 is more than a window above it (rejected).
+    expect(snapshot.context.received).toMatchObject({ floor: 2, missing: 1, duplicates: 1, rejected: 1 });
+    expect(snapshot.context.received.seen).toEqual([{ pseq: 4, outcome: "pending" }]);
+  });
+
+  it("starts the receiver over when the peer comes back in a new epoch, from that frame's base", () => {
+    const { snapshot, emitted } = proxy(true, [
+      arrived(1),
+      arrived(2),
+      arrived(5, 5, 2),
+      { type: "frame.settled", epoch: 1, pseq: 1 },
+      arrived(3, 1, 1),
+    ]);
+    // The frame of the old run that lands late is rejected.
+    expect(ofType(emitted, "proxy.deliver")).toHaveLength(3);
+    // A settlement of the old epoch is not acknowledged: its sender is gone.
+    expect(ofType(emitted, "proxy.ack")).toEqual([]);
+    expect(snapshot.context.received).toMatchObject({
       seq: 5,
-      missing: 2,
-      duplicates: 2,
+      epoch: 2,
+      floor: 4,
+      errors: 1,
       rejected: 1,
-      errors: 4,
-      last: 3,
+      msgs: 3,
     });
   });
 
-  it("starts the receiver's numbering over when the peer comes back in a new epoch", () => {
-    const s = proxy(true, [
-      { type: "frame.received", seq: 1, epoch: 1, bytes: 1, at: 1 },
-      { type: "frame.received", seq: 2, epoch: 1, bytes: 1, at: 2 },
-      { type: "frame.received", seq: 1, epoch: 2, bytes: 1, at: 3 },
-    ]);
-    expect(s.context.received).toMatchObject({ seq: 1, epoch: 2, errors: 0, msgs: 3 });
-  });
-
-  it("keeps counting while the peer is down (a view lags the traffic)", () => {
-    const s = proxy(false, [{ type: "frame.received", seq: 1, epoch: 1, bytes: 3, at: 1 }]);
-    expect(s.value).toBe("down");
-    expect(s.context.received.msgs).toBe(1);
+  it("keeps carrying while the peer is down (a view lags the traffic)", () => {
+    const { snapshot } = proxy(false, [arrived(1), queue("x")]);
+    expect(snapshot.value).toBe("down");
+    expect(snapshot.context.received.msgs).toBe(1);
+    expect(snapshot.context.out).toHaveLength(1);
   });
 
   it("has a context that survives a CBOR round trip", () => {
-    const s = proxy(true, [
-      { type: "frame.sent", seq: 1, bytes: 100, at: 5 },
-      { type: "frame.received", seq: 1, epoch: 4, bytes: 1, at: 3 },
-    ]);
-    expect(roundTrip(s.context)).toEqual(s.context);
+    const { snapshot } = proxy(true, [queue({ sender: "x", seq: 1 }, 5), arrived(1, 1, 4)]);
+    expect(roundTrip(snapshot.context)).toEqual(snapshot.context);
   });
 });
 

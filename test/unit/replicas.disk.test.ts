@@ -1,8 +1,9 @@
 // Replicas as files on disk run the replica store contract; then what only the
 // disk has: the file layout, leftovers from a crash, corrupt files set aside, fs failures.
-import { access, mkdir, mkdtemp, open, readdir, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { DiskReplicas } from "../../actors/files/diskReplicas.js";
 import type { ReplicaRef } from "../../actors/files/replicaStore.js";
@@ -134,5 +135,71 @@ describe("disk replicas", () => {
     // 200 characters is a valid file name, but its base64url is 267 > 255 bytes (NAME_MAX)
     const meta = identityOf("n".repeat(200), 1, new Uint8Array(0));
     await expect(store.create(meta)).rejects.toMatchObject({ name: "FileStoreError", code: "EINVAL" });
+  });
+
+  it("keep a committed mark beside the replica, as <final>.committed restating its identity in JSON", async () => {
+    const { dir, store } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("conf/app.yaml", 3, bytes);
+    await put(store, meta, bytes);
+    await store.markCommitted(meta);
+    expect((await readdir(join(dir, encoded(meta.name)))).sort()).toEqual([
+      `3.${meta.sha256}`,
+      `3.${meta.sha256}.committed`,
+    ]);
+    const mark = JSON.parse(await readFile(`${replicaPath(dir, meta)}.committed`, "utf8"));
+    expect(mark).toEqual({ v: 1, name: "conf/app.yaml", version: 3, sha256: meta.sha256 });
+    await store.remove(meta);
+    expect(await readdir(join(dir, encoded(meta.name)))).toEqual([]);
+  });
+
+  it("count no mark that does not restate its replica, log it, and leave it for the operator", async () => {
+    const { dir, store } = await setup();
+    const bytes = bytesOf(1000);
+    const metas = [1, 2, 3, 4, 5].map((version) => identityOf("forged.bin", version, bytes));
+    for (const meta of metas) await put(store, meta, bytes);
+    const [junk, other, extra, huge, good] = metas.map((m) => `${replicaPath(dir, m)}.committed`) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const { sha256 } = metas[0] as { sha256: string };
+    await writeFile(junk, "{ not json");
+    await writeFile(other, JSON.stringify({ v: 1, name: "forged.bin", version: 1, sha256 }));
+    await writeFile(extra, JSON.stringify({ v: 1, name: "forged.bin", version: 3, sha256, more: true }));
+    await writeFile(
+      huge,
+      JSON.stringify({ v: 1, name: "forged.bin", version: 4, sha256, pad: "x".repeat(2000) }),
+    );
+    await writeFile(good, JSON.stringify({ v: 1, name: "forged.bin", version: 5, sha256 }));
+    const logs: { msg: string; path?: string }[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    const reopened = new DiskReplicas({ dir, logger });
+    await reopened.open();
+    expect(metas.map((m) => reopened.committed(m))).toEqual([false, false, false, false, true]);
+    expect(
+      logs.filter((l) => l.msg === "ignoring a committed mark that is not valid").map((l) => l.path),
+    ).toEqual(expect.arrayContaining([junk, other, extra, huge]));
+    await access(junk);
+    await reopened.close();
+  });
+
+  it("remove, when opened, a mark whose replica is gone and a mark left half written", async () => {
+    const { dir, store, reopen } = await setup();
+    const bytes = bytesOf(1000);
+    const meta = identityOf("orphan.bin", 1, bytes);
+    await put(store, meta, bytes);
+    await store.markCommitted(meta);
+    const nameDir = join(dir, encoded(meta.name));
+    // A crash between removing the replica and its mark, and one while a mark was written.
+    await rm(replicaPath(dir, meta));
+    await writeFile(join(nameDir, `2.${meta.sha256}.committed.part-0123abcd`), "{");
+    const reopened = await reopen();
+    expect(reopened.held()).toEqual([]);
+    expect(await readdir(nameDir)).toEqual([]);
+    await put(reopened, meta, bytes);
+    expect(reopened.committed(meta)).toBe(false);
   });
 });

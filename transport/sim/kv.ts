@@ -71,6 +71,17 @@ export class SimKv {
     return this.#entries.get(key);
   }
 
+  /**
+   * Test hook: puts `key` back as `entry` holds it (undefined: as if never
+   * written), as restoring a backup of the bucket taken before its later
+   * writes does. Done with every node stopped, as the restore is: no watcher
+   * is told, and `writes` keeps the history that was lost.
+   */
+  rewind(key: string, entry: KvEntry | undefined): void {
+    if (entry === undefined) this.#entries.delete(key);
+    else this.#entries.set(key, { key, value: entry.value.slice(), revision: entry.revision });
+  }
+
   /** The store as seen from host `name` (its runtime's clock; a crash of the host silences it). */
   client(host: string): CasStore {
     const clock = this.network.hostClock(host);

@@ -374,5 +374,74 @@ export function replicaStoreContract(name: string, fixture: () => Promise<Replic
       }
       expect(store.held()).toEqual([]);
     });
+
+    it("holds a replica unmarked until it is marked committed, and keeps the mark across a reopen", async () => {
+      const { store, reopen } = await setup();
+      const bytes = bytesOf(1000, 23);
+      const meta = identityOf("marked.bin", 2, bytes);
+      await put(store, meta, bytes);
+      expect(store.committed(meta)).toBe(false);
+      expect(await store.markCommitted(meta)).toBe(true);
+      expect(await store.markCommitted(meta)).toBe(true);
+      expect(store.committed(meta)).toBe(true);
+      const reopened = await reopen();
+      expect(reopened.held()).toEqual([meta]);
+      expect(reopened.committed(meta)).toBe(true);
+    });
+
+    it("marks only the replica named: other versions and other bytes of the name stay unmarked", async () => {
+      const { store, reopen } = await setup();
+      const [one, two, other] = [bytesOf(100, 24), bytesOf(200, 25), bytesOf(300, 26)];
+      const v1 = identityOf("notes.txt", 1, one);
+      const v2 = identityOf("notes.txt", 2, two);
+      const v2other = identityOf("notes.txt", 2, other);
+      await put(store, v1, one);
+      await put(store, v2, two);
+      await put(store, v2other, other);
+      await store.markCommitted(v2);
+      const reopened = await reopen();
+      for (const s of [store, reopened]) {
+        expect([v1, v2, v2other].map((r) => s.committed(r))).toEqual([false, true, false]);
+      }
+    });
+
+    it("marks nothing it does not hold, and a replica finished later starts unmarked", async () => {
+      const { store, reopen } = await setup();
+      const bytes = bytesOf(1000, 27);
+      const meta = identityOf("later.bin", 1, bytes);
+      expect(await store.markCommitted(meta)).toBe(false);
+      expect(store.committed(meta)).toBe(false);
+      await put(store, meta, bytes);
+      expect(store.committed(meta)).toBe(false);
+      expect((await reopen()).committed(meta)).toBe(false);
+    });
+
+    it("drops the mark with the replica: one removed and written again is unmarked, even after a reopen", async () => {
+      const { store, reopen } = await setup();
+      const bytes = bytesOf(1000, 28);
+      const meta = identityOf("again.bin", 1, bytes);
+      await put(store, meta, bytes);
+      await store.markCommitted(meta);
+      await store.remove(meta);
+      expect(store.committed(meta)).toBe(false);
+      expect((await reopen()).held()).toEqual([]);
+      await put(store, meta, bytes);
+      expect(store.committed(meta)).toBe(false);
+      expect((await reopen()).committed(meta)).toBe(false);
+    });
+
+    it("drops the mark of a replica that fails verify", async () => {
+      const { store, reopen, corrupt } = await setup();
+      const bytes = bytesOf(1000, 29);
+      const meta = identityOf("rotten-marked.bin", 1, bytes);
+      await put(store, meta, bytes);
+      await store.markCommitted(meta);
+      await corrupt(meta);
+      expect(await store.verify(meta)).toBe(false);
+      expect(store.committed(meta)).toBe(false);
+      const reopened = await reopen();
+      await put(reopened, meta, bytes);
+      expect(reopened.committed(meta)).toBe(false);
+    });
   });
 }

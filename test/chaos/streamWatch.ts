@@ -1,0 +1,54 @@
+// After a heal, how long nats-server takes to make the registry's KV stream
+// usable again (a stream leader, every replica current), sampled with
+// STREAM.INFO. The settle time after a heal splits into this part (the
+// server's Raft: election timeouts of 4–9 s on 2.9.10) and the part after it
+// (dvsd's: the registries read the record and the servers elect).
+import { setTimeout as sleepMs } from "node:timers/promises";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+export interface StreamReady {
+  /** From the start of the watch to the first sample with a leader and every replica current; undefined if never. */
+  readonly readyMs: number | undefined;
+  /** The leader then, and each replica as `name:current/lag`. */
+  readonly state: string;
+  readonly samples: number;
+}
+
+export interface StreamWatch {
+  stop(): Promise<StreamReady>;
+}
+
+/** Samples `stream`'s info every `pollMs` from now until stopped (each call bounded by `timeoutMs`). */
+export function watchStream(nc: NatsConnection, stream: string, pollMs = 100, timeoutMs = 500): StreamWatch {
+  const started = performance.now();
+  let readyMs: number | undefined;
+  let state = "no answer yet";
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    const jsm = await jetstreamManager(nc, { timeout: timeoutMs }).catch(() => undefined);
+    while (!stopped && readyMs === undefined) {
+      try {
+        const info = await (jsm ?? (await jetstreamManager(nc, { timeout: timeoutMs }))).streams.info(stream);
+        samples++;
+        const leader = info.cluster?.leader;
+        const replicas = info.cluster?.replicas ?? [];
+        state = `leader ${leader ?? "none"}; ${replicas.map((r) => `${r.name}:${r.current ? "current" : "behind"}/${r.lag ?? 0}`).join(" ")}`;
+        if (leader !== undefined && replicas.every((r) => r.current && (r.lag ?? 0) === 0))
+          readyMs = Math.round(performance.now() - started);
+      } catch (error) {
+        samples++;
+        state = `info failed: ${(error as Error).message}`;
+      }
+      if (readyMs === undefined) await sleepMs(pollMs);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return { readyMs, state, samples };
+    },
+  };
+}
