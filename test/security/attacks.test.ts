@@ -255,9 +255,12 @@ describe("as the viewer", () => {
 
   it("a read flood to ALL does not move the coordinator", async () => {
     const before = await waitForCoordinator();
+    // PIDSTAT is left out: it reads /proc for every process of the host, and on a
+    // CI machine running other suites at once that alone can starve the nodes'
+    // event loops past a lease (docs/operations.md, "Host requests").
     const replies = await Promise.all(
       Array.from({ length: 64 }, (_, i) =>
-        viewer.request(i % 2 === 0 ? "PIDSTAT" : "PS", {}, { dst: "ALL" }).catch((e: unknown) => e),
+        viewer.request(i % 2 === 0 ? "GETNODEINFO" : "PS", {}, { dst: "ALL" }).catch((e: unknown) => e),
       ),
     );
     expect(replies.length).toBe(64);
