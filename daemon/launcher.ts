@@ -381,6 +381,7 @@ export function initOutcome(cluster: string, ids: readonly number[], rply: Rply)
     failed,
     line:
       `error: DVSINIT reached ${fresh.length + already.length} of the ${ids.length} nodes started` +
+      (entries.length === 0 && rply.rcode < 0 ? `; node ${rply.src} refused it: ${errorName(rply)}` : "") +
       (missing.length ? `; no answer from node ${missing.join(", ")}` : "") +
       (errors.length ? `; failed on ${errors.join(", ")}` : "") +
       " (see their logs)",
@@ -392,11 +393,21 @@ function errorName(entry: Rply | undefined): string {
   return typeof data?.error === "string" ? data.error : String(entry?.rcode);
 }
 
+/** How long `dvsd up` asks DVSINIT again while the action log cannot be written yet. */
+const INIT_RETRY_MS = 20_000;
+
 /** DVSINIT to ALL with the cluster's name; a failed request is a failed outcome naming every node. */
 async function initialize(client: DvsClient, cluster: string, ids: readonly number[]): Promise<InitOutcome> {
   try {
-    const rply = await client.request("DVSINIT", { name: cluster }, { gatherTimeoutMs: 4_000 });
-    return initOutcome(cluster, ids, rply);
+    // A fresh JetStream cluster may still be placing the action log's replicas: a change that
+    // cannot be logged is refused whole (EAGAIN, nothing changed), so it is asked again a while.
+    const until = Date.now() + INIT_RETRY_MS;
+    for (;;) {
+      const rply = await client.request("DVSINIT", { name: cluster }, { gatherTimeoutMs: 4_000 });
+      const refusedWhole = rply.rcode === rcode("EAGAIN") && !Array.isArray(rply.data);
+      if (!refusedWhole || Date.now() > until) return initOutcome(cluster, ids, rply);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   } catch (error) {
     return {
       ok: false,
