@@ -207,7 +207,7 @@ export class Migrations {
 
   /** The move failed: the process runs on here from the snapshot (at `epoch` when given), then gets what was held. */
   #resume(h: Hosted, snapshot: unknown, reason: string, epoch: number | undefined): void {
-    const { router, self, table } = this.#o;
+    const { self, table } = this.#o;
     h.lifecycle.send({ type: "migration.failed", reason });
     h.shipped = undefined;
     if (epoch !== undefined) {
@@ -224,6 +224,12 @@ export class Migrations {
       h.failed = true;
       this.#o.logger.error({ err: error, dcid: h.dcid, endpoint: h.endpoint }, "a process could not resume");
     }
+    this.#release(h);
+  }
+
+  /** The process runs here again: what waited in its mailbox and its stash goes in, and gaps are timed again. */
+  #release(h: Hosted): void {
+    const { router } = this.#o;
     router.drain(h);
     const stash = h.stash;
     const waiters = h.stashWaiters;
@@ -345,21 +351,13 @@ export class Migrations {
    * or answered a query so): it runs, and gets what was held.
    */
   confirm(h: Hosted): void {
-    const { router, table } = this.#o;
+    const { table } = this.#o;
     if (h.provisional === undefined || !table.isCurrent(h)) return;
     h.provisional = undefined;
     this.#o.clock.clearTimeout(h.gapTimer);
     h.gapTimer = undefined;
     tell(h, { type: "dvs.restored", cause: h.restored ? "restarted" : "migrated" });
-    router.drain(h);
-    const stash = h.stash;
-    const waiters = h.stashWaiters;
-    h.stash = [];
-    h.stashWaiters = [];
-    stash.forEach((msg, i) => {
-      void router.take(h, msg).then(waiters[i]);
-    });
-    router.armGapTimer(h);
+    this.#release(h);
     this.#o.persistence.markDirty(h);
     this.#o.announcements.publish([entryOf(h, this.#o.self, false)]);
   }
