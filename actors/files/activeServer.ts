@@ -96,6 +96,7 @@ export class ActiveServer {
       failures.push(`${holder}: ${answer.type === "ERROR" ? answer.message : answer.type}`);
     }
     const why = failures.length > 0 ? ` (${failures.join("; ")})` : "";
-    return fileError("ENOENT", `no reachable server holds ${m.name} version ${m.version}${why}`);
+    // The version is recorded: a holder out of reach now may be back soon (a reconnect, a restart), so the client tries again.
+    return fileError("EAGAIN", `no reachable server holds ${m.name} version ${m.version}${why}`);
   }
 }

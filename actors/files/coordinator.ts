@@ -311,7 +311,10 @@ export class Coordinator {
       sha256: record.sha256,
       size: record.size,
     };
-    const holders = this.holders(record);
+    // A coordinator that has not yet heard the servers' ALIVE (a new term, its own link just back)
+    // knows no holder from them: it asks the holders the record names, who answer for themselves.
+    const known = this.holders(record);
+    const holders = known.length > 0 ? known : record.holders;
     const { settings } = this.peers;
     const answer = await this.delegate(
       { v: PROTOCOL_VERSION, type: "UPDATE", from: this.peers.self, epoch, ...identity, holders },

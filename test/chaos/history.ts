@@ -89,6 +89,11 @@ export interface SettleCheck {
   /** The stream's leader and replicas as last sampled. */
   readonly stream?: string;
   readonly boundMs: number;
+  /**
+   * Between one view and one coordinator: each different set of WHO answers
+   * seen, with when (ms after the heal), e.g. `1240 ms: 1→NOTHING 2→3@7 …`.
+   */
+  readonly whoTrail?: readonly string[];
   /** What was seen last when it did not settle. */
   readonly last: string;
 }

@@ -386,10 +386,17 @@ async function settle(
   clients: readonly NatsTransport[],
   ids: readonly number[],
   boundMs: number,
-): Promise<{ settledMs: number | undefined; viewMs: number | undefined; last: string }> {
+): Promise<{
+  settledMs: number | undefined;
+  viewMs: number | undefined;
+  last: string;
+  whoTrail: string[];
+}> {
   const started = performance.now();
   let last = "nothing asked yet";
   let viewMs: number | undefined;
+  const whoTrail: string[] = [];
+  let lastWho = "";
   while (performance.now() - started < boundMs) {
     const views = await Promise.all(
       clients.map((c) => collectStatus(c, { cluster: CLUSTER, timeoutMs: 600 }).catch(() => undefined)),
@@ -417,12 +424,17 @@ async function settle(
         ),
       );
       const one = agreedCoordinator(answers);
-      if (one) return { settledMs: Math.round(performance.now() - started), viewMs, last: "" };
-      last = `one view; WHO answers: ${answers.map((a, i) => `${ids[i]}→${describeAnswer(a)}`).join(" ")}`;
+      if (one) return { settledMs: Math.round(performance.now() - started), viewMs, last: "", whoTrail };
+      const who = answers.map((a, i) => `${ids[i]}→${describeAnswer(a)}`).join(" ");
+      // What held the coordinator back, each change once (the trail stays short).
+      if (who !== lastWho && whoTrail.length < 20)
+        whoTrail.push(`${Math.round(performance.now() - started)} ms: ${who}`);
+      lastWho = who;
+      last = `one view; WHO answers: ${who}`;
     }
     await sleepMs(200);
   }
-  return { settledMs: undefined, viewMs, last };
+  return { settledMs: undefined, viewMs, last, whoTrail };
 }
 
 function describeAnswer(a: Answer | Error): string {

@@ -108,6 +108,22 @@ describe("file store over the simulated network", () => {
     expect(holders.length).toBeGreaterThanOrEqual(3);
   });
 
+  it("a coordinator that knows no server's list of files (its table emptied) asks the record's holders, and UPDATE is answered", async () => {
+    const ids = [1, 2, 3, 4, 5];
+    // The passive servers hold the copies: the coordinator (an active one) is no holder itself.
+    const { cluster, client } = setup(7, ids, [1, 2, 4, 5]);
+    await cluster.advance(2_000);
+    const c = await cluster.settle(client.commit("back", bytesSource(text("still here"))));
+    const [coordinator, runtime] = [...cluster.nodes].find(([, n]) => n.election?.state().term) ?? [];
+    expect(c.holders).not.toContain(coordinator);
+    // As after its link came back or it won a term before any ALIVE reached it: no server is known.
+    for (const id of ids) if (id !== coordinator) runtime?.election?.serverGone(id);
+    const sink = memorySink();
+    const read = await cluster.settle(client.update("back", () => sink));
+    expect(read).toMatchObject({ version: c.version, sha256: c.sha256 });
+    expect(new TextDecoder().decode(sink.bytes())).toBe("still here");
+  });
+
   it("moves on from a holder that dies while it pulls, once it leaves the view, not after the transfer timeout", async () => {
     const { cluster, client } = setup(6, [1, 2, 3, 4, 5], [4, 5]);
     await cluster.advance(2_000);
