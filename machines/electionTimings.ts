@@ -15,6 +15,11 @@ export interface ElectionTimings {
   readonly statusMs: number;
   /** First retry after NOTHING; doubles up to `retryMaxMs`. */
   readonly retryMs: number;
+  /**
+   * The longest wait between two asks: after the store comes back (a heal),
+   * the first ELECTED wins, so this bounds dvsd's part of the time to a new
+   * coordinator once nats-server's stream has a leader again.
+   */
   readonly retryMaxMs: number;
   /**
    * How long after the write that opens a term the registry confirms it (a
@@ -32,6 +37,6 @@ export const defaultElectionTimings = (leaseMs = 400): ElectionTimings => ({
   staggerMs: Math.max(5, Math.round(leaseMs / 16)),
   statusMs: 1_000,
   retryMs: Math.max(10, Math.round(leaseMs / 4)),
-  retryMaxMs: 2_000,
+  retryMaxMs: 1_000,
   confirmMs: Math.max(5, Math.round(leaseMs / 8)),
 });

@@ -46,13 +46,22 @@ function main(): Promise<number> | number {
     return 0;
   }
   return (async () => {
-    const result = await runChaos({
-      seed,
-      durationMs,
-      settleBoundMs,
-      keep: values.keep === true,
-      log: (line) => console.log(line),
-    });
+    let result: Awaited<ReturnType<typeof runChaos>>;
+    try {
+      result = await runChaos({
+        seed,
+        durationMs,
+        settleBoundMs,
+        keep: values.keep === true,
+        log: (line) => console.log(line),
+      });
+    } catch (error) {
+      // The harness itself failed (not a check): say so, with what failed, and exit 2.
+      console.error(
+        `chaos run aborted: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      );
+      return 2;
+    }
     const { rows, table } = chaosRows(result);
     console.log(`\n${table}`);
     const written = writeResults(

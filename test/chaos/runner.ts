@@ -598,7 +598,16 @@ async function readActionReplicas(
   replicas: number,
   log: (line: string) => void,
 ): Promise<Map<string, ActionHeld>> {
-  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  const deadline = performance.now() + 90_000;
+  // Right after a server's kill the JetStream API waits for a new meta leader (Raft: 4–9 s on 2.9.10).
+  let jsm: Awaited<ReturnType<typeof jetstreamManager>> | undefined;
+  while (jsm === undefined) {
+    jsm = await jetstreamManager(nc, { timeout: 5_000 }).catch((error: unknown) => {
+      if (performance.now() >= deadline) throw error;
+      return undefined;
+    });
+    if (jsm === undefined) await sleepMs(500);
+  }
   const stream = actionStreamName(CLUSTER);
   const held = new Map<string, { request: number; outcome: number }>(
     actions.map((a) => [a, { request: 0, outcome: 0 }]),
@@ -617,7 +626,6 @@ async function readActionReplicas(
       },
     );
   const visited: string[] = [];
-  const deadline = performance.now() + 90_000;
   while (visited.length < replicas && performance.now() < deadline) {
     const at = await leader();
     if (at !== undefined && !visited.includes(at)) {
