@@ -149,8 +149,8 @@ export class Election implements Subsystem {
           this.#toRegistry({ type: message, from: options.self, ref, at: sentAt });
         },
         startElection: (_, { epoch }) => {
+          // The registry writes nothing for it: ELECTED writes over the term that ran out (machines/registry.ts).
           options.logger.info({ epoch }, "the coordinator's lease ran out: ELECTION");
-          this.#toRegistry({ type: "ELECTION", from: options.self, epoch, at: this.#now() });
           this.#broadcast("ELECTION", epoch);
         },
         broadcast: (_, { message, epoch }) => {

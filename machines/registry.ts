@@ -1,9 +1,13 @@
 // The registry role (seed 002's DNS), one per node: its node's window on the
 // coordinator record in the store. It answers WHO, decides SERVER and ELECTED
-// (a term is granted only when there is no live coordinator), clears an
-// expired coordinator on ELECTION, and checks a coordinator a client reports
-// FAILED. The record itself lives in a compare-and-set store, so every node's
-// registry is the same registry; this machine only caches what it read and
+// (a term is granted only when there is no live coordinator: none recorded,
+// or one whose lease ran out, which the grant writes over), and checks a
+// coordinator a client reports FAILED. It never writes to end a term that ran
+// out: on nats-server before 2.9.21 such a write, racing a grant that expects
+// the same revision, could pass too and land after the new term
+// (nats-io/nats-server#4320), putting an older epoch back in the record. The
+// record itself lives in a compare-and-set store, so every node's registry is
+// the same registry; this machine only caches what it read and
 // asks for writes. Pure: time arrives in events (`at`), store operations and
 // answers are named actions the runtime performs (actors/election.ts), and
 // their results come back as events; `registryTickDue` says when time alone
@@ -46,8 +50,8 @@ export interface RegistryInput {
 export type Ref = string;
 
 export interface PendingWrite {
-  readonly kind: "acquire" | "vacate" | "confirm";
-  /** The candidate (acquire, confirm) or the expired coordinator (vacate). */
+  readonly kind: "acquire" | "confirm";
+  /** The candidate. */
   readonly node: NodeId;
   readonly ref: Ref | null;
   /** When a confirming write was sent. */
@@ -81,8 +85,6 @@ export interface RegistryContext {
   /** Writes under way, by operation id. */
   writes: Record<string, PendingWrite>;
   nextOp: number;
-  /** A SERVER or ELECTED waiting for this registry's ELECTION write to land. */
-  deferred: { readonly from: NodeId; readonly ref: Ref } | null;
   /** Terms this registry wrote, waiting for their confirmation to be sent. */
   confirms: PendingConfirm[];
 }
@@ -108,7 +110,6 @@ export type RegistryEvent =
   | { type: "WHO"; ref: Ref; at: number }
   | { type: "SERVER"; from: NodeId; ref: Ref; at: number }
   | { type: "ELECTED"; from: NodeId; ref: Ref; at: number }
-  | { type: "ELECTION"; from: NodeId; epoch: number; at: number }
   | { type: "FAILED"; coordinator: NodeId; epoch: number; ref: Ref; at: number }
   | { type: "ping.answered"; epoch: number; ref: Ref; at: number }
   | { type: "ping.failed"; epoch: number; ref: Ref; at: number }
@@ -119,7 +120,7 @@ export interface StoreWrite {
   readonly op: string;
   readonly expected: number | null;
   readonly coordinator: NodeId | null;
-  /** The epoch to keep (vacate), or null to open a term whose epoch is the write's revision. */
+  /** The term's epoch (a confirmation), or null to open a term whose epoch is the write's revision. */
   readonly epoch: number | null;
 }
 
@@ -142,7 +143,6 @@ export function initialRegistry(input: RegistryInput): RegistryContext {
     suspect: null,
     writes: {},
     nextOp: 1,
-    deferred: null,
     confirms: [],
   };
 }
@@ -255,27 +255,12 @@ function acquire(context: RegistryContext, from: NodeId, ref: Ref, at: number, o
     }
     return;
   }
-  // This registry's own ELECTION write is under way: grant after it, on the revision it makes.
-  const vacate = Object.entries(context.writes).find(([, w]) => w.kind === "vacate");
-  if (vacate !== undefined) {
-    context.deferred = { from, ref };
-    return;
-  }
   const op = `${context.nextOp++}`;
   context.writes[op] = { kind: "acquire", node: from, ref };
   out.push({
     type: "write",
     write: { op, expected: context.record?.revision ?? null, coordinator: from, epoch: null },
   });
-}
-
-/** After this registry's ELECTION write: grant the waiting ELECTED on the cleared record, or send it away. */
-function resumeDeferred(context: RegistryContext, at: number, out: RegistryOutput[], cleared: boolean): void {
-  const waiting = context.deferred;
-  if (waiting === null || Object.values(context.writes).some((w) => w.kind === "vacate")) return;
-  context.deferred = null;
-  if (cleared) acquire(context, waiting.from, waiting.ref, at, out);
-  else out.push({ type: "answer", ref: waiting.ref, answer: okOrNothing(context, at) });
 }
 
 /** The confirmations due at `at`: each expects its term's own revision, so a rival's later write makes it fail. */
@@ -321,7 +306,6 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
           answer: { type: "COORD", epoch, revision, ...confirmedAt },
         });
       }
-      resumeDeferred(context, event.at, out, true);
       break;
     }
     case "store.conflict":
@@ -330,7 +314,6 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
       delete context.writes[event.op];
       if (write?.ref != null)
         out.push({ type: "answer", ref: write.ref, answer: okOrNothing(context, event.at) });
-      resumeDeferred(context, event.at, out, false);
       // Someone else wrote (or the answer was lost): read what the store holds now.
       if (!context.reading) {
         context.reading = true;
@@ -349,22 +332,6 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
     case "ELECTED":
       acquire(context, event.from, event.ref, event.at, out);
       break;
-    case "ELECTION": {
-      const r = context.record;
-      const vacating = Object.values(context.writes).some((w) => w.kind === "vacate");
-      if (
-        r !== null &&
-        r.coordinator !== null &&
-        r.epoch === event.epoch &&
-        expired(context, event.at) &&
-        !vacating
-      ) {
-        const op = `${context.nextOp++}`;
-        context.writes[op] = { kind: "vacate", node: r.coordinator, ref: null };
-        out.push({ type: "write", write: { op, expected: r.revision, coordinator: null, epoch: r.epoch } });
-      }
-      break;
-    }
     case "FAILED": {
       const r = context.record;
       // Obsolete: a newer term exists, or the registry has already cleared that one.

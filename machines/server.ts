@@ -343,7 +343,7 @@ export const serverMachine = setup({
       event.answer.type === "OK" &&
       event.answer.coordinator !== context.self,
     leaseRanOut: ({ context, event }) => !holdsValidLease(context, eventAt(event)),
-    /** The registry vouches for no coordinator (none, vacated, or its lease ran out). */
+    /** The registry vouches for no coordinator (none, given back, or its lease ran out). */
     noCoordinator: ({ event }) => event.type === "registry.view" && !event.live,
     /** Someone else holds a live term, at least as new as any this server knows. */
     otherCoordinator: ({ context, event }) =>

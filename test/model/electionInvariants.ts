@@ -85,9 +85,9 @@ export class StoreHistory {
   /**
    * - an opening write names the node whose host wrote it, and its epoch is
    *   higher than every term opened before; no later write carries a lower epoch;
-   * - a write that keeps a term (a renewal naming a coordinator, or a vacate
-   *   naming none) keeps one the store granted, and a renewal comes from the
-   *   host of the node the term was granted to;
+   * - a write that keeps a term (a renewal naming a coordinator, or a graceful
+   *   stop giving it back, naming none) keeps one the store granted, and a
+   *   renewal comes from the host of the node the term was granted to;
    * - the writer was on the side that holds the store's quorum: its link not
    *   cut and its server in a majority of servers.
    */
