@@ -192,7 +192,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         }
         // The registry's stream, sampled from the same moment: the server's part of the settle time.
         const stream = watchStream(
-          (clients[0] as NatsTransport).connection,
+          clients.map((c) => c.connection),
           `KV_${coordinatorBucketName(CLUSTER)}`,
         );
         const result = await settle(clients, ids, settleBoundMs);

@@ -19,18 +19,29 @@ export interface StreamWatch {
   stop(): Promise<StreamReady>;
 }
 
-/** Samples `stream`'s info every `pollMs` from now until stopped (each call bounded by `timeoutMs`). */
-export function watchStream(nc: NatsConnection, stream: string, pollMs = 100, timeoutMs = 500): StreamWatch {
+/**
+ * Samples `stream`'s info every `pollMs` from now until stopped (each call
+ * bounded by `timeoutMs`), through each of `connections` in turn after a
+ * failure: a server that was just killed or cut off does not hide the others'.
+ */
+export function watchStream(
+  connections: readonly NatsConnection[],
+  stream: string,
+  pollMs = 100,
+  timeoutMs = 500,
+): StreamWatch {
   const started = performance.now();
   let readyMs: number | undefined;
   let state = "no answer yet";
   let samples = 0;
   let stopped = false;
+  let turn = 0;
   const loop = (async () => {
-    const jsm = await jetstreamManager(nc, { timeout: timeoutMs }).catch(() => undefined);
     while (!stopped && readyMs === undefined) {
+      const nc = connections[turn % connections.length] as NatsConnection;
       try {
-        const info = await (jsm ?? (await jetstreamManager(nc, { timeout: timeoutMs }))).streams.info(stream);
+        const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
+        const info = await jsm.streams.info(stream);
         samples++;
         const leader = info.cluster?.leader;
         const replicas = info.cluster?.replicas ?? [];
@@ -40,6 +51,7 @@ export function watchStream(nc: NatsConnection, stream: string, pollMs = 100, ti
       } catch (error) {
         samples++;
         state = `info failed: ${(error as Error).message}`;
+        turn++;
       }
       if (readyMs === undefined) await sleepMs(pollMs);
     }
