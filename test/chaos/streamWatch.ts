@@ -4,7 +4,7 @@
 // server's Raft: election timeouts of 4–9 s on 2.9.10) and the part after it
 // (dvsd's: the registries read the record and the servers elect).
 import { setTimeout as sleepMs } from "node:timers/promises";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 export interface StreamReady {
@@ -36,11 +36,23 @@ export function watchStream(
   let samples = 0;
   let stopped = false;
   let turn = 0;
+  // One manager per connection, made once (making one asks the server for account info).
+  const managers = new Map<NatsConnection, Promise<JetStreamManager>>();
+  const managerOf = (nc: NatsConnection) => {
+    let jsm = managers.get(nc);
+    if (jsm === undefined) {
+      jsm = jetstreamManager(nc, { timeout: timeoutMs });
+      managers.set(nc, jsm);
+      // A failed one is made again on that connection's next turn.
+      jsm.catch(() => managers.delete(nc));
+    }
+    return jsm;
+  };
   const loop = (async () => {
     while (!stopped && readyMs === undefined) {
       const nc = connections[turn % connections.length] as NatsConnection;
       try {
-        const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
+        const jsm = await managerOf(nc);
         const info = await jsm.streams.info(stream);
         samples++;
         const leader = info.cluster?.leader;
