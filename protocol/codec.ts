@@ -149,7 +149,9 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
   if (!envelope.success) {
     return fail(encoding, "EBADMSG", "request is not a valid RQST", partial(), envelope.error);
   }
-  const { type, params } = envelope.data;
+  const { params } = envelope.data;
+  // The seeds name the types with an `RQST_` prefix (RQST_GETDVSINFO): taken, and dropped.
+  const type = envelope.data.type.startsWith("RQST_") ? envelope.data.type.slice(5) : envelope.data.type;
   if (!isRequestType(type)) {
     return {
       ok: false,

@@ -121,11 +121,34 @@ export const nodeIdSchema = z.number().int().min(0).max(65_535);
 export type NodeId = z.infer<typeof nodeIdSchema>;
 
 /** A tool's client id: letters, digits, `-`, `_`, `.`, `:`, at most 64 characters. */
-export const clientIdSchema = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9_.:-]+$/);
+const CLIENT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const clientIdSchema = z.string().min(1).max(64).regex(CLIENT_ID);
+
+function isNodeId(value: unknown): value is NodeId {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 65_535;
+}
+
+/**
+ * A node id or a client id (a request's `src`, a reply's `src` and `dst`;
+ * `""` too where `alsoEmpty`). One predicate instead of a union of
+ * nodeIdSchema and clientIdSchema: every request and every reply is checked
+ * with it, and a union runs each option on its own payload, the failed one
+ * building its issue, which took a quarter of a request's validation.
+ */
+function requesterSchema(options: { readonly alsoEmpty?: boolean } = {}) {
+  const { alsoEmpty = false } = options;
+  return z.custom<NodeId | string>(
+    (v) => isNodeId(v) || (typeof v === "string" && (CLIENT_ID.test(v) || (alsoEmpty && v === ""))),
+    {
+      message: `expected a node id (an integer 0–65535) or a client id (1–64 of A-Z a-z 0-9 _ . : -)${alsoEmpty ? ', or ""' : ""}`,
+    },
+  );
+}
+
+/** A node id or ALL: a request's `dst`. The same single check as requesterSchema. */
+const destinationSchema = z.custom<NodeId | typeof ALL>((v) => isNodeId(v) || v === ALL, {
+  message: `expected a node id (an integer 0–65535) or "${ALL}"`,
+});
 
 /**
  * An action id (SPEC 6.4): letters, digits, `-` and `_`, at most 64, so it is
@@ -266,10 +289,8 @@ export type Params<T extends RequestType> = z.infer<(typeof PARAMS)[T]>;
 
 // ---- messages ----
 
-const typeField = z
-  .string()
-  .max(32)
-  .transform((t) => (t.startsWith("RQST_") ? t.slice(5) : t));
+/** The `RQST_` prefix the seeds' names carry is accepted and dropped by parseRqst, not here (a transform costs each request). */
+const typeField = z.string().max(32);
 
 /**
  * An admin's signature over a request (protocol/adminSignature.ts says what is
@@ -294,8 +315,8 @@ export type RqstAuth = z.infer<typeof rqstAuthSchema>;
 export const rqstEnvelopeSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   type: typeField,
-  src: z.union([nodeIdSchema, clientIdSchema]),
-  dst: z.union([nodeIdSchema, z.literal(ALL)]),
+  src: requesterSchema(),
+  dst: destinationSchema,
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   action: actionIdSchema.optional(),
   /** The requester's role; honoured only on the internal subjects nodes pass requests on. */
@@ -324,8 +345,8 @@ export interface Rqst<T extends RequestType = RequestType> {
 export const rplySchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   type: z.string().max(32),
-  src: z.union([nodeIdSchema, clientIdSchema]),
-  dst: z.union([nodeIdSchema, clientIdSchema, z.literal("")]),
+  src: requesterSchema(),
+  dst: requesterSchema({ alsoEmpty: true }),
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   rcode: z.number().int(),
   count: z.number().int().min(0),

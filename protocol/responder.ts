@@ -11,7 +11,12 @@ import type { Headers, Message, Transport } from "../transport/transport.js";
 export const INBOX_ROOT = "_INBOX";
 
 const USER_TOKEN = /[^A-Za-z0-9_-]/g;
-const REPLY_TOKEN = /^[^\s.*>]{1,128}$/;
+/**
+ * `_INBOX` then one or more `.`-separated tokens of 1–128 characters, none a
+ * wildcard or white space. One expression, not a split and a test per token:
+ * every answer is checked, some more than once (a third of the time it took).
+ */
+const INBOX_REPLY = /^_INBOX(?:\.[^\s.*>]{1,128})+$/;
 /** Longest reply subject accepted; nats.js inboxes are about 50 characters. */
 const MAX_REPLY_LENGTH = 256;
 
@@ -26,11 +31,7 @@ export function inboxPrefixFor(user: string | undefined): string {
 
 /** True for a reply subject dvsd may answer: `_INBOX.<token>[.<token>…]`, no wildcards, bounded. */
 export function isInboxReply(reply: string): boolean {
-  if (reply.length > MAX_REPLY_LENGTH) return false;
-  const tokens = reply.split(".");
-  if (tokens.length < 2 || tokens[0] !== INBOX_ROOT) return false;
-  for (let i = 1; i < tokens.length; i++) if (!REPLY_TOKEN.test(tokens[i] as string)) return false;
-  return true;
+  return reply.length <= MAX_REPLY_LENGTH && INBOX_REPLY.test(reply);
 }
 
 /** What happened to an answer. */

@@ -6,6 +6,7 @@ describe("reply subjects", () => {
   it("an inbox under a user's prefix is a reply subject dvsd answers", () => {
     expect(isInboxReply("_INBOX.viewer.abc123.7")).toBe(true);
     expect(isInboxReply("_INBOX.abc")).toBe(true);
+    expect(isInboxReply(`_INBOX.${"a".repeat(128)}.b`)).toBe(true);
   });
 
   it("JetStream API, KV keys, action records and dvs subjects are never answered", () => {
@@ -21,6 +22,12 @@ describe("reply subjects", () => {
       "_INBOX.*",
       "_INBOX.>",
       "_INBOX.a..b",
+      "_INBOX.a.",
+      "_INBOX.a b",
+      "_INBOX.a\tb",
+      "_INBOX.a\nb",
+      "x._INBOX.a",
+      `_INBOX.${"a".repeat(129)}`,
       "_INBOXES.a",
       `_INBOX.${"a".repeat(300)}`,
     ])
