@@ -73,15 +73,9 @@ export async function startEchoPair(ctx: BenchContext): Promise<EchoPair> {
     },
   });
   await ctx.within(SETUP_TIMEOUT_MS, "flush the raw responder", responder.flush());
-  const raw: Requester = async () => {
-    const reply = await requester.request(RAW_SUBJECT, payload, { timeout: REQUEST_TIMEOUT_MS });
-    if (reply.data.byteLength !== payload.byteLength) {
-      throw new UnexpectedReplyError(
-        RAW_SUBJECT,
-        `${reply.data.byteLength} bytes, sent ${payload.byteLength}`,
-      );
-    }
-  };
+  const raw = echoed(RAW_SUBJECT, payload, () =>
+    requester.request(RAW_SUBJECT, payload, { timeout: REQUEST_TIMEOUT_MS }),
+  );
 
   const nodeTransport = await ctx.connect(`bench-node-${NODE}`);
   const server = new RequestServer({
@@ -115,4 +109,17 @@ export async function startEchoPair(ctx: BenchContext): Promise<EchoPair> {
   await ctx.within(SETUP_TIMEOUT_MS, "first raw request", raw());
   await ctx.within(SETUP_TIMEOUT_MS, "first GETDVSINFO", ours());
   return { raw, ours, bytes: { rqst: payload.byteLength, rply: rplyBytes } };
+}
+
+/** A request to an echo, whose reply must carry as many bytes as `payload`. */
+export function echoed(
+  subject: string,
+  payload: Uint8Array,
+  send: () => Promise<{ readonly data: Uint8Array }>,
+): Requester {
+  return async () => {
+    const reply = await send();
+    if (reply.data.byteLength !== payload.byteLength)
+      throw new UnexpectedReplyError(subject, `${reply.data.byteLength} bytes, sent ${payload.byteLength}`);
+  };
 }

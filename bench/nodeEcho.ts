@@ -15,6 +15,7 @@ import { devNodeCredentials } from "../daemon/credentials.js";
 import { encode, parseRply } from "../protocol/codec.js";
 import { PROTOCOL_VERSION, rcode } from "../protocol/messages.js";
 import { subjects } from "../protocol/subjects.js";
+import { echoed } from "./echo.js";
 import { UnexpectedReplyError } from "./errors.js";
 import type { Requester } from "./load.js";
 import type { BenchContext, Measurement } from "./row.js";
@@ -22,7 +23,7 @@ import { DvsdCluster } from "./rows/dvsdCluster.js";
 
 /** Printed with each row that uses these processes, so how the two sides differ is never hidden. */
 export const NODE_ECHO_NOTE =
-  "ours: one `dvsd run` process (default log level and admission budget) answering GETDVSINFO on its own subject; raw: a nats.js echo (`msg.respond(msg.data)`) in a process of its own; both with the node V8 flags, the same connectNats options and node user, and the bench's requests on two connections with the same connectNats options (noAsyncTraces on both)";
+  "ours: one `dvsd run` process (default log level and admission budget) answering GETDVSINFO on its own subject; raw: a nats.js echo (`msg.respond(msg.data)`) in a process of its own; both with the node V8 flags, the same connectNats options and node user, and the bench's requests on two connections with the same connectNats options (noAsyncTraces on both); raw and node are asked through nats.js `request`, ours through DvsClient and NatsTransport's own request path, which does not build nats.js's Error per request (raw-transport: the echo asked that way)";
 
 const NODE = 1;
 const CLIENT_ID = "bench-client";
@@ -39,6 +40,12 @@ export interface NodeEchoPair {
    * against ours: what DvsClient adds (encoding, decoding and checking the RPLY).
    */
   readonly bare: Requester;
+  /**
+   * The echo asked through NatsTransport's `request` (its own inbox
+   * subscription, transport/natsRequests.ts), the path DvsClient takes,
+   * instead of nats.js's: against raw, what that request path alone changes.
+   */
+  readonly rawTransport: Requester;
   /** Encoded sizes: the raw echo carries the bytes of one of our RQSTs both ways. */
   readonly bytes: { readonly rqst: number; readonly rply: number };
   /** VmRSS and VmHWM of the node and the echo, read now from /proc (absent where /proc is not). */
@@ -106,16 +113,14 @@ export async function startNodeEchoPair(runCtx: BenchContext, cluster: string): 
     seq: 1,
     params: {},
   });
-  const rawConnection = (await ctx.connect("bench-raw-requester")).connection;
-  const raw: Requester = async () => {
-    const reply = await rawConnection.request(rawSubject, payload, { timeout: REQUEST_TIMEOUT_MS });
-    if (reply.data.byteLength !== payload.byteLength) {
-      throw new UnexpectedReplyError(
-        rawSubject,
-        `${reply.data.byteLength} bytes, sent ${payload.byteLength}`,
-      );
-    }
-  };
+  const rawTransport = await ctx.connect("bench-raw-requester");
+  const rawConnection = rawTransport.connection;
+  const raw = echoed(rawSubject, payload, () =>
+    rawConnection.request(rawSubject, payload, { timeout: REQUEST_TIMEOUT_MS }),
+  );
+  const viaTransport = echoed(rawSubject, payload, () =>
+    rawTransport.request(rawSubject, payload, { timeoutMs: REQUEST_TIMEOUT_MS }),
+  );
   const nodeSubject = client.subjects.nodeRqst(NODE);
   // The same request bytes get the same reply bytes (GETDVSINFO of a node at rest): a reply of
   // another length is another answer (an EAGAIN of the admission budget), caught without decoding it.
@@ -155,6 +160,7 @@ export async function startNodeEchoPair(runCtx: BenchContext, cluster: string): 
     raw,
     ours,
     bare,
+    rawTransport: viaTransport,
     bytes: { rqst: payload.byteLength, rply: encode(first).byteLength },
     memory: () => [...memoryOf("node", node.pid), ...memoryOf("echo", echo.pid)],
     notes: [NODE_ECHO_NOTE, `V8 flags of both processes: ${ctx.nodeFlags.join(" ") || "(none)"}`],

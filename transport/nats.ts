@@ -9,11 +9,9 @@ import {
   type Msg,
   type MsgHdrs,
   type NatsConnection,
-  errors as natsErrors,
   headers as natsHeaders,
   nkeyAuthenticator,
   PermissionViolationError,
-  RequestError,
   type Status,
 } from "@nats-io/transport-node";
 import { inboxPrefixFor } from "../protocol/responder.js";
@@ -21,12 +19,11 @@ import {
   AuthorizationError,
   ConnectError,
   InvalidSubjectError,
-  NoRespondersError,
   PayloadTooLargeError,
   PermissionDeniedError,
-  TimeoutError,
   TransportClosedError,
 } from "./errors.js";
+import { RequestMux } from "./natsRequests.js";
 import type {
   Headers,
   Message,
@@ -115,6 +112,8 @@ export class NatsTransport implements Transport {
   readonly #listeners = new Set<StatusListener>();
   readonly #onHandlerError: (error: unknown, subject: string) => void;
   readonly #inboxPrefix: string;
+  /** Requests, through one inbox subscription of this connection (transport/natsRequests.ts). */
+  readonly #requests: RequestMux;
 
   constructor(
     /** The underlying connection, for NATS-only features (JetStream, micro services). */
@@ -126,8 +125,10 @@ export class NatsTransport implements Transport {
     const opened = (connection as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
     this.#inboxPrefix = options.inboxPrefix ?? opened ?? inboxPrefixFor(options.user);
     this.#onHandlerError = options.onHandlerError ?? (() => {});
+    this.#requests = new RequestMux(connection, this.#inboxPrefix);
     void this.#watchStatus();
     void connection.closed().then((error) => {
+      this.#requests.close(error ?? undefined);
       this.#emit(error ? { type: "closed", error } : { type: "closed" });
     });
   }
@@ -181,15 +182,8 @@ export class NatsTransport implements Transport {
   async request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Message> {
     this.#checkOpen();
     this.#checkPublish(subject, data);
-    try {
-      const msg = await this.connection.request(subject, data, {
-        timeout: options.timeoutMs,
-        ...(options.headers ? { headers: toNatsHeaders(options.headers) } : {}),
-      });
-      return toMessage(msg);
-    } catch (error) {
-      throw mapRequestError(error, subject, options.timeoutMs);
-    }
+    const headers = options.headers ? toNatsHeaders(options.headers) : undefined;
+    return toMessage(await this.#requests.request(subject, data, options.timeoutMs, headers));
   }
 
   async flush(): Promise<void> {
@@ -235,6 +229,13 @@ export class NatsTransport implements Transport {
 
   async #watchStatus(): Promise<void> {
     for await (const s of this.connection.status()) {
+      // A publish the server refused: a request waiting on that subject fails with it.
+      if (
+        s.type === "error" &&
+        s.error instanceof PermissionViolationError &&
+        s.error.operation === "publish"
+      )
+        this.#requests.publishRefused(s.error.subject, s.error);
       const mapped = mapStatus(s);
       if (mapped) this.#emit(mapped);
     }
@@ -273,22 +274,6 @@ function tlsOptions(tls: NonNullable<NatsTransportOptions["tls"]>) {
 function nkeyFrom(file: string): Authenticator {
   const seed = readFileSync(file, "utf8").trim();
   return nkeyAuthenticator(new TextEncoder().encode(seed));
-}
-
-function mapRequestError(error: unknown, subject: string, timeoutMs: number): Error {
-  if (!(error instanceof Error)) return new Error(String(error));
-  const cause = error.cause;
-  if (error instanceof PermissionViolationError || cause instanceof PermissionViolationError)
-    return new PermissionDeniedError(subject, "publish", { cause: error });
-  if (error instanceof natsErrors.TimeoutError) return new TimeoutError(subject, timeoutMs, { cause: error });
-  if (
-    error instanceof natsErrors.NoRespondersError ||
-    (error instanceof RequestError && error.isNoResponders())
-  )
-    return new NoRespondersError(subject, { cause: error });
-  if (error instanceof natsErrors.ClosedConnectionError || /connection closed/.test(error.message))
-    return new TransportClosedError(undefined, { cause: error });
-  return error;
 }
 
 function toPublishOptions(options: PublishOptions | undefined) {

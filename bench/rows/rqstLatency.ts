@@ -18,6 +18,8 @@ interface Pair {
   readonly ours: Requester;
   /** The node asked by a bare nats.js client (bench/nodeEcho.ts): splits ours − raw into node and client. */
   readonly bare?: Requester;
+  /** The raw echo asked through NatsTransport's request path, the one DvsClient takes (bench/nodeEcho.ts). */
+  readonly rawTransport?: Requester;
   readonly bytes: { readonly rqst: number; readonly rply: number };
   memory?(): Measurement[];
   readonly notes: readonly string[];
@@ -59,10 +61,13 @@ function latencyRow(options: {
       await ctx.within(60_000, "latency warm-up (ours)", sequential(pair.ours, plan.warmup, ctx.signal));
       ctx.progress(`timing: ${plan.blocks} blocks × ${plan.perBlock} requests each, alternating`);
       const run = (send: Requester) => () => sequential(send, plan.perBlock, ctx.signal);
-      const { bare } = pair;
-      const contenders: Record<string, () => Promise<number[]>> = bare
-        ? { raw: run(pair.raw), node: run(bare), ours: run(pair.ours) }
-        : { raw: run(pair.raw), ours: run(pair.ours) };
+      const { bare, rawTransport } = pair;
+      const contenders: Record<string, () => Promise<number[]>> = {
+        raw: run(pair.raw),
+        ...(rawTransport ? { "raw-transport": run(rawTransport) } : {}),
+        ...(bare ? { node: run(bare) } : {}),
+        ours: run(pair.ours),
+      };
       const blocks: Record<string, number[][]> = await interleaved(
         ctx,
         { blocks: plan.blocks, blockTimeoutMs: 60_000, label: "latency" },
@@ -71,6 +76,7 @@ function latencyRow(options: {
       const raw = summarizeBlocks(blocks.raw ?? []);
       const ours = summarizeBlocks(blocks.ours ?? []);
       const node = blocks.node ? summarizeBlocks(blocks.node) : undefined;
+      const viaTransport = blocks["raw-transport"] ? summarizeBlocks(blocks["raw-transport"]) : undefined;
       // Block i of each side ran next to each other: their ratio sees the same moment of the machine.
       const paired = (o: readonly number[], r: readonly number[]) =>
         median(o.map((v, i) => ratio(v, r[i] ?? 0)));
@@ -89,6 +95,12 @@ function latencyRow(options: {
             ? [
                 { name: "node.p50", value: node.p50, unit: "us" },
                 { name: "node.p99", value: node.p99, unit: "us" },
+              ]
+            : []),
+          ...(viaTransport
+            ? [
+                { name: "raw-transport.p50", value: viaTransport.p50, unit: "us" },
+                { name: "raw-transport.p99", value: viaTransport.p99, unit: "us" },
               ]
             : []),
           ...(pair.memory?.() ?? []),
@@ -130,10 +142,29 @@ function latencyRow(options: {
                 },
               ]
             : []),
+          ...(viaTransport
+            ? [
+                {
+                  name: "p50 like-for-like",
+                  of: "ours.p50 / raw-transport.p50: the node and DvsClient over the same request path",
+                  value: ratio(ours.p50, viaTransport.p50),
+                },
+                {
+                  name: "request path p50",
+                  of: "raw-transport.p50 / raw.p50: NatsTransport's request path against nats.js's",
+                  value: ratio(viaTransport.p50, raw.p50),
+                },
+              ]
+            : []),
         ],
         notes: [
           ...pair.notes,
           `${plan.warmup} warm-up requests each, then ${plan.blocks} rounds of one block of ${plan.perBlock} each, in an order that reverses every round (${Object.keys(blocks).join(", ")}; then backwards)`,
+          ...(viaTransport
+            ? [
+                "raw-transport: the raw echo asked through NatsTransport's request (one inbox subscription, no Error built per request), the path DvsClient takes; raw and node go through nats.js's request",
+              ]
+            : []),
           ...(node
             ? [
                 "node: the node asked by a bare nats.js client (the raw RQST bytes, the reply not decoded), to split ours − raw into the node's share and DvsClient's",

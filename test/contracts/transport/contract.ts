@@ -109,6 +109,37 @@ export function transportContract(name: string, makeEnv: () => Promise<ContractE
       expect(reply.headers?.["X-From"]).toBe("server");
     });
 
+    it("answers requests in flight together each with its own reply, whatever order the replies come in", async () => {
+      const client = await env.connect("client");
+      const server = await env.connect("server");
+      const held: { reply: string; data: Uint8Array }[] = [];
+      server.subscribe("dvs.batch", (m) => {
+        if (m.reply) held.push({ reply: m.reply, data: m.data });
+        // Answered last first once all have come.
+        if (held.length === 10) for (const h of held.reverse()) server.publish(h.reply, h.data);
+      });
+      await settle(server);
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          client.request("dvs.batch", bytes(`n${i}`), { timeoutMs: 2_000 }),
+        ),
+      );
+      expect(replies.map((r) => text(r.data))).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`));
+    });
+
+    it("fails a request still waiting when its transport closes, with TransportClosedError and before its timeout", async () => {
+      const client = await env.connect("client");
+      const server = await env.connect("server");
+      server.subscribe("dvs.never", () => {});
+      await settle(server);
+      const waiting = client.request("dvs.never", bytes("x"), { timeoutMs: 30_000 }).catch((e: unknown) => e);
+      await env.sleep(50);
+      const closing = client.close();
+      const error = await Promise.race([waiting, env.sleep(5_000).then(() => "still waiting")]);
+      await closing;
+      expect(error).toBeInstanceOf(TransportClosedError);
+    });
+
     it("rejects a request with NoRespondersError when nobody subscribes to its subject", async () => {
       const client = await env.connect("client");
       await expect(
