@@ -1,7 +1,9 @@
-// Whether CBOR bytes say plain data only, read before any decoder gives them
-// meaning: what a public subject takes must be what JSON can say. cbor-x acts
-// on tags while it decodes (record definitions, shared references, Sets), so
-// the bytes are checked first and a message that names a tag is never decoded.
+// Whether CBOR bytes say plain data only: what a public subject takes must be
+// what JSON can say. cbor-x acts on tags while it decodes (record
+// definitions, shared references, Sets) and a decoded value no longer shows
+// them all, so the bytes themselves are checked. parseRqst and decodePlain
+// check them right after decoding, before anything decoded is used; of a
+// refused request only its type, src and seq are read, for the error reply.
 
 /**
  * What in the CBOR item `data` is beyond plain data, or undefined when it is
