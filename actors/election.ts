@@ -99,6 +99,9 @@ export interface ElectionState {
 type WhoRef = { readonly kind: "reply"; readonly reply: string; readonly encoding: Encoding };
 type ServerRef = { readonly kind: "server"; readonly sentAt: number };
 
+/** A write expected a revision the store no longer holds (machines/registry.ts, wentBack). */
+const WENT_BACK = "the registry's stream went back: a replica lost acknowledged writes (nats-server 2.9)";
+
 export class Election implements Subsystem {
   readonly name = "election";
   readonly registry: Actor<RegistryMachine>;
@@ -268,8 +271,6 @@ export class Election implements Subsystem {
     this.registry.stop();
   }
 
-  // --- the clock ------------------------------------------------------------------
-
   #now(): number {
     return this.#o.clock.now();
   }
@@ -302,8 +303,6 @@ export class Election implements Subsystem {
     this.#toRegistry({ type: "clock.tick", at });
     this.server.send({ type: "clock.tick", at });
   }
-
-  // --- the registry -----------------------------------------------------------------
 
   #toRegistry(event: RegistryEvent): void {
     if (this.#stopped) return;
@@ -424,9 +423,13 @@ export class Election implements Subsystem {
       (error: unknown) => {
         const conflict = error instanceof CasConflictError;
         if (!conflict) this.#warn("write", { err: error }, "could not write the coordinator record");
+        const current = conflict ? error.current : undefined;
+        if (current !== undefined && write.expected !== null && current < write.expected)
+          this.#warn("went-back", { expected: write.expected, current }, WENT_BACK);
         this.#toRegistry({
           type: conflict ? "store.conflict" : "store.failed",
           op: write.op,
+          ...(current === undefined ? {} : { current }),
           at: this.#now(),
         });
       },
@@ -474,8 +477,6 @@ export class Election implements Subsystem {
     const { coordinator, epoch } = question;
     this.#toRegistry({ type: "FAILED", coordinator, epoch, ref, at: this.#now() });
   }
-
-  // --- the server role ----------------------------------------------------------------
 
   #epoch(): number {
     return this.server.getSnapshot().context.highestEpoch;

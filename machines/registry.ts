@@ -105,7 +105,8 @@ export type RegistryEvent =
   | { type: "store.entry"; record: RegistryRecord | null; at: number }
   | { type: "store.unavailable"; at: number }
   | { type: "store.written"; op: string; record: RegistryRecord; at: number }
-  | { type: "store.conflict"; op: string; at: number }
+  /** `current`: the revision the store says the key holds, when it said. */
+  | { type: "store.conflict"; op: string; current?: number; at: number }
   | { type: "store.failed"; op: string; at: number }
   | { type: "WHO"; ref: Ref; at: number }
   | { type: "SERVER"; from: NodeId; ref: Ref; at: number }
@@ -234,6 +235,27 @@ function observe(context: RegistryContext, record: RegistryRecord | null, at: nu
   context.suspect = null;
 }
 
+/**
+ * The store refused a write because the key holds `current`, older than the
+ * record this registry holds: the store went back. On nats-server 2.9 a
+ * replica can miss an acknowledged write and later lead the stream, its
+ * revisions then one or more behind what the others gave out
+ * (docs/operations.md, "Chaos run"). Newer revisions only would be taken from
+ * then on, so every write would expect a revision the store no longer has
+ * and no term would ever be granted again. The record is taken as an
+ * unreadable one at `current`, seen now: like any unreadable record it may
+ * stand for a live term, so a grant (expecting `current`) waits one lease.
+ */
+function wentBack(context: RegistryContext, current: number | undefined, at: number): void {
+  const r = context.record;
+  if (current === undefined || r === null || current >= r.revision) return;
+  // The key itself is gone (revision 0): the next grant creates it, as in a store never written.
+  context.record =
+    current < 1 ? null : { coordinator: null, epoch: current, revision: current, malformed: true };
+  context.seenAt = at;
+  context.suspect = null;
+}
+
 /** SERVER and ELECTED: grant a term only when there is no live coordinator (no double election). */
 function acquire(context: RegistryContext, from: NodeId, ref: Ref, at: number, out: RegistryOutput[]): void {
   const live = liveCoordinator(context, at);
@@ -312,6 +334,7 @@ export function registryStep(context: RegistryContext, event: RegistryEvent): Re
     case "store.failed": {
       const write = context.writes[event.op];
       delete context.writes[event.op];
+      if (event.type === "store.conflict") wentBack(context, event.current, event.at);
       if (write?.ref != null)
         out.push({ type: "answer", ref: write.ref, answer: okOrNothing(context, event.at) });
       // Someone else wrote (or the answer was lost): read what the store holds now.

@@ -107,13 +107,19 @@ export class BadReplyError extends TransportError {
 /** A compare-and-set lost: the key's revision is not the one expected (or the key exists, for a create). */
 export class CasConflictError extends TransportError {
   override name = "CasConflictError";
+  /** The key's revision the store holds now, when it said (JetStream's "wrong last sequence: N"). */
+  readonly current: number | undefined;
   constructor(
     readonly bucket: string,
     readonly key: string,
     readonly expected: number | "absent",
-    options?: ErrorOptions,
+    options?: ErrorOptions & { readonly current?: number | undefined },
   ) {
-    super(`compare-and-set on ${bucket}/${key} lost (expected revision ${expected})`, options);
+    super(
+      `compare-and-set on ${bucket}/${key} lost (expected revision ${expected}${options?.current !== undefined ? `, the store holds ${options.current}` : ""})`,
+      options,
+    );
+    this.current = options?.current;
   }
 }
 

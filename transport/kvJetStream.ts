@@ -127,7 +127,10 @@ export class JetStreamCasStore implements CasStore {
     if (error instanceof CasConflictError) return error;
     if (error instanceof JetStreamApiError) {
       if (expected !== undefined && isWrongLastSequence(error)) {
-        return new CasConflictError(this.bucket, key, expected, { cause: error });
+        return new CasConflictError(this.bucket, key, expected, {
+          cause: error,
+          current: lastSequenceOf(error),
+        });
       }
       // Someone removed the bucket: open (and create) it again on the next call.
       if (error.code === JetStreamApiCodes.StreamNotFound) this.#kv = undefined;
@@ -251,6 +254,13 @@ export class JetStreamCasStore implements CasStore {
     (this.#status as { stop?: () => void } | undefined)?.stop?.();
     this.#status = undefined;
   }
+}
+
+/** The revision the server says the key holds ("wrong last sequence: 41"), when it says one. */
+function lastSequenceOf(error: JetStreamApiError): number | undefined {
+  const found = /wrong last sequence: (\d+)/.exec(error.message);
+  const value = found ? Number(found[1]) : Number.NaN;
+  return Number.isSafeInteger(value) ? value : undefined;
 }
 
 function isWrongLastSequence(error: JetStreamApiError): boolean {

@@ -388,6 +388,44 @@ describe("registry: a record the store no longer holds", () => {
   });
 });
 
+describe("registry: a store that went back (a replica lost acknowledged writes)", () => {
+  const lost = (op: string, current: number | undefined, at: number): RegistryEvent => ({
+    type: "store.conflict",
+    op,
+    ...(current !== undefined ? { current } : {}),
+    at,
+  });
+
+  it("takes the record as unreadable at the revision the store holds, and grants on it a lease later", () => {
+    const r = withCoordinator();
+    expect(r.send(ask("ELECTED", 3, 400))).toEqual([write("1", 8, 3, null)]);
+    // The store holds revision 6 of the key: revisions 7 and 8 are gone from the replica leading it.
+    expect(r.send(lost("1", 6, 410))).toEqual([nothing("ELECTED:3"), READ]);
+    expect(r.context.record).toEqual({ coordinator: null, epoch: 6, revision: 6, malformed: true });
+    // A read of what the store holds now changes nothing; its lease counts from the conflict.
+    r.send(entry(420, record(2, 5, 6)));
+    expect(r.send(ask("ELECTED", 3, 809))).toEqual([nothing("ELECTED:3")]);
+    expect(r.send(ask("ELECTED", 3, 810))).toEqual([write("2", 6, 3, null)]);
+    expect(r.send(written("2", 815, record(3, 7, 7)))).toEqual([coord("ELECTED:3", 7, 7)]);
+  });
+
+  it("a revision newer than the record's, or none said, is an ordinary lost race", () => {
+    for (const current of [9, 8, undefined]) {
+      const r = withCoordinator();
+      r.send(ask("ELECTED", 3, 400));
+      r.send(lost("1", current, 410));
+      expect(r.context.record).toEqual(record(2, 5, 8));
+    }
+  });
+
+  it("a key the store no longer holds at all (revision 0) is created by the next grant", () => {
+    const r = withCoordinator();
+    r.send(ask("ELECTED", 3, 400), lost("1", 0, 410));
+    expect(r.context.record).toBeNull();
+    expect(r.send(ask("ELECTED", 3, 411))).toEqual([write("2", null, 3, null)]);
+  });
+});
+
 describe("registry: an unreadable record in the store", () => {
   const junk = (revision: number): RegistryRecord => ({
     coordinator: null,

@@ -146,9 +146,8 @@ export class SimKv {
         }),
       update: (key, value, expected) =>
         this.#cas(run, host, "update", key, value, () => {
-          if (this.#entries.get(key)?.revision !== expected) {
-            throw new CasConflictError(this.bucket, key, expected);
-          }
+          const current = this.#entries.get(key)?.revision;
+          if (current !== expected) throw new CasConflictError(this.bucket, key, expected, { current });
         }),
       keys: (prefix) =>
         run("keys", () =>

@@ -108,6 +108,19 @@ export function casStoreContract(name: string, setup: () => Promise<CasStoreFixt
       expect(summary(await b.get(key))).toEqual({ key, value: "two", revision: second });
     });
 
+    it("says which revision the key holds when an update expected another, also one it never held", async () => {
+      const a = await fixture.open("a");
+      const key = fresh("current");
+      const first = await a.create(key, bytes("one"));
+      const second = await a.update(key, bytes("two"), first);
+      // A revision beyond the key's own: what a registry remembers from a replica the store lost.
+      for (const expected of [first, second + 5]) {
+        const error = await a.update(key, bytes("three"), expected).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CasConflictError);
+        expect(error).toMatchObject({ expected, current: second });
+      }
+    });
+
     it("refuses an update of a never-written key with CasConflictError", async () => {
       const a = await fixture.open("a");
       const key = fresh("absent");
