@@ -3,16 +3,16 @@
 // without building an Error per request: nats.js 3.4.0 rejects each answered
 // request's spent promise with a `RequestError("cancelled")` and its stack
 // trace (RequestOne.cancel), a cost `rqst-latency` shows as its `request
-// path p50` ratio (bench/README.md, "Requests to one node"). Every wait has its timeout;
-// a reply with status 503 and no data is "no responders"; a publish the
-// server refuses, a refused inbox subscription and a closed connection fail
-// the requests they concern at once, each with the Transport's named error.
+// path p50` ratio (bench/README.md, "Requests to one node"). Every wait has
+// its timeout; a reply with status 503 and no data is "no responders"; a
+// publish the server refuses, a refused inbox subscription and a closed
+// connection fail the requests they concern at once, each with the
+// Transport's named error.
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { NoRespondersError, PermissionDeniedError, TimeoutError, TransportClosedError } from "./errors.js";
 
 interface Pending {
   readonly subject: string;
-  readonly timeoutMs: number;
   readonly resolve: (msg: Msg) => void;
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<typeof setTimeout>;
@@ -42,7 +42,7 @@ export class RequestMux {
       const timer = setTimeout(() => {
         if (this.#pending.delete(token)) reject(new TimeoutError(subject, timeoutMs));
       }, timeoutMs);
-      this.#pending.set(token, { subject, timeoutMs, resolve, reject, timer });
+      this.#pending.set(token, { subject, resolve, reject, timer });
       try {
         this.connection.publish(subject, data, { reply: `${base}${token}`, ...(headers ? { headers } : {}) });
       } catch (error) {
