@@ -22,6 +22,7 @@ import { actionStreamName, isNotFound } from "../../transport/actionLogJetStream
 import { randomInt, seededRandom, systemClock } from "../../transport/clock.js";
 import { coordinatorBucketName } from "../../transport/kvJetStream.js";
 import { connectNats, type NatsTransport } from "../../transport/nats.js";
+import { snapshotBuild } from "../support/cli.js";
 import { DvsdNode } from "../support/dvsdProcess.js";
 import { EventWatch } from "../support/eventWatch.js";
 import { natsConf } from "../support/natsServer.js";
@@ -109,6 +110,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   log(
     `run directory ${dir} (node logs written as they come; removed at the end unless a check failed or --keep)`,
   );
+  // Every incarnation of every node runs this copy, whatever is rebuilt while the run lasts.
+  const bin = snapshotBuild(dir);
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   const epoch0 = performance.timeOrigin + t0;
@@ -138,6 +141,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (const node of ids) {
       const n = new DvsdNode({
         node,
+        bin,
         natsUrl: urls[homeOf(node) - 1] as string,
         dir,
         logFile: join(dir, `node-${node}.log`),

@@ -1,7 +1,7 @@
 // The compiled CLIs as end-to-end tests run them: spawned children, a free port,
 // waiting on output with a deadline.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +37,24 @@ export async function freePortRun(count: number): Promise<number> {
 
 export const dvsdBin = join(repoRoot, "dist/bin/dvsd.js");
 export const dvsctlBin = join(repoRoot, "dist/bin/dvsctl.js");
+
+/** What of `dist` a node runs: all but the tests and the benchmarks. */
+const NODE_BUILD = (path: string) => !/[/\\]dist[/\\](test|bench)([/\\]|$)/.test(path);
+
+/**
+ * A copy of the build under `dir` (`dist`, package.json, a link to
+ * node_modules) and the `dvsd` it holds: nodes started from it run the same
+ * code however often `dist` is rebuilt while they run (a long chaos run
+ * restarts nodes throughout).
+ */
+export function snapshotBuild(dir: string): string {
+  requireBuild();
+  const build = join(dir, "build");
+  cpSync(join(repoRoot, "dist"), join(build, "dist"), { recursive: true, filter: NODE_BUILD });
+  cpSync(join(repoRoot, "package.json"), join(build, "package.json"));
+  symlinkSync(join(repoRoot, "node_modules"), join(build, "node_modules"), "dir");
+  return join(build, "dist/bin/dvsd.js");
+}
 
 export function requireBuild(): void {
   if (!existsSync(dvsdBin) || !existsSync(dvsctlBin)) {

@@ -28,6 +28,8 @@ export interface DvsdNodeOptions {
   readonly logFile?: string;
   /** Its NATS identity (default: its own development user of nats.conf, `node-<id>`). */
   readonly credentials?: Credentials;
+  /** The `dvsd` it runs (default: the repository's build; see snapshotBuild). */
+  readonly bin?: string;
 }
 
 export class DvsdNode implements AsyncDisposable {
@@ -40,12 +42,14 @@ export class DvsdNode implements AsyncDisposable {
   readonly #natsUrl: string;
   readonly #logFile: string | undefined;
   readonly #credentials: Credentials;
+  readonly #bin: string;
 
   constructor(options: DvsdNodeOptions) {
     this.node = options.node;
     this.#credentials = options.credentials ?? devNodeCredentials(options.node);
     this.#natsUrl = options.natsUrl;
     this.#logFile = options.logFile;
+    this.#bin = options.bin ?? dvsdBin;
     this.stateDir = join(options.dir, `node-${options.node}`, "state");
     const format = options.format ?? "yaml";
     this.configFile = join(options.dir, `node-${options.node}`, `dvsd.${format}`);
@@ -61,7 +65,7 @@ export class DvsdNode implements AsyncDisposable {
     if (this.#process) this.#earlier.push(this.#process.output());
     this.#process = spawnNode(
       dvsdRunArgs({
-        bin: dvsdBin,
+        bin: this.#bin,
         node: this.node,
         nats: this.#natsUrl,
         state: this.stateDir,
