@@ -117,7 +117,9 @@ export function errorName(code: number): ErrorName | undefined {
 // ---- shared field schemas ----
 
 /** Node ids are small non-negative integers, as in the original DVS. */
-export const nodeIdSchema = z.number().int().min(0).max(65_535);
+/** The largest node id. */
+const MAX_NODE_ID = 65_535;
+export const nodeIdSchema = z.number().int().min(0).max(MAX_NODE_ID);
 export type NodeId = z.infer<typeof nodeIdSchema>;
 
 /** A tool's client id: letters, digits, `-`, `_`, `.`, `:`, at most 64 characters. */
@@ -125,7 +127,7 @@ const CLIENT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 export const clientIdSchema = z.string().min(1).max(64).regex(CLIENT_ID);
 
 function isNodeId(value: unknown): value is NodeId {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 65_535;
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_NODE_ID;
 }
 
 /**

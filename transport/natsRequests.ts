@@ -26,7 +26,6 @@ export class RequestMux {
   #base: string | undefined;
   #subscription: Subscription | undefined;
   #next = 0;
-  #closed = false;
 
   constructor(
     readonly connection: NatsConnection,
@@ -35,7 +34,7 @@ export class RequestMux {
 
   /** Publishes `data` to `subject` and resolves with the first reply; rejects with a named error. */
   request(subject: string, data: Uint8Array, timeoutMs: number, headers?: Msg["headers"]): Promise<Msg> {
-    if (this.#closed) return Promise.reject(new TransportClosedError());
+    if (this.connection.isClosed()) return Promise.reject(new TransportClosedError());
     const base = this.#open();
     const token = (this.#next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
@@ -67,9 +66,8 @@ export class RequestMux {
     }
   }
 
-  /** The connection is closed: every request still waiting fails, and no other is taken. */
+  /** The connection is closed: every request still waiting fails (and no other is taken: see request). */
   close(cause?: Error): void {
-    this.#closed = true;
     for (const token of [...this.#pending.keys()])
       this.#settle(token)?.reject(new TransportClosedError(undefined, cause ? { cause } : undefined));
   }
