@@ -5,6 +5,7 @@
 import { Encoder } from "cbor-x";
 import type { z } from "zod";
 import { type Headers, header, type Message } from "../transport/transport.js";
+import { envelopeFastPath } from "./envelopeFastPath.js";
 import {
   clientIdSchema,
   countOf,
@@ -24,7 +25,9 @@ import {
   rplySchema,
   rqstEnvelopeSchema,
 } from "./messages.js";
-import { cborBeyondPlainData } from "./plainCbor.js";
+import { cborBeyondPlainData, MAX_PLAIN_DEPTH } from "./plainCbor.js";
+
+export { MAX_PLAIN_DEPTH };
 
 export type Encoding = "cbor" | "json";
 
@@ -73,12 +76,13 @@ export function decode(data: Uint8Array, encoding: Encoding, limit = MAX_MESSAGE
 }
 
 /**
- * What in a decoded message is beyond plain data: in its CBOR bytes (a tag, a
- * map key that is not a text string, protocol/plainCbor.ts), then in the value
- * itself, CBOR or JSON (notPlainData); undefined when it is all plain.
+ * What in a decoded message is beyond plain data, undefined when it is all
+ * plain: in CBOR its bytes (a tag, a byte string, a map key that is not a text
+ * string, too deep: protocol/plainCbor.ts), which cbor-x can only decode to
+ * plain data when they pass; in JSON the value itself (notPlainData).
  */
 export function beyondPlainData(data: Uint8Array, encoding: Encoding, value: unknown): string | undefined {
-  return (encoding === "cbor" ? cborBeyondPlainData(data) : undefined) ?? notPlainData(value);
+  return encoding === "cbor" ? cborBeyondPlainData(data) : notPlainData(value);
 }
 
 /**
@@ -145,13 +149,17 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
       partial: partial(),
     };
   }
-  const envelope = rqstEnvelopeSchema.safeParse(decoded.value);
-  if (!envelope.success) {
-    return fail(encoding, "EBADMSG", "request is not a valid RQST", partial(), envelope.error);
+  // The schema decides only what the fast path is not certain of (protocol/envelopeFastPath.ts).
+  let envelope = envelopeFastPath(decoded.value);
+  if (envelope === undefined) {
+    const parsed = rqstEnvelopeSchema.safeParse(decoded.value);
+    if (!parsed.success)
+      return fail(encoding, "EBADMSG", "request is not a valid RQST", partial(), parsed.error);
+    envelope = parsed.data;
   }
-  const { params } = envelope.data;
+  const { params } = envelope;
   // The seeds name the types with an `RQST_` prefix (RQST_GETDVSINFO): taken, and dropped.
-  const type = envelope.data.type.startsWith("RQST_") ? envelope.data.type.slice(5) : envelope.data.type;
+  const type = envelope.type.startsWith("RQST_") ? envelope.type.slice(5) : envelope.type;
   if (!isRequestType(type)) {
     return {
       ok: false,
@@ -167,7 +175,7 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
   if (!checked.success) {
     return fail(encoding, "EBADMSG", `params are not valid for ${type}`, partial(), checked.error, "params");
   }
-  return { ok: true, encoding, rqst: withParams(envelope.data, type, checked.data) };
+  return { ok: true, encoding, rqst: withParams(envelope, type, checked.data) };
 }
 
 /**
@@ -182,9 +190,6 @@ function withParams(envelope: Record<string, unknown>, type: RequestType, params
   rqst.params = params;
   return rqst as unknown as Rqst;
 }
-
-/** How many levels of objects and arrays a request may nest (the envelope and params take two). */
-export const MAX_PLAIN_DEPTH = 64;
 
 /**
  * What in `value` is not plain data ("Set", "shared or cyclic reference",

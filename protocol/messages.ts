@@ -130,6 +130,18 @@ function isNodeId(value: unknown): value is NodeId {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_NODE_ID;
 }
 
+/** A node id or a client id; `""` too where `alsoEmpty` (a reply's `dst`). */
+export function isRequester(value: unknown, alsoEmpty = false): value is NodeId | string {
+  return (
+    isNodeId(value) || (typeof value === "string" && (CLIENT_ID.test(value) || (alsoEmpty && value === "")))
+  );
+}
+
+/** A node id or ALL: a request's `dst`. */
+export function isDestination(value: unknown): value is NodeId | typeof ALL {
+  return isNodeId(value) || value === ALL;
+}
+
 /**
  * A node id or a client id (a request's `src`, a reply's `src` and `dst`;
  * `""` too where `alsoEmpty`). One predicate instead of a union of
@@ -139,16 +151,13 @@ function isNodeId(value: unknown): value is NodeId {
  */
 function requesterSchema(options: { readonly alsoEmpty?: boolean } = {}) {
   const { alsoEmpty = false } = options;
-  return z.custom<NodeId | string>(
-    (v) => isNodeId(v) || (typeof v === "string" && (CLIENT_ID.test(v) || (alsoEmpty && v === ""))),
-    {
-      message: `expected a node id (an integer 0–65535) or a client id (1–64 of A-Z a-z 0-9 _ . : -)${alsoEmpty ? ', or ""' : ""}`,
-    },
-  );
+  return z.custom<NodeId | string>((v) => isRequester(v, alsoEmpty), {
+    message: `expected a node id (an integer 0–65535) or a client id (1–64 of A-Z a-z 0-9 _ . : -)${alsoEmpty ? ', or ""' : ""}`,
+  });
 }
 
 /** A node id or ALL: a request's `dst`. The same single check as requesterSchema. */
-const destinationSchema = z.custom<NodeId | typeof ALL>((v) => isNodeId(v) || v === ALL, {
+const destinationSchema = z.custom<NodeId | typeof ALL>(isDestination, {
   message: `expected a node id (an integer 0–65535) or "${ALL}"`,
 });
 
@@ -156,11 +165,8 @@ const destinationSchema = z.custom<NodeId | typeof ALL>((v) => isNodeId(v) || v 
  * An action id (SPEC 6.4): letters, digits, `-` and `_`, at most 64, so it is
  * one subject token of the action log. Nodes make ULIDs (time-ordered, unique).
  */
-export const actionIdSchema = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9_-]+$/);
+export const ACTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const actionIdSchema = z.string().min(1).max(64).regex(ACTION_ID);
 
 /** A process id: Linux never hands out one above 2^22 (PID_MAX_LIMIT). */
 export const pidSchema = z.number().int().min(1).max(4_194_304);
@@ -292,7 +298,12 @@ export type Params<T extends RequestType> = z.infer<(typeof PARAMS)[T]>;
 // ---- messages ----
 
 /** The `RQST_` prefix the seeds' names carry is accepted and dropped by parseRqst, not here (a transform costs each request). */
-const typeField = z.string().max(32);
+/** The longest request type a RQST may name (with the seeds' `RQST_` prefix). */
+export const MAX_TYPE_LENGTH = 32;
+const typeField = z.string().max(MAX_TYPE_LENGTH);
+
+/** The longest gather or forward timeout a RQST may ask for (ms). */
+export const MAX_RQST_TIMEOUT_MS = 600_000;
 
 /**
  * An admin's signature over a request (protocol/adminSignature.ts says what is
@@ -324,7 +335,7 @@ export const rqstEnvelopeSchema = z.strictObject({
   /** The requester's role; honoured only on the internal subjects nodes pass requests on. */
   role: z.enum(ROLES).optional(),
   /** How long a node may take gathering the answers of a forwarded or `ALL` request (ms). */
-  timeout: z.number().int().min(1).max(600_000).optional(),
+  timeout: z.number().int().min(1).max(MAX_RQST_TIMEOUT_MS).optional(),
   params: z.unknown().optional(),
   /** An admin's signature, required of a mutating request passed on between nodes. */
   auth: rqstAuthSchema.optional(),

@@ -1,5 +1,6 @@
 // SPEC 10: a RQST/RPLY to one node has p50 ≤ 1.2× a raw nats.js echo on the
-// same server in the same run. Sequential requests, raw and ours alternating
+// same server in the same run (judged here at the tighter 1.15×), and p99 ≤
+// 1.6× the echo's p99. Sequential requests, raw and ours alternating
 // in blocks after a warm-up of each; each side's p50 and p99 are the medians
 // of its blocks' own. `rqst-latency` measures a `dvsd run` process against an
 // echo process (bench/nodeEcho.ts), as a user meets them; the in-process row
@@ -29,7 +30,8 @@ export const rqstLatency: BenchRow = latencyRow({
   name: "rqst-latency",
   title: "Sequential request/reply latency: nats.js echo process vs a `dvsd run` process (GETDVSINFO)",
   start: (ctx) => startNodeEchoPair(ctx, "bench-rqst-latency"),
-  target: { op: "<=", value: 1.2 },
+  target: { op: "<=", value: 1.15 },
+  tailTarget: { op: "<=", value: 1.6 },
 });
 
 export const rqstLatencyInProcess: BenchRow = latencyRow({
@@ -48,7 +50,10 @@ function latencyRow(options: {
   readonly name: string;
   readonly title: string;
   readonly start: (ctx: BenchContext) => Promise<Pair>;
+  /** p50's target. */
   readonly target?: Target;
+  /** p99's target. */
+  readonly tailTarget?: Target;
 }): BenchRow {
   return {
     name: options.name,
@@ -116,6 +121,7 @@ function latencyRow(options: {
             name: "p99",
             of: "ours.p99 / raw.p99 (medians of the blocks' p99)",
             value: ratio(ours.p99, raw.p99),
+            ...(options.tailTarget ? { target: options.tailTarget } : {}),
           },
           {
             name: "p50 paired",

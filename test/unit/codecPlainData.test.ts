@@ -146,6 +146,71 @@ describe("plain CBOR bytes", () => {
     expect(cborBeyondPlainData(hex("0101"))).toBe("bytes after the CBOR item");
   });
 
+  it("names a byte string (it decodes to a Uint8Array) but the one under a bignum's tag", () => {
+    expect(cborBeyondPlainData(hex("43010203"))).toBe("a CBOR byte string");
+    expect(cborBeyondPlainData(hex("a1616140"))).toBe("a CBOR byte string");
+    expect(cborBeyondPlainData(hex("82c2410140"))).toBe("a CBOR byte string");
+    expect(cborBeyondPlainData(hex("82c24101c34100"))).toBeUndefined();
+  });
+
+  it("names nesting deeper than the limit, of definite and indefinite length, empty or not", () => {
+    const arrays = (depth: number, inner: string, open = "81") => hex(open.repeat(depth - 1) + inner);
+    expect(cborBeyondPlainData(arrays(MAX_PLAIN_DEPTH, "80"))).toBeUndefined();
+    expect(cborBeyondPlainData(arrays(MAX_PLAIN_DEPTH + 1, "80"))).toBe(
+      `nesting deeper than ${MAX_PLAIN_DEPTH}`,
+    );
+    expect(cborBeyondPlainData(arrays(MAX_PLAIN_DEPTH + 1, "a0"))).toBe(
+      `nesting deeper than ${MAX_PLAIN_DEPTH}`,
+    );
+    expect(
+      cborBeyondPlainData(hex(`${"9f".repeat(MAX_PLAIN_DEPTH)}${"ff".repeat(MAX_PLAIN_DEPTH)}`)),
+    ).toBeUndefined();
+    expect(
+      cborBeyondPlainData(hex(`${"9f".repeat(MAX_PLAIN_DEPTH + 1)}${"ff".repeat(MAX_PLAIN_DEPTH + 1)}`)),
+    ).toBe(`nesting deeper than ${MAX_PLAIN_DEPTH}`);
+  });
+
+  it("bytes it passes decode to a value the walk passes: CBOR messages are walked once", () => {
+    // Values of every kind cbor-x writes, with and without shared references, then damaged at random.
+    const anything = fc.anything({
+      withBigInt: true,
+      withBoxedValues: true,
+      withDate: true,
+      withMap: true,
+      withSet: true,
+      withTypedArray: true,
+      withSparseArray: true,
+      withNullPrototype: true,
+      withObjectString: true,
+      maxDepth: 4,
+    });
+    fc.assert(
+      fc.property(
+        anything,
+        fc.boolean(),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+        (value, shared, damage) => {
+          let bytes: Uint8Array;
+          try {
+            bytes = Uint8Array.from((shared ? tagged : plain).encode(value) as Uint8Array);
+          } catch {
+            return true;
+          }
+          for (const [at, byte] of damage) if (bytes.byteLength > 0) bytes[at % bytes.byteLength] = byte;
+          if (cborBeyondPlainData(bytes) !== undefined) return true;
+          let decoded: unknown;
+          try {
+            decoded = plain.decode(bytes);
+          } catch {
+            return true;
+          }
+          return notPlainData(decoded) === undefined;
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
   it("never throws, whatever bytes it is given", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
