@@ -459,7 +459,7 @@ export class RequestServer {
       }
       const sent = this.#responder.answer(msg, bytes, {
         ...(headers ? { headers } : {}),
-        ...(msg.subject === this.#options.subjects.multicast ? { alsoAllow: this.#isGatherSubject } : {}),
+        ...(served.source === "multicast" ? { alsoAllow: this.#isGatherSubject } : {}),
       });
       if (sent === "sent") this.stats.answered++;
     } catch (error) {

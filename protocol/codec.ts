@@ -10,6 +10,7 @@ import {
   clientIdSchema,
   countOf,
   describeIssues,
+  EMPTY_PARAMS,
   type ErrorData,
   type ErrorName,
   errorName,
@@ -170,12 +171,23 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
     };
   }
   const schema: z.ZodType = PARAMS[type];
+  // A type that takes no params, asked without any: `{}` without a parse (the commonest read, GETDVSINFO).
+  if (schema === EMPTY_PARAMS && (params === undefined || isEmptyObject(params)))
+    return { ok: true, encoding, rqst: withParams(envelope, type, {}) };
   // Only an absent params means `{}`: null, like any other non-object, is not of the type's shape.
   const checked = schema.safeParse(params === undefined ? {} : params);
   if (!checked.success) {
     return fail(encoding, "EBADMSG", `params are not valid for ${type}`, partial(), checked.error, "params");
   }
   return { ok: true, encoding, rqst: withParams(envelope, type, checked.data) };
+}
+
+/** `{}` as decoders build it: an object of Object's prototype with no keys. */
+function isEmptyObject(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype)
+    return false;
+  for (const _ in value) return false;
+  return true;
 }
 
 /**

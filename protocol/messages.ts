@@ -178,7 +178,9 @@ const name = z.string().min(1).max(64);
 
 // ---- params per request type ----
 
-const empty = z.strictObject({});
+/** The params of a type that takes none: only `{}`. */
+export const EMPTY_PARAMS = z.strictObject({});
+const empty = EMPTY_PARAMS;
 
 /** `dvs_usr` of the seed: the DVS-wide limits, all optional at DVSINIT (defaults apply). */
 export const dvsUsrSchema = z.strictObject({

@@ -290,11 +290,24 @@ function toNatsHeaders(h: Headers): MsgHdrs {
   return out;
 }
 
+/**
+ * A nats.js message as a Message. nats.js decodes a subject from its bytes
+ * when it is first read, and most handlers never read it (a request's path
+ * reads only the reply subject), so `subject` is an own getter that reads
+ * through: it is still enumerable, so spreads, logs and JSON keep it.
+ */
 function toMessage(msg: Msg): Message {
   let headers: Record<string, string> | undefined;
   if (msg.headers) {
     headers = {};
     for (const k of msg.headers.keys()) headers[k] = msg.headers.get(k);
   }
-  return { subject: msg.subject, data: msg.data, reply: msg.reply || undefined, headers };
+  return {
+    get subject() {
+      return msg.subject;
+    },
+    data: msg.data,
+    reply: msg.reply || undefined,
+    headers,
+  };
 }

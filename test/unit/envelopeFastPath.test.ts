@@ -121,3 +121,22 @@ describe("the RQST envelope fast path", () => {
     });
   });
 });
+
+describe("params of a type that takes none", () => {
+  const asked = (params: unknown) => parseRqst({ data: encode({ ...good, params }), headers: undefined });
+
+  it("absent or {} is {} without a parse, a fresh object each time", () => {
+    const a = asked(undefined);
+    const b = asked({});
+    expect(a.ok && a.rqst.params).toEqual({});
+    expect(b.ok && b.rqst.params).toEqual({});
+    expect(a.ok && b.ok && a.rqst.params !== b.rqst.params).toBe(true);
+  });
+
+  it("anything else is the schema's to refuse, as before", () => {
+    for (const params of [{ a: 1 }, [], null, 0, "x"]) {
+      const parsed = asked(params);
+      expect(parsed.ok ? "accepted" : parsed.error, JSON.stringify(params)).toBe("EBADMSG");
+    }
+  });
+});

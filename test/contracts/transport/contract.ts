@@ -59,6 +59,10 @@ export function transportContract(name: string, makeEnv: () => Promise<ContractE
       expect([...(got[0]?.data ?? [])]).toEqual([...payload]);
       expect(got[0]?.subject).toBe("dvs.test.one");
       expect(got[0]?.headers?.["Content-Type"]).toBe("application/json");
+      // Whatever a message's fields are made of, a copy or a log line keeps them all.
+      expect({ ...got[0] }).toMatchObject({ subject: "dvs.test.one", reply: undefined });
+      expect(Object.keys(got[0] ?? {}).sort()).toEqual(["data", "headers", "reply", "subject"]);
+      expect(JSON.parse(JSON.stringify(got[0])).subject).toBe("dvs.test.one");
     });
 
     it("matches * to one token and > to one or more trailing tokens", async () => {
