@@ -299,9 +299,9 @@ export type Params<T extends RequestType> = z.infer<(typeof PARAMS)[T]>;
 
 // ---- messages ----
 
-/** The `RQST_` prefix the seeds' names carry is accepted and dropped by parseRqst, not here (a transform costs each request). */
 /** The longest request type a RQST may name (with the seeds' `RQST_` prefix). */
 export const MAX_TYPE_LENGTH = 32;
+/** The `RQST_` prefix the seeds' names carry is accepted and dropped by parseRqst, not here (a transform costs each request). */
 const typeField = z.string().max(MAX_TYPE_LENGTH);
 
 /** The longest gather or forward timeout a RQST may ask for (ms). */
