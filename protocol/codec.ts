@@ -5,7 +5,7 @@
 import { Encoder } from "cbor-x";
 import type { z } from "zod";
 import { type Headers, header, type Message } from "../transport/transport.js";
-import { envelopeFastPath } from "./envelopeFastPath.js";
+import { envelopeFastPath, isDecodedObject } from "./envelopeFastPath.js";
 import {
   clientIdSchema,
   countOf,
@@ -184,8 +184,7 @@ export function parseRqst(msg: Pick<Message, "data" | "headers">): ParsedRqst {
 
 /** `{}` as decoders build it: an object of Object's prototype with no keys. */
 function isEmptyObject(value: unknown): boolean {
-  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype)
-    return false;
+  if (!isDecodedObject(value)) return false;
   for (const _ in value) return false;
   return true;
 }

@@ -30,16 +30,19 @@ export const FAST_PATH_KEYS: ReadonlySet<string> = new Set([
   "auth",
 ]);
 
+/** An object as cbor-x and JSON.parse build one: of Object's prototype (the schema's output is one too). */
+export function isDecodedObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
 /**
  * `value` as an envelope when rqstEnvelopeSchema would accept it and return
  * the same fields, undefined when it might not (then ask the schema). A
  * signed envelope (`auth`) is always left to the schema.
  */
 export function envelopeFastPath(value: unknown): RqstEnvelope | undefined {
-  // What cbor-x and JSON.parse build: an object of Object's prototype (the schema's output is one too).
-  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype)
-    return undefined;
-  const e = value as Record<string, unknown>;
+  if (!isDecodedObject(value)) return undefined;
+  const e = value;
   for (const key of Object.keys(e)) if (!FAST_PATH_KEYS.has(key)) return undefined;
   if (e.auth !== undefined || e.v !== PROTOCOL_VERSION) return undefined;
   if (typeof e.type !== "string" || e.type.length > MAX_TYPE_LENGTH) return undefined;

@@ -180,7 +180,6 @@ const name = z.string().min(1).max(64);
 
 /** The params of a type that takes none: only `{}`. */
 export const EMPTY_PARAMS = z.strictObject({});
-const empty = EMPTY_PARAMS;
 
 /** `dvs_usr` of the seed: the DVS-wide limits, all optional at DVSINIT (defaults apply). */
 export const dvsUsrSchema = z.strictObject({
@@ -216,8 +215,8 @@ const procRef = z.strictObject({ dcid: dcidSchema, endpoint: endpointSchema });
 
 export const PARAMS = {
   DVSINIT: dvsUsrSchema,
-  GETDVSINFO: empty,
-  DVSEND: empty,
+  GETDVSINFO: EMPTY_PARAMS,
+  DVSEND: EMPTY_PARAMS,
   DCINIT: dcUsrSchema,
   GETDCINFO: dcRef,
   /** `force`: end the DC's processes too (without it, DCEND refuses with EBUSY while any runs). */
@@ -259,7 +258,7 @@ export const PARAMS = {
     limit: z.number().int().min(1).max(2_000).optional(),
     sort: z.enum(["cpu", "mem", "pid"]).optional(),
   }),
-  VMSTAT: empty,
+  VMSTAT: EMPTY_PARAMS,
   IFCONFIG: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
   NETSTAT: z.strictObject({
     limit: z.number().int().min(1).max(5_000).optional(),
@@ -292,7 +291,7 @@ export const PARAMS = {
     sort: z.enum(["cpu", "mem", "pid"]).optional(),
   }),
   CONTAINER: z.strictObject({ limit: z.number().int().min(1).max(5_000).optional() }),
-  CONTROLLER: empty,
+  CONTROLLER: EMPTY_PARAMS,
 } satisfies Record<RequestType, z.ZodType>;
 
 export type Params<T extends RequestType> = z.infer<(typeof PARAMS)[T]>;
